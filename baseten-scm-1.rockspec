@@ -1,0 +1,47 @@
+rockspec_format = "3.0"
+package = "baseten"
+version = "scm-1"
+source = {
+   url = "git+https://github.com/basetenlabs/baseten-lua.git",
+   branch = "main",
+}
+description = {
+   summary = "Fast, non-blocking client for Baseten Model APIs and OpenAI-compatible chat completions",
+   detailed = [[
+A Lua client for Baseten's Model APIs and any OpenAI-compatible
+chat-completions server (vLLM, Ollama, llama.cpp, OpenAI). A small C core
+does HTTP over libcurl, Server-Sent Events and JSON over cJSON; the Lua layer
+gives blocking chat, streaming iterators, structured outputs, a tool-calling
+loop and non-blocking requests for game loops and editors.
+]],
+   homepage = "https://github.com/basetenlabs/baseten-lua",
+   license = "MIT",
+   labels = { "llm", "openai", "http", "sse", "json" },
+}
+dependencies = {
+   "lua >= 5.1, < 5.5",
+}
+external_dependencies = {
+   CURL = { header = "curl/curl.h", library = "curl" },
+   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["baseten.core"] = {
+         sources = {
+            "csrc/core.c", "csrc/http.c", "csrc/json.c", "csrc/sse.c", "csrc/lsse.c",
+         },
+         libraries = { "curl", "cjson" },
+         incdirs = { "$(CURL_INCDIR)", "$(CJSON_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)" },
+      },
+      ["baseten"] = "lua/baseten/init.lua",
+      ["baseten.client"] = "lua/baseten/client.lua",
+      ["baseten.errors"] = "lua/baseten/errors.lua",
+      ["baseten.stream"] = "lua/baseten/stream.lua",
+      ["baseten.accumulate"] = "lua/baseten/accumulate.lua",
+      ["baseten.tool"] = "lua/baseten/tool.lua",
+      ["baseten.async"] = "lua/baseten/async.lua",
+   },
+}

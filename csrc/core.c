@@ -1,0 +1,28 @@
+/*
+ * core.c: luaopen_baseten_core, the one symbol this module exports. Each
+ * concept lives in its own file (json.c, lsse.c, http.c) and adds its part
+ * to the module table here.
+ */
+#include <curl/curl.h>
+
+#include "bt.h"
+
+#define BT_CORE_VERSION "0.1.0"
+
+BT_EXPORT int luaopen_baseten_core(lua_State *L);
+
+int luaopen_baseten_core(lua_State *L) {
+  static int curl_ready = 0;
+  if (!curl_ready) { /* once per process; libcurl wants it before any thread */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+      return luaL_error(L, "curl_global_init failed");
+    curl_ready = 1;
+  }
+  lua_newtable(L);
+  bt_json_open(L);
+  bt_sse_open(L);
+  bt_http_open(L);
+  lua_pushliteral(L, BT_CORE_VERSION);
+  lua_setfield(L, -2, "VERSION");
+  return 1;
+}

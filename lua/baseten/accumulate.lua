@@ -1,0 +1,157 @@
+--- Folds chat.completion.chunk tables into one chat.completion table, as
+-- the official SDKs do, and tolerates what real servers send: `reasoning`
+-- besides `reasoning_content`, tool-call deltas that repeat `id`, `name` and
+-- `type` or lack `index`, usage on every chunk (cumulative: the last wins),
+-- or only on a last chunk with `choices = []`, and no role chunk at all.
+-- @module baseten.accumulate
+local json = require("baseten.core").json
+
+local null = json.null
+local array = json.array
+
+local M = {}
+local Acc = {}
+Acc.__index = Acc
+
+--- A new, empty accumulator.
+function M.new()
+  return setmetatable({ choices = {}, order = {} }, Acc)
+end
+
+local TEXT_FIELDS = { "content", "refusal", "reasoning_content", "reasoning" }
+
+local function choice_for(self, index)
+  local ch = self.choices[index]
+  if not ch then
+    ch = { index = index, parts = {}, calls = {}, by_index = {}, by_id = {} }
+    for _, f in ipairs(TEXT_FIELDS) do ch.parts[f] = {} end
+    self.choices[index] = ch
+    self.order[#self.order + 1] = index
+  end
+  return ch
+end
+
+local function new_call(ch)
+  local call = { args = {}, fn = {} }
+  ch.calls[#ch.calls + 1] = call
+  return call
+end
+
+-- Which call a tool-call delta continues (see the module comment).
+local function call_for(ch, d)
+  local id = type(d.id) == "string" and d.id ~= "" and d.id or nil
+  local idx = type(d.index) == "number" and d.index or nil
+  local call
+  if idx then
+    call = ch.by_index[idx]
+    if call and id and call.id and call.id ~= id then call = nil end
+    if not call then
+      call = (id and ch.by_id[id]) or new_call(ch)
+      ch.by_index[idx] = call
+    end
+  elseif id then
+    call = ch.by_id[id] or new_call(ch)
+  else
+    call = ch.calls[#ch.calls] or new_call(ch)
+  end
+  if id then
+    call.id = id
+    ch.by_id[id] = call
+  end
+  return call
+end
+
+local function add_tool_calls(ch, deltas)
+  for _, d in ipairs(deltas) do
+    if type(d) == "table" then
+      local call = call_for(ch, d)
+      if type(d.type) == "string" then call.type = d.type end
+      local fn = d["function"]
+      if type(fn) == "table" then
+        if type(fn.name) == "string" and fn.name ~= "" then call.fn.name = fn.name end
+        if type(fn.arguments) == "string" and fn.arguments ~= "" then
+          call.args[#call.args + 1] = fn.arguments
+        end
+      end
+    end
+  end
+end
+
+local function add_choice(self, c)
+  local ch = choice_for(self, type(c.index) == "number" and c.index or 0)
+  local delta = c.delta
+  if type(delta) ~= "table" then delta = c.message end -- some servers send message
+  if type(delta) == "table" then
+    if type(delta.role) == "string" then ch.role = delta.role end
+    for _, f in ipairs(TEXT_FIELDS) do
+      local v = delta[f]
+      if type(v) == "string" and v ~= "" then
+        local p = ch.parts[f]
+        p[#p + 1] = v
+      end
+    end
+    if type(delta.tool_calls) == "table" then add_tool_calls(ch, delta.tool_calls) end
+  end
+  if c.finish_reason ~= nil and c.finish_reason ~= null then ch.finish_reason = c.finish_reason end
+  if c.logprobs ~= nil and c.logprobs ~= null then ch.logprobs = c.logprobs end
+end
+
+--- Adds one decoded chunk.
+-- @tparam table chunk
+function Acc:add(chunk)
+  if self.id == nil and type(chunk.id) == "string" then self.id = chunk.id end
+  if self.model == nil and type(chunk.model) == "string" then self.model = chunk.model end
+  if self.created == nil and type(chunk.created) == "number" then self.created = chunk.created end
+  if type(chunk.system_fingerprint) == "string" then self.system_fingerprint = chunk.system_fingerprint end
+  if type(chunk.usage) == "table" then self.usage = chunk.usage end
+  local choices = chunk.choices
+  if type(choices) == "table" then
+    for i = 1, #choices do
+      if type(choices[i]) == "table" then add_choice(self, choices[i]) end
+    end
+  end
+end
+
+--- The content accumulated so far for choice 0, as one string.
+function Acc:text()
+  local ch = self.choices[0] or self.choices[self.order[1]]
+  return ch and table.concat(ch.parts.content) or ""
+end
+
+local function finish_call(call, i)
+  return {
+    index = i - 1, id = call.id, type = call.type or "function",
+    ["function"] = { name = call.fn.name, arguments = table.concat(call.args) },
+  }
+end
+
+local function finish_choice(ch)
+  local msg = { role = ch.role or "assistant" }
+  for _, f in ipairs(TEXT_FIELDS) do
+    if #ch.parts[f] > 0 then msg[f] = table.concat(ch.parts[f]) end
+  end
+  if #ch.calls > 0 then
+    local calls = array()
+    for i, call in ipairs(ch.calls) do calls[i] = finish_call(call, i) end
+    msg.tool_calls = calls
+  end
+  return { index = ch.index, message = msg, finish_reason = ch.finish_reason, logprobs = ch.logprobs }
+end
+
+--- The chat.completion-shaped result of everything added so far. Fields
+-- never received are absent (nil), never json.null.
+-- @treturn table
+function Acc:result()
+  local order = {}
+  for i, idx in ipairs(self.order) do order[i] = idx end
+  table.sort(order)
+  local choices = array()
+  for i, idx in ipairs(order) do choices[i] = finish_choice(self.choices[idx]) end
+  return {
+    id = self.id, object = "chat.completion", created = self.created,
+    model = self.model, system_fingerprint = self.system_fingerprint,
+    choices = choices, usage = self.usage,
+  }
+end
+
+return M

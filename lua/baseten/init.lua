@@ -1,0 +1,36 @@
+--- baseten: a client for Baseten's Model APIs and any OpenAI-compatible
+-- chat-completions server.
+--
+--     local baseten = require("baseten")
+--     local client = baseten.new{ model = "deepseek-ai/DeepSeek-V3.1" }
+--     local resp = assert(client:chat{ messages = {{role = "user", content = "Hi"}} })
+--     print(resp.choices[1].message.content)
+--
+-- @module baseten
+local core = require("baseten.core")
+local client = require("baseten.client")
+require("baseten.async") -- adds start, poll, await, spawn to clients
+local tool = require("baseten.tool")
+local errors = require("baseten.errors")
+
+local M = {}
+
+--- The library version, "X.Y.Z".
+M.VERSION = core.VERSION
+
+--- JSON over cJSON: `encode`, `decode`, `null`, `array`, `object`.
+M.json = core.json
+
+--- The incremental Server-Sent Events parser: `baseten.sse.new()`.
+M.sse = core.sse
+
+--- Makes a client. See `baseten.client.new` for the options.
+M.new = client.new
+
+--- Makes a tool for `run_tools` (and any request's `tools`).
+M.tool = tool.tool
+
+--- Error helpers: `errors.is_error(v)`, `errors.KINDS`.
+M.errors = errors
+
+return M

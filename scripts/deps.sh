@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, from Debian's archive only.
+# Runs apt-get only when something is missing, so it is cheap to call often.
+set -euo pipefail
+PKGS=(
+  build-essential pkg-config git python3
+  lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev
+  luajit libluajit-5.1-dev
+  libcurl4-openssl-dev libcjson-dev
+  luarocks lua-busted lua-socket lua-check
+)
+# extra package groups: deps.sh [extra...]  (e.g. "tools" for sanitizers)
+for g in "$@"; do
+  case "$g" in
+    tools) PKGS+=(clang libclang-rt-14-dev valgrind) ;;
+    hosts) PKGS+=(neovim love xvfb xauth) ;;
+    tls) PKGS+=(nginx-light openssl) ;;
+    docs) PKGS+=(lua-ldoc cppcheck clang-format) ;;
+    bench) PKGS+=(nodejs npm) ;;
+  esac
+done
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "deps: installing ${missing[*]}" >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
