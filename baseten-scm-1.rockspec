@@ -22,7 +22,9 @@ dependencies = {
    "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
-   CURL = { header = "curl/curl.h", library = "curl" },
+   -- no header check for CURL: Debian and Ubuntu keep curl/curl.h in a
+   -- multiarch include folder that LuaRocks does not search, but the compiler does
+   CURL = { library = "curl" },
    CJSON = { header = "cjson/cJSON.h", library = "cjson" },
 }
 build = {
