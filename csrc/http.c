@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep */
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,7 +24,7 @@
 
 /* A stream pauses curl once this many bytes wait unread, so memory stays
  * flat however fast the server floods and however slow the consumer is. */
-#define STREAM_PAUSE_BYTES (256u * 1024u)
+#define STREAM_PAUSE_BYTES (4u * 1024u * 1024u)
 #define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
 
 enum { T_RUNNING = 0, T_DONE = 1, T_CLOSED = 2 };
@@ -35,6 +36,7 @@ typedef struct bt_engine {
   CURLM *multi;
   bt_transfer *head; /* transfers still attached to this engine */
   int closed;
+  int kick; /* a transfer was unpaused: the next perform must not sleep */
 } bt_engine;
 
 struct bt_transfer {
@@ -47,11 +49,18 @@ struct bt_transfer {
   size_t off, len, cap, total, max_body;
   long status;
   int headers_done, state, stream, paused, failure;
+  double idle, last_rx; /* idle timeout (s, 0 = none) and last byte's time */
   CURLcode result;
   sse_parser sse;
   char request_id[128], retry_after[64], retry_after_ms[32], ctype[128];
   char errbuf[CURL_ERROR_SIZE];
 };
+
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* ---------------------------------------------------------------- buffer */
 
@@ -95,6 +104,7 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud) {
     return 0;
   }
   memcpy(t->buf + t->len, ptr, bytes);
+  t->last_rx = mono_now();
   t->len += bytes;
   t->total += bytes;
   return bytes;
@@ -119,6 +129,7 @@ static int header_is(const char *line, size_t n, const char *name) {
 static size_t on_header(char *line, size_t size, size_t n, void *ud) {
   bt_transfer *t = ud;
   size_t len = size * n;
+  t->last_rx = mono_now();
   if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
     const char *sp = memchr(line, ' ', len);
     t->status = sp ? strtol(sp + 1, NULL, 10) : 0;
@@ -217,6 +228,27 @@ static void engine_collect(bt_engine *e) {
   }
 }
 
+/* Ends transfers that received nothing for their idle timeout (curl's
+ * low-speed check averages over several seconds, too coarse for this).
+ * Returns the seconds until the nearest idle deadline, or `cap`. */
+static double engine_check_idle(bt_engine *e, double cap) {
+  double now = mono_now();
+  bt_transfer *t = e->head, *next;
+  for (; t != NULL; t = next) {
+    next = t->next;
+    if (t->idle <= 0 || t->state != T_RUNNING || t->paused) continue;
+    if (now - t->last_rx >= t->idle) {
+      t->result = CURLE_OPERATION_TIMEDOUT;
+      t->state = T_DONE;
+      snprintf(t->errbuf, sizeof t->errbuf, "no data received for %.3g seconds", t->idle);
+      transfer_detach(t);
+    } else if (t->last_rx + t->idle - now < cap) {
+      cap = t->last_rx + t->idle - now;
+    }
+  }
+  return cap;
+}
+
 /* engine:perform(timeout) -> transfers still running. Waits at most
  * timeout seconds for network activity; 0 never blocks. */
 static int engine_perform(lua_State *L) {
@@ -224,12 +256,19 @@ static int engine_perform(lua_State *L) {
   double timeout = luaL_optnumber(L, 2, 0);
   int running = 0;
   CURLMcode rc = curl_multi_perform(e->multi, &running);
+  if (e->kick) {
+    e->kick = 0;
+    timeout = 0;
+  }
+  engine_collect(e);
+  timeout = engine_check_idle(e, timeout);
   if (rc == CURLM_OK && running > 0 && timeout > 0) {
     int ms = timeout > 3600 ? 3600000 : (int)(timeout * 1000 + 0.5);
     rc = curl_multi_poll(e->multi, NULL, 0, ms, NULL);
     if (rc == CURLM_OK) rc = curl_multi_perform(e->multi, &running);
+    engine_collect(e);
+    engine_check_idle(e, 0);
   }
-  engine_collect(e);
   if (rc != CURLM_OK) return luaL_error(L, "curl multi: %s", curl_multi_strerror(rc));
   lua_pushinteger(L, running);
   return 1;
@@ -330,14 +369,11 @@ static void set_tls_proxy(lua_State *L, bt_transfer *t, int opts) {
 
 static void set_timeouts(lua_State *L, bt_transfer *t, int opts) {
   long ms = opt_ms(L, opts, "timeout");
-  long idle = opt_ms(L, opts, "idle_timeout");
   if (ms > 0) curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, ms);
   if ((ms = opt_ms(L, opts, "connect_timeout")) > 0)
     curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, ms);
-  if (idle > 0) { /* a stall: under 1 byte/s for that long */
-    curl_easy_setopt(t->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(t->easy, CURLOPT_LOW_SPEED_TIME, (idle + 999) / 1000);
-  }
+  t->idle = (double)opt_ms(L, opts, "idle_timeout") / 1000.0;
+  t->last_rx = mono_now();
 }
 
 static void set_basics(lua_State *L, bt_transfer *t, int opts) {
@@ -471,6 +507,7 @@ static int transfer_result(lua_State *L) {
 static void maybe_unpause(bt_transfer *t) {
   if (t->paused && t->len - t->off < STREAM_PAUSE_BYTES / 2 && t->easy) {
     t->paused = 0;
+    if (t->engine) t->engine->kick = 1;
     curl_easy_pause(t->easy, CURLPAUSE_CONT); /* may call on_write now */
   }
 }
@@ -588,9 +625,7 @@ static int transfer_tostring(lua_State *L) {
 /* ---------------------------------------------------------------- clock */
 
 static int clock_now(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+  lua_pushnumber(L, mono_now());
   return 1;
 }
 

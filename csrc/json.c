@@ -428,7 +428,7 @@ static void enc_object_members(lua_State *L, json_encoder *e, int idx, int marke
   enc_putc(L, e, '}');
 }
 
-/* The positive integer the key on top of the stack - 1 is, or raises. */
+/* The key at kidx as a positive integer; any other key raises. */
 static double array_key(lua_State *L, int kidx) {
   double k;
   if (lua_type(L, kidx) != LUA_TNUMBER) mixed_key_error(L, kidx, "integer");

@@ -322,7 +322,6 @@ fail:
    room of p->data so its length, and so later parsing, is untouched. */
 static int pending_join(sse_parser *p, sse_event *ev, const char *v, size_t n) {
   sse_buf *d = &p->data;
-  if (p->dref != NULL && materialize(p) < 0) return 0;
   if (n >= SIZE_MAX - d->len || buf_reserve(d, d->len + 1 + n) < 0) return 0;
   d->p[d->len] = '\n';
   if (n > 0) memcpy(d->p + d->len + 1, v, n);
@@ -331,6 +330,8 @@ static int pending_join(sse_parser *p, sse_event *ev, const char *v, size_t n) {
   return 1;
 }
 
+/* Between feeds p->dref is always NULL: sse_feed copies a borrowed data
+   line before returning SSE_NEED_MORE and gives it away with SSE_EVENT. */
 int sse_pending(sse_parser *p, sse_event *ev) {
   const char *v = NULL;
   size_t vn = 0;
@@ -351,9 +352,6 @@ int sse_pending(sse_parser *p, sse_event *ev) {
   if (kind == F_DATA) {
     ev->data = v;
     ev->data_len = vn;
-  } else if (p->dref != NULL) {
-    ev->data = p->dref;
-    ev->data_len = p->dref_len;
   } else {
     ev->data = p->data.len ? p->data.p : "";
     ev->data_len = p->data.len;

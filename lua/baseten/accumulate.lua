@@ -20,11 +20,39 @@ end
 
 local TEXT_FIELDS = { "content", "refusal", "reasoning_content", "reasoning" }
 
+-- Text pieces: a long stream has a million tiny deltas, so pieces are
+-- folded into 512-piece segments as they come, keeping the heap near the
+-- size of the text itself.
+local SEGMENT = 512
+
+local function new_text()
+  return { n = 0, segs = {} }
+end
+
+local function push_text(p, s)
+  local n = p.n + 1
+  p[n] = s
+  if n == SEGMENT then
+    p.segs[#p.segs + 1] = table.concat(p, "", 1, n)
+    n = 0
+  end
+  p.n = n
+end
+
+local function text_of(p)
+  if #p.segs == 0 then return table.concat(p, "", 1, p.n) end
+  return table.concat(p.segs) .. table.concat(p, "", 1, p.n)
+end
+
+local function has_text(p)
+  return p.n > 0 or #p.segs > 0
+end
+
 local function choice_for(self, index)
   local ch = self.choices[index]
   if not ch then
     ch = { index = index, parts = {}, calls = {}, by_index = {}, by_id = {} }
-    for _, f in ipairs(TEXT_FIELDS) do ch.parts[f] = {} end
+    for _, f in ipairs(TEXT_FIELDS) do ch.parts[f] = new_text() end
     self.choices[index] = ch
     self.order[#self.order + 1] = index
   end
@@ -32,7 +60,7 @@ local function choice_for(self, index)
 end
 
 local function new_call(ch)
-  local call = { args = {}, fn = {} }
+  local call = { args = new_text(), fn = {} }
   ch.calls[#ch.calls + 1] = call
   return call
 end
@@ -70,7 +98,7 @@ local function add_tool_calls(ch, deltas)
       if type(fn) == "table" then
         if type(fn.name) == "string" and fn.name ~= "" then call.fn.name = fn.name end
         if type(fn.arguments) == "string" and fn.arguments ~= "" then
-          call.args[#call.args + 1] = fn.arguments
+          push_text(call.args, fn.arguments)
         end
       end
     end
@@ -85,10 +113,7 @@ local function add_choice(self, c)
     if type(delta.role) == "string" then ch.role = delta.role end
     for _, f in ipairs(TEXT_FIELDS) do
       local v = delta[f]
-      if type(v) == "string" and v ~= "" then
-        local p = ch.parts[f]
-        p[#p + 1] = v
-      end
+      if type(v) == "string" and v ~= "" then push_text(ch.parts[f], v) end
     end
     if type(delta.tool_calls) == "table" then add_tool_calls(ch, delta.tool_calls) end
   end
@@ -115,20 +140,20 @@ end
 --- The content accumulated so far for choice 0, as one string.
 function Acc:text()
   local ch = self.choices[0] or self.choices[self.order[1]]
-  return ch and table.concat(ch.parts.content) or ""
+  return ch and text_of(ch.parts.content) or ""
 end
 
 local function finish_call(call, i)
   return {
     index = i - 1, id = call.id, type = call.type or "function",
-    ["function"] = { name = call.fn.name, arguments = table.concat(call.args) },
+    ["function"] = { name = call.fn.name, arguments = text_of(call.args) },
   }
 end
 
 local function finish_choice(ch)
   local msg = { role = ch.role or "assistant" }
   for _, f in ipairs(TEXT_FIELDS) do
-    if #ch.parts[f] > 0 then msg[f] = table.concat(ch.parts[f]) end
+    if has_text(ch.parts[f]) then msg[f] = text_of(ch.parts[f]) end
   end
   if #ch.calls > 0 then
     local calls = array()

@@ -14,7 +14,34 @@
 --
 -- A callback that raises: the error comes out of `poll` (after every other
 -- request of that poll has been served), the request whose callback raised
--- is canceled and closed, and the client stays usable.
+-- is canceled and closed, and the client stays usable. When callbacks of
+-- several requests raise in one poll, the first error is raised and the
+-- others are dropped (their requests are canceled all the same). The error
+-- value is raised as it was given (a table stays a table); `error(nil)`
+-- becomes a string that says so.
+--
+-- Coroutines. A blocking call works inside any coroutine, but it blocks the
+-- whole Lua thread while it waits: `client:chat` until the response is in,
+-- and each `stream:next()` (or step of `for chunk in stream`) until the next
+-- chunk arrives. Between chunks the coroutine may yield and be resumed
+-- later; the transfer stays open meanwhile and the bytes that arrive are
+-- buffered (a stream pauses its connection once 256 KiB wait unread). To
+-- wait without blocking, use `await` in a coroutine that `spawn` started:
+--
+--     client:spawn(function()
+--       local resp, err = client:await(req)          -- yields until done
+--       local r2 = client:await(req2, { on_chunk = f }) -- streams too
+--     end)
+--     while client:pending() > 0 do client:poll(0.05) end  -- or each frame
+--
+-- `await` yields to whoever resumed the coroutine and is resumed from
+-- inside `poll` (from the request's on_done), so call it only in coroutines
+-- whose yields nothing else interprets (those of `spawn`, or your own that
+-- you do not resume for other reasons; a stray resume just yields again).
+-- An error inside a spawned coroutine comes out of `spawn` or `poll`. Outside
+-- any coroutine `await` is a blocking call (`chat`, or for a streaming
+-- request a stream whose chunks go to `on_chunk`). On Lua 5.1 (not LuaJIT)
+-- `await` cannot yield across a `pcall` inside the coroutine.
 -- @module baseten.async
 local core = require("baseten.core")
 local errors = require("baseten.errors")
@@ -44,13 +71,24 @@ local function remove_handle(client, h)
   end
 end
 
+local function emit(client, event)
+  if client.log then pcall(client.log, event) end
+end
+
+-- A callback's error, boxed so that even error(nil) or error(false) is not
+-- mistaken for "no error" on its way out of poll.
+local function raised(e)
+  if e == nil then e = "baseten: a callback raised nil" end
+  return { err = e }
+end
+
 local function launch(h)
   h._spec.attempt = h.attempts + 1
   h._t = h._client:_start_transfer(h._spec)
   h._phase = "waiting"
 end
 
--- Runs on_done once; returns the callback's error, if it raised.
+-- Runs on_done once; returns the callback's error (boxed), if it raised.
 local function finish(h, resp, err)
   if h._finished then return nil end
   h._finished = true
@@ -61,7 +99,7 @@ local function finish(h, resp, err)
   remove_handle(h._client, h)
   if h._on_done then
     local ok, e = pcall(h._on_done, resp, err)
-    if not ok then return e end
+    if not ok then return raised(e) end
   end
   return nil
 end
@@ -69,7 +107,10 @@ end
 local function fail_or_retry(h, err)
   err.attempts = h.attempts + 1
   if err.retryable and h.attempts < h._spec.opts.max_retries then
-    h._retry_at = core.now() + client_mod.backoff(h.attempts, err.retry_after)
+    local delay = client_mod.backoff(h.attempts, err.retry_after)
+    emit(h._client, { event = "retry", kind = err.kind, status = err.status or "-", delay = delay,
+                      attempt = h.attempts + 1 })
+    h._retry_at = core.now() + delay
     h.attempts = h.attempts + 1
     h._phase = "retry"
     return nil
@@ -79,7 +120,7 @@ end
 
 -- A streaming handle: hand every buffered chunk to on_chunk.
 local function pump_stream(h)
-  while true do
+  while not h._finished do -- on_chunk may cancel its own request
     local chunk, err = h._stream:_step()
     if chunk == false then return nil end
     if chunk == nil then
@@ -91,15 +132,18 @@ local function pump_stream(h)
       local ok, e = pcall(h._on_chunk, chunk)
       if not ok then
         finish(h, nil, errors.new({ kind = "canceled", message = "on_chunk raised: " .. tostring(e) }))
-        return e
+        return raised(e)
       end
     end
   end
+  return nil
 end
 
 -- Advances one handle as far as it can go without waiting.
 local function step(h)
   local c = h._client
+  -- a callback run earlier in this poll may have canceled this request
+  if h._finished then return nil end
   if h._phase == "retry" then
     if core.now() < h._retry_at then return nil end
     launch(h)
@@ -112,6 +156,8 @@ local function step(h)
     local ok_t, err = c:_judge(t, h._spec.stream)
     h._t = ok_t
     if not ok_t then return fail_or_retry(h, err) end
+    emit(c, { event = "response", status = (ok_t:status()), attempt = h.attempts + 1,
+              request_id = ok_t:header("x-request-id") or "-" })
     if not h._spec.stream then
       local resp, derr = c:_decode_body(ok_t)
       h._t = nil
@@ -147,9 +193,9 @@ function Client:start(req, handlers)
                 timeout = handlers.timeout, max_retries = handlers.max_retries, headers = handlers.headers }) },
     attempts = 0,
   }, Handle)
+  launch(h) -- first: a closed client raises here, and nothing is left pending
   local list = handles_of(self)
   list[#list + 1] = h
-  launch(h)
   return h
 end
 
@@ -161,16 +207,40 @@ local function next_wait(list, timeout)
   return timeout
 end
 
+local function copy(list)
+  local out = {}
+  for i, h in ipairs(list) do out[i] = h end
+  return out
+end
+
 -- Steps every handle once (over a copy: finishing removes from the list).
--- Returns the first callback error, after every handle had its turn.
+-- Returns the first callback error (boxed), after every handle had its turn.
 local function serve(list)
-  local snapshot, first_err = {}, nil
-  for i, h in ipairs(list) do snapshot[i] = h end
-  for _, h in ipairs(snapshot) do
+  local first_err = nil
+  for _, h in ipairs(copy(list)) do
     local e = step(h)
     if first_err == nil then first_err = e end
   end
   return first_err
+end
+
+-- Whether some request has a transfer on the engine (not just a retry due).
+local function has_transfer(list)
+  for _, h in ipairs(list) do
+    if h._phase ~= "retry" then return true end
+  end
+  return false
+end
+
+-- A closed client: every request still pending ends as canceled.
+local function cancel_all(client, message)
+  local first_err = nil
+  for _, h in ipairs(copy(handles_of(client))) do
+    local e = finish(h, nil, errors.new({ kind = "canceled", message = message }))
+    if first_err == nil then first_err = e end
+  end
+  if first_err ~= nil then error(first_err.err, 0) end
+  return 0
 end
 
 --- Drives every non-blocking request of this client; callbacks run here.
@@ -183,15 +253,22 @@ function Client:poll(timeout)
   if type(timeout) ~= "number" or timeout < 0 then error("baseten: poll timeout must be a number >= 0", 2) end
   local list = handles_of(self)
   if #list == 0 then return 0 end
+  if self._closed then return cancel_all(self, "the client was closed") end
   -- serve what is already buffered, wait only if that was nothing
   local before = self._activity or 0
   local first_err = serve(list)
   if first_err == nil and #list > 0 then
     local wait = (self._activity or 0) ~= before and 0 or next_wait(list, timeout)
-    self._engine:perform(wait)
+    if has_transfer(list) then
+      self._engine:perform(wait)
+    else
+      -- only retries waiting: nothing for curl to wait on, so sleep (else
+      -- drain and poll(t) loops would spin until the retry is due)
+      core.sleep(wait)
+    end
     first_err = serve(list)
   end
-  if first_err ~= nil then error(first_err, 0) end
+  if first_err ~= nil then error(first_err.err, 0) end
   return #list
 end
 
@@ -211,7 +288,7 @@ end
 function Handle:cancel()
   if self._finished then return end
   local e = finish(self, nil, errors.new({ kind = "canceled", message = "the request was canceled" }))
-  if e ~= nil then error(e, 0) end
+  if e ~= nil then error(e.err, 0) end
 end
 
 --- The response and error once done: `resp` or `nil, err`; nothing before.
@@ -224,32 +301,51 @@ function Handle:__tostring()
   return "baseten.handle (" .. (self._finished and "done" or (self._phase or "new")) .. ")"
 end
 
+-- await outside a coroutine: a blocking call, with on_chunk honoured.
+local function await_blocking(self, req, handlers)
+  local on_chunk = handlers and handlers.on_chunk
+  if not (type(req) == "table" and req.stream and on_chunk) then return self:chat(req, handlers) end
+  local s, err = self:stream(req, handlers)
+  if not s then return nil, err end
+  while true do
+    local chunk, cerr = s:next()
+    if cerr then return nil, cerr end
+    if chunk == nil then return s:snapshot() end
+    local ok, e = pcall(on_chunk, chunk)
+    if not ok then
+      s:close()
+      error(e, 0)
+    end
+  end
+end
+
 --- Inside a coroutine: starts the request and yields until poll finishes
 -- it, then returns `resp` or `nil, err`. Outside a coroutine it is a plain
--- blocking `chat`. `handlers` may carry `on_chunk` for a streaming request.
+-- blocking call (`chat`; a streaming request with `on_chunk` streams and
+-- calls it for each chunk). `handlers` may carry `on_chunk` for a
+-- streaming request, and `timeout`, `max_retries`, `headers`.
 -- @tparam table req
 -- @tparam[opt] table handlers
 function Client:await(req, handlers)
   local co, main = coroutine.running()
-  if co == nil or main then return self:chat(req, handlers) end
+  if co == nil or main then return await_blocking(self, req, handlers) end
   handlers = handlers or {}
   local result
-  local waiting = false
-  local h = self:start(req, {
+  self:start(req, {
     on_chunk = handlers.on_chunk, timeout = handlers.timeout,
     max_retries = handlers.max_retries, headers = handlers.headers,
     on_done = function(resp, err)
       result = { resp, err }
-      if waiting then
+      -- resume only from outside: if the coroutine is running (it polled
+      -- itself), the loop below sees the result when control comes back
+      if coroutine.status(co) == "suspended" then
         local ok, e = coroutine.resume(co)
         if not ok then error(e, 0) end
       end
     end,
   })
-  if not h:done() then
-    waiting = true
-    coroutine.yield()
-  end
+  -- a resume by anyone but on_done (a foreign scheduler) just yields again
+  while result == nil do coroutine.yield() end
   return result[1], result[2]
 end
 
@@ -257,7 +353,7 @@ end
 -- and returns the coroutine; poll then drives it. An error inside it
 -- raises out of whichever call resumed it (spawn, or poll).
 -- @tparam function fn
-function Client:spawn(fn, ...)
+function Client.spawn(_, fn, ...)
   local co = coroutine.create(fn)
   local ok, e = coroutine.resume(co, ...)
   if not ok then error(e, 0) end

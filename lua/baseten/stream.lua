@@ -92,7 +92,8 @@ local function at_end(self)
   local ok, kind, message = t:result()
   if not ok then
     local e = self._client:_net_error(kind, message)
-    return fail(self, { kind = e.kind, message = message .. " (the stream was cut off)" })
+    local why = e.kind == "connection" and " (the stream was cut off)" or ""
+    return fail(self, { kind = e.kind, message = message .. why })
   end
   local pending = t:pending()
   if pending == nil or pending == "[DONE]" then return finish(self) end
