@@ -230,7 +230,7 @@ local function parse_class(re, i)
           hi, nexti = d, i + 2
         end
         if not hi or hi:byte() < lo:byte() then return nil end
-        if lo:match("^%w$") and hi:match("^%w$") then
+        if lo:match("^[A-Za-z0-9]$") and hi:match("^[A-Za-z0-9]$") then
           parts[#parts + 1] = lo .. "-" .. hi
         else
           for b = lo:byte(), hi:byte() do parts[#parts + 1] = set_char(string.char(b)) end
@@ -254,8 +254,8 @@ local function parse_atom(re, i)
     local body, neg, sensitive, nexti = parse_class(re, i)
     if not body then return nil end
     if neg then
-      return { one = "[^" .. body .. "]", cp = "[^" .. body .. CONT .. "][" .. CONT .. "]*",
-               sensitive = sensitive }, nexti
+      -- [^\s] accepts Unicode spaces here: too lenient, never wrong
+      return { one = "[^" .. body .. "]", cp = "[^" .. body .. CONT .. "][" .. CONT .. "]*" }, nexti
     end
     return { one = "[" .. body .. "]", sensitive = sensitive }, nexti
   elseif c == "\\" then
@@ -263,8 +263,7 @@ local function parse_atom(re, i)
     if CLASS[e] then return { one = "[" .. CLASS[e] .. "]", sensitive = e == "s" }, i + 2 end
     local up = CLASS[e:lower()]
     if up then
-      return { one = "[^" .. up .. "]", cp = "[^" .. up .. CONT .. "][" .. CONT .. "]*",
-               sensitive = e == "S" }, i + 2
+      return { one = "[^" .. up .. "]", cp = "[^" .. up .. CONT .. "][" .. CONT .. "]*" }, i + 2
     end
     local ch, nexti = escaped_char(re, i + 1)
     if not ch then return nil end
@@ -365,11 +364,13 @@ local pattern_cache = {}
 --
 -- Matching is by code points, as with the `u` flag: `.` and negated
 -- classes never match part of a character. Two cases are exact only on
--- ASCII text, because Lua cannot express them over UTF-8: `\s` and `\S`
--- (ECMA counts Unicode spaces) and a wide atom (`.`, a negated class, `\D
--- \W \S`) under an optional repetition (`?`, `{n,m}`); for those the second
--- result is true, and `match_pattern` skips non-ASCII strings. `.` accepts
--- U+2028 and U+2029, which ECMA's does not.
+-- ASCII text, because Lua cannot express them over UTF-8: `\s` outside a
+-- negated class (ECMA counts Unicode spaces such as U+00A0) and a wide
+-- atom (`.`, a negated class, `\D \W \S`) under an optional repetition
+-- (`?`, `{n,m}` with n < m); for those the second result is true, and
+-- `match_pattern` skips non-ASCII strings. Where the translation is only
+-- more lenient than ECMA it is used as is: `\S` and `[^\s]` accept the
+-- non-ASCII spaces, `.` accepts U+2028 and U+2029.
 -- @tparam string re
 -- @treturn string|nil the Lua pattern, or nil
 -- @treturn boolean|string whether it is exact only on ASCII text; or why there is none
@@ -435,11 +436,12 @@ end
 local function check_type(s, kind, v, path)
   local t = s.type
   if t == nil then return true end
-  local ok, names = false, nil
+  local ok, names
   if type(t) == "string" then
     ok, names = type_matches(t, kind, v), t
   elseif type(t) == "table" then
     local list = {}
+    ok = false
     for _, name in ipairs(t) do
       if type(name) == "string" then
         list[#list + 1] = name
@@ -514,25 +516,27 @@ end
 
 local function check_number(v, s, path)
   local function num(x) return type(x) == "number" end
-  if num(s.minimum) then
-    if s.exclusiveMinimum == true then
-      if not (v > s.minimum) then return false, path, "must be greater than " .. show(s.minimum) .. ", got " .. show(v) end
-    elseif v < s.minimum then
-      return false, path, "must be at least " .. show(s.minimum) .. ", got " .. show(v)
+  local lo, hi = s.minimum, s.maximum
+  if num(lo) then
+    if s.exclusiveMinimum == true and v <= lo then
+      return false, path, "must be greater than " .. show(lo) .. ", got " .. show(v)
+    elseif v < lo then
+      return false, path, "must be at least " .. show(lo) .. ", got " .. show(v)
     end
   end
-  if num(s.maximum) then
-    if s.exclusiveMaximum == true then
-      if not (v < s.maximum) then return false, path, "must be less than " .. show(s.maximum) .. ", got " .. show(v) end
-    elseif v > s.maximum then
-      return false, path, "must be at most " .. show(s.maximum) .. ", got " .. show(v)
+  if num(hi) then
+    if s.exclusiveMaximum == true and v >= hi then
+      return false, path, "must be less than " .. show(hi) .. ", got " .. show(v)
+    elseif v > hi then
+      return false, path, "must be at most " .. show(hi) .. ", got " .. show(v)
     end
   end
-  if num(s.exclusiveMinimum) and not (v > s.exclusiveMinimum) then
-    return false, path, "must be greater than " .. show(s.exclusiveMinimum) .. ", got " .. show(v)
+  lo, hi = s.exclusiveMinimum, s.exclusiveMaximum
+  if num(lo) and v <= lo then
+    return false, path, "must be greater than " .. show(lo) .. ", got " .. show(v)
   end
-  if num(s.exclusiveMaximum) and not (v < s.exclusiveMaximum) then
-    return false, path, "must be less than " .. show(s.exclusiveMaximum) .. ", got " .. show(v)
+  if num(hi) and v >= hi then
+    return false, path, "must be less than " .. show(hi) .. ", got " .. show(v)
   end
   local m = s.multipleOf
   if num(m) and m > 0 then
@@ -638,14 +642,15 @@ local function check_object(ctx, v, s, path)
   end
   local props = type(s.properties) == "table" and s.properties or {}
   local pp = type(s.patternProperties) == "table" and s.patternProperties or nil
-  local pkeys, all_decidable = {}, true
-  if pp then pkeys, all_decidable = pattern_keys(pp) end
+  local pkeys, all_translated = {}, true
+  if pp then pkeys, all_translated = pattern_keys(pp) end
   local extra = s.additionalProperties
   for _, k in ipairs(sorted_keys(v)) do
+    local decided = all_translated
     local kp = key_path(path, k)
     if s.propertyNames ~= nil then
-      ok, m = validate_node(ctx, tostring(k), s.propertyNames, kp)
-      if not ok then return false, kp, "property name: " .. select(2, validate_node(ctx, tostring(k), s.propertyNames, kp)) end
+      local okn, _, mn = validate_node(ctx, tostring(k), s.propertyNames, kp)
+      if not okn then return false, kp, "property name: " .. mn end
     end
     local matched = props[k] ~= nil
     if matched then
@@ -656,7 +661,7 @@ local function check_object(ctx, v, s, path)
       for _, re in ipairs(pkeys) do
         local hit = M.match_pattern(k, re)
         if hit == nil then
-          all_decidable = false
+          decided = false
         elseif hit then
           matched = true
           ok, p, m = validate_node(ctx, v[k], pp[re], kp)
@@ -664,7 +669,8 @@ local function check_object(ctx, v, s, path)
         end
       end
     end
-    if not matched and extra ~= nil and extra ~= true and (all_decidable or not pp) then
+    -- a key that an undecidable pattern might match is not called extra
+    if not matched and extra ~= nil and extra ~= true and (decided or not pp) then
       if extra == false then
         return false, kp, "unexpected property (additionalProperties is false)"
       end
@@ -676,6 +682,7 @@ local function check_object(ctx, v, s, path)
 end
 
 local function check(ctx, v, s, path)
+  if s.nullable == true and (v == nil or v == null) then return true end
   local ok, p, m
   local ref = s["$ref"]
   if ref ~= nil then
@@ -685,7 +692,6 @@ local function check(ctx, v, s, path)
     if not ok then return false, p, m end
   end
   local kind = type_of(v)
-  if kind == "null" and s.nullable == true then return true end
   ok, p, m = check_type(s, kind, v, path)
   if not ok then return false, p, m end
   if s.const ~= nil and not equal(v, s.const) then

@@ -1,0 +1,176 @@
+--- Structured outputs: `client:json(req)`.
+--
+--     local value, resp = client:json{
+--       messages = {{role = "user", content = "Ada Lovelace, ada@example.com"}},
+--       schema = { type = "object", additionalProperties = false,
+--                  required = {"name", "email"},
+--                  properties = { name = {type = "string"}, email = {type = "string"} } },
+--       schema_name = "contact",   -- optional, default "response"
+--     }
+--     if not value then print(resp.kind, resp.message) end   -- resp is err here
+--
+-- Loading this module adds `json` to every client (`require("baseten")`
+-- does it).
+-- @module baseten.structured
+local core = require("baseten.core")
+local errors = require("baseten.errors")
+local client_mod = require("baseten.client")
+local schema_mod = require("baseten.schema")
+
+local json = core.json
+local Client = client_mod.Client
+
+local M = {}
+
+--- The `json_schema.name` sent when `req.schema_name` is not given.
+M.DEFAULT_SCHEMA_NAME = "response"
+
+-- Client-side keys of a json request, never sent to the server.
+local STRIP = { schema = true, schema_name = true }
+
+--- The `response_format` that `client:json` sends for a request (and the
+-- schema it validates against), without sending anything.
+-- @tparam table req the request as given to `client:json`
+-- @treturn table|nil the response_format to set, or nil when the request
+--   carries its own (kept as it is)
+-- @treturn table|boolean|nil the schema to validate the content against
+function M.response_format(req)
+  local schema = req.schema
+  if req.response_format ~= nil then
+    local rf = req.response_format
+    if schema == nil and type(rf) == "table" and rf.type == "json_schema" and type(rf.json_schema) == "table" then
+      schema = rf.json_schema.schema
+    end
+    return nil, schema
+  end
+  if schema == nil then return { type = "json_object" }, nil end
+  return {
+    type = "json_schema",
+    json_schema = { name = req.schema_name or M.DEFAULT_SCHEMA_NAME, schema = schema, strict = true },
+  }, schema
+end
+
+-- The text of a message's content: a string, or a list of text parts.
+local function content_text(content)
+  if type(content) == "string" then return content end
+  if type(content) == "table" then
+    local parts = {}
+    for _, p in ipairs(content) do
+      if type(p) == "string" then
+        parts[#parts + 1] = p
+      elseif type(p) == "table" and type(p.text) == "string" then
+        parts[#parts + 1] = p.text
+      end
+    end
+    if #parts > 0 then return table.concat(parts) end
+  end
+  return nil
+end
+
+-- Surrounding whitespace and one Markdown code fence (```json ... ```),
+-- which some models wrap JSON in even in JSON mode.
+local function unfence(text)
+  local s = text:match("^%s*(.-)%s*$")
+  local inner = s:match("^```[%w_-]*[ \t]*\r?\n(.-)\r?\n?```$")
+  return inner or s
+end
+
+--- Sends a chat completion that must answer with JSON, and decodes it.
+--
+-- `req.schema` (a JSON Schema table) and `req.schema_name` become
+-- `response_format = {type = "json_schema", json_schema = {name, schema,
+-- strict = true}}` (name default "response"); without a schema, JSON mode
+-- (`{type = "json_object"}`). Neither key is sent as such. A
+-- `response_format` given in `req` is sent as it is (and, when it is a
+-- json_schema one and `req.schema` is absent, its schema is used to validate).
+-- `req.stream = true` streams the answer, accumulates it, then decodes it.
+--
+-- The content is decoded after trimming whitespace and one surrounding
+-- Markdown code fence; then validated against the schema on the client (see
+-- `baseten.schema`). A JSON `null` answer is returned as `json.null`.
+--
+-- Errors, besides those of `chat`: `refusal` (the model refused;
+-- `err.message` and `err.refusal` are its text), `invalid_json` (the
+-- content is not JSON, or there is none; `err.content`), `schema_mismatch`
+-- (`err.message` is "`<path>: <what>`", e.g. `$.items[2].email: expected
+-- string, got number`; `err.path` the path, `err.value` the decoded value),
+-- `invalid_response` (no message in the response). Each carries
+-- `err.response`, the response it judged.
+-- @tparam table req the request, as OpenAI's Chat Completions JSON, plus
+--   `schema` and `schema_name`
+-- @tparam[opt] table opts `timeout`, `max_retries`, `headers` for this call
+-- @return the decoded value, or nil
+-- @treturn table the response (`resp.usage`, ...), or the error
+function Client:json(req, opts)
+  if type(req) ~= "table" then error("baseten: json expects a request table", 2) end
+  local s = req.schema
+  if s ~= nil and type(s) ~= "table" then error("baseten: json: req.schema must be a table", 2) end
+  if req.schema_name ~= nil and type(req.schema_name) ~= "string" then
+    error("baseten: json: req.schema_name must be a string", 2)
+  end
+  local rf, schema = M.response_format(req)
+  local stream = req.stream and true or false
+  local over = { response_format = rf }
+  if stream then over.stream = true end
+  local body = self:_body(req, over, STRIP, "json")
+  local t, err = self:_request({ method = "POST", path = "/chat/completions", body = body,
+                                 stream = stream, opts = client_mod.call_options(self, opts) })
+  if not t then return nil, err end
+  local resp
+  if stream then
+    local st = require("baseten.stream").new(self, t)
+    resp, err = st:final()
+    st:close()
+  else
+    resp, err = self:_decode_body(t)
+  end
+  if not resp then return nil, err end
+  return M.judge(self, resp, schema)
+end
+
+local function fail(client, fields)
+  return nil, errors.new(fields, client and client:_secret() or nil)
+end
+
+--- Judges a chat completion that should carry JSON (internal to
+-- `client:json`, public for callers that made the request otherwise, e.g.
+-- with `client:start`).
+-- @tparam[opt] Client client the client, for scrubbing its key from errors
+-- @tparam table resp a chat.completion table
+-- @tparam[opt] table|boolean schema the JSON Schema to validate against
+-- @return the decoded value, or nil
+-- @treturn table `resp`, or the error
+function M.judge(client, resp, schema)
+  local choice = type(resp.choices) == "table" and resp.choices[1] or nil
+  local msg = type(choice) == "table" and choice.message or nil
+  if type(msg) ~= "table" then
+    return fail(client, { kind = "invalid_response", response = resp, message = "the response has no message" })
+  end
+  local refusal = msg.refusal
+  if type(refusal) == "string" and refusal ~= "" then
+    return fail(client, { kind = "refusal", response = resp, refusal = refusal, message = refusal })
+  end
+  local finish = choice.finish_reason
+  local cut = finish == "length" and " (finish_reason is \"length\": the answer was cut off)" or ""
+  local text = content_text(msg.content)
+  if text == nil or text:match("^%s*$") then
+    return fail(client, { kind = "invalid_json", response = resp, content = text,
+                          message = "the response has no content" .. cut })
+  end
+  local value, why = json.decode(unfence(text))
+  if value == nil then
+    return fail(client, { kind = "invalid_json", response = resp, content = text,
+                          message = "the content is not JSON (" .. tostring(why) .. ")" .. cut
+                            .. ": " .. text:sub(1, 120) })
+  end
+  if schema ~= nil then
+    local ok, path, what = schema_mod.validate(value, schema)
+    if not ok then
+      return fail(client, { kind = "schema_mismatch", response = resp, content = text, value = value,
+                            path = path, message = path .. ": " .. what .. cut })
+    end
+  end
+  return value, resp
+end
+
+return M

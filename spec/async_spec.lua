@@ -1,0 +1,713 @@
+-- Non-blocking requests: client:start / poll / pending, Handle:done /
+-- cancel / result, and the coroutine helpers spawn / await / drain.
+-- Everything here runs against the local test server (spec/support).
+local baseten = require("baseten")
+local server = require("spec.support.server")
+local core = require("baseten.core")
+
+local json = baseten.json
+local KEY = "sk-test-ASYNC-0123456789"
+local MODEL = "openai/gpt-oss-120b"
+
+local function msgs(text)
+  return { { role = "user", content = text or "Hello" } }
+end
+
+-- One raw SSE event carrying a chat.completion.chunk.
+local function sse_chunk(delta, finish)
+  return "data: " .. json.encode({
+    id = "chatcmpl-1", object = "chat.completion.chunk", created = 1, model = MODEL,
+    choices = json.array({ { index = 0, delta = delta, finish_reason = finish or json.null } }),
+  }) .. "\n\n"
+end
+
+-- The raw SSE strings of a whole stream whose content is the pieces.
+local function sse(pieces)
+  local out = { sse_chunk({ role = "assistant", content = "" }) }
+  for _, p in ipairs(pieces) do out[#out + 1] = sse_chunk({ content = p }) end
+  out[#out + 1] = sse_chunk(json.object({}), "stop")
+  out[#out + 1] = "data: [DONE]\n\n"
+  return out
+end
+
+local function words(n, prefix)
+  local pieces = {}
+  for i = 1, n do pieces[i] = (prefix or "w") .. i .. " " end
+  return pieces, table.concat(pieces)
+end
+
+-- A whole chat.completion body for a scripted response.
+local function completion(text)
+  return {
+    id = "chatcmpl-x", object = "chat.completion", created = 1, model = MODEL,
+    choices = { { index = 0, message = { role = "assistant", content = text }, finish_reason = "stop" } },
+    usage = { prompt_tokens = 1, completion_tokens = 1, total_tokens = 2 },
+  }
+end
+
+local function content_of(resp)
+  return resp and resp.choices and resp.choices[1] and resp.choices[1].message.content
+end
+
+-- Polls until nothing is pending (or fails after `limit` seconds).
+local function run(c, limit)
+  local deadline = core.now() + (limit or 10)
+  while c:pending() > 0 do
+    assert(core.now() < deadline, "requests did not finish in time")
+    c:poll(0.05)
+  end
+end
+
+-- Waits (without polling the client) until f() holds, or fails.
+local function eventually(f, limit, what)
+  local deadline = core.now() + (limit or 3)
+  while not f() do
+    assert(core.now() < deadline, "timed out waiting for " .. (what or "a condition"))
+    core.sleep(0.01)
+  end
+end
+
+describe("non-blocking requests", function()
+  local srv, client
+
+  setup(function()
+    srv = server.start()
+  end)
+
+  teardown(function()
+    srv:stop()
+  end)
+
+  before_each(function()
+    srv:reset()
+    client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 2 }
+  end)
+
+  after_each(function()
+    client:close()
+  end)
+
+  describe("start and poll", function()
+    it("run a request; on_done gets the response, only inside poll", function()
+      local calls, in_poll, seen_outside = 0, false, false
+      local h = client:start({ messages = msgs("ping") }, {
+        on_done = function(resp, err)
+          calls = calls + 1
+          if not in_poll then seen_outside = true end
+          assert.is_nil(err)
+          assert.truthy(content_of(resp):find("ping", 1, true))
+        end,
+      })
+      assert.is_false(h:done())
+      assert.is_nil(h:result())
+      assert.equal(1, client:pending())
+      core.sleep(0.3) -- the response is in by now, but nobody polled
+      assert.equal(0, calls)
+      assert.is_false(h:done())
+      local deadline = core.now() + 5
+      while not h:done() and core.now() < deadline do
+        in_poll = true
+        client:poll(0.05)
+        in_poll = false
+      end
+      assert.is_true(h:done())
+      assert.equal(1, calls)
+      assert.is_false(seen_outside)
+      local resp, err = h:result()
+      assert.is_nil(err)
+      assert.truthy(content_of(resp):find("ping", 1, true))
+      assert.equal(0, client:pending())
+      assert.equal(0, client:poll(0))
+      assert.equal("baseten.handle (done)", tostring(h))
+    end)
+
+    it("stream chunks to on_chunk, then on_done gets the accumulated response", function()
+      local pieces, text = words(8)
+      srv:enqueue({ chunks = sse(pieces), chunk_delay = 0.02 })
+      local got, in_poll, outside = {}, false, 0
+      local final
+      local h = client:start({ messages = msgs(), stream = true }, {
+        on_chunk = function(chunk)
+          if not in_poll then outside = outside + 1 end
+          local d = chunk.choices[1] and chunk.choices[1].delta
+          if d and d.content and d.content ~= "" then got[#got + 1] = d.content end
+        end,
+        on_done = function(resp, err)
+          if not in_poll then outside = outside + 1 end
+          assert.is_nil(err)
+          final = resp
+        end,
+      })
+      local deadline = core.now() + 5
+      while not h:done() and core.now() < deadline do
+        in_poll = true
+        client:poll(0.05)
+        in_poll = false
+      end
+      assert.equal(0, outside)
+      assert.same(pieces, got)
+      assert.equal(text, content_of(final))
+      assert.equal("stop", final.choices[1].finish_reason)
+      assert.equal(final, (h:result()))
+      assert.is_true(srv:requests()[1].json.stream)
+    end)
+
+    it("run many requests at once on one client, streaming or not", function()
+      local handles, results = {}, {}
+      for i = 1, 8 do
+        local stream = i % 2 == 0
+        handles[i] = client:start({ messages = msgs("request " .. i), stream = stream }, {
+          on_done = function(resp, err)
+            assert.is_nil(err)
+            results[i] = content_of(resp)
+          end,
+        })
+      end
+      assert.equal(8, client:pending())
+      run(client)
+      for i = 1, 8 do
+        assert.is_true(handles[i]:done())
+        assert.truthy(results[i]:find("request " .. i .. "$"), results[i])
+      end
+      local stats = srv:stats()
+      assert.equal(8, stats.requests)
+      assert.is_true(stats.connections <= 8)
+    end)
+
+    it("share the engine with blocking calls, whose driving runs no callbacks", function()
+      local pieces, text = words(5)
+      srv:enqueue({ chunks = sse(pieces), chunk_delay = 0.05 })
+      local chunks, done = 0, false
+      local h = client:start({ messages = msgs(), stream = true }, {
+        on_chunk = function() chunks = chunks + 1 end,
+        on_done = function() done = true end,
+      })
+      -- the blocking call drives the same engine while the stream runs...
+      local resp = assert(client:chat{ messages = msgs("blocking") })
+      assert.truthy(content_of(resp):find("blocking", 1, true))
+      assert.equal(0, chunks) -- ...but callbacks wait for poll
+      assert.is_false(done)
+      run(client)
+      assert.is_true(done)
+      assert.equal(#pieces + 2, chunks)
+      assert.equal(text, content_of((h:result())))
+    end)
+
+    it("report a stream cut off midway as a connection error with the partial response", function()
+      srv:enqueue({ chunks = { sse_chunk({ role = "assistant", content = "" }), sse_chunk({ content = "Half" }) },
+                    truncate = true })
+      local got_err
+      client:start({ messages = msgs(), stream = true }, { on_done = function(_, err) got_err = err end })
+      run(client)
+      assert.equal("connection", got_err.kind)
+      assert.equal("Half", content_of(got_err.partial))
+      assert.equal(1, #srv:requests()) -- a stream that delivered data is never retried
+    end)
+
+    it("give HTTP errors to on_done", function()
+      srv:enqueue({ status = 400, json = { error = "bad thing" } })
+      local h = client:start({ messages = msgs() })
+      run(client)
+      local resp, err = h:result()
+      assert.is_nil(resp)
+      assert.equal("bad_request", err.kind)
+      assert.equal("bad thing", err.message)
+    end)
+
+    it("raise at once on plainly wrong arguments", function()
+      assert.has_error(function() client:start({ messages = {} }) end)
+      assert.has_error(function() client:start("hi") end)
+      assert.has_error(function() client:start({ messages = msgs() }, "x") end)
+      assert.has_error(function() client:start({ messages = msgs() }, { on_done = 1 }) end)
+      assert.has_error(function() client:poll(-1) end)
+      assert.has_error(function() client:poll("0") end)
+      assert.equal(0, client:pending())
+    end)
+
+    it("cancel what is pending when the client is closed", function()
+      srv:enqueue({ delay = 5, json = completion("late") })
+      local got
+      local h = client:start({ messages = msgs() }, { on_done = function(_, err) got = err end })
+      client:poll(0)
+      client:close()
+      assert.equal(0, client:poll(0))
+      assert.is_true(h:done())
+      assert.equal("canceled", got.kind)
+      assert.has_error(function() client:start({ messages = msgs() }) end)
+      assert.equal(0, client:pending())
+    end)
+  end)
+
+  describe("a callback that raises", function()
+    it("raises out of poll; the other requests complete and the client still works", function()
+      local pieces, text = words(6)
+      srv:enqueue({ chunks = sse(pieces), chunk_delay = 0.03 }) -- goes to the first request
+      local boom = { reason = "boom" }
+      local bad_err, bad_chunks = nil, 0
+      local bad = client:start({ messages = msgs("bad"), stream = true }, {
+        on_chunk = function()
+          bad_chunks = bad_chunks + 1
+          error(boom)
+        end,
+        on_done = function(_, err) bad_err = err end,
+      })
+      core.sleep(0.05) -- the first request reaches the server first
+      local others = {}
+      for i = 1, 3 do
+        others[i] = client:start({ messages = msgs("good " .. i), stream = i == 2 })
+      end
+      local raised, deadline = {}, core.now() + 10
+      while client:pending() > 0 do
+        assert(core.now() < deadline, "requests did not finish in time")
+        local ok, e = pcall(client.poll, client, 0.05)
+        if not ok then raised[#raised + 1] = e end
+      end
+      assert.equal(1, #raised)
+      assert.equal(boom, raised[1]) -- the value itself, not a string
+      assert.equal(1, bad_chunks)
+      assert.is_true(bad:done())
+      assert.equal("canceled", bad_err.kind)
+      assert.truthy(bad_err.message:find("on_chunk raised", 1, true))
+      for i = 1, 3 do
+        local resp, err = others[i]:result()
+        assert.is_nil(err)
+        assert.truthy(content_of(resp):find("good " .. i, 1, true))
+      end
+      -- blocking calls and new non-blocking ones still work
+      assert.truthy(content_of(assert(client:chat{ messages = msgs("after") })):find("after", 1, true))
+      srv:enqueue({ chunks = sse(pieces) })
+      local s = assert(client:stream{ messages = msgs() })
+      assert.equal(text, content_of(assert(s:final())))
+      local h = client:start({ messages = msgs("again") })
+      run(client)
+      assert.truthy(content_of((h:result())):find("again", 1, true))
+    end)
+
+    it("raises an on_done error out of poll, after the request is done", function()
+      local h = client:start({ messages = msgs() }, { on_done = function() error("on_done failed") end })
+      local other = client:start({ messages = msgs("other") })
+      local ok, e
+      local deadline = core.now() + 5
+      repeat
+        ok, e = pcall(client.poll, client, 0.05)
+      until not ok or core.now() > deadline
+      assert.is_false(ok)
+      assert.truthy(tostring(e):find("on_done failed", 1, true))
+      assert.is_true(h:done())
+      run(client)
+      assert.is_true(other:done())
+      assert.is_nil(select(2, other:result()))
+    end)
+
+    it("keeps even error(nil) from passing unnoticed", function()
+      client:start({ messages = msgs() }, { on_done = function() error(nil) end })
+      local ok, e
+      local deadline = core.now() + 5
+      repeat
+        ok, e = pcall(client.poll, client, 0.05)
+      until not ok or core.now() > deadline
+      assert.is_false(ok)
+      assert.truthy(tostring(e):find("raised nil", 1, true))
+      assert.equal(0, client:pending())
+    end)
+  end)
+
+  describe("poll(0)", function()
+    it("never blocks while the server delays, and poll(t) waits at most t", function()
+      srv:enqueue({ delay = 0.6, json = completion("slow") },
+                  { chunks = sse(words(3)), chunk_delay = 0.25 })
+      local slow = client:start({ messages = msgs() })
+      core.sleep(0.02)
+      local streamed = client:start({ messages = msgs(), stream = true })
+      local worst, calls = 0, 0
+      local stop = core.now() + 0.4
+      while core.now() < stop do
+        local t0 = core.now()
+        client:poll(0)
+        local dt = core.now() - t0
+        if dt > worst then worst = dt end
+        calls = calls + 1
+        core.sleep(0.002)
+      end
+      assert.is_false(slow:done())
+      assert.is_true(worst < 0.05, "poll(0) took " .. worst)
+      assert.is_true(calls > 50, "only " .. calls .. " polls")
+      -- with nothing to read, poll(0.1) returns after about 0.1 s
+      local t0 = core.now()
+      client:poll(0.1)
+      local waited = core.now() - t0
+      assert.is_false(slow:done())
+      assert.is_true(waited >= 0.05 and waited < 0.2, "poll(0.1) took " .. waited)
+      run(client)
+      assert.equal("slow", content_of((slow:result())))
+      assert.equal(select(2, words(3)), content_of((streamed:result())))
+    end)
+  end)
+
+  describe("cancel", function()
+    it("takes effect at once and frees the connection", function()
+      local base = srv:stats().open_connections
+      srv:enqueue({ delay = 5, json = completion("never") })
+      local calls, got = 0, nil
+      local h = client:start({ messages = msgs() }, {
+        on_done = function(resp, err)
+          calls = calls + 1
+          assert.is_nil(resp)
+          got = err
+        end,
+      })
+      eventually(function()
+        client:poll(0)
+        return srv:stats().requests == 1
+      end, 3, "the request to arrive")
+      assert.equal(base + 1, srv:stats().open_connections)
+      local t0 = core.now()
+      h:cancel()
+      assert.is_true(core.now() - t0 < 0.05)
+      assert.is_true(h:done())
+      assert.equal(1, calls)
+      assert.equal("canceled", got.kind)
+      local resp, err = h:result()
+      assert.is_nil(resp)
+      assert.equal(got, err)
+      assert.equal(0, client:pending())
+      h:cancel() -- idempotent
+      client:poll(0)
+      assert.equal(1, calls)
+      -- the server sees the connection go away
+      eventually(function() return srv:stats().open_connections <= base end, 3, "the connection to close")
+      -- and the next request works, on a new connection
+      local r2 = assert(client:chat{ messages = msgs("next") })
+      assert.truthy(content_of(r2):find("next", 1, true))
+      local reqs = srv:requests()
+      assert.equal(2, #reqs)
+      assert.are_not.equal(reqs[1].connection_id, reqs[2].connection_id)
+    end)
+
+    it("stops a stream midway: no chunk after cancel, on_done once", function()
+      local pieces = words(10)
+      srv:enqueue({ chunks = sse(pieces), chunk_delay = 0.1 })
+      local chunks, calls, got = 0, 0, nil
+      local h = client:start({ messages = msgs(), stream = true }, {
+        on_chunk = function() chunks = chunks + 1 end,
+        on_done = function(_, err)
+          calls = calls + 1
+          got = err
+        end,
+      })
+      local deadline = core.now() + 5
+      while chunks < 3 and core.now() < deadline do client:poll(0.05) end
+      h:cancel()
+      assert.is_true(h:done())
+      local at_cancel = chunks
+      local stop = core.now() + 0.4
+      while core.now() < stop do client:poll(0.05) end
+      assert.equal(at_cancel, chunks)
+      assert.equal(1, calls)
+      assert.equal("canceled", got.kind)
+      assert.truthy(content_of(assert(client:chat{ messages = msgs("after") })):find("after", 1, true))
+    end)
+
+    it("works from inside the request's own on_chunk", function()
+      srv:enqueue({ chunks = sse(words(10)), chunk_delay = 0.02 })
+      local chunks, got, h = 0, nil, nil
+      h = client:start({ messages = msgs(), stream = true }, {
+        on_chunk = function()
+          chunks = chunks + 1
+          h:cancel()
+        end,
+        on_done = function(_, err) got = err end,
+      })
+      run(client) -- raises nothing
+      assert.equal(1, chunks)
+      assert.equal("canceled", got.kind)
+    end)
+
+    it("of one request from another's callback leaves the rest alone", function()
+      srv:enqueue({ json = completion("first") }, { delay = 5, json = completion("second") })
+      local second
+      client:start({ messages = msgs() }, { on_done = function() second:cancel() end })
+      core.sleep(0.02)
+      second = client:start({ messages = msgs() })
+      run(client)
+      assert.equal("canceled", select(2, second:result()).kind)
+    end)
+
+    it("during a retry wait sends nothing more", function()
+      srv:enqueue({ status = 429, json = { error = "slow down" }, headers = { ["retry-after-ms"] = "3000" } })
+      local h = client:start({ messages = msgs() })
+      eventually(function()
+        client:poll(0)
+        return srv:stats().requests == 1
+      end, 3, "the request to arrive")
+      client:poll(0.1)
+      assert.is_false(h:done())
+      h:cancel()
+      assert.equal("canceled", select(2, h:result()).kind)
+      client:poll(0.1)
+      assert.equal(1, srv:stats().requests)
+    end)
+  end)
+
+  describe("retries", function()
+    it("wait without blocking poll, then succeed", function()
+      local events = {}
+      local c = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL,
+                             log = function(e) events[#events + 1] = e end }
+      srv:enqueue({ status = 429, json = { error = "slow down" }, headers = { ["retry-after-ms"] = "300" } })
+      local t0 = core.now()
+      local h = c:start({ messages = msgs("retried") })
+      local worst, polls = 0, 0
+      while not h:done() do
+        assert(core.now() - t0 < 5, "the retry never finished")
+        local p0 = core.now()
+        c:poll(0)
+        worst = math.max(worst, core.now() - p0)
+        polls = polls + 1
+        core.sleep(0.005)
+      end
+      local elapsed = core.now() - t0
+      local resp, err = h:result()
+      assert.is_nil(err)
+      assert.truthy(content_of(resp):find("retried", 1, true))
+      assert.equal(2, #srv:requests())
+      assert.is_true(elapsed >= 0.28, "took " .. elapsed)
+      assert.is_true(worst < 0.05, "a poll took " .. worst)
+      assert.is_true(polls > 20)
+      local kinds = {}
+      for _, e in ipairs(events) do kinds[#kinds + 1] = e.event end
+      assert.same({ "request", "retry", "request", "response" }, kinds)
+      c:close()
+    end)
+
+    it("retry a stream that failed before any data, and give up after max_retries", function()
+      local pieces, text = words(4)
+      srv:enqueue({ status = 503, json = { error = "busy" }, headers = { ["retry-after-ms"] = "50" } },
+                  { chunks = sse(pieces) })
+      local s = client:start({ messages = msgs(), stream = true })
+      run(client)
+      assert.equal(text, content_of((s:result())))
+      srv:reset()
+      srv:enqueue({ status = 500, json = { error = "a" }, headers = { ["retry-after-ms"] = "10" } },
+                  { status = 500, json = { error = "b" }, headers = { ["retry-after-ms"] = "10" } },
+                  { status = 500, json = { error = "c" }, headers = { ["retry-after-ms"] = "10" } })
+      local h = client:start({ messages = msgs() }, { max_retries = 2 })
+      run(client)
+      local _, err = h:result()
+      assert.equal("server", err.kind)
+      assert.equal(3, err.attempts)
+      assert.equal(3, #srv:requests())
+    end)
+
+    it("drain sleeps through a retry wait instead of spinning", function()
+      srv:enqueue({ status = 429, json = { error = "x" }, headers = { ["retry-after-ms"] = "400" } })
+      local h = client:start({ messages = msgs() })
+      local c0 = os.clock()
+      assert.equal(0, client:drain(5))
+      assert.is_true(h:done())
+      assert.is_true(os.clock() - c0 < 0.2, "drain used " .. (os.clock() - c0) .. " s of CPU")
+    end)
+  end)
+
+  describe("connections", function()
+    it("are reused by successive requests", function()
+      for i = 1, 5 do
+        local h = client:start({ messages = msgs("seq " .. i), stream = i % 2 == 0 })
+        assert.equal(0, client:drain(5))
+        assert.is_nil(select(2, h:result()))
+      end
+      assert(client:chat{ messages = msgs("blocking too") })
+      local stats = srv:stats()
+      assert.equal(6, stats.requests)
+      assert.equal(1, stats.connections)
+      assert.equal(1, stats.distinct_connections)
+    end)
+
+    it("are reused by concurrent batches: 4 at once, then 4 more, use at most 4", function()
+      for _ = 1, 2 do
+        local hs = {}
+        for i = 1, 4 do
+          srv:enqueue({ delay = 0.1, json = completion("c" .. i) })
+          hs[i] = client:start({ messages = msgs() })
+        end
+        assert.equal(0, client:drain(5))
+        for i = 1, 4 do assert.is_nil(select(2, hs[i]:result())) end
+      end
+      local stats = srv:stats()
+      assert.equal(8, stats.requests)
+      assert.is_true(stats.distinct_connections <= 4, stats.distinct_connections .. " connections")
+      assert.is_true(stats.connections <= 4, stats.connections .. " connections")
+    end)
+  end)
+
+  it("from one poll loop, 12 streams that each take one second all finish in well under two seconds", function()
+    local pieces, text = words(10)
+    for _ = 1, 12 do srv:enqueue({ chunks = sse(pieces), chunk_delay = 1 / 12 }) end -- 13 gaps ≈ 1.08 s
+    local t0 = core.now()
+    local took, handles = {}, {}
+    for i = 1, 12 do
+      handles[i] = client:start({ messages = msgs(), stream = true }, {
+        on_done = function(_, err)
+          assert.is_nil(err)
+          took[i] = core.now() - t0
+        end,
+      })
+    end
+    while client:pending() > 0 do
+      assert(core.now() - t0 < 10, "streams did not finish")
+      client:poll(0.05)
+    end
+    local elapsed = core.now() - t0
+    assert.is_true(elapsed < 1.9, "took " .. elapsed)
+    for i = 1, 12 do
+      assert.is_true(took[i] >= 0.9, "stream " .. i .. " took only " .. took[i])
+      assert.equal(text, content_of((handles[i]:result())))
+    end
+    assert.equal(12, srv:stats().requests)
+  end)
+
+  describe("coroutines", function()
+    it("a blocking stream works inside one, blocking while it waits; it may yield between chunks", function()
+      local pieces, text = words(5)
+      srv:enqueue({ chunks = sse(pieces), chunk_delay = 0.2 })
+      local co = coroutine.create(function()
+        for chunk in assert(client:stream{ messages = msgs() }) do
+          local d = chunk.choices[1] and chunk.choices[1].delta
+          if d and d.content and d.content ~= "" then coroutine.yield(d.content) end
+        end
+        return "end"
+      end)
+      local got, longest, after_pause = {}, 0, nil
+      while true do
+        local t0 = core.now()
+        local ok, v = coroutine.resume(co)
+        local dt = core.now() - t0
+        assert.is_true(ok, tostring(v))
+        if v == "end" then break end
+        longest = math.max(longest, dt)
+        got[#got + 1] = v
+        if #got == 1 then
+          -- suspended mid-stream: the client serves a blocking call...
+          assert.truthy(content_of(assert(client:chat{ messages = msgs("meanwhile") })):find("meanwhile", 1, true))
+          -- ...and the coroutine is left alone while chunks arrive
+          core.sleep(0.5)
+        elseif #got == 2 then
+          after_pause = dt
+        end
+      end
+      assert.equal("dead", coroutine.status(co))
+      assert.same(pieces, got)
+      assert.equal(text, table.concat(got))
+      assert.is_true(longest >= 0.15, "no resume waited for data: " .. longest) -- it blocked the thread
+      assert.is_true(after_pause < 0.05, "buffered chunk took " .. after_pause) -- the data waited for it
+    end)
+
+    it("spawn and await: poll drives the coroutine", function()
+      srv:enqueue({ delay = 0.1, json = completion("one") }, { json = completion("two") })
+      local log = {}
+      local co = client:spawn(function(a, b)
+        log[#log + 1] = "start " .. a .. b
+        local r1, e1 = client:await({ messages = msgs() })
+        log[#log + 1] = content_of(r1) or tostring(e1)
+        local r2 = client:await({ messages = msgs() })
+        log[#log + 1] = content_of(r2)
+      end, "x", "y")
+      assert.equal("suspended", coroutine.status(co))
+      assert.same({ "start xy" }, log)
+      assert.equal(1, client:pending())
+      run(client)
+      assert.equal("dead", coroutine.status(co))
+      assert.same({ "start xy", "one", "two" }, log)
+    end)
+
+    it("two coroutines wait at once", function()
+      srv:enqueue({ delay = 0.5, json = completion("A") }, { delay = 0.5, json = completion("B") })
+      local got = {}
+      local t0 = core.now()
+      local c1 = client:spawn(function() got[#got + 1] = content_of(client:await({ messages = msgs() })) end)
+      local c2 = client:spawn(function() got[#got + 1] = content_of(client:await({ messages = msgs() })) end)
+      assert.equal(2, client:pending())
+      run(client)
+      local elapsed = core.now() - t0
+      table.sort(got)
+      assert.same({ "A", "B" }, got)
+      assert.equal("dead", coroutine.status(c1))
+      assert.equal("dead", coroutine.status(c2))
+      assert.is_true(elapsed < 0.9, "they did not overlap: " .. elapsed)
+    end)
+
+    it("await streams with on_chunk and returns the accumulated response", function()
+      local pieces, text = words(5)
+      srv:enqueue({ chunks = sse(pieces), chunk_delay = 0.02 })
+      local got, resp = {}, nil
+      client:spawn(function()
+        resp = client:await({ messages = msgs(), stream = true }, {
+          on_chunk = function(chunk)
+            local d = chunk.choices[1] and chunk.choices[1].delta
+            if d and d.content and d.content ~= "" then got[#got + 1] = d.content end
+          end,
+        })
+      end)
+      assert.equal(0, #got)
+      run(client)
+      assert.same(pieces, got)
+      assert.equal(text, content_of(resp))
+    end)
+
+    it("await returns nil, err on failure", function()
+      srv:enqueue({ status = 404, json = { error = "Model not found" } })
+      local r, e
+      client:spawn(function() r, e = client:await({ messages = msgs() }) end)
+      run(client)
+      assert.is_nil(r)
+      assert.equal("not_found", e.kind)
+    end)
+
+    it("await outside a coroutine is a blocking call", function()
+      local resp, err = client:await({ messages = msgs("plain") })
+      assert.is_nil(err)
+      assert.truthy(content_of(resp):find("plain", 1, true))
+      local pieces, text = words(3)
+      srv:enqueue({ chunks = sse(pieces) })
+      local got = {}
+      local sresp = client:await({ messages = msgs(), stream = true }, {
+        on_chunk = function(chunk)
+          local d = chunk.choices[1] and chunk.choices[1].delta
+          if d and d.content and d.content ~= "" then got[#got + 1] = d.content end
+        end,
+      })
+      assert.same(pieces, got)
+      assert.equal(text, content_of(sresp))
+      assert.equal(0, client:pending())
+    end)
+
+    it("an error in a spawned coroutine comes out of spawn, or of poll after an await", function()
+      assert.has_error(function() client:spawn(function() error("early") end) end, "early")
+      client:spawn(function()
+        client:await({ messages = msgs() })
+        error({ late = true })
+      end)
+      local ok, e
+      local deadline = core.now() + 5
+      repeat
+        ok, e = pcall(client.poll, client, 0.05)
+      until not ok or core.now() > deadline
+      assert.is_false(ok)
+      assert.same({ late = true }, e)
+      assert.equal(0, client:pending())
+    end)
+
+    it("a stray resume of an awaiting coroutine just yields again", function()
+      srv:enqueue({ delay = 0.2, json = completion("ok") })
+      local result
+      local co = coroutine.create(function() result = content_of(client:await({ messages = msgs() })) end)
+      assert.is_true(coroutine.resume(co))
+      assert.is_true(coroutine.resume(co)) -- not from poll: waits on
+      assert.equal("suspended", coroutine.status(co))
+      assert.is_nil(result)
+      run(client)
+      assert.equal("dead", coroutine.status(co))
+      assert.equal("ok", result)
+    end)
+  end)
+end)
