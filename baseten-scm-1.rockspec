@@ -45,5 +45,12 @@ build = {
       ["baseten.accumulate"] = "lua/baseten/accumulate.lua",
       ["baseten.tool"] = "lua/baseten/tool.lua",
       ["baseten.async"] = "lua/baseten/async.lua",
+      ["baseten.schema"] = "lua/baseten/schema.lua",
+      ["baseten.structured"] = "lua/baseten/structured.lua",
+      ["baseten.agent"] = "lua/baseten/agent.lua",
+   },
+   install = {
+      -- the command-line tool; LuaRocks wraps it with the paths of the tree
+      bin = { baseten = "bin/baseten" },
    },
 }

@@ -10,6 +10,8 @@
 local core = require("baseten.core")
 local client = require("baseten.client")
 require("baseten.async") -- adds start, poll, await, spawn to clients
+require("baseten.structured") -- adds json to clients
+require("baseten.agent") -- adds run_tools to clients
 local tool = require("baseten.tool")
 local errors = require("baseten.errors")
 

@@ -16,6 +16,7 @@ local core = require("baseten.core")
 local errors = require("baseten.errors")
 local client_mod = require("baseten.client")
 local schema_mod = require("baseten.schema")
+local stream_mod = require("baseten.stream")
 
 local json = core.json
 local Client = client_mod.Client
@@ -118,7 +119,7 @@ function Client:json(req, opts)
   if not t then return nil, err end
   local resp
   if stream then
-    local st = require("baseten.stream").new(self, t)
+    local st = stream_mod.new(self, t)
     resp, err = st:final()
     st:close()
   else

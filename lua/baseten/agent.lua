@@ -1,0 +1,316 @@
+--- The tool-calling loop: `client:run_tools(req)`.
+--
+--     local resp, messages = client:run_tools{
+--       messages = {{role = "user", content = "Weather in Paris and Tokyo?"}},
+--       tools = { baseten.tool{ name = "get_weather",
+--         parameters = {type = "object", properties = {city = {type = "string"}}, required = {"city"}},
+--         handler = function(args, call) return {city = args.city, temp = 21} end } },
+--     }
+--     print(resp.choices[1].message.content)
+--
+-- Loading this module adds `run_tools` to every client (`require("baseten")`
+-- does it).
+-- @module baseten.agent
+local core = require("baseten.core")
+local errors = require("baseten.errors")
+local client_mod = require("baseten.client")
+local toolmod = require("baseten.tool")
+local stream_mod = require("baseten.stream")
+
+local json = core.json
+local null = json.null
+local concat = table.concat
+local Client = client_mod.Client
+
+local M = {}
+
+--- The most model calls of one `run_tools` when `req.max_rounds` is not given.
+M.DEFAULT_MAX_ROUNDS = 10
+
+-- Client-side keys of a run_tools request, never sent to the server.
+local STRIP = { max_rounds = true, on_content = true, on_tool_call = true }
+
+local function callable(f)
+  if type(f) == "function" then return true end
+  local mt = getmetatable(f)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+local function quote(name)
+  return '"' .. tostring(name) .. '"'
+end
+
+local function error_text(e)
+  if type(e) == "table" and getmetatable(e) == nil then
+    local ok, s = pcall(json.encode, e)
+    if ok then return s end
+  end
+  return tostring(e)
+end
+
+-- name -> handler (false: a tool without one), and the names in order.
+local function handlers_of(tools)
+  local map, names = {}, {}
+  if tools == nil then return map, names end
+  for _, t in ipairs(tools) do
+    local name = toolmod.name_of(t)
+    if type(name) == "string" then
+      local h = toolmod.handler_of(t)
+      if h ~= nil and not callable(h) then return nil, "the handler of tool " .. quote(name) .. " is not a function" end
+      if map[name] == nil then names[#names + 1] = name end
+      map[name] = h or false
+    end
+  end
+  return map, names
+end
+
+-- The decoded arguments of a call, or nil, why.
+local function arguments_of(name, raw)
+  if type(raw) == "table" then return raw end -- servers that send an object
+  if raw == nil or raw == null or (type(raw) == "string" and raw:match("^%s*$")) then
+    return {} -- no arguments at all: an empty object
+  end
+  if type(raw) ~= "string" then
+    return nil, "error: the arguments of tool " .. quote(name) .. " are not a JSON string"
+  end
+  local args, why = json.decode(raw)
+  if args == nil then
+    return nil, "error: the arguments of tool " .. quote(name) .. " are not valid JSON (" .. tostring(why)
+      .. "): " .. raw:sub(1, 200)
+  end
+  return args
+end
+
+--- The content of the tool message that answers one call (see
+-- `Client:run_tools` for the rules). Never raises.
+-- @tparam table call a tool call of an assistant message
+-- @tparam table handlers tool name -> handler function (or false)
+-- @tparam[opt] table names the tool names, for the unknown-tool message
+-- @treturn string
+function M.answer(call, handlers, names)
+  local fn = type(call) == "table" and call["function"] or nil
+  local name = type(fn) == "table" and fn.name or nil
+  local handler
+  if type(name) == "string" then handler = handlers[name] end
+  if handler == nil then
+    local known = names and #names > 0 and (" (the tools are: " .. concat(names, ", ") .. ")") or ""
+    return "error: unknown tool " .. quote(name) .. known
+  end
+  if handler == false then return "error: tool " .. quote(name) .. " has no handler" end
+  local args, why = arguments_of(name, fn.arguments)
+  if args == nil then return why end
+  local ok, result, failure = pcall(handler, args, call)
+  if not ok then return "error: tool " .. quote(name) .. " raised: " .. error_text(result) end
+  if result == nil and failure ~= nil then
+    return "error: tool " .. quote(name) .. " failed: " .. error_text(failure)
+  end
+  if type(result) == "string" then return result end
+  local eok, text = pcall(json.encode, result)
+  if not eok then
+    return "error: tool " .. quote(name) .. " returned a value that cannot be encoded as JSON: " .. tostring(text)
+  end
+  return text
+end
+
+local function message_of(resp)
+  local choice = type(resp) == "table" and type(resp.choices) == "table" and resp.choices[1] or nil
+  local msg = type(choice) == "table" and choice.message or nil
+  if type(msg) ~= "table" then return nil end
+  return msg
+end
+
+local function calls_of(msg)
+  local calls = msg.tool_calls
+  if type(calls) ~= "table" or calls[1] == nil then return nil end
+  return calls
+end
+
+-- Calls `f(...)`; a raise closes the stream `s` (if any) and raises on.
+local function callback(f, s, ...)
+  local ok, e = pcall(f, ...)
+  if not ok then
+    if s then s:close() end
+    error(e, 0)
+  end
+end
+
+local function content_piece(chunk)
+  local c = type(chunk.choices) == "table" and chunk.choices[1] or nil
+  if type(c) ~= "table" or (c.index ~= nil and c.index ~= 0) then return nil end
+  local d = c.delta
+  local piece = type(d) == "table" and d.content or nil
+  if type(piece) == "string" and piece ~= "" then return piece end
+  return nil
+end
+
+-- One model call with the transcript so far: the response, or nil, err.
+local function ask(self, req, transcript, copts)
+  local stream = req.stream and true or false
+  local over = { messages = transcript }
+  if stream then over.stream = true end
+  local body = self:_body(req, over, STRIP, "run_tools")
+  local t, err = self:_request({ method = "POST", path = "/chat/completions", body = body,
+                                 stream = stream, opts = copts })
+  if not t then return nil, err end
+  local on_content = req.on_content
+  if not stream then
+    local resp, derr = self:_decode_body(t)
+    local msg = resp and message_of(resp)
+    if on_content and msg and type(msg.content) == "string" and msg.content ~= "" then
+      callback(on_content, nil, msg.content)
+    end
+    return resp, derr
+  end
+  local s = stream_mod.new(self, t)
+  while true do
+    local chunk, cerr = s:next()
+    if cerr then
+      s:close()
+      return nil, cerr
+    end
+    if chunk == nil then break end
+    local piece = on_content and content_piece(chunk)
+    if piece then callback(on_content, s, piece) end
+  end
+  local resp = s:snapshot()
+  s:close()
+  -- an accumulated message as a non-streamed one: `index` is a delta field
+  local msg = message_of(resp)
+  for _, call in ipairs(msg and calls_of(msg) or {}) do call.index = nil end
+  return resp
+end
+
+-- Answers `calls` (in order), appending tool messages to the transcript.
+-- Round 0 answers calls of the caller's messages, which are left as they are.
+local function run_calls(ctx, calls, round)
+  for i, call in ipairs(calls) do
+    if type(call) == "table" then
+      if round > 0 and (type(call.id) ~= "string" or call.id == "") then call.id = "call_" .. round .. "_" .. i end
+      if ctx.on_tool_call then callback(ctx.on_tool_call, nil, call) end
+      local text = M.answer(call, ctx.handlers, ctx.names)
+      local t = ctx.transcript
+      t[#t + 1] = { role = "tool", tool_call_id = call.id, content = text }
+    end
+  end
+end
+
+-- The calls of the last assistant message that no tool message after it
+-- answers (a transcript cut off by max_rounds), or nil.
+local function unanswered(transcript)
+  local answered, n = {}, #transcript
+  while n > 0 and type(transcript[n]) == "table" and transcript[n].role == "tool" do
+    answered[transcript[n].tool_call_id or false] = true
+    n = n - 1
+  end
+  local msg = transcript[n]
+  if type(msg) ~= "table" or msg.role ~= "assistant" then return nil end
+  local pending = {}
+  for _, call in ipairs(calls_of(msg) or {}) do
+    if type(call) == "table" and not answered[call.id or false] then pending[#pending + 1] = call end
+  end
+  return pending[1] and pending or nil
+end
+
+--- Runs the tool-calling loop: asks the model, runs the tools it calls,
+-- sends their results back, and again, until the model answers without
+-- tool calls.
+--
+-- Each round makes one model call. For each tool call of the answer, in
+-- order (parallel calls run one after the other): `on_tool_call(call)`, then
+-- the tool's handler `handler(args, call)` with the decoded JSON arguments
+-- (empty or absent arguments give `{}`) and the call table. The result goes
+-- back as `{role = "tool", tool_call_id = call.id, content = text}` (no
+-- `name`: OpenAI does not need it, vLLM ignores it): a string result as it
+-- is, any other value JSON-encoded (so `nil` gives `"null"`). A handler may
+-- also fail the Lua way, `return nil, "why"`. These are reported to the
+-- model as the tool message's content, and the loop goes on:
+--
+--   - a handler that raises: `error: tool "x" raised: <error>`
+--   - `return nil, why`: `error: tool "x" failed: <why>`
+--   - an unknown tool: `error: unknown tool "x" (the tools are: a, b)`
+--   - a tool with no handler: `error: tool "x" has no handler`
+--   - arguments that do not decode: `error: the arguments of tool "x" are not valid JSON (...): <args>`
+--   - a result that cannot be JSON-encoded: `error: tool "x" returned a value that cannot be encoded as JSON: ...`
+--
+-- Tools: `baseten.tool{...}` values, or OpenAI-shaped tables
+-- (`{type = "function", ["function"] = {...}}`) with a `handler` field (on
+-- the tool or on its function table). Handlers are never sent. Every other
+-- request key (`tool_choice`, `parallel_tool_calls`, ...) is sent unchanged
+-- in every round; note that a `tool_choice` that forces a call forces one
+-- in every round, until `max_rounds`.
+--
+-- The transcript: a new array that starts with the caller's messages (the
+-- caller's table is not changed) and grows by each assistant message, as
+-- the model returned it (for a streamed round, the accumulated message, its
+-- tool calls without the delta field `index`), and each tool message. A
+-- tool call of the model without an id is given one (`call_<round>_<n>`)
+-- in place, in the response and the transcript. Tool calls left
+-- unanswered at the end of `req.messages` (a transcript that stopped at
+-- `max_rounds`) are run first, so `run_tools{messages = messages, ...}`
+-- continues such a loop.
+--
+-- `req.max_rounds` (default 10) bounds the model calls. When the last one
+-- still asks for tools, the loop stops without running them and returns that
+-- response (its `finish_reason` is `"tool_calls"`) and the transcript, which
+-- ends with that assistant message.
+--
+-- `req.stream = true` streams each round; `req.on_content(piece)` gets each
+-- content delta as it arrives (without streaming: each round's whole
+-- content). `max_rounds`, `on_content` and `on_tool_call` are never sent. A
+-- callback that raises raises out of `run_tools` (the transfer closed).
+-- Only the first choice of each response is used.
+-- @tparam table req the request, as OpenAI's Chat Completions JSON, plus
+--   `max_rounds`, `on_content`, `on_tool_call`
+-- @tparam[opt] table opts `timeout`, `max_retries`, `headers` for each call
+-- @treturn table the last response, or nil
+-- @treturn table the transcript (`messages`), or the error: the error of the
+--   round that failed, with `err.messages` the transcript so far
+function Client:run_tools(req, opts)
+  if type(req) ~= "table" then error("baseten: run_tools expects a request table", 2) end
+  if type(req.messages) ~= "table" or req.messages[1] == nil then
+    error("baseten: run_tools: req.messages must be a non-empty array", 2)
+  end
+  if req.model == nil and self.model == nil then
+    error("baseten: run_tools: req.model is required (or set model on the client)", 2)
+  end
+  local max_rounds = req.max_rounds
+  if max_rounds == nil then max_rounds = M.DEFAULT_MAX_ROUNDS end
+  if type(max_rounds) ~= "number" or max_rounds < 1 or max_rounds ~= math.floor(max_rounds) then
+    error("baseten: run_tools: req.max_rounds must be a positive integer", 2)
+  end
+  for _, k in ipairs({ "on_content", "on_tool_call" }) do
+    if req[k] ~= nil and not callable(req[k]) then
+      error("baseten: run_tools: req." .. k .. " must be a function", 2)
+    end
+  end
+  if req.tools ~= nil and type(req.tools) ~= "table" then
+    error("baseten: run_tools: req.tools must be an array", 2)
+  end
+  local handlers, names = handlers_of(req.tools)
+  if not handlers then error("baseten: run_tools: " .. names, 2) end
+  local copts = client_mod.call_options(self, opts)
+
+  local transcript = json.array()
+  for i, m in ipairs(req.messages) do transcript[i] = m end
+  local ctx = { transcript = transcript, handlers = handlers, names = names, on_tool_call = req.on_tool_call }
+  local pending = unanswered(transcript)
+  if pending then run_calls(ctx, pending, 0) end
+  for round = 1, max_rounds do
+    local resp, err = ask(self, req, transcript, copts)
+    if not resp then
+      err.messages = transcript
+      return nil, err
+    end
+    local msg = message_of(resp)
+    if not msg then
+      return nil, errors.new({ kind = "invalid_response", message = "the response has no message",
+                               response = resp, messages = transcript }, self:_secret())
+    end
+    transcript[#transcript + 1] = msg
+    local calls = calls_of(msg)
+    if not calls or round == max_rounds then return resp, transcript end
+    run_calls(ctx, calls, round)
+  end
+end
+
+return M
