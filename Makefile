@@ -36,5 +36,25 @@ demo: deps
 	@LUA_VERSIONS=5.4 bash scripts/build.sh
 	@bash -c 'source scripts/env.sh 5.4 && lua5.4 examples/demo.lua'
 
+# luacheck (.luacheckrc), clang-format (.clang-format), cppcheck and
+# `luarocks lint`. clang-format checks FORMAT_FILES: the C files already in
+# the .clang-format style; once csrc/ is reformatted (clang-format -i
+# csrc/*.c csrc/*.h), set it to $(wildcard csrc/*.c csrc/*.h).
+FORMAT_FILES ?= csrc/core.c csrc/compat.h
+lint:
+	@bash scripts/deps.sh docs
+	luacheck -q --no-color .
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+	cppcheck -q --enable=warning,performance,portability --error-exitcode=1 --std=c99 \
+	  --suppress=missingIncludeSystem --suppress=nullPointer:csrc/test/test_sse.c -I csrc csrc/
+	luarocks lint baseten-scm-1.rockspec
+
+# The HTML API reference, with LDoc (config.ld), into build/docs.
+docs:
+	@bash scripts/deps.sh docs
+	@rm -rf build/docs
+	ldoc .
+	@echo "docs: build/docs/index.html"
+
 clean:
 	rm -rf build .rocks .rocks-*.log

@@ -12,7 +12,9 @@ A Lua client for Baseten's Model APIs and any OpenAI-compatible
 chat-completions server (vLLM, Ollama, llama.cpp, OpenAI). A small C core
 does HTTP over libcurl, Server-Sent Events and JSON over cJSON; the Lua layer
 gives blocking chat, streaming iterators, structured outputs, a tool-calling
-loop and non-blocking requests for game loops and editors.
+loop and non-blocking requests for game loops and editors. The rock also
+installs the `baseten` command-line tool (chat, structured output, model
+list) and LuaLS type definitions (baseten/types.lua) for editor completion.
 ]],
    homepage = "https://github.com/basetenlabs/baseten-lua",
    license = "MIT",
@@ -52,5 +54,7 @@ build = {
    install = {
       -- the command-line tool; LuaRocks wraps it with the paths of the tree
       bin = { baseten = "bin/baseten" },
+      -- LuaLS definitions (---@meta) for editors; never required at run time
+      lua = { ["baseten.types"] = "lua/baseten/types.lua" },
    },
 }

@@ -1,12 +1,14 @@
 /*
- * json.c: JSON for Lua over cJSON (the `json` table of baseten.core).
+ * json.c: JSON for Lua (the `json` table of baseten.core).
  *
- * Decoding runs in three steps. A strict lexical pre-scan (scan_*) checks
- * what cJSON lets through: invalid UTF-8, raw control characters, bad \u
- * escapes (cJSON turns "\uZZZZ" into a NUL), lone surrogates, non-JSON
- * numbers ("01", "1.", "-.5") and nesting depth. cJSON then builds the tree,
- * and dec_* turn the tree into Lua values under a protected call so that a
- * Lua memory error cannot leak it.
+ * Decoding is one strict pass (the stream's hot path: one decode per
+ * token). A lexer in plain C (scan_*) checks each token as the JSON grammar
+ * says -- UTF-8, control characters, escapes, lone surrogates, numbers
+ * ("01", "1.", "-.5" are refused), nesting depth -- and dec_* turn each
+ * token into its Lua value at once: no intermediate tree, no malloc, and
+ * strings without escapes go from the input straight into Lua. (It
+ * replaced a strict pre-scan plus cJSON's parse and a tree walk, which
+ * cost three passes and a malloc per node; see bench/RESULTS.md.)
  *
  * Encoding writes into a growable buffer owned by a userdata (json_encoder),
  * so any error raised mid-encode leaves nothing behind: the garbage collector
@@ -14,12 +16,11 @@
  *
  * The JSON null is a lightuserdata holding NULL, as in lua-cjson.
  */
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <cjson/cJSON.h>
 
 #include "bt.h"
 
@@ -27,13 +28,14 @@
 #define OBJECT_MT "baseten.json.object"
 #define ENCODER_MT "baseten.json.encoder"
 
-/* Same limit as cJSON's CJSON_NESTING_LIMIT, so encode and decode agree. */
+/* Nesting limit of both encode and decode (cJSON's, which decode used). */
 #define MAX_DEPTH 1000
 
 /* Integral doubles below this print as integers and decode as integers. */
 #define EXACT_INT_LIMIT 9007199254740992.0 /* 2^53 */
 
-/* cJSON copies a number into a 64-byte buffer; longer ones it misparses. */
+/* Longer numbers are refused ("number too long"), as when cJSON, which
+ * copied numbers into a 64-byte buffer, did the decoding. */
 #define MAX_NUMBER_LEN 63
 
 /* A cached encoder whose buffer grew past this gives the memory back. */
@@ -547,21 +549,47 @@ static int json_encode(lua_State *L) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Decoding: strict pre-scan                                          */
+/* Decoding: the lexer (plain C, no Lua)                              */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Checks each token as strictly as JSON's grammar asks: UTF-8, control
+ * characters, escapes (four hex digits; surrogates in pairs), numbers
+ * ("01", "1.", "-.5" are refused) and literals. Never allocates.
+ */
 typedef struct {
   const unsigned char *s;
   size_t len;
-  size_t pos;      /* where scanning is; on failure where the problem is */
-  int has_nul;     /* saw a \u0000 escape */
+  size_t pos;      /* where lexing is; on failure where the problem is */
+  int depth;       /* containers open */
+  int escaped;     /* the last string had an escape */
+  int integral;    /* the last number had no fraction and no exponent */
+  int with_pos;    /* the failure message names pos */
   const char *msg; /* set on failure */
 } scanner;
 
 static int scan_fail(scanner *sc, const char *msg, size_t pos) {
   sc->msg = msg;
   sc->pos = pos;
+  sc->with_pos = 1;
   return 0;
+}
+
+static int scan_fail_nopos(scanner *sc, const char *msg) {
+  sc->msg = msg;
+  sc->with_pos = 0;
+  return 0;
+}
+
+/* The byte at pos, or 0 at the end (0 is never valid where one is read). */
+static unsigned char scan_peek(const scanner *sc) {
+  return sc->pos < sc->len ? sc->s[sc->pos] : 0;
+}
+
+static int is_json_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+static void skip_space(scanner *sc) {
+  while (sc->pos < sc->len && is_json_space(sc->s[sc->pos])) sc->pos++;
 }
 
 static long hex4(const unsigned char *s, size_t n, size_t at) {
@@ -584,7 +612,6 @@ static int scan_unicode_escape(scanner *sc, size_t *i) {
   const unsigned char *s = sc->s;
   long cp = hex4(s, sc->len, *i + 2), lo;
   if (cp < 0) return scan_fail(sc, "invalid \\u escape", *i);
-  if (cp == 0) sc->has_nul = 1;
   if (cp >= 0xDC00 && cp <= 0xDFFF) return scan_fail(sc, "lone surrogate in \\u escape", *i);
   if (cp >= 0xD800 && cp <= 0xDBFF) {
     if (*i + 12 > sc->len || s[*i + 6] != '\\' || s[*i + 7] != 'u')
@@ -599,6 +626,7 @@ static int scan_unicode_escape(scanner *sc, size_t *i) {
 }
 
 static int scan_escape(scanner *sc, size_t *i) {
+  sc->escaped = 1;
   if (*i + 1 >= sc->len) return scan_fail(sc, "unterminated string", *i);
   switch (sc->s[*i + 1]) {
   case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
@@ -609,10 +637,12 @@ static int scan_escape(scanner *sc, size_t *i) {
   }
 }
 
-/* A string starting at sc->pos (the opening quote). */
+/* A string starting at sc->pos (the opening quote); on success pos is past
+ * the closing quote and sc->escaped tells whether it needs unescape(). */
 static int scan_string(scanner *sc) {
   const unsigned char *s = sc->s;
   size_t n = sc->len, i = sc->pos + 1;
+  sc->escaped = 0;
   for (;;) {
     unsigned char c;
     while (i < n && byte_class[s[i]] == 0) i++;
@@ -640,13 +670,11 @@ static size_t skip_digits(const unsigned char *s, size_t n, size_t i) {
   return i;
 }
 
-/*
- * A number at sc->pos, by the JSON grammar. It must not run on into bytes
- * cJSON would take as part of it, so cJSON sees the very same token.
- */
+/* A number at sc->pos, by the JSON grammar; pos ends past it. */
 static int scan_number(scanner *sc) {
   const unsigned char *s = sc->s;
   size_t n = sc->len, start = sc->pos, i = start;
+  sc->integral = 1;
   if (s[i] == '-') i++;
   if (i < n && s[i] == '0') i++;
   else if (i < n && is_digit(s[i])) i = skip_digits(s, n, i);
@@ -654,12 +682,14 @@ static int scan_number(scanner *sc) {
   if (i < n && s[i] == '.') {
     if (!(i + 1 < n && is_digit(s[i + 1]))) return scan_fail(sc, "invalid number", start);
     i = skip_digits(s, n, i + 1);
+    sc->integral = 0;
   }
   if (i < n && (s[i] == 'e' || s[i] == 'E')) {
     i++;
     if (i < n && (s[i] == '+' || s[i] == '-')) i++;
     if (!(i < n && is_digit(s[i]))) return scan_fail(sc, "invalid number", start);
     i = skip_digits(s, n, i);
+    sc->integral = 0;
   }
   if (i < n && (is_digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '+' || s[i] == '-'))
     return scan_fail(sc, "invalid number", start);
@@ -668,92 +698,139 @@ static int scan_number(scanner *sc) {
   return 1;
 }
 
-/*
- * The whole text. Structure (commas, colons, literals) is left to cJSON;
- * this checks tokens cJSON is lax about and counts nesting.
- */
-static int scan_text(scanner *sc) {
-  int depth = 0;
-  while (sc->pos < sc->len) {
-    unsigned char c = sc->s[sc->pos];
-    if (c == '"') {
-      if (!scan_string(sc)) return 0;
-      continue;
-    }
-    if (c == '-' || is_digit(c)) {
-      if (!scan_number(sc)) return 0;
-      continue;
-    }
-    if (c == '[' || c == '{') {
-      if (++depth > MAX_DEPTH) return scan_fail(sc, "nesting too deep", sc->pos);
-    } else if (c == ']' || c == '}') {
-      depth--;
-    } else if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c >= 0x80) {
-      return scan_fail(sc, "unexpected byte", sc->pos);
-    }
-    sc->pos++;
-  }
+static int scan_literal(scanner *sc, const char *word, size_t n) {
+  if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
+    return scan_fail(sc, "malformed JSON", sc->pos);
+  sc->pos += n;
   return 1;
 }
 
+/* UTF-8 for a code point below 0x110000; returns the bytes written. */
+static size_t put_utf8(char *out, unsigned long cp) {
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = (char)(0xE0 | (cp >> 12));
+    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = (char)(0xF0 | (cp >> 18));
+  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* The code point of the \u escape at in[*i] (its pair included); *i moves
+ * past it. scan_unicode_escape checked it, pairs included. */
+static unsigned long take_unicode(const unsigned char *in, size_t n, size_t *i) {
+  unsigned long cp = (unsigned long)hex4(in, n, *i + 2);
+  *i += 6;
+  if (cp >= 0xD800 && cp <= 0xDBFF) {
+    unsigned long lo = (unsigned long)hex4(in, n, *i + 2);
+    *i += 6;
+    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+  }
+  return cp;
+}
+
 /*
- * cJSON keeps strings NUL-terminated, so "\u0000" would silently cut one
- * short. For such (rare) input, each \u0000 escape becomes a raw 0xFF byte,
- * which the scan guarantees appears nowhere else (it is never valid UTF-8),
- * and dec_string turns 0xFF back into NUL. Returns the new length.
+ * The body in[0, n) of a string scan_string accepted, escapes decoded,
+ * into out (room for n bytes: no escape decodes longer than it is written).
+ * \u0000 becomes a real NUL: Lua strings carry their length.
  */
-static size_t substitute_nul(const char *in, size_t n, char *out) {
+static size_t unescape(const unsigned char *in, size_t n, char *out) {
   size_t i = 0, o = 0;
-  int in_string = 0;
   while (i < n) {
-    char c = in[i];
-    if (in_string && c == '\\') {
-      if (in[i + 1] == 'u' && memcmp(in + i + 2, "0000", 4) == 0) {
-        out[o++] = (char)0xFF;
-        i += 6;
-      } else { /* any other escape: copy both bytes, hex digits follow */
-        out[o++] = c;
-        out[o++] = in[i + 1];
-        i += 2;
-      }
-      continue;
+    const unsigned char *bs = memchr(in + i, '\\', n - i);
+    size_t run = bs ? (size_t)(bs - in) - i : n - i;
+    memcpy(out + o, in + i, run);
+    o += run;
+    i += run;
+    if (i >= n) break;
+    switch (in[i + 1]) {
+    case 'b': out[o++] = '\b'; break;
+    case 'f': out[o++] = '\f'; break;
+    case 'n': out[o++] = '\n'; break;
+    case 'r': out[o++] = '\r'; break;
+    case 't': out[o++] = '\t'; break;
+    case 'u': o += put_utf8(out + o, take_unicode(in, n, &i)); continue;
+    default: out[o++] = (char)in[i + 1]; /* '"', '\\' or '/' */
     }
-    if (c == '"') in_string = !in_string;
-    out[o++] = c;
-    i++;
+    i += 2;
   }
   return o;
 }
 
 /* ------------------------------------------------------------------ */
-/* Decoding: cJSON tree to Lua                                        */
+/* Decoding: building the Lua value as the lexer goes                 */
 /* ------------------------------------------------------------------ */
 
+/*
+ * One pass, no intermediate tree: each token becomes a Lua value at once,
+ * and the strings without escapes (nearly all) go to Lua straight from the
+ * input. A data error returns 0 (the caller drops what was pushed); only
+ * Lua can raise (out of memory), and then nothing is held: the scratch
+ * space is a C array or a userdata.
+ *
+ * Table sizes: a container keeps its first members on the Lua stack and
+ * makes its table when it knows the count, so the table is made at its
+ * final size without rehashing. It makes it early, with room to spare,
+ * before a nested container (so every open container holds at most its
+ * table and a key on the stack, however deep) or after DEC_BATCH members.
+ */
+#define DEC_BATCH 16
+
+/* Stack slots a container needs: its table, DEC_BATCH pairs, a key, a
+ * value, and scratch for a string (userdata and string). */
+#define DEC_SLOTS (2 * DEC_BATCH + 6)
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DEC_NOINLINE __attribute__((noinline))
+#else
+#define DEC_NOINLINE
+#endif
+
 typedef struct {
-  cJSON *root;
-  int nul_substituted;
-  int array_mt; /* stack index of the array mark inside the protected call */
-} dec_ctx;
+  scanner sc;
+  int array_mt; /* stack index of the array mark */
+} decoder;
 
-/* A data error found while converting: reported as nil, msg, not raised. */
-static void dec_fail(lua_State *L, const char *msg) {
-  lua_pushstring(L, msg);
-  lua_error(L);
-}
+static int dec_value(lua_State *L, decoder *d);
 
-static void dec_push(lua_State *L, dec_ctx *c, const cJSON *n);
-
-static void dec_string(lua_State *L, dec_ctx *c, char *s) {
-  size_t n = strlen(s);
-  if (c->nul_substituted) {
-    char *p = s;
-    while ((p = (char *)memchr(p, 0xFF, n - (size_t)(p - s))) != NULL) *p++ = '\0';
+/* Kept out of line so its buffer never sits in the recursive frames. */
+static DEC_NOINLINE void dec_push_unescaped(lua_State *L, const unsigned char *p, size_t n) {
+  char small[256];
+  char *buf;
+  if (n <= sizeof small) {
+    lua_pushlstring(L, small, unescape(p, n, small));
+    return;
   }
-  lua_pushlstring(L, s, n);
+  buf = (char *)lua_newuserdata(L, n); /* the collector frees it */
+  lua_pushlstring(L, buf, unescape(p, n, buf));
+  lua_remove(L, -2);
 }
 
-static void dec_number(lua_State *L, double d) {
-  if (isnan(d) || isinf(d)) dec_fail(L, "number out of range");
+static int dec_string(lua_State *L, scanner *sc) {
+  size_t start = sc->pos + 1, n;
+  if (!scan_string(sc)) return 0;
+  n = sc->pos - 1 - start;
+  if (sc->escaped) dec_push_unescaped(L, sc->s + start, n);
+  else lua_pushlstring(L, (const char *)sc->s + start, n);
+  return 1;
+}
+
+/* Integral values within 2^53 become integers (5.3+), as encode writes
+ * them; 15 digits or fewer are exact in a double, so they skip strtod. */
+static void dec_push_double(lua_State *L, double d) {
 #if BT_HAS_INTEGERS
   if (d >= -EXACT_INT_LIMIT && d <= EXACT_INT_LIMIT && (double)(lua_Integer)d == d) {
     lua_pushinteger(L, (lua_Integer)d);
@@ -763,96 +840,178 @@ static void dec_number(lua_State *L, double d) {
   lua_pushnumber(L, (lua_Number)d);
 }
 
-static int dec_count(const cJSON *n) {
-  int count = 0;
-  for (n = n->child; n != NULL; n = n->next) count++;
-  return count;
-}
-
-static void dec_array(lua_State *L, dec_ctx *c, const cJSON *n) {
-  int i = 1;
-  const cJSON *item;
-  if (!lua_checkstack(L, 4)) dec_fail(L, "nesting too deep");
-  lua_createtable(L, dec_count(n), 0);
-  for (item = n->child; item != NULL; item = item->next) {
-    dec_push(L, c, item);
-    lua_rawseti(L, -2, i++);
+/* strtod under the C locale's decimal point, whatever it is. */
+static DEC_NOINLINE double number_strtod(const unsigned char *p, size_t n) {
+  char tmp[MAX_NUMBER_LEN * 4 + 1], *o = tmp;
+  const char *dp = localeconv()->decimal_point;
+  size_t i, dpn = (dp != NULL && *dp != '\0' && strlen(dp) <= 4) ? strlen(dp) : 0;
+  for (i = 0; i < n; i++) {
+    if (p[i] == '.' && dpn > 0) {
+      memcpy(o, dp, dpn);
+      o += dpn;
+    } else {
+      *o++ = (char)p[i];
+    }
   }
-  lua_pushvalue(L, c->array_mt); /* every array, so [] re-encodes as [] */
-  lua_setmetatable(L, -2);
+  *o = '\0';
+  return strtod(tmp, NULL);
 }
 
-static void dec_object(lua_State *L, dec_ctx *c, const cJSON *n) {
-  const cJSON *item;
-  if (!lua_checkstack(L, 4)) dec_fail(L, "nesting too deep");
-  lua_createtable(L, 0, dec_count(n));
-  for (item = n->child; item != NULL; item = item->next) {
-    dec_string(L, c, item->string);
-    dec_push(L, c, item);
-    lua_rawset(L, -3); /* a repeated name: the last one wins */
-  }
-}
-
-static void dec_push(lua_State *L, dec_ctx *c, const cJSON *n) {
-  switch (n->type & 0xFF) {
-  case cJSON_False: lua_pushboolean(L, 0); break;
-  case cJSON_True: lua_pushboolean(L, 1); break;
-  case cJSON_NULL: lua_pushlightuserdata(L, NULL); break;
-  case cJSON_Number: dec_number(L, n->valuedouble); break;
-  case cJSON_String: dec_string(L, c, n->valuestring); break;
-  case cJSON_Array: dec_array(L, c, n); break;
-  case cJSON_Object: dec_object(L, c, n); break;
-  default: dec_fail(L, "unexpected JSON value");
-  }
-}
-
-#if LUA_VERSION_NUM < 502
-/* lua_cpcall drops results, so the value travels through the registry. */
-static char dec_result_key;
-#endif
-
-static int dec_protected(lua_State *L) {
-  dec_ctx *c = (dec_ctx *)lua_touserdata(L, 1);
-  luaL_getmetatable(L, ARRAY_MT);
-  c->array_mt = lua_gettop(L);
-  dec_push(L, c, c->root);
-#if LUA_VERSION_NUM < 502
-  lua_pushlightuserdata(L, &dec_result_key);
-  lua_insert(L, -2);
-  lua_rawset(L, LUA_REGISTRYINDEX);
-  return 0;
+static int dec_number(lua_State *L, scanner *sc) {
+  const unsigned char *p = sc->s + sc->pos;
+  size_t n, i, neg = p[0] == '-';
+  double d;
+  if (!scan_number(sc)) return 0;
+  n = (size_t)(sc->s + sc->pos - p);
+  if (sc->integral && n - neg <= 15) {
+    unsigned long long u = 0;
+    for (i = neg; i < n; i++) u = u * 10 + (unsigned)(p[i] - '0');
+#if BT_HAS_INTEGERS
+    lua_pushinteger(L, neg ? -(lua_Integer)u : (lua_Integer)u);
 #else
+    lua_pushnumber(L, neg ? -(lua_Number)u : (lua_Number)u); /* "-0" is -0.0 */
+#endif
+    return 1;
+  }
+  d = number_strtod(p, n);
+  if (isnan(d) || isinf(d)) return scan_fail_nopos(sc, "number out of range");
+  dec_push_double(L, d);
   return 1;
-#endif
 }
 
-/*
- * Converts the tree under a protected call, frees it whatever happened, and
- * then either leaves the value on the stack (0), reports a data error
- * (LUA_ERRRUN, message on the stack) or re-raises a memory error.
- * lua_pushcfunction does not allocate on 5.2+ (light C function), and
- * lua_cpcall allocates its closure inside the protection on 5.1/LuaJIT.
- */
-static int dec_convert(lua_State *L, dec_ctx *c) {
-  int status;
-#if LUA_VERSION_NUM < 502
-  status = lua_cpcall(L, dec_protected, c);
-  if (status == 0) {
-    lua_pushlightuserdata(L, &dec_result_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_pushlightuserdata(L, &dec_result_key);
-    lua_pushnil(L);
-    lua_rawset(L, LUA_REGISTRYINDEX); /* clearing a key does not allocate */
+/* Makes the object's table in slot t, sized for size members, and moves
+ * the `pending` pairs above t into it; a key on top of them stays (at t+1). */
+static void dec_make_object(lua_State *L, int t, int pending, int size, int key_on_top) {
+  int i;
+  lua_createtable(L, 0, size);
+  lua_replace(L, t);
+  for (i = 0; i < pending; i++) { /* in order: a repeated name, the last wins */
+    lua_pushvalue(L, t + 1 + 2 * i);
+    lua_pushvalue(L, t + 2 + 2 * i);
+    lua_rawset(L, t);
   }
-#else
-  lua_pushcfunction(L, dec_protected);
-  lua_pushlightuserdata(L, c);
-  status = lua_pcall(L, 1, 1, 0);
-#endif
-  cJSON_Delete(c->root);
-  c->root = NULL;
-  if (status != 0 && status != LUA_ERRRUN) lua_error(L);
-  return status;
+  if (key_on_top && pending > 0) lua_replace(L, t + 1);
+  lua_settop(L, t + key_on_top);
+}
+
+static int is_container(unsigned char c) { return c == '{' || c == '['; }
+
+/* What may follow a member or element: ',' (returns 1) or `close` (2). */
+static int dec_next(scanner *sc, unsigned char close) {
+  unsigned char c;
+  skip_space(sc);
+  c = scan_peek(sc);
+  sc->pos++;
+  if (c == ',') {
+    skip_space(sc);
+    return 1;
+  }
+  if (c == close) return 2;
+  return scan_fail(sc, "malformed JSON", sc->pos - 1);
+}
+
+/* Opens a container at sc->pos: depth, stack room, a placeholder slot for
+ * its table; returns the slot, or 0. */
+static int dec_open(lua_State *L, scanner *sc) {
+  if (++sc->depth > MAX_DEPTH || !lua_checkstack(L, DEC_SLOTS)) return scan_fail_nopos(sc, "nesting too deep");
+  sc->pos++;
+  skip_space(sc);
+  lua_pushnil(L);
+  return lua_gettop(L);
+}
+
+static int dec_member(lua_State *L, decoder *d, int t, int *pending, int *made) {
+  scanner *sc = &d->sc;
+  if (scan_peek(sc) != '"') return scan_fail(sc, "malformed JSON", sc->pos);
+  if (!dec_string(L, sc)) return 0;
+  skip_space(sc);
+  if (scan_peek(sc) != ':') return scan_fail(sc, "malformed JSON", sc->pos);
+  sc->pos++;
+  skip_space(sc);
+  if (!*made && is_container(scan_peek(sc))) {
+    dec_make_object(L, t, *pending, *pending + 4, 1); /* room for a few more */
+    *made = 1;
+  } else if (!*made && *pending == DEC_BATCH) {
+    dec_make_object(L, t, *pending, 2 * DEC_BATCH, 1); /* a big one */
+    *made = 1;
+  }
+  if (!dec_value(L, d)) return 0;
+  if (*made) lua_rawset(L, t);
+  else (*pending)++;
+  return 1;
+}
+
+static int dec_object(lua_State *L, decoder *d) {
+  scanner *sc = &d->sc;
+  int t = dec_open(L, sc), pending = 0, made = 0, rc = 2;
+  if (t == 0) return 0;
+  if (scan_peek(sc) == '}') sc->pos++;
+  else
+    do {
+      if (!dec_member(L, d, t, &pending, &made)) return 0;
+    } while ((rc = dec_next(sc, '}')) == 1);
+  if (rc == 0) return 0;
+  if (!made) dec_make_object(L, t, pending, pending, 0);
+  sc->depth--;
+  return 1;
+}
+
+/* Makes the array's table in slot t and moves the `pending` elements above
+ * t into it (popping from the top: the last element first). */
+static void dec_make_array(lua_State *L, int t, int pending, int size) {
+  lua_createtable(L, size, 0);
+  lua_replace(L, t);
+  for (; pending > 0; pending--) lua_rawseti(L, t, pending);
+}
+
+static int dec_array(lua_State *L, decoder *d) {
+  scanner *sc = &d->sc;
+  int t = dec_open(L, sc), n = 0, made = 0, rc = 2;
+  if (t == 0) return 0;
+  if (scan_peek(sc) == ']') sc->pos++;
+  else
+    do {
+      if (!made && (is_container(scan_peek(sc)) || n == DEC_BATCH)) {
+        dec_make_array(L, t, n, n < DEC_BATCH ? n + 1 : 2 * DEC_BATCH);
+        made = 1;
+      }
+      if (!dec_value(L, d)) return 0;
+      n++;
+      if (made) lua_rawseti(L, t, n);
+    } while ((rc = dec_next(sc, ']')) == 1);
+  if (rc == 0) return 0;
+  if (!made) dec_make_array(L, t, n, n);
+  lua_pushvalue(L, d->array_mt); /* every array, so [] re-encodes as [] */
+  lua_setmetatable(L, t);
+  sc->depth--;
+  return 1;
+}
+
+/* One value at sc->pos (space already skipped), pushed. */
+static int dec_value(lua_State *L, decoder *d) {
+  scanner *sc = &d->sc;
+  unsigned char c = scan_peek(sc);
+  switch (c) {
+  case '"': return dec_string(L, sc);
+  case '{': return dec_object(L, d);
+  case '[': return dec_array(L, d);
+  case 't':
+    if (!scan_literal(sc, "true", 4)) return 0;
+    lua_pushboolean(L, 1);
+    return 1;
+  case 'f':
+    if (!scan_literal(sc, "false", 5)) return 0;
+    lua_pushboolean(L, 0);
+    return 1;
+  case 'n':
+    if (!scan_literal(sc, "null", 4)) return 0;
+    lua_pushlightuserdata(L, NULL);
+    return 1;
+  default:
+    if (c == '-' || is_digit(c)) return dec_number(L, sc);
+    if (sc->pos < sc->len && (c < 0x20 || c >= 0x80)) return scan_fail(sc, "unexpected byte", sc->pos);
+    return scan_fail(sc, "malformed JSON", sc->pos);
+  }
 }
 
 static void set_err(char *err, size_t errlen, const char *msg, size_t pos, int with_pos) {
@@ -862,68 +1021,31 @@ static void set_err(char *err, size_t errlen, const char *msg, size_t pos, int w
   else snprintf(err, errlen, "%s", msg);
 }
 
-static int is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-static int is_blank(const char *s, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (!is_json_space(s[i])) return 0;
-  return 1;
-}
-
-/* Parses text (the scan passed); on failure writes err and returns NULL. */
-static cJSON *dec_parse(const char *text, size_t len, int exact_pos, char *err, size_t errlen) {
-  const char *end = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-  size_t at;
-  if (root == NULL) {
-    at = end != NULL ? (size_t)(end - text) : 0;
-    if (is_blank(text, len)) set_err(err, errlen, "empty JSON text", 0, 0);
-    else set_err(err, errlen, "malformed JSON", at, exact_pos);
-    return NULL;
-  }
-  at = (size_t)(end - text);
-  while (at < len && is_json_space(text[at])) at++;
-  if (at < len) { /* cJSON stops after one value; JSON text is one value */
-    cJSON_Delete(root);
-    set_err(err, errlen, "trailing garbage after JSON value", at, exact_pos);
-    return NULL;
-  }
-  return root;
-}
-
-/* Scan, then parse (through the \u0000 substitution when needed). */
-static cJSON *dec_text(lua_State *L, const char *s, size_t len, int *nul, char *err, size_t errlen) {
-  scanner sc;
-  char *copy;
-  cJSON *root;
-  sc.s = (const unsigned char *)s;
-  sc.len = len;
-  sc.pos = 0;
-  sc.has_nul = 0;
-  sc.msg = NULL;
-  if (!scan_text(&sc)) {
-    set_err(err, errlen, sc.msg, sc.pos, strcmp(sc.msg, "nesting too deep") != 0);
-    return NULL;
-  }
-  *nul = sc.has_nul;
-  if (!sc.has_nul) return dec_parse(s, len, 1, err, errlen);
-  copy = (char *)malloc(len);
-  if (copy == NULL) luaL_error(L, "not enough memory"); /* nothing held yet */
-  root = dec_parse(copy, substitute_nul(s, len, copy), 0, err, errlen);
-  free(copy);
-  return root;
-}
-
 int bt_json_push_decoded(lua_State *L, const char *s, size_t len, char *err, size_t errlen) {
-  dec_ctx c;
-  luaL_checkstack(L, 4, "cannot decode JSON"); /* before anything is held */
+  decoder d;
+  int base = lua_gettop(L);
+  luaL_checkstack(L, DEC_SLOTS, "cannot decode JSON"); /* before anything is pushed */
   if (err != NULL && errlen > 0) err[0] = '\0';
-  c.root = dec_text(L, s, len, &c.nul_substituted, err, errlen);
-  if (c.root == NULL) return 0;
-  if (dec_convert(L, &c) == 0) return 1;
-  set_err(err, errlen, lua_tostring(L, -1), 0, 0);
-  lua_pop(L, 1);
+  memset(&d, 0, sizeof d);
+  d.sc.s = (const unsigned char *)s;
+  d.sc.len = len;
+  skip_space(&d.sc);
+  if (d.sc.pos == len) {
+    set_err(err, errlen, "empty JSON text", 0, 0);
+    return 0;
+  }
+  luaL_getmetatable(L, ARRAY_MT);
+  d.array_mt = base + 1;
+  if (dec_value(L, &d)) {
+    skip_space(&d.sc);
+    if (d.sc.pos == len) {
+      lua_replace(L, base + 1); /* the value, over the array mark */
+      return 1;
+    }
+    scan_fail(&d.sc, "trailing garbage after JSON value", d.sc.pos);
+  }
+  lua_settop(L, base);
+  set_err(err, errlen, d.sc.msg, d.sc.pos, d.sc.with_pos);
   return 0;
 }
 

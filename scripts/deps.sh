@@ -15,7 +15,7 @@ for g in "$@"; do
     tools) PKGS+=(clang libclang-rt-14-dev valgrind) ;;
     hosts) PKGS+=(neovim love xvfb xauth) ;;
     tls) PKGS+=(nginx-light openssl) ;;
-    docs) PKGS+=(lua-ldoc cppcheck clang-format) ;;
+    docs) PKGS+=(lua-ldoc lua-discount cppcheck clang-format) ;;
     bench) PKGS+=(nodejs npm) ;;
   esac
 done

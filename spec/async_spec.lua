@@ -1,6 +1,7 @@
 -- Non-blocking requests: client:start / poll / pending, Handle:done /
 -- cancel / result, and the coroutine helpers spawn / await / drain.
 -- Everything here runs against the local test server (spec/support).
+-- luacheck: std max+busted
 local baseten = require("baseten")
 local server = require("spec.support.server")
 local core = require("baseten.core")
@@ -69,6 +70,15 @@ end
 
 describe("non-blocking requests", function()
   local srv, client
+
+  -- Polls until the server has received n requests: scripted responses go
+  -- in arrival order, and a started request is sent only by a poll.
+  local function arrived(n)
+    eventually(function()
+      client:poll(0)
+      return srv:stats().requests >= n
+    end, 3, n .. " requests to arrive")
+  end
 
   setup(function()
     srv = server.start()
@@ -176,16 +186,19 @@ describe("non-blocking requests", function()
 
     it("share the engine with blocking calls, whose driving runs no callbacks", function()
       local pieces, text = words(5)
-      srv:enqueue({ chunks = sse(pieces), chunk_delay = 0.05 })
+      srv:enqueue({ chunks = sse(pieces), chunk_delay = 0.05 }, -- about 0.35 s
+                  { delay = 0.6, json = completion("blocking") })
       local chunks, done = 0, false
       local h = client:start({ messages = msgs(), stream = true }, {
         on_chunk = function() chunks = chunks + 1 end,
         on_done = function() done = true end,
       })
-      -- the blocking call drives the same engine while the stream runs...
-      local resp = assert(client:chat{ messages = msgs("blocking") })
-      assert.truthy(content_of(resp):find("blocking", 1, true))
-      assert.equal(0, chunks) -- ...but callbacks wait for poll
+      arrived(1)
+      local before = chunks
+      -- the blocking call drives the same engine while the whole stream arrives...
+      local resp = assert(client:chat{ messages = msgs() })
+      assert.equal("blocking", content_of(resp))
+      assert.equal(before, chunks) -- ...but callbacks wait for poll
       assert.is_false(done)
       run(client)
       assert.is_true(done)
@@ -241,7 +254,7 @@ describe("non-blocking requests", function()
   describe("a callback that raises", function()
     it("raises out of poll; the other requests complete and the client still works", function()
       local pieces, text = words(6)
-      srv:enqueue({ chunks = sse(pieces), chunk_delay = 0.03 }) -- goes to the first request
+      srv:enqueue({ chunks = sse(pieces), chunk_delay = 0.03, delay = 0.3 }) -- for the first request
       local boom = { reason = "boom" }
       local bad_err, bad_chunks = nil, 0
       local bad = client:start({ messages = msgs("bad"), stream = true }, {
@@ -251,7 +264,7 @@ describe("non-blocking requests", function()
         end,
         on_done = function(_, err) bad_err = err end,
       })
-      core.sleep(0.05) -- the first request reaches the server first
+      arrived(1) -- the scripted stream goes to this request
       local others = {}
       for i = 1, 3 do
         others[i] = client:start({ messages = msgs("good " .. i), stream = i == 2 })
@@ -314,17 +327,23 @@ describe("non-blocking requests", function()
 
   describe("poll(0)", function()
     it("never blocks while the server delays, and poll(t) waits at most t", function()
-      srv:enqueue({ delay = 0.6, json = completion("slow") },
+      srv:enqueue({ delay = 0.8, json = completion("slow") },
                   { chunks = sse(words(3)), chunk_delay = 0.25 })
       local slow = client:start({ messages = msgs() })
-      core.sleep(0.02)
+      arrived(1)
+      -- with nothing to read, poll(0.1) returns after about 0.1 s
+      local t0 = core.now()
+      client:poll(0.1)
+      local waited = core.now() - t0
+      assert.is_true(waited >= 0.05 and waited < 0.2, "poll(0.1) took " .. waited)
+      -- poll(0) returns at once, whether a chunk came or not
       local streamed = client:start({ messages = msgs(), stream = true })
       local worst, calls = 0, 0
       local stop = core.now() + 0.4
       while core.now() < stop do
-        local t0 = core.now()
+        local p0 = core.now()
         client:poll(0)
-        local dt = core.now() - t0
+        local dt = core.now() - p0
         if dt > worst then worst = dt end
         calls = calls + 1
         core.sleep(0.002)
@@ -332,12 +351,6 @@ describe("non-blocking requests", function()
       assert.is_false(slow:done())
       assert.is_true(worst < 0.05, "poll(0) took " .. worst)
       assert.is_true(calls > 50, "only " .. calls .. " polls")
-      -- with nothing to read, poll(0.1) returns after about 0.1 s
-      local t0 = core.now()
-      client:poll(0.1)
-      local waited = core.now() - t0
-      assert.is_false(slow:done())
-      assert.is_true(waited >= 0.05 and waited < 0.2, "poll(0.1) took " .. waited)
       run(client)
       assert.equal("slow", content_of((slow:result())))
       assert.equal(select(2, words(3)), content_of((streamed:result())))
@@ -356,10 +369,7 @@ describe("non-blocking requests", function()
           got = err
         end,
       })
-      eventually(function()
-        client:poll(0)
-        return srv:stats().requests == 1
-      end, 3, "the request to arrive")
+      arrived(1)
       assert.equal(base + 1, srv:stats().open_connections)
       local t0 = core.now()
       h:cancel()
@@ -424,10 +434,10 @@ describe("non-blocking requests", function()
     end)
 
     it("of one request from another's callback leaves the rest alone", function()
-      srv:enqueue({ json = completion("first") }, { delay = 5, json = completion("second") })
+      srv:enqueue({ delay = 0.2, json = completion("first") }, { delay = 5, json = completion("second") })
       local second
       client:start({ messages = msgs() }, { on_done = function() second:cancel() end })
-      core.sleep(0.02)
+      arrived(1)
       second = client:start({ messages = msgs() })
       run(client)
       assert.equal("canceled", select(2, second:result()).kind)
@@ -436,10 +446,7 @@ describe("non-blocking requests", function()
     it("during a retry wait sends nothing more", function()
       srv:enqueue({ status = 429, json = { error = "slow down" }, headers = { ["retry-after-ms"] = "3000" } })
       local h = client:start({ messages = msgs() })
-      eventually(function()
-        client:poll(0)
-        return srv:stats().requests == 1
-      end, 3, "the request to arrive")
+      arrived(1)
       client:poll(0.1)
       assert.is_false(h:done())
       h:cancel()
@@ -510,15 +517,21 @@ describe("non-blocking requests", function()
   end)
 
   describe("connections", function()
-    it("are reused by successive requests", function()
+    it("are reused by successive requests, streams included", function()
       for i = 1, 5 do
         local h = client:start({ messages = msgs("seq " .. i), stream = i % 2 == 0 })
         assert.equal(0, client:drain(5))
         assert.is_nil(select(2, h:result()))
       end
+      -- blocking calls share the pool; a stream ended by [DONE] gives its
+      -- connection back even when the body's last chunk is still on its way
+      for _ = 1, 3 do assert(assert(client:stream{ messages = msgs() }):final()) end
       assert(client:chat{ messages = msgs("blocking too") })
+      local h = client:start({ messages = msgs(), stream = true })
+      assert.equal(0, client:drain(5))
+      assert.is_nil(select(2, h:result()))
       local stats = srv:stats()
-      assert.equal(6, stats.requests)
+      assert.equal(10, stats.requests)
       assert.equal(1, stats.connections)
       assert.equal(1, stats.distinct_connections)
     end)
@@ -624,8 +637,12 @@ describe("non-blocking requests", function()
       srv:enqueue({ delay = 0.5, json = completion("A") }, { delay = 0.5, json = completion("B") })
       local got = {}
       local t0 = core.now()
-      local c1 = client:spawn(function() got[#got + 1] = content_of(client:await({ messages = msgs() })) end)
-      local c2 = client:spawn(function() got[#got + 1] = content_of(client:await({ messages = msgs() })) end)
+      local function waiter()
+        local text = content_of(client:await({ messages = msgs() }))
+        got[#got + 1] = text
+      end
+      local c1 = client:spawn(waiter)
+      local c2 = client:spawn(waiter)
       assert.equal(2, client:pending())
       run(client)
       local elapsed = core.now() - t0

@@ -52,7 +52,7 @@ local function choice_for(self, index)
   local ch = self.choices[index]
   if not ch then
     ch = { index = index, parts = {}, calls = {}, by_index = {}, by_id = {} }
-    for _, f in ipairs(TEXT_FIELDS) do ch.parts[f] = new_text() end
+    for i = 1, #TEXT_FIELDS do ch.parts[TEXT_FIELDS[i]] = new_text() end
     self.choices[index] = ch
     self.order[#self.order + 1] = index
   end
@@ -105,20 +105,35 @@ local function add_tool_calls(ch, deltas)
   end
 end
 
+-- add and add_choice run once per streamed token, so they are written for
+-- speed: a field is read once into a local, `v ~= nil` (a VM comparison)
+-- comes before `type(v)` (a function call), and loops are numeric (no
+-- ipairs iterator calls). Absent fields, the common case, cost one read.
 local function add_choice(self, c)
-  local ch = choice_for(self, type(c.index) == "number" and c.index or 0)
+  local index = c.index
+  if index ~= 0 and type(index) ~= "number" then index = 0 end
+  local ch = self.choices[index] or choice_for(self, index)
   local delta = c.delta
-  if type(delta) ~= "table" then delta = c.message end -- some servers send message
-  if type(delta) == "table" then
-    if type(delta.role) == "string" then ch.role = delta.role end
-    for _, f in ipairs(TEXT_FIELDS) do
-      local v = delta[f]
-      if type(v) == "string" and v ~= "" then push_text(ch.parts[f], v) end
-    end
-    if type(delta.tool_calls) == "table" then add_tool_calls(ch, delta.tool_calls) end
+  if type(delta) ~= "table" then -- some servers send message
+    delta = c.message
+    if type(delta) ~= "table" then delta = nil end
   end
-  if c.finish_reason ~= nil and c.finish_reason ~= null then ch.finish_reason = c.finish_reason end
-  if c.logprobs ~= nil and c.logprobs ~= null then ch.logprobs = c.logprobs end
+  if delta then
+    local v = delta.role
+    if v ~= nil and type(v) == "string" then ch.role = v end
+    local parts = ch.parts
+    for i = 1, #TEXT_FIELDS do
+      local f = TEXT_FIELDS[i]
+      v = delta[f]
+      if v ~= nil and v ~= "" and type(v) == "string" then push_text(parts[f], v) end
+    end
+    v = delta.tool_calls
+    if v ~= nil and type(v) == "table" then add_tool_calls(ch, v) end
+  end
+  local v = c.finish_reason
+  if v ~= nil and v ~= null then ch.finish_reason = v end
+  v = c.logprobs
+  if v ~= nil and v ~= null then ch.logprobs = v end
 end
 
 --- Adds one decoded chunk.
@@ -127,12 +142,15 @@ function Acc:add(chunk)
   if self.id == nil and type(chunk.id) == "string" then self.id = chunk.id end
   if self.model == nil and type(chunk.model) == "string" then self.model = chunk.model end
   if self.created == nil and type(chunk.created) == "number" then self.created = chunk.created end
-  if type(chunk.system_fingerprint) == "string" then self.system_fingerprint = chunk.system_fingerprint end
-  if type(chunk.usage) == "table" then self.usage = chunk.usage end
+  local v = chunk.system_fingerprint
+  if v ~= nil and type(v) == "string" then self.system_fingerprint = v end
+  v = chunk.usage
+  if v ~= nil and type(v) == "table" then self.usage = v end
   local choices = chunk.choices
   if type(choices) == "table" then
     for i = 1, #choices do
-      if type(choices[i]) == "table" then add_choice(self, choices[i]) end
+      local c = choices[i]
+      if type(c) == "table" then add_choice(self, c) end
     end
   end
 end

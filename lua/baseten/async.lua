@@ -245,7 +245,9 @@ end
 
 --- Drives every non-blocking request of this client; callbacks run here.
 -- Waits at most `timeout` seconds for network activity (default 0: never
--- blocks). Returns the number of requests still unfinished.
+-- blocks), and only when nothing was ready. Returns the number of requests
+-- still unfinished. On a closed client every pending request ends as
+-- canceled.
 -- @tparam[opt=0] number timeout
 -- @treturn integer
 function Client:poll(timeout)
@@ -254,19 +256,29 @@ function Client:poll(timeout)
   local list = handles_of(self)
   if #list == 0 then return 0 end
   if self._closed then return cancel_all(self, "the client was closed") end
-  -- serve what is already buffered, wait only if that was nothing
+  stream_mod._sweep(self) -- transfers finishing after their stream's [DONE]
+  -- Serve what is buffered; read what the sockets hold (never waiting) and
+  -- serve that; wait for the network only when neither gave anything.
+  -- (engine:perform(t) waits even after it read data, so it must not be
+  -- the first read.)
   local before = self._activity or 0
   local first_err = serve(list)
-  if first_err == nil and #list > 0 then
-    local wait = (self._activity or 0) ~= before and 0 or next_wait(list, timeout)
-    if has_transfer(list) then
-      self._engine:perform(wait)
-    else
-      -- only retries waiting: nothing for curl to wait on, so sleep (else
-      -- drain and poll(t) loops would spin until the retry is due)
-      core.sleep(wait)
-    end
+  if first_err == nil and #list > 0 and has_transfer(list) then
+    self._engine:perform(0)
     first_err = serve(list)
+  end
+  if first_err == nil and #list > 0 and (self._activity or 0) == before then
+    local wait = next_wait(list, timeout)
+    if wait > 0 then
+      if has_transfer(list) then
+        self._engine:perform(wait)
+      else
+        -- only retries are due: nothing for curl to wait on, so sleep (else
+        -- drain and poll(t) loops would spin until the retry is due)
+        core.sleep(wait)
+      end
+      first_err = serve(list)
+    end
   end
   if first_err ~= nil then error(first_err.err, 0) end
   return #list

@@ -13,6 +13,7 @@ local M = {}
 --- Default base URL of Baseten's Model APIs.
 M.DEFAULT_BASE_URL = "https://inference.baseten.co/v1"
 
+---@class baseten.Client
 local Client = {}
 Client.__index = Client
 M.Client = Client
@@ -67,6 +68,8 @@ end
 --   off: for local development only), `log` (function(event) called with a
 --   table per request, retry and response; `BASETEN_LOG=debug` logs to stderr).
 -- @treturn Client
+---@param opts? baseten.ClientOptions
+---@return baseten.Client
 function M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error("baseten.new: options must be a table", 2) end

@@ -15,6 +15,9 @@ require("baseten.agent") -- adds run_tools to clients
 local tool = require("baseten.tool")
 local errors = require("baseten.errors")
 
+-- The types of the public API (for Neovim's and VS Code's Lua language
+-- servers) are in baseten/types.lua, which is never loaded.
+---@class baseten
 local M = {}
 
 --- The library version, "X.Y.Z".

@@ -27,6 +27,7 @@ M.Stream = Stream
 
 --- Wraps a running transfer whose 2xx headers are in (internal).
 function M.new(client, transfer)
+  M._sweep(client)
   local ctype = transfer:header("content-type") or ""
   return setmetatable({
     _client = client, _t = transfer, _acc = accumulate.new(),
@@ -69,9 +70,43 @@ local function chunk_error(self, chunk)
                       code = (type(code) == "string" or type(code) == "number") and tostring(code) or nil })
 end
 
+-- "data: [DONE]" can come before the end of the HTTP body (the last chunk
+-- of a chunked body) has been read. Closing the transfer then would make
+-- curl drop a connection it could reuse; so read what has arrived, and if
+-- the body is still not over, let the engine finish it in the background:
+-- the client keeps the transfer until it ends (or LINGER seconds pass) and
+-- closes it at a later sweep (each new stream, each poll).
+local LINGER = 5
+
+function M._sweep(client)
+  local list = client._lingering
+  if not list or #list == 0 then return end
+  local now = core.now()
+  for i = #list, 1, -1 do
+    local e = list[i]
+    if e.t:state() ~= "running" or now > e.deadline then
+      e.t:close()
+      table.remove(list, i)
+    end
+  end
+end
+
+local function linger(client, t)
+  if t:state() == "running" and not client._closed then client._engine:perform(0) end
+  if t:state() ~= "running" then
+    t:close()
+    return
+  end
+  local list = client._lingering or {}
+  client._lingering = list
+  list[#list + 1] = { t = t, deadline = core.now() + LINGER }
+end
+
 local function finish(self)
   self._done = true
-  self:_release()
+  local t = self._t
+  self._t = nil
+  if t then linger(self._client, t) end
   return nil
 end
 
@@ -134,7 +169,8 @@ end
 function Stream:_step()
   if self._err then return nil, self._err end
   if self._done then return nil end
-  if not self._t then
+  local t = self._t
+  if not t then
     return fail(self, { kind = "canceled", message = "the stream was closed" })
   end
   if not self._sse then
@@ -146,10 +182,12 @@ function Stream:_step()
     if self._t:state() == "running" and raw.n < 1048576 then return false end
     return not_sse(self, table.concat(raw))
   end
-  local t = self._t
   while true do
     local kind, a, b = t:next_event()
-    if kind then
+    if kind == "chunk" and type(a) == "table" and (a.error == nil or a.error == null) then
+      self._acc:add(a) -- the per-token path: on_event's first case, inlined
+      return a
+    elseif kind then
       local v, err = on_event(self, kind, a, b)
       if v ~= false then
         if v ~= nil then self._acc:add(v) end
@@ -169,16 +207,19 @@ end
 -- end, or nil, err on failure.
 function Stream:next()
   local engine = self._client._engine
-  while true do
+  local wait = 0 -- first read what the socket holds: perform(1) would
+  while true do  -- read it and then wait on for more before returning
     local v, err = self:_step()
     if v ~= false then return v, err end
-    engine:perform(1)
+    engine:perform(wait)
+    wait = 1
   end
 end
 
 --- Calls `next` and raises its error: the iterator of `for chunk in stream`.
 function Stream:__call()
-  local chunk, err = self:next()
+  local chunk, err = self:_step() -- what `next` does first, without its frame
+  if chunk == false then chunk, err = self:next() end
   if err then error(err, 0) end
   return chunk
 end

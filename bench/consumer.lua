@@ -1,0 +1,54 @@
+-- bench/consumer.lua: the baseten side of the benchmark (Lua 5.4 or LuaJIT;
+-- bench/run.lua starts it with LUA_PATH/LUA_CPATH set by scripts/env.sh).
+--
+--   consumer.lua stream BASE_URL       one streamed chat: for chunk in stream
+--   consumer.lua chat BASE_URL N       N blocking client:chat calls
+--
+-- Prints one JSON line: {"chunks"|"requests":N, "chars":N, "cpu":s,
+-- "wall":s, "rss_kb":N}. cpu is os.clock() (process user+sys) around the
+-- measured part only, so interpreter start-up and module loading are out,
+-- as they are for the node and C consumers.
+local baseten = require("baseten")
+local core = require("baseten.core")
+
+local mode, url, n = arg[1], arg[2], tonumber(arg[3] or "0")
+local WARMUP = 50 -- blocking chats before the clock starts (as node does)
+
+local function peak_rss_kb()
+  local f = io.open("/proc/self/status", "r")
+  if not f then return -1 end
+  local kb = f:read("*a"):match("VmHWM:%s*(%d+)")
+  f:close()
+  return tonumber(kb) or -1
+end
+
+local client = baseten.new{ api_key = "bench", base_url = url, model = "test/bench", max_retries = 0 }
+local messages = { { role = "user", content = "go" } }
+local out
+
+if mode == "stream" then
+  local cpu0, wall0 = os.clock(), core.now()
+  local chunks, chars = 0, 0
+  local stream = assert(client:stream{ messages = messages })
+  for chunk in stream do
+    chunks = chunks + 1
+    local c = chunk.choices[1]
+    local s = c and c.delta.content
+    if type(s) == "string" then chars = chars + #s end
+  end
+  out = { chunks = chunks, chars = chars, cpu = os.clock() - cpu0, wall = core.now() - wall0 }
+elseif mode == "chat" then
+  local chars = 0
+  for _ = 1, WARMUP do assert(client:chat{ messages = messages }) end
+  local cpu0, wall0 = os.clock(), core.now()
+  for _ = 1, n do
+    local resp = assert(client:chat{ messages = messages })
+    chars = chars + #resp.choices[1].message.content
+  end
+  out = { requests = n, chars = chars, cpu = os.clock() - cpu0, wall = core.now() - wall0 }
+else
+  io.stderr:write("usage: consumer.lua stream|chat BASE_URL [N]\n")
+  os.exit(2)
+end
+out.rss_kb = peak_rss_kb()
+print(baseten.json.encode(out))

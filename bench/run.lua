@@ -1,0 +1,353 @@
+-- bench/run.lua: baseten against a plain C consumer, openai-node and curl,
+-- side by side in one run (`make bench`, through bench/run.sh).
+--
+-- Starts the local test server (spec/support/server.py), which floods a
+-- stream of one-token chat.completion.chunk events as fast as loopback
+-- allows and answers small blocking chats, runs every consumer against it
+-- a few times, and writes a markdown table of ratios to stdout and to
+-- bench/RESULTS.md. Each consumer prints one JSON line; CPU is measured
+-- inside each consumer process around the measured part (getrusage,
+-- os.clock, process.cpuUsage: user+sys, all threads), so interpreter
+-- start-up is out; peak RSS is the process's VmHWM.
+--
+-- Knobs (environment): BENCH_N (chunks of the long stream, 1000000),
+-- BENCH_SMALL_N (200000), BENCH_REPS (3; the best run counts, see best()),
+-- BENCH_CHATS (2000), BENCH_CURL_LOOP (300: curl processes are slow),
+-- BENCH_DEV=1 (load bench/out/dev builds and lua/, see bench/build_dev.sh),
+-- BENCH_OUT (RESULTS.md path; "-" for stdout only).
+local server = require("spec.support.server")
+local json = require("baseten.core").json
+local now = require("baseten.core").now
+
+local ROOT = os.getenv("BENCH_ROOT") or "."
+local OUT = ROOT .. "/bench/out"
+local N = tonumber(os.getenv("BENCH_N") or "1000000")
+local SMALL_N = tonumber(os.getenv("BENCH_SMALL_N") or "200000")
+local REPS = tonumber(os.getenv("BENCH_REPS") or "3")
+local CHATS = tonumber(os.getenv("BENCH_CHATS") or "2000")
+local CURL_LOOP = tonumber(os.getenv("BENCH_CURL_LOOP") or "300")
+local DEV = os.getenv("BENCH_DEV") == "1"
+local RESULTS = os.getenv("BENCH_OUT") or (ROOT .. "/bench/RESULTS.md")
+local WARMUP = 50 -- chats each Lua and node consumer sends before timing
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("*a")
+  local ok = p:close()
+  return out, ok
+end
+
+local function first_line(cmd)
+  return (sh(cmd .. " 2>&1"):match("[^\n]*"))
+end
+
+------------------------------------------------------------------ the stream
+
+-- One-token chunks in OpenAI's shape, with an id and a model name of
+-- realistic length: about 190 bytes each. 16 different tokens, so the
+-- consumers see different content strings, not one string over and over.
+local TOKENS = { " The", " quick", " brown", " fox", " jumps", " over", " the", " lazy",
+                 " dog", ",", " and", " then", " it", " runs", " away", "." }
+local HEAD = 'data: {"id":"chatcmpl-B9MBs8CjcvOU2jLn","object":"chat.completion.chunk",'
+  .. '"created":1741569952,"model":"gpt-4o-mini","choices":[{"index":0,"delta":'
+
+local function event(delta, finish)
+  return HEAD .. delta .. ',"finish_reason":' .. finish .. '}]}\n\n'
+end
+
+local UNIT, UNIT_CHARS = {}, 0
+for i, tok in ipairs(TOKENS) do
+  UNIT[i] = event('{"content":"' .. tok .. '"}', "null")
+  UNIT_CHARS = UNIT_CHARS + #tok
+end
+local EVENT_BYTES = #table.concat(UNIT) / #TOKENS
+UNIT = table.concat(UNIT)
+
+-- n content chunks (a multiple of 16) between a role chunk and a finish
+-- chunk: n + 2 chunks in all, then [DONE].
+local function flood(n)
+  return { chunks = {
+    event('{"role":"assistant","content":""}', "null"),
+    { ["repeat"] = UNIT, count = n // #TOKENS },
+    event("{}", '"stop"'),
+    "data: [DONE]\n\n",
+  } }
+end
+
+----------------------------------------------------------------- consumers
+
+local function lua_env(v)
+  local lp, cp
+  if DEV then
+    lp = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"
+    cp = OUT .. "/dev/" .. v .. "/?.so;;"
+  else
+    local tree = ROOT .. "/.rocks/" .. v
+    lp = tree .. "/share/lua/" .. v .. "/?.lua;" .. tree .. "/share/lua/" .. v .. "/?/init.lua;;"
+    cp = tree .. "/lib/lua/" .. v .. "/?.so;;"
+  end
+  return "env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH=" .. q(lp) .. " LUA_CPATH=" .. q(cp) .. " "
+end
+
+local LUA = {
+  { name = "baseten, Lua 5.4", key = "lua54", cmd = lua_env("5.4") .. "lua5.4 " .. ROOT .. "/bench/consumer.lua" },
+  { name = "baseten, LuaJIT", key = "luajit", cmd = lua_env("5.1") .. "luajit " .. ROOT .. "/bench/consumer.lua" },
+}
+local NODE = { name = "openai-node", key = "node", cmd = "node " .. ROOT .. "/bench/node_consumer.mjs" }
+local C = { name = "C (libcurl + cJSON)", key = "c", cmd = OUT .. "/c_consumer" }
+
+local function run_json(cmd)
+  local out, ok = sh(cmd .. " 2>&1")
+  local line = out:match("({[^\n]*})%s*$")
+  local r = line and json.decode(line)
+  if not ok or type(r) ~= "table" then error("bench: " .. cmd .. " failed:\n" .. out, 0) end
+  return r
+end
+
+local function median(list)
+  table.sort(list)
+  local n = #list
+  if n % 2 == 1 then return list[(n + 1) // 2] end
+  return (list[n // 2] + list[n // 2 + 1]) / 2
+end
+
+-- CPU and wall time: the fastest run. Other processes on a busy machine
+-- only ever add to a run's time (cache and core contention), so the
+-- minimum is the steadiest estimate of what the work itself costs.
+local function best(list)
+  local m = math.huge
+  for _, v in ipairs(list) do m = math.min(m, v) end
+  return m
+end
+
+-- results[key][n] = { cpu = {...}, wall = {...}, rss_kb = {...} } over reps;
+-- results[key].meta = { count = chats sent, connections = server's count }
+local results = {}
+local function record(key, n, r)
+  results[key] = results[key] or {}
+  local slot = results[key][n] or { cpu = {}, wall = {}, rss_kb = {} }
+  results[key][n] = slot
+  for f in pairs(slot) do slot[f][#slot[f] + 1] = r[f] end
+end
+local function med(key, n, f)
+  local list = results[key][n][f]
+  return f == "rss_kb" and median(list) or best(list)
+end
+
+local srv
+
+local function stream_once(c, n)
+  srv:reset()
+  srv:enqueue(flood(n))
+  local r = run_json(c.cmd .. " " .. (c.key == "c" and "" or "stream ") .. q(srv.url))
+  local want_chars = UNIT_CHARS * (n // #TOKENS)
+  if r.chunks ~= n + 2 or r.chars ~= want_chars then
+    error(("bench: %s got %s chunks / %s chars, want %d / %d"):format(c.name, r.chunks, r.chars, n + 2, want_chars), 0)
+  end
+  record(c.key, n, r)
+  io.stderr:write(("  %-22s %8d chunks  cpu %6.3f s  wall %6.3f s  rss %6.1f MB\n")
+    :format(c.name, n, r.cpu, r.wall, r.rss_kb / 1024))
+end
+
+-- chat: a client sends `count` blocking chats; checks the server saw them
+local function chat_once(c, count, cmd, extra)
+  srv:reset()
+  local r = run_json(cmd)
+  local st = srv:stats()
+  if st.requests ~= count + (extra or 0) then
+    error(("bench: %s: the server saw %d requests, want %d"):format(c.name, st.requests, count + (extra or 0)), 0)
+  end
+  record(c.key, "chat", r)
+  results[c.key].meta = { connections = st.connections, count = count }
+  io.stderr:write(("  %-22s %6d chats   cpu %6.3f s  wall %6.3f s  %d connection(s)\n")
+    :format(c.name, count, r.cpu, r.wall, st.connections))
+end
+
+local CHAT_BODY = '{"model":"test/bench","messages":[{"role":"user","content":"go"}]}'
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+-- curl: one process per chat (a shell loop), or one process for them all
+-- (a -K config file of `url`/`next` blocks, so the connection is reused)
+local CURL_LOOP_C = { name = "curl, one process per chat", key = "curl_loop" }
+local CURL_K = { name = "curl -K, one process", key = "curl_k" }
+
+local function curl_cmds(url)
+  local body = OUT .. "/chat.json"
+  write_file(body, CHAT_BODY)
+  local opts = "-s -o /dev/null -H 'Content-Type: application/json' -H 'Authorization: Bearer bench' --data-binary @" .. q(body)
+  local loop = ("for i in $(seq %d); do curl %s %s || exit 1; done"):format(CURL_LOOP, opts, q(url .. "/chat/completions"))
+  local cfg = { "silent" }
+  for i = 1, CHATS do
+    cfg[#cfg + 1] = ('url = "%s/chat/completions"\noutput = "/dev/null"\nheader = "Content-Type: application/json"\n'
+      .. 'header = "Authorization: Bearer bench"\ndata-binary = "@%s"'):format(url, body)
+    if i < CHATS then cfg[#cfg + 1] = "next" end
+  end
+  write_file(OUT .. "/curl_chats.cfg", table.concat(cfg, "\n") .. "\n")
+  local function timed(cmd) -- bash's `time`: user+sys include the children
+    return "bash -c " .. q("TIMEFORMAT='{\"wall\":%3R,\"user\":%3U,\"sys\":%3S}'; time ( " .. cmd .. " ) >/dev/null")
+  end
+  return timed("bash -c " .. q(loop)), timed("curl -K " .. q(OUT .. "/curl_chats.cfg"))
+end
+
+local function curl_once(c, cmd, count)
+  srv:reset()
+  local out, ok = sh(cmd .. " 2>&1")
+  local r = json.decode(out:match("({[^\n]*})%s*$") or "")
+  if not ok or type(r) ~= "table" then error("bench: " .. cmd .. " failed:\n" .. out, 0) end
+  r.cpu = r.user + r.sys
+  r.rss_kb = 0
+  local st = srv:stats()
+  if st.requests ~= count then error(("bench: %s: %d requests, want %d"):format(c.name, st.requests, count), 0) end
+  record(c.key, "chat", r)
+  results[c.key].meta = { connections = st.connections, count = count }
+  io.stderr:write(("  %-22s %6d chats   cpu %6.3f s  wall %6.3f s  %d connection(s)\n")
+    :format(c.name, count, r.cpu, r.wall, st.connections))
+end
+
+------------------------------------------------------------------- report
+
+local function machine()
+  local cpu = first_line("grep -m1 'model name' /proc/cpuinfo"):gsub("^model name%s*:%s*", "")
+  local openai = sh("node -p \"require('" .. ROOT .. "/bench/node_modules/openai/package.json').version\" 2>/dev/null"):gsub("%s+$", "")
+  return {
+    ("- CPU: %s, %s cores (nproc); kernel %s; %s"):format(cpu, first_line("nproc"), first_line("uname -r"),
+      first_line("grep -m1 PRETTY_NAME /etc/os-release"):match('"(.*)"') or "Linux"),
+    ("- %s; %s; node %s with openai-node %s; %s"):format(first_line("lua5.4 -v"):match("Lua %S+"),
+      first_line("luajit -v"):match("LuaJIT %S+"), first_line("node --version"), openai,
+      first_line("curl --version"):match("^curl %S+") .. " (libcurl)"),
+    ("- cJSON %s, %s; test server: %s (spec/support/server.py)"):format(
+      first_line("dpkg-query -W -f='${Version}' libcjson-dev"), first_line("cc --version"),
+      first_line("python3 --version")),
+    ("- %s; %s build of baseten"):format(os.date("!%Y-%m-%d %H:%M UTC"), DEV and "bench/build_dev.sh (-O2 -g)" or "luarocks make (-O2)"),
+  }
+end
+
+local function x(a, b) return ("%.2fx"):format(a / b) end
+local function mb(kb) return ("%.1f MB"):format(kb / 1024) end
+local function per100k(key) return med(key, N, "cpu") / N * 1e5 end
+local function chats_per_s(key) return results[key].meta.count / med(key, "chat", "wall") end
+local function cpu_per_chat(key) return med(key, "chat", "cpu") / results[key].meta.count end
+
+local function ok(cond) return cond and "yes" or "**no**" end
+
+local function report()
+  local L = {}
+  local function add(s) L[#L + 1] = s end
+  local c100, n100 = per100k("c"), per100k("node")
+  add("## Benchmark: baseten against C, openai-node and curl")
+  add("")
+  add(("`make bench`. Streams: %d and %d one-token `chat.completion.chunk` events of %d bytes "
+    .. "(OpenAI's shape, 16 different tokens) flooded over loopback by the local test server; "
+    .. "each consumer runs `for chunk in stream` (`for await` in node), reads "
+    .. "`choices[1].delta.content`, and counts. CPU is user+sys of the consumer process "
+    .. "around the request (start-up excluded); the best of %d runs (peak RSS: the median).")
+    :format(SMALL_N, N, math.floor(EVENT_BYTES + 0.5), REPS))
+  add("")
+  add("| ratio | baseten, Lua 5.4 | baseten, LuaJIT | goal |")
+  add("|---|---|---|---|")
+  local row = {}
+  for _, c in ipairs(LUA) do row[#row + 1] = x(per100k(c.key), c100) end
+  add(("| stream CPU ÷ C consumer | %s | %s | at most 2.5x (%s, %s) |"):format(row[1], row[2],
+    ok(per100k("lua54") <= 2.5 * c100), ok(per100k("luajit") <= 2.5 * c100)))
+  row = {}
+  for _, c in ipairs(LUA) do row[#row + 1] = x(per100k(c.key), n100) end
+  add(("| stream CPU ÷ openai-node | %s | %s | at most 0.2x (%s, %s) |"):format(row[1], row[2],
+    ok(per100k("lua54") <= 0.2 * n100), ok(per100k("luajit") <= 0.2 * n100)))
+  row = {}
+  local flat = {}
+  for _, c in ipairs(LUA) do
+    local d = med(c.key, N, "rss_kb") - med(c.key, SMALL_N, "rss_kb")
+    row[#row + 1] = mb(d)
+    flat[#flat + 1] = ok(d <= 8 * 1024)
+  end
+  add(("| peak RSS, %dk chunks − %dk chunks | %s | %s | at most 8 MB (%s, %s) |"):format(N // 1000, SMALL_N // 1000,
+    row[1], row[2], flat[1], flat[2]))
+  for _, other in ipairs{ { "curl_loop", "a curl process per chat" }, { "curl_k", "one curl process (-K)" }, { "node", "openai-node" } } do
+    add(("| chats/s ÷ %s | %s | %s | |"):format(other[2], x(chats_per_s("lua54"), chats_per_s(other[1])),
+      x(chats_per_s("luajit"), chats_per_s(other[1]))))
+  end
+  add("")
+  add(("### Streaming, %d chunks"):format(N))
+  add("")
+  add("| consumer | CPU s per 100k chunks | µs per chunk | ÷ C | ÷ openai-node | wall s | chunks/s |")
+  add("|---|---|---|---|---|---|---|")
+  for _, c in ipairs{ C, LUA[1], LUA[2], NODE } do
+    local v = per100k(c.key)
+    add(("| %s | %.3f | %.2f | %s | %s | %.2f | %.0f |"):format(c.name, v, v * 10, x(v, c100), x(v, n100),
+      med(c.key, N, "wall"), N / med(c.key, N, "wall")))
+  end
+  add("")
+  add("### Peak RSS (VmHWM)")
+  add("")
+  add(("| consumer | %dk chunks | %dk chunks | difference |"):format(SMALL_N // 1000, N // 1000))
+  add("|---|---|---|---|")
+  for _, c in ipairs{ C, LUA[1], LUA[2], NODE } do
+    local a, b = med(c.key, SMALL_N, "rss_kb"), med(c.key, N, "rss_kb")
+    add(("| %s | %s | %s | %s |"):format(c.name, mb(a), mb(b), mb(b - a)))
+  end
+  add("")
+  add(("The Lua figures include the accumulated text `stream:final()` needs "
+    .. "(%.1f MB of content at %dk chunks)."):format(UNIT_CHARS * (N // #TOKENS) / 1048576, N // 1000))
+  add("")
+  add("### Small blocking chats, one connection reused")
+  add("")
+  add(("`client:chat` in a loop (%d chats after %d warm-up ones; openai-node likewise) against "
+    .. "the test server's default mock (a %d-byte request, a ~330-byte chat.completion), "
+    .. "against curl: a shell loop of %d curl processes, and one curl process given %d "
+    .. "requests in a `-K` config file (`url`/`data-binary` blocks separated by `next`, run "
+    .. "one after another on one connection). The server (Python) is the bottleneck of "
+    .. "chats/s; client CPU per chat shows the clients' own cost.")
+    :format(CHATS, WARMUP, #CHAT_BODY, CURL_LOOP, CHATS))
+  add("")
+  add("| client | chats/s | client CPU per chat | connections | chats/s ÷ baseten 5.4 |")
+  add("|---|---|---|---|---|")
+  for _, c in ipairs{ LUA[1], LUA[2], NODE, CURL_K, CURL_LOOP_C } do
+    add(("| %s | %.0f | %.0f µs | %d | %s |"):format(c.name, chats_per_s(c.key), cpu_per_chat(c.key) * 1e6,
+      results[c.key].meta.connections, x(chats_per_s(c.key), chats_per_s("lua54"))))
+  end
+  add("")
+  add("Machine:")
+  add("")
+  for _, s in ipairs(machine()) do add(s) end
+  return table.concat(L, "\n") .. "\n"
+end
+
+--------------------------------------------------------------------- main
+
+srv = server.start()
+local t0 = now()
+io.stderr:write(("bench: server at %s; %d reps; streams of %d and %d chunks\n"):format(srv.url, REPS, SMALL_N, N))
+local ok_run, err = pcall(function()
+  local consumers = { C, LUA[1], LUA[2], NODE }
+  for _, n in ipairs{ SMALL_N, N } do
+    for _ = 1, REPS do
+      for _, c in ipairs(consumers) do stream_once(c, n) end
+    end
+  end
+  local loop_cmd, k_cmd = curl_cmds(srv.url)
+  for _ = 1, REPS do
+    for _, c in ipairs{ LUA[1], LUA[2], NODE } do
+      chat_once(c, CHATS, c.cmd .. " chat " .. q(srv.url) .. " " .. CHATS, WARMUP)
+    end
+    curl_once(CURL_K, k_cmd, CHATS)
+    curl_once(CURL_LOOP_C, loop_cmd, CURL_LOOP)
+  end
+end)
+srv:stop()
+if not ok_run then
+  io.stderr:write(tostring(err), "\n")
+  os.exit(1)
+end
+local text = report()
+io.write("\n", text)
+if RESULTS ~= "-" then
+  write_file(RESULTS, text)
+  io.stderr:write(("bench: wrote %s in %.0f s\n"):format(RESULTS, now() - t0))
+end

@@ -1,0 +1,217 @@
+--- baseten_nvim: a minimal Neovim plugin over baseten's non-blocking API.
+--
+--     require("baseten_nvim").setup{
+--       base_url = "https://inference.baseten.co/v1",  -- default: $BASETEN_BASE_URL, else Baseten's
+--       api_key = "...",                               -- default: $BASETEN_API_KEY
+--       model = "deepseek-ai/DeepSeek-V3.1",           -- default: $BASETEN_MODEL, else this
+--       rocks_tree = "~/.luarocks",  -- optional: a luarocks tree holding baseten for Lua 5.1
+--     }
+--     :BasetenChat Explain this error message
+--
+-- `:BasetenChat` opens a scratch buffer and streams the reply into it. The
+-- request runs on the client's libcurl engine; a libuv timer calls
+-- `client:poll(0)` every `interval` ms (10), which never blocks, so the
+-- editor keeps running while tokens arrive. The timer stops as soon as no
+-- request is pending and starts again with the next one. Wiping the buffer
+-- cancels its request.
+--
+-- Neovim runs LuaJIT, so baseten must be built for Lua 5.1:
+--   luarocks --lua-version=5.1 install baseten   (or `make` in the repo:
+--   .rocks/5.1), with LUA_PATH/LUA_CPATH, or `rocks_tree`, pointing there.
+-- luacheck: globals vim
+local M = {}
+
+local uv = vim.uv or vim.loop
+
+local config = {
+  base_url = nil,
+  api_key = nil,
+  model = nil,
+  interval = 10, -- ms between polls
+  max_tokens = nil,
+  system = nil, -- an optional system message
+  rocks_tree = nil,
+}
+
+local client -- made on first use
+local timer -- running only while requests are pending
+local buffers = 0
+
+--- Counters for the curious (and for tests): `ticks` counts timer polls.
+M.stats = { ticks = 0 }
+
+--- Every chat started, newest last: `{buf, handle, prompt, text, chunks,
+-- done, err, ticks_at_first_chunk, ticks_at_done}`.
+M.jobs = {}
+
+local function notify(msg, level)
+  vim.notify("baseten: " .. msg, level or vim.log.levels.INFO)
+end
+
+-- Puts a luarocks tree's Lua 5.1 directories in front of the search paths.
+local function add_tree(tree)
+  tree = vim.fn.expand(tree):gsub("/+$", "")
+  local lua = tree .. "/share/lua/5.1/?.lua;" .. tree .. "/share/lua/5.1/?/init.lua;"
+  local so = tree .. "/lib/lua/5.1/?.so;"
+  if not package.path:find(lua, 1, true) then package.path = lua .. package.path end
+  if not package.cpath:find(so, 1, true) then package.cpath = so .. package.cpath end
+end
+
+local function stop_timer()
+  if timer then
+    timer:stop()
+    timer:close()
+    timer = nil
+  end
+end
+
+--- Cancels every pending request (their buffers say so).
+function M.cancel_all()
+  for _, job in ipairs(M.jobs) do
+    if not job.done and job.handle then job.handle:cancel() end
+  end
+end
+
+--- Sets options; a later call replaces the client (pending replies are canceled).
+function M.setup(opts)
+  opts = opts or {}
+  for k, v in pairs(opts) do config[k] = v end
+  if config.rocks_tree then add_tree(config.rocks_tree) end
+  if client then
+    M.cancel_all()
+    client:close()
+    client = nil
+  end
+  stop_timer()
+end
+
+local function get_client()
+  if client then return client end
+  local ok, baseten = pcall(require, "baseten")
+  if not ok then
+    error("cannot load baseten (built for Lua 5.1?): set LUA_PATH/LUA_CPATH or setup{rocks_tree = ...}\n"
+      .. tostring(baseten), 0)
+  end
+  client = baseten.new{
+    base_url = config.base_url,
+    api_key = config.api_key,
+    model = config.model or os.getenv("BASETEN_MODEL") or "deepseek-ai/DeepSeek-V3.1",
+  }
+  return client
+end
+
+-- One timer tick: drive every request; stop once none is pending.
+local function tick()
+  if not timer then return end -- a tick queued before the timer stopped
+  M.stats.ticks = M.stats.ticks + 1
+  local ok, left = pcall(client.poll, client, 0)
+  if not ok then
+    notify(tostring(left), vim.log.levels.ERROR)
+    left = client:pending()
+  end
+  if left == 0 then stop_timer() end
+end
+
+local function ensure_timer()
+  if timer then return end
+  timer = uv.new_timer()
+  -- timer callbacks run in a fast event; the buffer API needs the main loop
+  timer:start(config.interval, config.interval, vim.schedule_wrap(tick))
+end
+
+--- Whether the poll timer is running.
+function M.timer_active()
+  return timer ~= nil
+end
+
+--- Requests still pending.
+function M.pending()
+  return client and client:pending() or 0
+end
+
+local function split_lines(s)
+  local lines, from = {}, 1
+  while true do
+    local at = s:find("\n", from, true)
+    if not at then break end
+    lines[#lines + 1] = s:sub(from, at - 1)
+    from = at + 1
+  end
+  lines[#lines + 1] = s:sub(from)
+  return lines
+end
+
+-- Appends text at the end of the buffer (the text may hold newlines) and
+-- keeps the buffer's windows scrolled to it.
+local function append(buf, text)
+  if not vim.api.nvim_buf_is_valid(buf) then return end
+  local last = vim.api.nvim_buf_line_count(buf)
+  local tail = vim.api.nvim_buf_get_lines(buf, last - 1, last, false)[1] or ""
+  local lines = split_lines(tail .. text)
+  vim.api.nvim_buf_set_lines(buf, last - 1, last, false, lines)
+  local line_count = last - 1 + #lines
+  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+    pcall(vim.api.nvim_win_set_cursor, win, { line_count, 0 })
+  end
+end
+
+local function open_buffer()
+  buffers = buffers + 1
+  vim.cmd("botright new")
+  local buf = vim.api.nvim_get_current_buf()
+  vim.bo[buf].buftype = "nofile"
+  vim.bo[buf].bufhidden = "wipe"
+  vim.bo[buf].swapfile = false
+  vim.bo[buf].filetype = "markdown"
+  pcall(vim.api.nvim_buf_set_name, buf, "baseten://chat/" .. buffers)
+  return buf
+end
+
+--- Streams the reply to `prompt` into a new scratch buffer; returns the job.
+function M.chat(prompt)
+  if type(prompt) ~= "string" or prompt == "" then
+    notify("usage: :BasetenChat {prompt}", vim.log.levels.WARN)
+    return nil
+  end
+  local ok, c = pcall(get_client)
+  if not ok then
+    notify(c, vim.log.levels.ERROR)
+    return nil
+  end
+  local buf = open_buffer()
+  local messages = {}
+  if config.system then messages[1] = { role = "system", content = config.system } end
+  messages[#messages + 1] = { role = "user", content = prompt }
+  local job = { buf = buf, prompt = prompt, text = "", chunks = 0, done = false }
+  M.jobs[#M.jobs + 1] = job
+  job.handle = c:start({ messages = messages, stream = true, max_tokens = config.max_tokens }, {
+    on_chunk = function(chunk)
+      local choice = chunk.choices and chunk.choices[1]
+      local piece = type(choice) == "table" and type(choice.delta) == "table" and choice.delta.content
+      if type(piece) ~= "string" or piece == "" then return end
+      job.chunks = job.chunks + 1
+      job.ticks_at_first_chunk = job.ticks_at_first_chunk or M.stats.ticks
+      job.text = job.text .. piece
+      append(buf, piece)
+    end,
+    on_done = function(_, err)
+      job.done, job.err = true, err
+      job.ticks_at_done = M.stats.ticks
+      if err and err.kind ~= "canceled" then
+        append(buf, "\n\n[" .. tostring(err) .. "]")
+        notify(tostring(err), vim.log.levels.ERROR)
+      end
+    end,
+  })
+  -- a wiped buffer has no reader left: stop its request
+  vim.api.nvim_create_autocmd("BufWipeout", {
+    buffer = buf, once = true,
+    callback = function()
+      if not job.done then job.handle:cancel() end
+    end,
+  })
+  ensure_timer()
+  return job
+end
+
+return M

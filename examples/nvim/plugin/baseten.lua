@@ -1,0 +1,15 @@
+-- baseten.nvim (example plugin): the user commands. The work is in
+-- lua/baseten_nvim/init.lua, loaded on first use.
+--   :BasetenChat {prompt}   streams the reply into a new scratch buffer
+--   :BasetenCancel          cancels every reply still streaming
+-- luacheck: globals vim
+if vim.g.loaded_baseten_nvim then return end
+vim.g.loaded_baseten_nvim = true
+
+vim.api.nvim_create_user_command("BasetenChat", function(opts)
+  require("baseten_nvim").chat(opts.args)
+end, { nargs = "+", desc = "Stream a chat reply from Baseten into a scratch buffer" })
+
+vim.api.nvim_create_user_command("BasetenCancel", function()
+  require("baseten_nvim").cancel_all()
+end, { nargs = 0, desc = "Cancel every Baseten reply still streaming" })

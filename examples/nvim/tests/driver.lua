@@ -1,0 +1,107 @@
+-- Test driver for the example plugin (spec/hosts_spec.lua runs it):
+--
+--   BASETEN_TEST_URL=http://127.0.0.1:PORT/v1 BASETEN_TEST_RESULT=/tmp/out.json \
+--   nvim --headless -u NONE -i NONE --cmd "set rtp^=examples/nvim" \
+--        -c "luafile examples/nvim/tests/driver.lua"
+--
+-- It runs `:BasetenChat hello` and, while the editor's main loop runs
+-- normally, watches an independent 5 ms "heartbeat" timer (the editor's
+-- other work). Once the reply is done it writes a JSON result file and
+-- quits: buffer text, the job's counters, the plugin timer's ticks while
+-- tokens arrived, the heartbeats meanwhile and the longest gap between them.
+-- luacheck: globals vim
+local uv = vim.uv or vim.loop
+
+local out_path = assert(os.getenv("BASETEN_TEST_RESULT"), "BASETEN_TEST_RESULT is not set")
+local result = { ok = false }
+
+local function now_ms()
+  return uv.hrtime() / 1e6
+end
+
+local function write_result()
+  local f = assert(io.open(out_path, "w"))
+  f:write(vim.fn.json_encode(result))
+  f:close()
+end
+
+local function quit()
+  write_result()
+  vim.cmd("qa!")
+end
+
+local function fail(msg)
+  result.ok = false
+  result.error = tostring(msg)
+  quit()
+end
+
+local ok, err = pcall(function()
+  if vim.fn.exists(":BasetenChat") ~= 2 then vim.cmd("runtime plugin/baseten.lua") end
+  result.command = vim.fn.exists(":BasetenChat") == 2
+  result.core_path = package.searchpath and package.searchpath("baseten.core", package.cpath) or nil
+  result.lua_path = package.searchpath and package.searchpath("baseten", package.path) or nil
+
+  local plugin = require("baseten_nvim")
+  plugin.setup{
+    base_url = assert(os.getenv("BASETEN_TEST_URL"), "BASETEN_TEST_URL is not set"),
+    api_key = "test-key", model = "test/model", interval = 10,
+  }
+
+  -- the editor's own work: a heartbeat through the main loop
+  local beats, last_beat, max_gap, streaming = 0, nil, 0, false
+  local heartbeat = uv.new_timer()
+  heartbeat:start(5, 5, vim.schedule_wrap(function()
+    local t = now_ms()
+    if streaming then
+      beats = beats + 1
+      if last_beat then max_gap = math.max(max_gap, t - last_beat) end
+    end
+    last_beat = t
+  end))
+
+  local t0 = now_ms()
+  vim.cmd("BasetenChat " .. (os.getenv("BASETEN_TEST_PROMPT") or "hello"))
+  local job = plugin.jobs[#plugin.jobs]
+  result.timer_started = plugin.timer_active()
+  result.current_is_chat = vim.api.nvim_get_current_buf() == job.buf
+
+  local ticks_at_done
+  local watcher = uv.new_timer()
+  watcher:start(20, 20, vim.schedule_wrap(function()
+    if job.chunks > 0 and not job.done then streaming = true end
+    if job.done and not ticks_at_done then
+      streaming = false
+      ticks_at_done = plugin.stats.ticks
+      return
+    end
+    if not ticks_at_done then
+      if now_ms() - t0 > 20000 then
+        watcher:stop()
+        fail("the reply did not finish within 20 s")
+      end
+      return
+    end
+    -- done, and a few watcher ticks later: has the poll timer stopped?
+    watcher:stop()
+    heartbeat:stop()
+    local lines = vim.api.nvim_buf_get_lines(job.buf, 0, -1, false)
+    result.ok = true
+    result.text = table.concat(lines, "\n")
+    result.job_text = job.text
+    result.chunks = job.chunks
+    result.err = job.err and tostring(job.err) or nil
+    result.elapsed_ms = now_ms() - t0
+    result.ticks_total = plugin.stats.ticks
+    result.ticks_streaming = (job.ticks_at_done or 0) - (job.ticks_at_first_chunk or 0)
+    result.ticks_after_done = plugin.stats.ticks - ticks_at_done
+    result.timer_active = plugin.timer_active()
+    result.pending = plugin.pending()
+    result.heartbeats_streaming = beats
+    result.max_heartbeat_gap_ms = max_gap
+    result.buftype = vim.bo[job.buf].buftype
+    result.bufname = vim.api.nvim_buf_get_name(job.buf)
+    quit()
+  end))
+end)
+if not ok then fail(err) end

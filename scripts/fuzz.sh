@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# make fuzz: libFuzzer targets, built with clang under ASan + UBSan, for the
+# SSE parser (csrc/fuzz/fuzz_sse.c) and for JSON decode then encode
+# (csrc/fuzz/fuzz_json.c). Each runs FUZZ_TIME seconds (default 120).
+#
+# Corpus: new inputs go to build/fuzz/corpus/<target> (kept between runs);
+# the seeds are the checked-in csrc/fuzz/corpus/<target>, the string
+# literals of spec/*.lua that look like SSE or JSON (scripts/fuzz_seeds.lua)
+# and a few whole streams of the test server's mock model. A crash, a leak,
+# an oracle failure or an input slower than 10 s is a finding: the input is
+# saved as build/fuzz/artifacts/<target>-crash-* and the script fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_TIME=${FUZZ_TIME:-120}
+CLANG=${CLANG:-clang}
+OUT=build/fuzz
+FLAGS=(-std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
+mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/artifacts"
+
+"$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_sse" csrc/fuzz/fuzz_sse.c csrc/sse.c
+"$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_json" \
+  csrc/fuzz/fuzz_json.c csrc/json.c -llua5.4 -lcjson
+
+rm -rf "$OUT/seeds"
+lua5.4 scripts/fuzz_seeds.lua "$OUT/seeds" spec/*.lua
+python3 - "$OUT/seeds" <<'EOF'
+# whole streams of the mock model: content, usage, parallel tool calls
+import json, os, sys
+sys.path.insert(0, "spec/support")
+import server
+tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+reqs = [
+    {"messages": [{"role": "user", "content": "Hi h\u00e9llo \U0001F600 Paris"}],
+     "stream_options": {"include_usage": True}},
+    {"messages": [{"role": "user", "content": "Weather in Paris and Tokyo?"}], "tools": [tool]},
+    {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}},
+]
+for i, q in enumerate(reqs):
+    q.update(model="openai/gpt-oss-120b", stream=True)
+    r = server.mock_response("POST", "/v1/chat/completions", json.dumps(q).encode(), i)
+    body = b"".join(c if isinstance(c, bytes) else c.encode() for c in r["chunks"])
+    for j, (cut, limit) in enumerate([(0x80, 0x80), (0x11, 0x80), (0xf0, 0x40)]):
+        with open(os.path.join(sys.argv[1], "sse", "mock-%d-%d" % (i, j)), "wb") as f:
+            f.write(bytes([cut, limit]) + body)
+    with open(os.path.join(sys.argv[1], "json", "mock-request-%d" % i), "w") as f:
+        json.dump(q, f)
+EOF
+
+run() {
+  local name=$1 max_len=$2 log="$OUT/$1.log" rc=0
+  "./$OUT/fuzz_$name" -max_total_time="$FUZZ_TIME" -max_len="$max_len" -timeout=10 \
+    -dict="csrc/fuzz/$name.dict" -artifact_prefix="$OUT/artifacts/$name-" -print_final_stats=1 \
+    "$OUT/corpus/$name" "csrc/fuzz/corpus/$name" "$OUT/seeds/$name" >"$log" 2>&1 || rc=$?
+  local runs
+  runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+  if [ $rc -ne 0 ]; then
+    echo "fuzz_$name: FINDING (exit $rc) after ${runs:-?} runs; input and log:" >&2
+    ls -1 "$OUT/artifacts/$name-"* >&2 2>/dev/null || true
+    grep -E -A40 '^==[0-9]+==ERROR|runtime error|fuzz_json:|deadly signal|timeout after' "$log" | head -80 >&2
+    return 1
+  fi
+  echo "fuzz_$name: ${runs:-?} runs in ${FUZZ_TIME} s, corpus $(ls "$OUT/corpus/$name" | wc -l) files, no findings"
+}
+
+status=0
+run sse 8192 || status=1
+run json 16384 || status=1
+exit $status

@@ -1,0 +1,137 @@
+-- Runs each example in examples/ as a child process with the interpreter
+-- that runs this suite (lua5.4, lua5.3, lua5.1 or luajit; BASETEN_TEST_LUA
+-- overrides), against the bundled local server that the example starts
+-- itself, and checks its exit status and output.
+local function interpreter()
+  local forced = os.getenv("BASETEN_TEST_LUA")
+  if forced and forced ~= "" then return forced end
+  if rawget(_G, "jit") then return "luajit" end
+  return "lua" .. _VERSION:match("%d+%.%d+")
+end
+
+local function run(script)
+  local err_file = os.tmpname()
+  -- no key and no model in the environment: the examples use the local server
+  local cmd = ("env -u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL %s %s </dev/null 2>%s; echo \"exit:$?\"")
+    :format(interpreter(), script, err_file)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("*a")
+  p:close()
+  local f = io.open(err_file, "rb")
+  local err = f and f:read("*a") or ""
+  if f then f:close() end
+  os.remove(err_file)
+  local code = tonumber(out:match("exit:(%d+)%s*$"))
+  out = out:gsub("exit:%d+%s*$", "")
+  return code, out, err
+end
+
+local function check(script, patterns)
+  local code, out, err = run(script)
+  assert(code == 0, script .. " exited " .. tostring(code) .. "\nstdout:\n" .. out .. "\nstderr:\n" .. err)
+  for _, pat in ipairs(patterns) do
+    assert(out:find(pat, 1, true), script .. ": output lacks " .. pat .. "\nstdout:\n" .. out)
+  end
+  return out
+end
+
+describe("examples", function()
+  it("chat.lua prints the answer and the token usage", function()
+    check("examples/chat.lua", {
+      "You said: What is Lua, in one sentence?", "finish_reason: stop, tokens: ",
+    })
+  end)
+
+  it("stream.lua streams the answer, then the final shape", function()
+    check("examples/stream.lua", {
+      "You said: Write a haiku about Lua tables.\n", "finish_reason: stop, 14 completion tokens",
+    })
+  end)
+
+  it("extract.lua pulls a name and an email out of free text", function()
+    check("examples/extract.lua", {
+      "name:  Ada Lovelace", "email: ada@example.com",
+      'as JSON: {', '"email":"ada@example.com"', '"name":"Ada Lovelace"',
+    })
+  end)
+
+  it("agent.lua runs the tools the model calls and answers", function()
+    check("examples/agent.lua", {
+      '-> get_weather({"city":"Paris"})', '-> get_weather({"city":"Tokyo"})',
+      "Here is what the tools returned: ", '"city":"Paris"', '"temperature_c":18', '"sky":"clear"',
+      "(5 messages in the transcript)",
+    })
+  end)
+
+  it("nonblocking.lua runs several requests at once", function()
+    local out = check("examples/nonblocking.lua", {
+      "[1] done: ", "[2] done: ", "[3] done: ", "[stream] done: ",
+      "You said: Count to five.", "all 4 requests finished after",
+    })
+    assert.is_nil(out:find("failed", 1, true))
+  end)
+
+  it("migrate.lua sends the OpenAI-shaped request", function()
+    check("examples/migrate.lua", { "You said: Say hello" })
+  end)
+
+  it("demo.lua streams a chat and calls a tool", function()
+    check("examples/demo.lua", {
+      "== streamed chat", "== tool call", 'handler: get_weather("Paris")',
+    })
+  end)
+end)
+
+-- Every ```lua block of README.md runs (against the local server: the
+-- blocks make their clients with baseten.new, which reads BASETEN_BASE_URL),
+-- except those marked with a "<!-- norun -->" line before them. A block that
+-- does not make `baseten` and `client` itself gets them from a prelude.
+describe("README.md", function()
+  local server = require("spec.support.server")
+  local srv
+  setup(function() srv = server.start() end)
+  teardown(function() srv:stop() end)
+
+  local f = assert(io.open("README.md", "rb"))
+  local readme = f:read("*a")
+  f:close()
+  local blocks, n = {}, 0
+  for before, code in readme:gmatch("([^\n]*)\n```lua\n(.-)\n```") do
+    n = n + 1
+    if not before:find("<!-- norun -->", 1, true) then blocks[#blocks + 1] = { n = n, code = code } end
+  end
+
+  it("has runnable Lua blocks", function()
+    assert.is_true(#blocks >= 10, "found only " .. #blocks)
+  end)
+
+  for _, b in ipairs(blocks) do
+    it("lua block " .. b.n .. " runs: " .. b.code:match("^[^\n]*"), function()
+      local prelude = ""
+      if not b.code:find("local baseten = require", 1, true) then
+        prelude = prelude .. 'local baseten = require("baseten") '
+      end
+      if not b.code:find("local client = baseten.new", 1, true) then
+        prelude = prelude .. 'local client = baseten.new{ model = "deepseek-ai/DeepSeek-V3.1" } '
+      end
+      local path = os.tmpname()
+      local out = assert(io.open(path, "wb"))
+      out:write(prelude, "\n", b.code, "\n")
+      out:close()
+      local err_file = os.tmpname()
+      local cmd = ("env -u BASETEN_API_KEY BASETEN_BASE_URL=%s %s %s </dev/null 2>%s; echo \"exit:$?\"")
+        :format(srv.url, interpreter(), path, err_file)
+      local p = assert(io.popen(cmd, "r"))
+      local stdout = p:read("*a")
+      p:close()
+      local ef = assert(io.open(err_file, "rb"))
+      local stderr = ef:read("*a")
+      ef:close()
+      os.remove(path)
+      os.remove(err_file)
+      local code = tonumber(stdout:match("exit:(%d+)%s*$"))
+      assert(code == 0 and stderr == "", "README lua block " .. b.n .. " exited " .. tostring(code)
+        .. "\n" .. b.code .. "\nstdout:\n" .. stdout .. "\nstderr:\n" .. stderr)
+    end)
+  end
+end)
