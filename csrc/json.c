@@ -802,9 +802,52 @@ static size_t unescape(const unsigned char *in, size_t n, char *out) {
 typedef struct {
   scanner sc;
   int array_mt; /* stack index of the array mark */
+  int cache;    /* stack index of the string cache, 0 if none */
 } decoder;
 
 static int dec_value(lua_State *L, decoder *d);
+
+/*
+ * The string cache: a table in the registry whose array holds the short
+ * strings decoded lately, one per slot, the slot picked by a cheap hash.
+ * The same names ("choices", "delta", ...) and values ("assistant",
+ * "chat.completion.chunk", the id) come in every chunk of a stream; taking
+ * them from the cache skips Lua's interning of a fresh copy (hashing every
+ * byte, then a string-table search), which cost more than half of pushing
+ * a string. At most STRCACHE_SIZE short strings stay alive through it.
+ */
+#define STRCACHE_SIZE 256 /* a power of two */
+#define STRCACHE_MAXLEN 40 /* Lua 5.4's short strings, the interned ones */
+
+static const char strcache_key = 'S'; /* its address is the registry key */
+
+static int strcache_slot(const unsigned char *p, size_t n) {
+  unsigned long h = (unsigned long)n * 0x9E3779B1ul;
+  h = ((h ^ p[0]) * 0x01000193ul) & 0xFFFFFFFFul;
+  h = ((h ^ p[n >> 1]) * 0x01000193ul) & 0xFFFFFFFFul;
+  h = ((h ^ p[n - 1]) * 0x01000193ul) & 0xFFFFFFFFul;
+  h = ((h ^ p[n > 1]) * 0x01000193ul) & 0xFFFFFFFFul;
+  return (int)((h ^ (h >> 15)) & (STRCACHE_SIZE - 1)) + 1;
+}
+
+/* Pushes the string p[0, n), from the cache when it is there. */
+static void dec_push_cached(lua_State *L, const decoder *d, const char *p, size_t n) {
+  const char *c;
+  size_t cn;
+  int slot;
+  if (d->cache == 0 || n == 0 || n > STRCACHE_MAXLEN) {
+    lua_pushlstring(L, p, n);
+    return;
+  }
+  slot = strcache_slot((const unsigned char *)p, n);
+  lua_rawgeti(L, d->cache, slot);
+  c = lua_tolstring(L, -1, &cn); /* NULL for an empty slot (nil) */
+  if (c != NULL && cn == n && memcmp(c, p, n) == 0) return;
+  lua_pop(L, 1);
+  lua_pushlstring(L, p, n);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->cache, slot);
+}
 
 /* Kept out of line so its buffer never sits in the recursive frames. */
 static DEC_NOINLINE void dec_push_unescaped(lua_State *L, const unsigned char *p, size_t n) {
@@ -819,12 +862,13 @@ static DEC_NOINLINE void dec_push_unescaped(lua_State *L, const unsigned char *p
   lua_remove(L, -2);
 }
 
-static int dec_string(lua_State *L, scanner *sc) {
+static int dec_string(lua_State *L, decoder *d) {
+  scanner *sc = &d->sc;
   size_t start = sc->pos + 1, n;
   if (!scan_string(sc)) return 0;
   n = sc->pos - 1 - start;
   if (sc->escaped) dec_push_unescaped(L, sc->s + start, n);
-  else lua_pushlstring(L, (const char *)sc->s + start, n);
+  else dec_push_cached(L, d, (const char *)sc->s + start, n);
   return 1;
 }
 
@@ -923,7 +967,7 @@ static int dec_open(lua_State *L, scanner *sc) {
 static int dec_member(lua_State *L, decoder *d, int t, int *pending, int *made) {
   scanner *sc = &d->sc;
   if (scan_peek(sc) != '"') return scan_fail(sc, "malformed JSON", sc->pos);
-  if (!dec_string(L, sc)) return 0;
+  if (!dec_string(L, d)) return 0;
   skip_space(sc);
   if (scan_peek(sc) != ':') return scan_fail(sc, "malformed JSON", sc->pos);
   sc->pos++;
@@ -992,7 +1036,7 @@ static int dec_value(lua_State *L, decoder *d) {
   scanner *sc = &d->sc;
   unsigned char c = scan_peek(sc);
   switch (c) {
-  case '"': return dec_string(L, sc);
+  case '"': return dec_string(L, d);
   case '{': return dec_object(L, d);
   case '[': return dec_array(L, d);
   case 't':
@@ -1036,10 +1080,14 @@ int bt_json_push_decoded(lua_State *L, const char *s, size_t len, char *err, siz
   }
   luaL_getmetatable(L, ARRAY_MT);
   d.array_mt = base + 1;
+  lua_pushlightuserdata(L, (void *)&strcache_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  d.cache = lua_istable(L, base + 2) ? base + 2 : 0;
   if (dec_value(L, &d)) {
     skip_space(&d.sc);
     if (d.sc.pos == len) {
       lua_replace(L, base + 1); /* the value, over the array mark */
+      lua_settop(L, base + 1);
       return 1;
     }
     scan_fail(&d.sc, "trailing garbage after JSON value", d.sc.pos);
@@ -1104,6 +1152,9 @@ void bt_json_open(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
+  lua_pushlightuserdata(L, (void *)&strcache_key); /* see dec_push_cached */
+  lua_createtable(L, STRCACHE_SIZE, 0);
+  lua_rawset(L, LUA_REGISTRYINDEX);
   lua_createtable(L, 0, 8);
   push_mark(L, ARRAY_MT, "array");
   lua_pushvalue(L, -1);
