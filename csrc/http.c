@@ -37,6 +37,7 @@ typedef struct bt_engine {
   bt_transfer *head; /* transfers still attached to this engine */
   int closed;
   int kick; /* a transfer was unpaused: the next perform must not sleep */
+  int active; /* bytes arrived during this perform: no need to sleep */
 } bt_engine;
 
 struct bt_transfer {
@@ -104,6 +105,7 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud) {
     return 0;
   }
   memcpy(t->buf + t->len, ptr, bytes);
+  if (t->engine) t->engine->active = 1;
   t->last_rx = mono_now();
   t->len += bytes;
   t->total += bytes;
@@ -130,6 +132,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
   bt_transfer *t = ud;
   size_t len = size * n;
   t->last_rx = mono_now();
+  if (t->engine) t->engine->active = 1;
   if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
     const char *sp = memchr(line, ' ', len);
     t->status = sp ? strtol(sp + 1, NULL, 10) : 0;
@@ -223,6 +226,7 @@ static void engine_collect(bt_engine *e) {
     if (t == NULL) continue;
     t->result = msg->data.result;
     t->state = T_DONE;
+    e->active = 1;
     /* Leaving the multi hands the connection back to its pool. */
     transfer_detach(t);
   }
@@ -255,12 +259,14 @@ static int engine_perform(lua_State *L) {
   bt_engine *e = check_engine(L, 1);
   double timeout = luaL_optnumber(L, 2, 0);
   int running = 0;
-  CURLMcode rc = curl_multi_perform(e->multi, &running);
-  if (e->kick) {
+  CURLMcode rc;
+  e->active = 0;
+  rc = curl_multi_perform(e->multi, &running);
+  engine_collect(e);
+  if (e->kick || e->active) { /* progress already: let the caller use it */
     e->kick = 0;
     timeout = 0;
   }
-  engine_collect(e);
   timeout = engine_check_idle(e, timeout);
   if (rc == CURLM_OK && running > 0 && timeout > 0) {
     int ms = timeout > 3600 ? 3600000 : (int)(timeout * 1000 + 0.5);

@@ -300,7 +300,7 @@ describe("streaming", function()
       assert.is_nil(ctl)
       assert.equal(s, closing)
       local n = 0
-      for _ in s, nil, nil, closing do -- what `for chunk in client:stream(req)` expands to
+      for _ in s, nil, nil, closing do -- luacheck: ignore 512 (what `for chunk in client:stream(req)` expands to)
         n = n + 1
         break
       end

@@ -242,8 +242,7 @@ function Client:_request(spec)
   local n = 0
   while true do
     spec.attempt = n + 1
-    local t, err = self:_start_transfer(spec)
-    t, err = settle(self, t, spec.stream)
+    local t, err = settle(self, self:_start_transfer(spec), spec.stream)
     if t then
       local status = t:status()
       emit(self, { event = "response", status = status, attempt = n + 1,

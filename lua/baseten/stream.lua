@@ -158,7 +158,8 @@ local function on_event(self, kind, a, b)
     end
     return false -- other event types carry nothing for chat completions
   elseif kind == "invalid" then
-    return fail(self, { kind = "invalid_response", message = "stream chunk is not JSON (" .. b .. "): " .. a:sub(1, 120) })
+    return fail(self, { kind = "invalid_response",
+                        message = "stream chunk is not JSON (" .. b .. "): " .. a:sub(1, 120) })
   end
   return fail(self, { kind = "invalid_response", message = a })
 end

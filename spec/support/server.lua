@@ -420,7 +420,7 @@ function Server:_http(method, path, body)
     end
     local i = 1
     while i <= #req do
-      local last, serr, partial = c:send(req, i)
+      local last, serr = c:send(req, i)
       if last then
         i = last + 1
       else
