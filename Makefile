@@ -32,6 +32,25 @@ test-lua: build
 test: deps build test-c
 	@bash scripts/test.sh
 
+# Hardening. `make fuzz`: libFuzzer targets (clang, ASan + UBSan) for the SSE
+# parser and for JSON decode then encode, FUZZ_TIME seconds each; findings
+# land in build/fuzz/artifacts. `make sanitize`: the busted suite on Lua 5.4
+# against an ASan + UBSan build of baseten.core, once as is and once with the
+# garbage collector running all the time. `make valgrind`: the suite on 5.4
+# under memcheck. Each fails on any report (scripts/fuzz.sh, sanitize.sh,
+# valgrind.sh say more).
+FUZZ_TIME ?= 120
+fuzz:
+	@bash scripts/deps.sh tools
+	@FUZZ_TIME=$(FUZZ_TIME) bash scripts/fuzz.sh
+
+sanitize: build
+	@bash scripts/sanitize.sh
+
+valgrind: build
+	@bash scripts/deps.sh tools
+	@bash scripts/valgrind.sh
+
 demo: deps
 	@LUA_VERSIONS=5.4 bash scripts/build.sh
 	@bash -c 'source scripts/env.sh 5.4 && lua5.4 examples/demo.lua'
@@ -55,6 +74,14 @@ docs:
 	@rm -rf build/docs
 	ldoc .
 	@echo "docs: build/docs/index.html"
+
+# The benchmark, not part of `make test`: baseten on Lua 5.4 and LuaJIT
+# against a plain C consumer, openai-node and curl on the local test server;
+# prints a table of ratios and writes it to bench/RESULTS.md (bench/run.lua
+# says what is measured; BENCH_N, BENCH_REPS, ... tune it). Installs
+# openai-node into bench/node_modules from bench/package-lock.json.
+bench: build
+	@bash bench/run.sh
 
 clean:
 	rm -rf build .rocks .rocks-*.log

@@ -560,7 +560,8 @@ static int push_event(lua_State *L, const sse_event *ev) {
  *   "chunk", table | "done" | "event", type, data | "invalid", data, why
  *   | "error", why (event too large) | nothing when more bytes are needed.
  * This is the per-chunk hot path: bytes go from curl's buffer through the
- * parser straight into cJSON, with no Lua string made for the payload.
+ * SSE parser straight into the JSON decoder, which builds the Lua table in
+ * one pass; no Lua string is made for the payload.
  */
 static int transfer_next_event(lua_State *L) {
   bt_transfer *t = check_transfer(L, 1);

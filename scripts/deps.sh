@@ -12,7 +12,7 @@ PKGS=(
 # extra package groups: deps.sh [extra...]  (e.g. "tools" for sanitizers)
 for g in "$@"; do
   case "$g" in
-    tools) PKGS+=(clang libclang-rt-14-dev valgrind) ;;
+    tools) PKGS+=(clang libclang-rt-14-dev valgrind locales) ;;
     hosts) PKGS+=(neovim love xvfb xauth) ;;
     tls) PKGS+=(nginx-light openssl) ;;
     docs) PKGS+=(lua-ldoc lua-discount cppcheck clang-format) ;;

@@ -6,6 +6,7 @@
 #
 #   bash scripts/sanitize.sh [busted args...]     e.g. spec/faults_spec.lua
 #   SANITIZE_PASSES="plain gc" (default) | "plain" | "gc"
+#   SANITIZE_GC_SKIP: a busted --filter-out pattern for the gc pass
 #
 # How: core.so is compiled with gcc -fsanitize=address,undefined into
 # build/asan/baseten/ and put first on LUA_CPATH. The interpreter is not
@@ -44,15 +45,26 @@ chmod +x "$OUT/bin/lua5.4"
 source scripts/env.sh 5.4
 export LUA_CPATH="$PWD/$OUT/?.so;$LUA_CPATH"
 export PATH="$PWD/$OUT/bin:$PATH"
+export BASETEN_SANITIZER=asan
+so=$(lua5.4 -e 'print(package.searchpath("baseten.core", package.cpath))')
+[ "$so" = "$PWD/$OUT/baseten/core.so" ] || { echo "sanitize: would load $so, not the ASan build" >&2; exit 1; }
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1"
-export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0:exitcode=86"
+# use_tls=0: the LeakSanitizer of gcc 12 crashes ("Tracer caught signal 11")
+# scanning the dynamic TLS of dlopen()ed libraries under glibc 2.36
+export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0:exitcode=86:use_tls=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=86"
 
 passes=${SANITIZE_PASSES:-"plain gc"}
 status=0
 for pass in $passes; do
   args=()
-  [ "$pass" = gc ] && args=(--helper=spec/support/gc_torture.lua)
+  # the gc pass leaves out what is only volume: a full collection per few
+  # allocations over 200,000 chunks takes ten minutes
+  gc_skip=${SANITIZE_GC_SKIP-over a long stream}
+  if [ "$pass" = gc ]; then
+    args=(--helper=spec/support/gc_torture.lua)
+    [ -n "$gc_skip" ] && args+=("--filter-out=$gc_skip")
+  fi
   log="$OUT/busted-$pass.log"
   t0=$(date +%s)
   rc=0

@@ -6,6 +6,7 @@
 -- @module baseten.accumulate
 local json = require("baseten.core").json
 
+local type = type -- an upvalue: add() calls it on every token
 local null = json.null
 local array = json.array
 
@@ -18,7 +19,7 @@ function M.new()
   return setmetatable({ choices = {}, order = {} }, Acc)
 end
 
-local TEXT_FIELDS = { "content", "refusal", "reasoning_content", "reasoning" }
+local TEXT_FIELDS = { "content", "refusal", "reasoning_content", "reasoning" } -- add_choice spells them out
 
 -- Text pieces: a long stream has a million tiny deltas, so pieces are
 -- folded into 512-piece segments as they come, keeping the heap near the
@@ -32,7 +33,7 @@ end
 local function push_text(p, s)
   local n = p.n + 1
   p[n] = s
-  if n == SEGMENT then
+  if n >= SEGMENT then -- not ==: an order test of two integers is inline in the VM, == calls out
     p.segs[#p.segs + 1] = table.concat(p, "", 1, n)
     n = 0
   end
@@ -106,9 +107,11 @@ local function add_tool_calls(ch, deltas)
 end
 
 -- add and add_choice run once per streamed token, so they are written for
--- speed: a field is read once into a local, `v ~= nil` (a VM comparison)
--- comes before `type(v)` (a function call), and loops are numeric (no
--- ipairs iterator calls). Absent fields, the common case, cost one read.
+-- speed (in Lua 5.4 `v ~= nil` and type(v) are function calls, a truth
+-- test is not): each field is read once, an absent one (most are) costs a
+-- read and a truth test, type() runs only on fields that are there, and the
+-- four TEXT_FIELDS are spelled out rather than looped over. A false where a
+-- string or a table belongs is skipped, as type() would skip it.
 local function add_choice(self, c)
   local index = c.index
   if index ~= 0 and type(index) ~= "number" then index = 0 end
@@ -119,19 +122,21 @@ local function add_choice(self, c)
     if type(delta) ~= "table" then delta = nil end
   end
   if delta then
-    local v = delta.role
-    if v ~= nil and type(v) == "string" then ch.role = v end
-    local parts = ch.parts
-    for i = 1, #TEXT_FIELDS do
-      local f = TEXT_FIELDS[i]
-      v = delta[f]
-      if v ~= nil and v ~= "" and type(v) == "string" then push_text(parts[f], v) end
-    end
+    local parts, v = ch.parts, delta.content
+    if v and v ~= "" and type(v) == "string" then push_text(parts.content, v) end
+    v = delta.reasoning_content
+    if v and v ~= "" and type(v) == "string" then push_text(parts.reasoning_content, v) end
+    v = delta.reasoning
+    if v and v ~= "" and type(v) == "string" then push_text(parts.reasoning, v) end
+    v = delta.refusal
+    if v and v ~= "" and type(v) == "string" then push_text(parts.refusal, v) end
+    v = delta.role
+    if v and type(v) == "string" then ch.role = v end
     v = delta.tool_calls
-    if v ~= nil and type(v) == "table" then add_tool_calls(ch, v) end
+    if v and type(v) == "table" then add_tool_calls(ch, v) end
   end
   local v = c.finish_reason
-  if v ~= nil and v ~= null then ch.finish_reason = v end
+  if v ~= null and v ~= nil then ch.finish_reason = v end -- null first: most chunks
   v = c.logprobs
   if v ~= nil and v ~= null then ch.logprobs = v end
 end
@@ -139,13 +144,16 @@ end
 --- Adds one decoded chunk.
 -- @tparam table chunk
 function Acc:add(chunk)
-  if self.id == nil and type(chunk.id) == "string" then self.id = chunk.id end
-  if self.model == nil and type(chunk.model) == "string" then self.model = chunk.model end
-  if self.created == nil and type(chunk.created) == "number" then self.created = chunk.created end
+  if not self.got_head then -- until id, model and created are all in (the first chunk, usually)
+    if not self.id and type(chunk.id) == "string" then self.id = chunk.id end
+    if not self.model and type(chunk.model) == "string" then self.model = chunk.model end
+    if not self.created and type(chunk.created) == "number" then self.created = chunk.created end
+    self.got_head = self.id and self.model and self.created and true
+  end
   local v = chunk.system_fingerprint
-  if v ~= nil and type(v) == "string" then self.system_fingerprint = v end
+  if v and type(v) == "string" then self.system_fingerprint = v end
   v = chunk.usage
-  if v ~= nil and type(v) == "table" then self.usage = v end
+  if v and type(v) == "table" then self.usage = v end
   local choices = chunk.choices
   if type(choices) == "table" then
     for i = 1, #choices do
@@ -154,6 +162,10 @@ function Acc:add(chunk)
     end
   end
 end
+
+--- The same function as `Acc:add`, for callers on the per-token path
+-- (baseten.stream), which skips a method lookup.
+M.add = Acc.add
 
 --- The content accumulated so far for choice 0, as one string.
 function Acc:text()

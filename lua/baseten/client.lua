@@ -66,7 +66,10 @@ end
 --   headers on every request), `ca_file`, `ca_path`, `proxy` (else libcurl's
 --   proxy environment variables apply), `insecure` (turns TLS verification
 --   off: for local development only), `log` (function(event) called with a
---   table per request, retry and response; `BASETEN_LOG=debug` logs to stderr).
+--   table per request, retry, response and final error: `event`, `attempt`,
+--   `method`, `url`, `status`, `kind`, `request_id`, `elapsed` seconds,
+--   `http_version`, `authorization = "Bearer [REDACTED]"`; never the key;
+--   `BASETEN_LOG=debug` logs them to stderr).
 -- @treturn Client
 ---@param opts? baseten.ClientOptions
 ---@return baseten.Client
@@ -92,11 +95,19 @@ function M.new(opts)
     max_retries = check_number(opts, "max_retries", 2),
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
     insecure = opts.insecure and true or nil,
-    log = opts.log or (os.getenv("BASETEN_LOG") == "debug" and stderr_logger or nil),
     _engine = core.engine(),
     _extra = header_list(opts.headers, "baseten.new"),
   }, Client)
   secrets[self] = key
+  local log = opts.log or (os.getenv("BASETEN_LOG") == "debug" and stderr_logger or nil)
+  if log then
+    -- every string a log event carries is scrubbed of the key: a server may
+    -- echo it back (in the request id), and the URL is the user's
+    self.log = function(event)
+      for k, v in pairs(event) do event[k] = errors.scrub(v, secrets[self]) end
+      return log(event)
+    end
+  end
   return self
 end
 
@@ -236,23 +247,35 @@ function M.backoff(n, retry_after)
   return base * (1 - 0.25 * frac)
 end
 
+-- Seconds since t0, to the millisecond, for log events.
+local function elapsed(t0)
+  return math.floor((core.now() - t0) * 1000 + 0.5) / 1000
+end
+
 --- Sends a request with retries until it succeeds or fails for good
 -- (internal). Returns the transfer (2xx) or nil, err.
 function Client:_request(spec)
   local n = 0
   while true do
     spec.attempt = n + 1
+    local t0 = core.now()
     local t, err = settle(self, self:_start_transfer(spec), spec.stream)
     if t then
       local status = t:status()
       emit(self, { event = "response", status = status, attempt = n + 1,
-                   request_id = t:header("x-request-id") or "-" })
+                   request_id = t:header("x-request-id") or "-", elapsed = elapsed(t0),
+                   http_version = self.log and t:info().http_version or nil })
       return t
     end
     err.attempts = n + 1
-    if not err.retryable or n >= spec.opts.max_retries then return nil, err end
+    if not err.retryable or n >= spec.opts.max_retries then
+      emit(self, { event = "error", kind = err.kind, status = err.status or "-", attempt = n + 1,
+                   request_id = err.request_id or "-", elapsed = elapsed(t0) })
+      return nil, err
+    end
     local delay = M.backoff(n, err.retry_after)
-    emit(self, { event = "retry", kind = err.kind, status = err.status or "-", delay = delay, attempt = n + 1 })
+    emit(self, { event = "retry", kind = err.kind, status = err.status or "-", delay = delay, attempt = n + 1,
+                 elapsed = elapsed(t0) })
     core.sleep(delay)
     n = n + 1
   end

@@ -64,6 +64,11 @@ local function scrub(s, secret)
   return table.concat(out)
 end
 
+--- A string with every occurrence of `secret` replaced by "[REDACTED]"
+-- (anything else is returned as is). Used on errors, log events and the
+-- request id a server sends back.
+M.scrub = scrub
+
 --- Makes an error value. `fields.kind` and `fields.message` are required.
 -- Every string field is scrubbed of `secret` (the API key) so that a server
 -- that echoes the key cannot leak it through an error.

@@ -18,6 +18,8 @@ local accumulate = require("baseten.accumulate")
 
 local json = core.json
 local null = json.null
+local type = type -- upvalues, not global lookups, on the per-token path
+local acc_add = accumulate.add
 
 local M = {}
 
@@ -32,7 +34,7 @@ function M.new(client, transfer)
   return setmetatable({
     _client = client, _t = transfer, _acc = accumulate.new(),
     _sse = ctype == "" or ctype:lower():find("text/event-stream", 1, true) ~= nil,
-    request_id = transfer:header("x-request-id"),
+    request_id = errors.scrub(transfer:header("x-request-id"), client:_secret()),
   }, Stream)
 end
 
@@ -186,7 +188,7 @@ function Stream:_step()
   while true do
     local kind, a, b = t:next_event()
     if kind == "chunk" and type(a) == "table" and (a.error == nil or a.error == null) then
-      self._acc:add(a) -- the per-token path: on_event's first case, inlined
+      acc_add(self._acc, a) -- the per-token path: on_event's first case, inlined
       return a
     elseif kind then
       local v, err = on_event(self, kind, a, b)
@@ -217,10 +219,12 @@ function Stream:next()
   end
 end
 
+local step = Stream._step
+
 --- Calls `next` and raises its error: the iterator of `for chunk in stream`.
 function Stream:__call()
-  local chunk, err = self:_step() -- what `next` does first, without its frame
-  if chunk == false then chunk, err = self:next() end
+  local chunk, err = step(self) -- what `next` does first, without its frame
+  if not chunk and chunk ~= nil then chunk, err = self:next() end -- false: no whole event yet
   if err then error(err, 0) end
   return chunk
 end
