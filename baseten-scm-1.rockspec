@@ -10,7 +10,7 @@ description = {
    detailed = [[
 A Lua client for Baseten's Model APIs and any OpenAI-compatible
 chat-completions server (vLLM, Ollama, llama.cpp, OpenAI). A small C core
-does HTTP over libcurl, Server-Sent Events and JSON over cJSON; the Lua layer
+does HTTP over libcurl, Server-Sent Events and a one-pass JSON codec; the Lua layer
 gives blocking chat, streaming iterators, structured outputs, a tool-calling
 loop and non-blocking requests for game loops and editors. The rock also
 installs the `baseten` command-line tool (chat, structured output, model
@@ -27,7 +27,6 @@ external_dependencies = {
    -- no header check for CURL: Debian and Ubuntu keep curl/curl.h in a
    -- multiarch include folder that LuaRocks does not search, but the compiler does
    CURL = { library = "curl" },
-   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
 }
 build = {
    type = "builtin",
@@ -36,9 +35,9 @@ build = {
          sources = {
             "csrc/core.c", "csrc/http.c", "csrc/json.c", "csrc/sse.c", "csrc/lsse.c",
          },
-         libraries = { "curl", "cjson" },
-         incdirs = { "$(CURL_INCDIR)", "$(CJSON_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)" },
+         libraries = { "curl" },
+         incdirs = { "$(CURL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)" },
       },
       ["baseten"] = "lua/baseten/init.lua",
       ["baseten.client"] = "lua/baseten/client.lua",

@@ -6,7 +6,7 @@ PKGS=(
   build-essential pkg-config git python3
   lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev
   luajit libluajit-5.1-dev
-  libcurl4-openssl-dev libcjson-dev
+  libcurl4-openssl-dev
   luarocks lua-busted lua-socket lua-check
 )
 # extra package groups: deps.sh [extra...]  (e.g. "tools" for sanitizers)
@@ -16,7 +16,7 @@ for g in "$@"; do
     hosts) PKGS+=(neovim love xvfb xauth) ;;
     tls) PKGS+=(nginx-light openssl) ;;
     docs) PKGS+=(lua-ldoc lua-discount cppcheck clang-format) ;;
-    bench) PKGS+=(nodejs npm) ;;
+    bench) PKGS+=(nodejs npm libcjson-dev) ;;
   esac
 done
 missing=()

@@ -9,6 +9,7 @@
 # and a few whole streams of the test server's mock model. A crash, a leak,
 # an oracle failure or an input slower than 10 s is a finding: the input is
 # saved as build/fuzz/artifacts/<target>-crash-* and the script fails.
+# FUZZ_ARGS adds libFuzzer flags (e.g. "-jobs=2 -workers=2").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_TIME=${FUZZ_TIME:-120}
@@ -19,7 +20,7 @@ mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/artifacts"
 
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_sse" csrc/fuzz/fuzz_sse.c csrc/sse.c
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_json" \
-  csrc/fuzz/fuzz_json.c csrc/json.c -llua5.4 -lcjson
+  csrc/fuzz/fuzz_json.c csrc/json.c -llua5.4
 
 rm -rf "$OUT/seeds"
 lua5.4 scripts/fuzz_seeds.lua "$OUT/seeds" spec/*.lua
@@ -49,7 +50,8 @@ EOF
 
 run() {
   local name=$1 max_len=$2 log="$OUT/$1.log" rc=0
-  "./$OUT/fuzz_$name" -max_total_time="$FUZZ_TIME" -max_len="$max_len" -timeout=10 \
+  # shellcheck disable=SC2086 # FUZZ_ARGS: extra libFuzzer flags, split on spaces
+  "./$OUT/fuzz_$name" -max_total_time="$FUZZ_TIME" -max_len="$max_len" -timeout=10 ${FUZZ_ARGS:-} \
     -dict="csrc/fuzz/$name.dict" -artifact_prefix="$OUT/artifacts/$name-" -print_final_stats=1 \
     "$OUT/corpus/$name" "csrc/fuzz/corpus/$name" "$OUT/seeds/$name" >"$log" 2>&1 || rc=$?
   local runs
@@ -57,7 +59,8 @@ run() {
   if [ $rc -ne 0 ]; then
     echo "fuzz_$name: FINDING (exit $rc) after ${runs:-?} runs; input and log:" >&2
     ls -1 "$OUT/artifacts/$name-"* >&2 2>/dev/null || true
-    grep -E -A40 '^==[0-9]+==ERROR|runtime error|fuzz_json:|deadly signal|timeout after' "$log" | head -80 >&2
+    grep -E -A40 '^==[0-9]+==( ERROR|ERROR)|runtime error|fuzz_json:|deadly signal|timeout after|out-of-memory' \
+      "$log" | head -80 >&2
     return 1
   fi
   echo "fuzz_$name: ${runs:-?} runs in ${FUZZ_TIME} s, corpus $(ls "$OUT/corpus/$name" | wc -l) files, no findings"

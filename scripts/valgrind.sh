@@ -39,7 +39,7 @@ log="$OUT/busted.log"
 t0=$(date +%s)
 rc=0
 valgrind -q --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
-  --errors-for-leak-kinds=definite --track-origins=yes --num-callers=30 \
+  --errors-for-leak-kinds=definite --track-origins=yes --num-callers=30 --keep-debuginfo=yes \
   --suppressions=scripts/valgrind.supp --log-file="$OUT/valgrind.log" \
   lua5.4 /usr/bin/busted "${filters[@]}" "$@" >"$log" 2>&1 || rc=$?
 line=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' "$log" | tail -1 || true)

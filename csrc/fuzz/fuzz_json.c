@@ -2,7 +2,7 @@
  * fuzz_json.c: libFuzzer target for json.c (Lua 5.4).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I/usr/include/lua5.4 \
- *     -o build/fuzz_json csrc/fuzz/fuzz_json.c csrc/json.c -llua5.4 -lcjson
+ *     -o build/fuzz_json csrc/fuzz/fuzz_json.c csrc/json.c -llua5.4
  *   ./build/fuzz_json -max_total_time=180 csrc/fuzz/corpus/json
  *
  * Oracles, for every input that decodes to a value V1:

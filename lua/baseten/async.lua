@@ -25,7 +25,7 @@
 -- and each `stream:next()` (or step of `for chunk in stream`) until the next
 -- chunk arrives. Between chunks the coroutine may yield and be resumed
 -- later; the transfer stays open meanwhile and the bytes that arrive are
--- buffered (a stream pauses its connection once 256 KiB wait unread). To
+-- buffered (a stream pauses its connection once 4 MiB wait unread). To
 -- wait without blocking, use `await` in a coroutine that `spawn` started:
 --
 --     client:spawn(function()

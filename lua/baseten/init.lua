@@ -23,7 +23,7 @@ local M = {}
 --- The library version, "X.Y.Z".
 M.VERSION = core.VERSION
 
---- JSON over cJSON: `encode`, `decode`, `null`, `array`, `object`.
+--- JSON in C (a one-pass decoder, an owned-buffer encoder): `encode`, `decode`, `null`, `array`, `object`.
 M.json = core.json
 
 --- The incremental Server-Sent Events parser: `baseten.sse.new()`.

@@ -24,7 +24,7 @@
 --- The module table, `require("baseten")`.
 ---@class baseten
 ---@field VERSION string The library version, "X.Y.Z".
----@field json baseten.json JSON over cJSON: `encode`, `decode`, `null`, `array`, `object`, `is_array`.
+---@field json baseten.json JSON in C: `encode`, `decode`, `null`, `array`, `object`, `is_array`.
 ---@field sse baseten.sse The incremental Server-Sent Events parser: `sse.new()`.
 ---@field errors baseten.errors Error helpers: `errors.is_error(v)`, `errors.KINDS`.
 local baseten = {}
@@ -456,7 +456,7 @@ function errors.is_error(v) end
 
 -- == Low-level pieces ======================================================
 
---- JSON over cJSON, `baseten.json`. Decoded arrays carry an array mark, so
+--- JSON in C, `baseten.json`. Decoded arrays carry an array mark, so
 -- a decoded value re-encodes to the same JSON (`[]` stays `[]`; an unmarked
 -- empty table encodes as `{}`).
 ---@class baseten.json
