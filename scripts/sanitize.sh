@@ -29,7 +29,7 @@ SRC=(csrc/core.c csrc/http.c csrc/json.c csrc/sse.c csrc/lsse.c)
 mkdir -p "$OUT/baseten" "$OUT/bin"
 "$CC" -std=c99 -g -O1 -fPIC -shared -Wall -Wextra \
   -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
-  -I/usr/include/lua5.4 -o "$OUT/baseten/core.so" "${SRC[@]}" -lcurl -lcjson
+  -I/usr/include/lua5.4 -o "$OUT/baseten/core.so" "${SRC[@]}" -lcurl
 
 # preloaded after libasan: the children of a Lua process start without it
 printf '%s\n' '#include <stdlib.h>' \

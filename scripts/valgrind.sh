@@ -21,7 +21,7 @@ OUT=build/valgrind
 SRC=(csrc/core.c csrc/http.c csrc/json.c csrc/sse.c csrc/lsse.c)
 mkdir -p "$OUT/baseten"
 gcc -std=c99 -g -O1 -fPIC -shared -Wall -Wextra -fno-omit-frame-pointer \
-  -I/usr/include/lua5.4 -o "$OUT/baseten/core.so" "${SRC[@]}" -lcurl -lcjson
+  -I/usr/include/lua5.4 -o "$OUT/baseten/core.so" "${SRC[@]}" -lcurl
 
 # shellcheck source=/dev/null
 source scripts/env.sh 5.4
