@@ -56,10 +56,8 @@ demo: deps
 	@bash -c 'source scripts/env.sh 5.4 && lua5.4 examples/demo.lua'
 
 # luacheck (.luacheckrc), clang-format (.clang-format), cppcheck and
-# `luarocks lint`. clang-format checks FORMAT_FILES: the C files already in
-# the .clang-format style; once csrc/ is reformatted (clang-format -i
-# csrc/*.c csrc/*.h), set it to $(wildcard csrc/*.c csrc/*.h).
-FORMAT_FILES ?= csrc/core.c csrc/compat.h
+# `luarocks lint`. clang-format checks every C file (.clang-format).
+FORMAT_FILES ?= $(wildcard csrc/*.c csrc/*.h csrc/test/*.c csrc/fuzz/*.c)
 lint:
 	@bash scripts/deps.sh docs
 	luacheck -q --no-color .

@@ -17,8 +17,8 @@ BT_HIDDEN void bt_json_open(lua_State *L);
  * NUL-terminated) and returns 0. Raises only on memory errors, and frees
  * everything it took before it does.
  */
-BT_HIDDEN int bt_json_push_decoded(lua_State *L, const char *s, size_t len,
-                                   char *err, size_t errlen);
+BT_HIDDEN int bt_json_push_decoded(lua_State *L, const char *s, size_t len, char *err,
+                                   size_t errlen);
 
 /* lsse.c: sets field "sse" of the table on top of the stack. */
 BT_HIDDEN void bt_sse_open(lua_State *L);

@@ -36,7 +36,7 @@ typedef struct bt_engine {
   CURLM *multi;
   bt_transfer *head; /* transfers still attached to this engine */
   int closed;
-  int kick; /* a transfer was unpaused: the next perform must not sleep */
+  int kick;   /* a transfer was unpaused: the next perform must not sleep */
   int active; /* bytes arrived during this perform: no need to sleep */
 } bt_engine;
 
@@ -114,8 +114,7 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud) {
 
 static void copy_value(char *dst, size_t cap, const char *v, size_t n) {
   while (n > 0 && (*v == ' ' || *v == '\t')) v++, n--;
-  while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-    n--;
+  while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ')) n--;
   if (n >= cap) n = cap - 1;
   memcpy(dst, v, n);
   dst[n] = '\0';
@@ -361,12 +360,9 @@ static void set_body(lua_State *L, bt_transfer *t, int opts) {
 
 static void set_tls_proxy(lua_State *L, bt_transfer *t, int opts) {
   const char *s;
-  if ((s = opt_string(L, opts, "ca_file")) != NULL)
-    curl_easy_setopt(t->easy, CURLOPT_CAINFO, s);
-  if ((s = opt_string(L, opts, "ca_path")) != NULL)
-    curl_easy_setopt(t->easy, CURLOPT_CAPATH, s);
-  if ((s = opt_string(L, opts, "proxy")) != NULL)
-    curl_easy_setopt(t->easy, CURLOPT_PROXY, s);
+  if ((s = opt_string(L, opts, "ca_file")) != NULL) curl_easy_setopt(t->easy, CURLOPT_CAINFO, s);
+  if ((s = opt_string(L, opts, "ca_path")) != NULL) curl_easy_setopt(t->easy, CURLOPT_CAPATH, s);
+  if ((s = opt_string(L, opts, "proxy")) != NULL) curl_easy_setopt(t->easy, CURLOPT_PROXY, s);
   if (opt_bool(L, opts, "insecure")) {
     curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -446,9 +442,7 @@ static int transfer_close(lua_State *L) {
   return 0;
 }
 
-static int transfer_gc(lua_State *L) {
-  return transfer_close(L);
-}
+static int transfer_gc(lua_State *L) { return transfer_close(L); }
 
 /* t:status() -> HTTP status (0 until known), whether the final headers are in */
 static int transfer_status(lua_State *L) {
@@ -478,16 +472,22 @@ static const char *result_kind(const bt_transfer *t) {
   switch (t->result) {
   case CURLE_OPERATION_TIMEDOUT: return "timeout";
   case CURLE_ABORTED_BY_CALLBACK: return "canceled";
-  case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION:
-  case CURLE_SSL_CERTPROBLEM: case CURLE_SSL_CIPHER:
-  case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_ISSUER_ERROR:
-  case CURLE_SSL_PINNEDPUBKEYNOTMATCH: case CURLE_SSL_INVALIDCERTSTATUS:
-  case CURLE_SSL_CRL_BADFILE: case CURLE_SSL_SHUTDOWN_FAILED:
-  case CURLE_SSL_ENGINE_NOTFOUND: case CURLE_SSL_ENGINE_SETFAILED:
-  case CURLE_SSL_ENGINE_INITFAILED: case CURLE_USE_SSL_FAILED:
-    return "tls";
-  case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY:
-    return "dns";
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_SHUTDOWN_FAILED:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_ENGINE_INITFAILED:
+  case CURLE_USE_SSL_FAILED: return "tls";
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY: return "dns";
   default: return "connection";
   }
 }
@@ -612,13 +612,18 @@ static int transfer_info(lua_State *L) {
   curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &nconn);
   curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &ver);
   lua_createtable(L, 0, 6);
-  lua_pushnumber(L, total); lua_setfield(L, -2, "total_time");
-  lua_pushnumber(L, ttfb); lua_setfield(L, -2, "starttransfer_time");
-  lua_pushnumber(L, conn); lua_setfield(L, -2, "connect_time");
-  lua_pushinteger(L, nconn); lua_setfield(L, -2, "new_connections");
+  lua_pushnumber(L, total);
+  lua_setfield(L, -2, "total_time");
+  lua_pushnumber(L, ttfb);
+  lua_setfield(L, -2, "starttransfer_time");
+  lua_pushnumber(L, conn);
+  lua_setfield(L, -2, "connect_time");
+  lua_pushinteger(L, nconn);
+  lua_setfield(L, -2, "new_connections");
   lua_pushinteger(L, ver == CURL_HTTP_VERSION_2_0 ? 2 : ver == CURL_HTTP_VERSION_3 ? 3 : 1);
   lua_setfield(L, -2, "http_version");
-  lua_pushinteger(L, (lua_Integer)t->total); lua_setfield(L, -2, "bytes");
+  lua_pushinteger(L, (lua_Integer)t->total);
+  lua_setfield(L, -2, "bytes");
   return 1;
 }
 
@@ -663,22 +668,31 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *m) {
 }
 
 void bt_http_open(lua_State *L) {
-  static const luaL_Reg engine_m[] = {
-      {"request", engine_request}, {"perform", engine_perform},
-      {"close", engine_close}, {"__gc", engine_close},
-      {"__close", engine_close}, {"__tostring", engine_tostring},
-      {NULL, NULL}};
-  static const luaL_Reg transfer_m[] = {
-      {"status", transfer_status}, {"header", transfer_header},
-      {"result", transfer_result}, {"body", transfer_body},
-      {"next_event", transfer_next_event}, {"pending", transfer_pending},
-      {"state", transfer_state}, {"info", transfer_info},
-      {"close", transfer_close}, {"__gc", transfer_gc},
-      {"__close", transfer_close}, {"__tostring", transfer_tostring},
-      {NULL, NULL}};
-  static const luaL_Reg funcs[] = {
-      {"engine", engine_new}, {"now", clock_now}, {"sleep", clock_sleep},
-      {"curl_version", core_curl_version}, {NULL, NULL}};
+  static const luaL_Reg engine_m[] = {{"request", engine_request},
+                                      {"perform", engine_perform},
+                                      {"close", engine_close},
+                                      {"__gc", engine_close},
+                                      {"__close", engine_close},
+                                      {"__tostring", engine_tostring},
+                                      {NULL, NULL}};
+  static const luaL_Reg transfer_m[] = {{"status", transfer_status},
+                                        {"header", transfer_header},
+                                        {"result", transfer_result},
+                                        {"body", transfer_body},
+                                        {"next_event", transfer_next_event},
+                                        {"pending", transfer_pending},
+                                        {"state", transfer_state},
+                                        {"info", transfer_info},
+                                        {"close", transfer_close},
+                                        {"__gc", transfer_gc},
+                                        {"__close", transfer_close},
+                                        {"__tostring", transfer_tostring},
+                                        {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"engine", engine_new},
+                                   {"now", clock_now},
+                                   {"sleep", clock_sleep},
+                                   {"curl_version", core_curl_version},
+                                   {NULL, NULL}};
   new_class(L, ENGINE_MT, engine_m);
   new_class(L, TRANSFER_MT, transfer_m);
   luaL_setfuncs(L, funcs, 0);

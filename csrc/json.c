@@ -289,8 +289,7 @@ static void enc_string(lua_State *L, json_encoder *e, const char *str, size_t n)
       while (i < n && byte_class[s[i]] == 0) i++;
       if (i < n && byte_class[s[i]] == 2) {
         size_t k = utf8_len(s + i, n - i);
-        if (k == 0)
-          luaL_error(L, "cannot encode string: invalid UTF-8 at byte %d", (int)(i + 1));
+        if (k == 0) luaL_error(L, "cannot encode string: invalid UTF-8 at byte %d", (int)(i + 1));
         i += k;
         continue;
       }
@@ -436,8 +435,10 @@ static double array_key(lua_State *L, int kidx) {
   if (lua_type(L, kidx) != LUA_TNUMBER) mixed_key_error(L, kidx, "integer");
   k = (double)lua_tonumber(L, kidx);
   if (!(k >= 1 && k < EXACT_INT_LIMIT && (double)(long long)k == k)) {
-    luaL_error(L, "cannot encode table with mixed or sparse keys (number key %f is not a positive integer)",
-               lua_tonumber(L, kidx));
+    luaL_error(
+        L,
+        "cannot encode table with mixed or sparse keys (number key %f is not a positive integer)",
+        lua_tonumber(L, kidx));
   }
   return k;
 }
@@ -468,8 +469,10 @@ static void enc_array_auto(lua_State *L, json_encoder *e, int idx) {
   if (max != (double)count) {
     char tmp[32];
     snprintf(tmp, sizeof tmp, "%.0f", max);
-    luaL_error(L, "cannot encode table with mixed or sparse keys (sparse array: %d values, largest index %s)",
-               (int)count, tmp);
+    luaL_error(
+        L,
+        "cannot encode table with mixed or sparse keys (sparse array: %d values, largest index %s)",
+        (int)count, tmp);
   }
   if (in_order) {
     enc_putc(L, e, ']');
@@ -582,11 +585,11 @@ static int scan_fail_nopos(scanner *sc, const char *msg) {
 }
 
 /* The byte at pos, or 0 at the end (0 is never valid where one is read). */
-static unsigned char scan_peek(const scanner *sc) {
-  return sc->pos < sc->len ? sc->s[sc->pos] : 0;
-}
+static unsigned char scan_peek(const scanner *sc) { return sc->pos < sc->len ? sc->s[sc->pos] : 0; }
 
-static int is_json_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static int is_json_space(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 /* inline: called between any two tokens, and usually finds no space */
 static inline void skip_space(scanner *sc) {
@@ -630,9 +633,14 @@ static int scan_escape(scanner *sc, size_t *i) {
   sc->escaped = 1;
   if (*i + 1 >= sc->len) return scan_fail(sc, "unterminated string", *i);
   switch (sc->s[*i + 1]) {
-  case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-    *i += 2;
-    return 1;
+  case '"':
+  case '\\':
+  case '/':
+  case 'b':
+  case 'f':
+  case 'n':
+  case 'r':
+  case 't': *i += 2; return 1;
   case 'u': return scan_unicode_escape(sc, i);
   default: return scan_fail(sc, "invalid escape in string", *i);
   }
@@ -647,8 +655,8 @@ static int scan_string(scanner *sc) {
   for (;;) {
     unsigned char c;
     /* four plain bytes a step: most of a chunk's bytes are in strings */
-    while (i + 4 <= n &&
-           (byte_class[s[i]] | byte_class[s[i + 1]] | byte_class[s[i + 2]] | byte_class[s[i + 3]]) == 0)
+    while (i + 4 <= n && (byte_class[s[i]] | byte_class[s[i + 1]] | byte_class[s[i + 2]] |
+                          byte_class[s[i + 3]]) == 0)
       i += 4;
     while (i < n && byte_class[s[i]] == 0) i++;
     if (i >= n) return scan_fail(sc, "unterminated string", sc->pos);
@@ -696,7 +704,8 @@ static int scan_number(scanner *sc) {
     i = skip_digits(s, n, i);
     sc->integral = 0;
   }
-  if (i < n && (is_digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '+' || s[i] == '-'))
+  if (i < n &&
+      (is_digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '+' || s[i] == '-'))
     return scan_fail(sc, "invalid number", start);
   if (i - start > MAX_NUMBER_LEN) return scan_fail(sc, "number too long", start);
   sc->pos = i;
@@ -823,7 +832,7 @@ static int dec_value(lua_State *L, decoder *d);
  * (Lua 5.4: 8% fewer instructions per chunk decoded; LuaJIT, whose
  * interning is cheaper than the lookup, goes without: see bt_json_open.)
  */
-#define STRCACHE_SIZE 256 /* a power of two */
+#define STRCACHE_SIZE 256  /* a power of two */
 #define STRCACHE_MAXLEN 40 /* Lua 5.4's short strings, the interned ones */
 
 static const char strcache_key = 'S'; /* its address is the registry key */
@@ -1065,7 +1074,8 @@ static int dec_value(lua_State *L, decoder *d) {
     return 1;
   default:
     if (c == '-' || is_digit(c)) return dec_number(L, sc);
-    if (sc->pos < sc->len && (c < 0x20 || c >= 0x80)) return scan_fail(sc, "unexpected byte", sc->pos);
+    if (sc->pos < sc->len && (c < 0x20 || c >= 0x80))
+      return scan_fail(sc, "unexpected byte", sc->pos);
     return scan_fail(sc, "malformed JSON", sc->pos);
   }
 }
@@ -1140,7 +1150,8 @@ static int json_object(lua_State *L) { return json_mark(L, UV_OBJECT_MT); }
 
 static int json_is_array(lua_State *L) {
   int yes = 0;
-  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) yes = lua_rawequal(L, -1, UV_ARRAY_MT);
+  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1))
+    yes = lua_rawequal(L, -1, UV_ARRAY_MT);
   lua_pushboolean(L, yes);
   return 1;
 }
@@ -1155,9 +1166,9 @@ static void push_mark(lua_State *L, const char *name, const char *jsontype) {
 }
 
 void bt_json_open(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"encode", json_encode}, {"decode", json_decode},   {"array", json_array},
-      {"object", json_object}, {"is_array", json_is_array}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"encode", json_encode},     {"decode", json_decode},
+                                   {"array", json_array},       {"object", json_object},
+                                   {"is_array", json_is_array}, {NULL, NULL}};
   luaL_checkstack(L, 6, "cannot open baseten.core.json");
   if (luaL_newmetatable(L, ENCODER_MT)) {
     lua_pushcfunction(L, encoder_gc);

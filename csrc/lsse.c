@@ -89,10 +89,8 @@ static int lsse_feed(lua_State *L) {
 static int lsse_pending(lua_State *L) {
   lsse *u = lsse_check(L);
   sse_event ev;
-  if (sse_pending(&u->p, &ev))
-    lua_pushlstring(L, ev.data, ev.data_len);
-  else
-    lua_pushnil(L);
+  if (sse_pending(&u->p, &ev)) lua_pushlstring(L, ev.data, ev.data_len);
+  else lua_pushnil(L);
   return 1;
 }
 
@@ -103,10 +101,8 @@ static int lsse_reset(lua_State *L) {
 
 static int lsse_retry(lua_State *L) {
   long r = sse_retry(&lsse_check(L)->p);
-  if (r < 0)
-    lua_pushnil(L);
-  else
-    lua_pushinteger(L, (lua_Integer)r);
+  if (r < 0) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)r);
   return 1;
 }
 
@@ -122,30 +118,21 @@ static int lsse_close(lua_State *L) {
 
 static int lsse_tostring(lua_State *L) {
   lsse *u = (lsse *)luaL_checkudata(L, 1, LSSE_MT);
-  if (u->closed)
-    lua_pushliteral(L, LSSE_MT " (closed)");
-  else
-    lua_pushfstring(L, LSSE_MT " (%p)", (void *)u);
+  if (u->closed) lua_pushliteral(L, LSSE_MT " (closed)");
+  else lua_pushfstring(L, LSSE_MT " (%p)", (void *)u);
   return 1;
 }
 
-static const luaL_Reg lsse_methods[] = {
-  {"feed", lsse_feed},
-  {"pending", lsse_pending},
-  {"reset", lsse_reset},
-  {"retry", lsse_retry},
-  {"close", lsse_close},
-  {NULL, NULL}
-};
+static const luaL_Reg lsse_methods[] = {{"feed", lsse_feed},   {"pending", lsse_pending},
+                                        {"reset", lsse_reset}, {"retry", lsse_retry},
+                                        {"close", lsse_close}, {NULL, NULL}};
 
-static const luaL_Reg lsse_meta[] = {
-  {"__gc", lsse_close},
+static const luaL_Reg lsse_meta[] = {{"__gc", lsse_close},
 #if LUA_VERSION_NUM >= 504
-  {"__close", lsse_close},
+                                     {"__close", lsse_close},
 #endif
-  {"__tostring", lsse_tostring},
-  {NULL, NULL}
-};
+                                     {"__tostring", lsse_tostring},
+                                     {NULL, NULL}};
 
 void bt_sse_open(lua_State *L) {
   luaL_newmetatable(L, LSSE_MT);

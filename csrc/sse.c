@@ -198,8 +198,7 @@ static int dispatch(sse_parser *p, sse_event *ev) {
 
 /* One complete line without its terminator. in_place: it lies in the
    caller's buffer (so a data value may be borrowed) rather than p->line. */
-static int process_line(sse_parser *p, const char *line, size_t n,
-                        int in_place, sse_event *ev) {
+static int process_line(sse_parser *p, const char *line, size_t n, int in_place, sse_event *ev) {
   const char *v;
   size_t vn;
   if (n == 0) return dispatch(p, ev);
@@ -287,8 +286,7 @@ void sse_reset(sse_parser *p) {
   p->skip_lf = 0;
 }
 
-int sse_feed(sse_parser *p, const char *buf, size_t len, size_t *consumed,
-             sse_event *ev) {
+int sse_feed(sse_parser *p, const char *buf, size_t len, size_t *consumed, sse_event *ev) {
   const char *s = buf, *end;
   int rc = p->err;
   *consumed = 0;
@@ -337,8 +335,7 @@ int sse_pending(sse_parser *p, sse_event *ev) {
   size_t vn = 0;
   int kind = F_OTHER;
   if (p->err != 0) return 0;
-  if (p->line.len > 0 && p->line.p[0] != ':')
-    kind = split_field(p->line.p, p->line.len, &v, &vn);
+  if (p->line.len > 0 && p->line.p[0] != ':') kind = split_field(p->line.p, p->line.len, &v, &vn);
   if (p->ndata == 0 && kind != F_DATA) return 0;
   fill_meta(p, ev);
   if (kind == F_EVENT) {

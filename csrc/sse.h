@@ -57,11 +57,11 @@ typedef struct sse_buf {
  * Lua userdata, http.c's transfer); treat the fields as private anyway.
  */
 typedef struct sse_parser {
-  sse_buf line;  /* a line begun in an earlier feed, not yet terminated */
-  sse_buf data;  /* data lines of the current event, joined with '\n' */
-  sse_buf type;  /* event type of the current event; empty = "message" */
-  sse_buf id;    /* last event id; persists across events */
-  size_t ndata;  /* data lines in the current event (0: nothing to dispatch) */
+  sse_buf line; /* a line begun in an earlier feed, not yet terminated */
+  sse_buf data; /* data lines of the current event, joined with '\n' */
+  sse_buf type; /* event type of the current event; empty = "message" */
+  sse_buf id;   /* last event id; persists across events */
+  size_t ndata; /* data lines in the current event (0: nothing to dispatch) */
   /*
    * The first data line of an event, when it lies wholly inside the
    * caller's buffer, is not copied: dref points at it until the event is
@@ -69,9 +69,9 @@ typedef struct sse_parser {
    */
   const char *dref;
   size_t dref_len;
-  size_t max_event; /* limit for line + data + type, in bytes */
-  long retry;       /* last valid retry field in ms, -1 if none */
-  int err;          /* 0, or the error every later call returns */
+  size_t max_event;      /* limit for line + data + type, in bytes */
+  long retry;            /* last valid retry field in ms, -1 if none */
+  int err;               /* 0, or the error every later call returns */
   unsigned char bom;     /* leading BOM bytes matched so far; 3 = done */
   unsigned char skip_lf; /* the last line ended with CR: skip one LF */
 } sse_parser;
@@ -82,9 +82,12 @@ typedef struct sse_parser {
  * as long as the bytes just passed to sse_feed are unchanged.
  */
 typedef struct sse_event {
-  const char *type; size_t type_len; /* "message" when no event field */
-  const char *data; size_t data_len; /* data lines joined with '\n' */
-  const char *id;   size_t id_len;   /* last event id; may be empty */
+  const char *type;
+  size_t type_len; /* "message" when no event field */
+  const char *data;
+  size_t data_len; /* data lines joined with '\n' */
+  const char *id;
+  size_t id_len; /* last event id; may be empty */
 } sse_event;
 
 /* max_event: the most bytes one event may buffer; 0 = 16 MiB. */
@@ -107,8 +110,8 @@ SSE_HIDDEN void sse_reset(sse_parser *p);
  * state and every later call returns the same error until sse_reset.
  * Never reads outside buf[0, len).
  */
-SSE_HIDDEN int sse_feed(sse_parser *p, const char *buf, size_t len,
-                        size_t *consumed, sse_event *ev);
+SSE_HIDDEN int sse_feed(sse_parser *p, const char *buf, size_t len, size_t *consumed,
+                        sse_event *ev);
 
 /*
  * At end of stream: fills ev with the event a blank line would dispatch now,

@@ -54,8 +54,7 @@ static void log_event(fz_log *l, char tag, const sse_event *ev, size_t max) {
   must(ev->type_len > 0);
   /* Everything an event carries was held within the limit, except the
      default type, which is a constant and never buffered. */
-  must(ev->type_len <= max ||
-       (ev->type_len == 7 && memcmp(ev->type, "message", 7) == 0));
+  must(ev->type_len <= max || (ev->type_len == 7 && memcmp(ev->type, "message", 7) == 0));
   must(ev->data_len <= max && ev->id_len <= max);
   must(memchr(ev->id, '\0', ev->id_len) == NULL);
   log_add(l, &tag, 1);
@@ -103,8 +102,7 @@ static void log_end(sse_parser *p, int rc, fz_log *l) {
   log_add(l, &retry, sizeof retry);
 }
 
-static void run(sse_parser *p, const uint8_t *s, size_t n, size_t cut, size_t step,
-                fz_log *l) {
+static void run(sse_parser *p, const uint8_t *s, size_t n, size_t cut, size_t step, fz_log *l) {
   size_t start = 0;
   int rc = 0;
   while (rc >= 0) {

@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static long alloc_count; /* reallocs that returned memory or failed */
+static long alloc_count;   /* reallocs that returned memory or failed */
 static long alloc_fail_at; /* fail the Nth realloc; 0 = never */
 
 static void *test_realloc(void *p, size_t n) {
@@ -84,8 +84,8 @@ static char *guard_base; /* GUARD_ROOM bytes, then a PROT_NONE page */
 
 static void guard_init(void) {
   long pg = sysconf(_SC_PAGESIZE);
-  char *m = mmap(NULL, GUARD_ROOM + (size_t)pg, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *m = mmap(NULL, GUARD_ROOM + (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
   if (m == MAP_FAILED || mprotect(m + GUARD_ROOM, (size_t)pg, PROT_NONE) != 0) {
     perror("mmap guard");
     exit(2);
@@ -126,8 +126,8 @@ static int feed_piece(sse_parser *p, const char *s, size_t n, int flags, strbuf 
 }
 
 /* Runs a stream cut at the given positions (ascending, within len). */
-static void run_cuts(const char *in, size_t len, size_t max, int flags,
-                     const size_t *cuts, int ncuts, strbuf *log) {
+static void run_cuts(const char *in, size_t len, size_t max, int flags, const size_t *cuts,
+                     int ncuts, strbuf *log) {
   sse_parser p;
   size_t start = 0;
   int i, rc = 0;
@@ -164,8 +164,7 @@ static void run_bytewise(const char *in, size_t len, size_t max, int flags, strb
   free(cuts);
 }
 
-static void show_mismatch(const char *name, const char *how, const strbuf *got,
-                          const char *want) {
+static void show_mismatch(const char *name, const char *how, const strbuf *got, const char *want) {
   printf("FAIL %s (%s)\n  want: %s\n  got:  %s\n", name, how, want, got->p ? got->p : "");
 }
 
@@ -173,8 +172,8 @@ static void show_mismatch(const char *name, const char *how, const strbuf *got,
  * The core check: the stream gives `want` fed whole, cut in two anywhere,
  * cut in three anywhere (when short), and one byte at a time.
  */
-static void check_stream(const char *name, const char *in, size_t len, size_t max,
-                         int flags, const char *want, size_t wlen) {
+static void check_stream(const char *name, const char *in, size_t len, size_t max, int flags,
+                         const char *want, size_t wlen) {
   strbuf log = {0};
   size_t i, j, cut[2];
   int bad = 0;
@@ -220,7 +219,7 @@ static void check_stream(const char *name, const char *in, size_t len, size_t ma
   else passed++;
 }
 
-#define CHECK(name, lit, max, flags, want) \
+#define CHECK(name, lit, max, flags, want)                                                         \
   check_stream((name), (lit), sizeof(lit) - 1, (max), (flags), (want), strlen(want))
 
 /* ---- the WHATWG rules, one group at a time ---- */
@@ -268,27 +267,51 @@ static void test_cr_immediate(void) {
 }
 
 static void test_bom(void) {
-  CHECK("BOM", "\xEF\xBB\xBF" "data: x\n\n", 0, 0, "[message|x|]");
-  CHECK("BOM CRLF", "\xEF\xBB\xBF" "data: x\r\n\r\n", 0, 0, "[message|x|]");
+  CHECK("BOM",
+        "\xEF\xBB\xBF"
+        "data: x\n\n",
+        0, 0, "[message|x|]");
+  CHECK("BOM CRLF",
+        "\xEF\xBB\xBF"
+        "data: x\r\n\r\n",
+        0, 0, "[message|x|]");
   CHECK("BOM then blank", "\xEF\xBB\xBF\ndata: x\n\n", 0, 0, "[message|x|]");
   /* Only one: a second BOM makes the field name "\xEF\xBB\xBFdata". */
-  CHECK("second BOM kept", "\xEF\xBB\xBF\xEF\xBB\xBF" "data: x\n\ndata: y\n\n", 0, 0,
-        "[message|y|]");
-  CHECK("BOM inside a value kept", "data: \xEF\xBB\xBFx\n\n", 0, 0,
-        "[message|\xEF\xBB\xBFx|]");
-  CHECK("BOM later in stream kept", "data: a\n\n\xEF\xBB\xBF" "data: b\n\n", 0, 0,
-        "[message|a|]");
+  CHECK("second BOM kept",
+        "\xEF\xBB\xBF\xEF\xBB\xBF"
+        "data: x\n\ndata: y\n\n",
+        0, 0, "[message|y|]");
+  CHECK("BOM inside a value kept", "data: \xEF\xBB\xBFx\n\n", 0, 0, "[message|\xEF\xBB\xBFx|]");
+  CHECK("BOM later in stream kept",
+        "data: a\n\n\xEF\xBB\xBF"
+        "data: b\n\n",
+        0, 0, "[message|a|]");
   /* A partial BOM is ordinary text at the start of the first line. */
-  CHECK("partial BOM 1", "\xEF" "data: x\n\ndata: y\n\n", 0, 0, "[message|y|]");
-  CHECK("partial BOM 2", "\xEF\xBB" "data: x\n\ndata: y\n\n", 0, 0, "[message|y|]");
+  CHECK("partial BOM 1",
+        "\xEF"
+        "data: x\n\ndata: y\n\n",
+        0, 0, "[message|y|]");
+  CHECK("partial BOM 2",
+        "\xEF\xBB"
+        "data: x\n\ndata: y\n\n",
+        0, 0, "[message|y|]");
   CHECK("partial BOM then LF", "\xEF\xBB\ndata: y\n\n", 0, 0, "[message|y|]");
   CHECK("partial BOM then CR", "\xEF\r\ndata: y\r\n\r\n", 0, 0, "[message|y|]");
   CHECK("BOM only", "\xEF\xBB\xBF", 0, LOG_PENDING, "");
   CHECK("partial BOM at end", "\xEF\xBB", 0, LOG_PENDING, "");
-  CHECK("BOM-like value", "\xEF\xBB\xBF" "data:\xEF\xBB\n\n", 0, 0, "[message|\xEF\xBB|]");
+  CHECK("BOM-like value",
+        "\xEF\xBB\xBF"
+        "data:\xEF\xBB\n\n",
+        0, 0, "[message|\xEF\xBB|]");
   /* The limit counts the partial BOM bytes, which are line bytes. */
-  CHECK("partial BOM over limit", "\xEF\xBB" "abc\n", 4, 0, "!-1");
-  CHECK("partial BOM at limit", "\xEF\xBB" "ab\ndata:1\n\n", 6, 0, "[message|1|]");
+  CHECK("partial BOM over limit",
+        "\xEF\xBB"
+        "abc\n",
+        4, 0, "!-1");
+  CHECK("partial BOM at limit",
+        "\xEF\xBB"
+        "ab\ndata:1\n\n",
+        6, 0, "[message|1|]");
 }
 
 static void test_fields(void) {
@@ -310,8 +333,8 @@ static void test_fields(void) {
   CHECK("case matters", "Data: x\n\nDATA: y\n\n", 0, 0, "");
   CHECK("name with space", "data : x\n\n data: y\n\n", 0, 0, "");
   CHECK("unknown fields", "foo: 1\ndata: x\nbar\n\n", 0, 0, "[message|x|]");
-  CHECK("near names", "dat: 1\ndataa: 2\nide: 3\nevents: 4\nretr: 5\ndata: x\n\n", 0,
-        LOG_RETRY, "[message|x|]R-1");
+  CHECK("near names", "dat: 1\ndataa: 2\nide: 3\nevents: 4\nretr: 5\ndata: x\n\n", 0, LOG_RETRY,
+        "[message|x|]R-1");
   CHECK("event type", "event: add\ndata: x\n\ndata: y\n\n", 0, 0, "[add|x|][message|y|]");
   CHECK("event last wins", "event: a\nevent: b\ndata: x\n\n", 0, 0, "[b|x|]");
   CHECK("event reset without dispatch", "event: a\n\ndata: b\n\n", 0, 0, "[message|b|]");
@@ -324,13 +347,11 @@ static void test_id(void) {
   CHECK("id persists", "id: 1\ndata: a\n\ndata: b\n\nid\ndata: c\n\n", 0, 0,
         "[message|a|1][message|b|1][message|c|]");
   CHECK("id without data", "id: 5\n\ndata: x\n\n", 0, 0, "[message|x|5]");
-  CHECK("id empty resets", "id: 5\ndata: a\n\nid:\ndata: b\n\n", 0, 0,
-        "[message|a|5][message|b|]");
+  CHECK("id empty resets", "id: 5\ndata: a\n\nid:\ndata: b\n\n", 0, 0, "[message|a|5][message|b|]");
   CHECK("id with NUL ignored", "id: 1\n\nid: a\0b\ndata: x\n\n", 0, 0, "[message|x|1]");
   CHECK("id NUL at end ignored", "id: 1\nid: ab\0\ndata: x\n\n", 0, 0, "[message|x|1]");
   CHECK("id space", "id:  7\ndata: x\n\n", 0, 0, "[message|x| 7]");
-  CHECK("id after data", "data: x\nid: 9\n\ndata: y\n\n", 0, 0,
-        "[message|x|9][message|y|9]");
+  CHECK("id after data", "data: x\nid: 9\n\ndata: y\n\n", 0, 0, "[message|x|9][message|y|9]");
   check_stream("NUL in data passes", "data: a\0b\n\n", 11, 0, 0, "[message|a\0b|]", 14);
 }
 
@@ -361,8 +382,7 @@ static void test_pending(void) {
   CHECK("pending join", "data: a\ndata: [DONE]", 0, LOG_PENDING, "P[message|a\n[DONE]|]");
   CHECK("pending after event", "data: x\n\ndata: y\nevent: z", 0, LOG_PENDING,
         "[message|x|]P[z|y|]");
-  CHECK("pending event empty", "event: q\ndata: y\nevent:", 0, LOG_PENDING,
-        "P[message|y|]");
+  CHECK("pending event empty", "event: q\ndata: y\nevent:", 0, LOG_PENDING, "P[message|y|]");
   CHECK("pending id", "id: 7\ndata: q\nid: 8", 0, LOG_PENDING, "P[message|q|8]");
   CHECK("pending id NUL", "id: 7\ndata: q\nid: 8\0", 0, LOG_PENDING, "P[message|q|7]");
   CHECK("pending empty data", "data:", 0, LOG_PENDING, "P[message||]");
@@ -385,8 +405,9 @@ static void test_pending_no_side_effects(void) {
   sse_init(&p, 0);
   for (i = 0; i < 3; i++) {
     int pr = sse_pending(&p, &ev);
-    if (i == 1) ok(pr == 1 && ev.data_len == 3 && memcmp(ev.data, "a\nb", 3) == 0,
-                   "pending mid-stream", NULL);
+    if (i == 1)
+      ok(pr == 1 && ev.data_len == 3 && memcmp(ev.data, "a\nb", 3) == 0, "pending mid-stream",
+         NULL);
     rc = sse_feed(&p, parts[i], strlen(parts[i]), &used, &ev);
   }
   ok(rc == SSE_EVENT && ev.data_len == 5 && memcmp(ev.data, "a\nb\nc", 5) == 0,
@@ -398,8 +419,8 @@ static void test_pending_no_side_effects(void) {
 static void test_utf8(void) {
   CHECK("utf8 split", "data: h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80\n\n", 0, 0,
         "[message|h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80|]");
-  CHECK("utf8 event and id", "event: \xC3\xA9v\nid: \xE2\x82\xAC\ndata: \xF0\x9F\x98\x80\n\n",
-        0, 0, "[\xC3\xA9v|\xF0\x9F\x98\x80|\xE2\x82\xAC]");
+  CHECK("utf8 event and id", "event: \xC3\xA9v\nid: \xE2\x82\xAC\ndata: \xF0\x9F\x98\x80\n\n", 0, 0,
+        "[\xC3\xA9v|\xF0\x9F\x98\x80|\xE2\x82\xAC]");
   CHECK("invalid utf8 passes", "data: \xFF\xFE\xC3\n\n", 0, 0, "[message|\xFF\xFE\xC3|]");
 }
 
@@ -412,8 +433,8 @@ static void test_limits(void) {
   CHECK("type counts over", "event: abcd\ndata: 0123456\n\n", 16, 0, "!-1");
   CHECK("data accumulates", "data: 0123\ndata: 0123\ndata: 0123\n\n", 16, 0, "!-1");
   CHECK("data at limit", "data: 01\ndata: 0123\ndata: 0\n\n", 16, 0, "[message|01\n0123\n0|]");
-  CHECK("events before error kept", "data: a\n\ndata: 0123456789abcdefgh\n\ndata: b\n\n", 16,
-        0, "[message|a|]!-1");
+  CHECK("events before error kept", "data: a\n\ndata: 0123456789abcdefgh\n\ndata: b\n\n", 16, 0,
+        "[message|a|]!-1");
   CHECK("limit resets per event", "data: 0123456789\n\ndata: 0123456789\n\n", 16, 0,
         "[message|0123456789|][message|0123456789|]");
   CHECK("limit 1", "a\n\n:\n\nb\n", 1, 0, "");
@@ -566,7 +587,10 @@ static void test_reset_and_free(void) {
   ok(rc == SSE_ERR_TOO_BIG, "error before reset", NULL);
   sse_reset(&p);
   ok(sse_retry(&p) == -1, "reset clears retry", NULL);
-  rc = sse_feed(&p, "\xEF\xBB\xBF" "data: x\n\n", 12, &used, &ev);
+  rc = sse_feed(&p,
+                "\xEF\xBB\xBF"
+                "data: x\n\n",
+                12, &used, &ev);
   ok(rc == SSE_EVENT && ev.data_len == 1 && ev.id_len == 0,
      "reset clears error and id, BOM stripped again", NULL);
   rc = sse_feed(&p, "data: a\ndata", 12, &used, &ev);
@@ -611,7 +635,8 @@ static void test_no_steady_alloc(void) {
  * with the events before it intact, and (under ASan/valgrind) no leak.
  */
 static void test_nomem(void) {
-  static const char in[] = "\xEF\xBB" "x\nevent: t\nid: 1\ndata: a\ndata: b\n\ndata: c";
+  static const char in[] = "\xEF\xBB"
+                           "x\nevent: t\nid: 1\ndata: a\ndata: b\n\ndata: c";
   strbuf good = {0}, log = {0};
   long n, total;
   alloc_count = 0;
@@ -647,8 +672,8 @@ static void test_nomem(void) {
     alloc_fail_at = 1;
     ok(sse_pending(&p, &ev) == 0, "pending join nomem gives 0", NULL);
     alloc_fail_at = 0;
-    ok(sse_pending(&p, &ev) == 1 && ev.data_len == 66 && ev.data[64] == '\n' &&
-       ev.data[65] == 'b', "pending join after", NULL);
+    ok(sse_pending(&p, &ev) == 1 && ev.data_len == 66 && ev.data[64] == '\n' && ev.data[65] == 'b',
+       "pending join after", NULL);
     ok(sse_feed(&p, "\n\n", 2, &used, &ev) == SSE_EVENT && ev.data_len == 66,
        "state intact after pending nomem", NULL);
     sse_free(&p);
