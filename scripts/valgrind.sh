@@ -38,7 +38,8 @@ for p in "${pats[@]}"; do [ -n "${p// /}" ] && filters+=("--filter-out=$p"); don
 log="$OUT/busted.log"
 t0=$(date +%s)
 rc=0
-valgrind -q --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+# never hang CI: a stuck run is killed and counts as a failure
+timeout -k 10 "${VALGRIND_TIMEOUT:-900}" valgrind -q --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
   --errors-for-leak-kinds=definite --track-origins=yes --num-callers=30 --keep-debuginfo=yes \
   --suppressions=scripts/valgrind.supp --log-file="$OUT/valgrind.log" \
   lua5.4 /usr/bin/busted "${filters[@]}" "$@" >"$log" 2>&1 || rc=$?
