@@ -33,7 +33,7 @@ build = {
    modules = {
       ["baseten.core"] = {
          sources = {
-            "csrc/core.c", "csrc/http.c", "csrc/json.c", "csrc/sse.c", "csrc/lsse.c",
+            "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/json.c", "csrc/sse.c", "csrc/lsse.c",
          },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },

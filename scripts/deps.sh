@@ -16,7 +16,9 @@ for g in "$@"; do
     hosts) PKGS+=(neovim love xvfb xauth) ;;
     tls) PKGS+=(nginx-light openssl) ;;
     docs) PKGS+=(lua-ldoc lua-discount cppcheck clang-format) ;;
-    bench) PKGS+=(nodejs npm libcjson-dev) ;;
+    # a machine may already have Node.js from elsewhere (its own npm inside):
+    # Debian's npm would conflict with it
+    bench) PKGS+=(libcjson-dev); command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm) ;;
   esac
 done
 missing=()
