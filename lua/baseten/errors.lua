@@ -1,6 +1,7 @@
 --- Error values for every failure a call can meet.
 -- An error is a table with a `__tostring`; fields: `kind`, `message`, and
--- where known `status`, `type`, `code`, `request_id`, `retry_after`, `body`.
+-- where known `status`, `type`, `code`, `request_id`, `retry_after`, `body`,
+-- `attempts`, `elapsed`, ... (the README's Errors section lists them all).
 -- @module baseten.errors
 local json = require("baseten.core").json
 
@@ -13,11 +14,25 @@ local Error = {}
 Error.__index = Error
 M.Error = Error
 
+-- " after 3 attempts in 4.4 s" when more than one attempt was made (the
+-- time only when `elapsed` is known), else "".
+local function attempts_text(e)
+  local n = tonumber(e.attempts)
+  if not n or n < 2 then return "" end
+  local s = " after " .. string.format("%d", n) .. " attempts"
+  local t = tonumber(e.elapsed)
+  if t and t >= 0 then s = s .. string.format(t < 1 and " in %.2f s" or " in %.1f s", t) end
+  return s
+end
+
+--- `baseten: <kind> (HTTP <status>): <message> after <n> attempts in <t> s
+-- [request_id <id>]`; the status, the attempts (only when more than one)
+-- and the request id only where known.
 function Error.__tostring(e)
   local s = "baseten: " .. tostring(e.kind)
   if e.status then s = s .. " (HTTP " .. tostring(e.status) .. ")" end
-  s = s .. ": " .. tostring(e.message)
-  if e.request_id then s = s .. " [request_id " .. e.request_id .. "]" end
+  s = s .. ": " .. tostring(e.message) .. attempts_text(e)
+  if e.request_id then s = s .. " [request_id " .. tostring(e.request_id) .. "]" end
   return s
 end
 
@@ -49,8 +64,12 @@ function M.retryable_status(status)
   return status == 408 or status == 409 or status == 429 or status >= 500
 end
 
+--- Keys shorter than this many bytes are placeholders, not secrets, and are
+-- never scrubbed (see `scrub`).
+M.MIN_SECRET_LEN = 8
+
 local function scrub(s, secret)
-  if type(s) ~= "string" or not secret or secret == "" then return s end
+  if type(s) ~= "string" or type(secret) ~= "string" or #secret < M.MIN_SECRET_LEN then return s end
   local out, i = {}, 1
   while true do
     local a, b = s:find(secret, i, true)
@@ -67,6 +86,13 @@ end
 --- A string with every occurrence of `secret` replaced by "[REDACTED]"
 -- (anything else is returned as is). Used on errors, log events and the
 -- request id a server sends back.
+--
+-- The rule: a key of `MIN_SECRET_LEN` (8) bytes or more is replaced
+-- wherever it occurs, inside a word too, so a real key never shows. A
+-- shorter key is a placeholder that local servers are given (`"EMPTY"`,
+-- `"x"`, `"none"`, as in vLLM's documentation): it cannot be a secret, and
+-- replacing it would garble ordinary words ("rate_limit_e[REDACTED]ceeded"
+-- for `"x"`), so text is left as it is.
 M.scrub = scrub
 
 --- Makes an error value. `fields.kind` and `fields.message` are required.
