@@ -17,7 +17,7 @@ end
 local ok, failure = pcall(function()
   -- 1. A streamed chat: print each piece as it arrives.
   print("\n== streamed chat")
-  local stream = assert(client:stream{
+  local stream = baseten.check(client:stream{
     messages = { { role = "user", content = "Say hello to Lua programmers in one sentence." } },
     max_tokens = 100,
     stream_options = { include_usage = true },
@@ -45,7 +45,7 @@ local ok, failure = pcall(function()
       return { city = args.city, temperature_c = 21, sky = "clear" }
     end,
   }
-  local resp, messages = assert(client:run_tools{
+  local resp, messages = baseten.check(client:run_tools{
     messages = { { role = "user", content = "What is the weather in Paris?" } },
     tools = { get_weather },
   })

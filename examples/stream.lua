@@ -14,7 +14,7 @@ else
 end
 
 local ok, err = pcall(function()
-  local stream = assert(client:stream{
+  local stream = baseten.check(client:stream{
     messages = { { role = "user", content = "Write a haiku about Lua tables." } },
     max_tokens = 300,
     stream_options = { include_usage = true }, -- usage arrives in a last chunk
@@ -27,7 +27,7 @@ local ok, err = pcall(function()
   end
   print()
   -- final() gives the whole response in chat.completion shape.
-  local final = assert(stream:final())
+  local final = baseten.check(stream:final())
   print(("finish_reason: %s, %s completion tokens"):format(
     final.choices[1].finish_reason, final.usage and final.usage.completion_tokens or "?"))
   stream:close() -- idempotent; also runs on garbage collection

@@ -3,7 +3,7 @@
 --
 --     local baseten = require("baseten")
 --     local client = baseten.new{ model = "deepseek-ai/DeepSeek-V3.1" }
---     local resp = assert(client:chat{ messages = {{role = "user", content = "Hi"}} })
+--     local resp = baseten.check(client:chat{ messages = {{role = "user", content = "Hi"}} })
 --     print(resp.choices[1].message.content)
 --
 -- @module baseten
@@ -37,5 +37,22 @@ M.tool = tool.tool
 
 --- Error helpers: `errors.is_error(v)`, `errors.KINDS`.
 M.errors = errors
+
+--- `assert` for calls that return `nil, err`: returns all its arguments
+-- when the first is not nil, else raises `tostring(err)`, a string, at the
+-- caller's line. Use it instead of `assert(client:chat{...})`: on PUC Lua
+-- 5.1 `assert` refuses a table message ("bad argument #2 to 'assert'") and
+-- an uncaught error table prints "(error object is not a string)". Only
+-- nil fails, so a `false` JSON answer of `client:json` passes.
+--     local resp = baseten.check(client:chat{ messages = msgs })
+-- @param v the first result of a call
+-- @param err the second (the error when `v` is nil)
+-- @return v, err, ... unchanged
+function M.check(v, err, ...)
+  if v == nil then
+    error(err == nil and "baseten: check failed (nil without an error)" or tostring(err), 2)
+  end
+  return v, err, ...
+end
 
 return M

@@ -42,6 +42,17 @@ function baseten.new(opts) end
 ---@return baseten.Tool tool
 function baseten.tool(def) end
 
+--- `assert` for calls that return `nil, err`: returns its arguments when
+-- the first is not nil, else raises `tostring(err)` as a string (which
+-- `assert` cannot do on PUC Lua 5.1). Only nil fails.
+---@generic T
+---@param v T|nil the first result of a call
+---@param err? any the error when `v` is nil
+---@param ... any the other results
+---@return T v
+---@return any ...
+function baseten.check(v, err, ...) end
+
 -- The request and response shapes and the options come first: LDoc lists
 -- them as tables of the module (see config.ld). Classes with methods follow.
 
