@@ -14,7 +14,9 @@ SIGINT, or until the --parent-pid process is gone.
 
 Every non-control request consumes the next scripted response (FIFO) queued
 with POST /_control/enqueue; with an empty queue a tiny deterministic mock
-"model" answers /v1/models and /v1/chat/completions.  The full reference of
+"model" answers /v1/models and /v1/chat/completions.  A model name
+containing "reasoning" ("test/reasoning", "test/reasoning-alt") is a
+reasoning model: see reasoning_response() below.  The full reference of
 the control API and of the scripted response fields is in the docstrings of
 Handler.control() and Handler.send_scripted() below.
 """
@@ -573,6 +575,10 @@ def mock_response(method, path, body, n):
              "completion_tokens": completion_tokens,
              "total_tokens": prompt_tokens + completion_tokens}
     cid = "chatcmpl-%d" % n
+    if "reasoning" in model:
+        return reasoning_response(req, model, rid, cid, user_text,
+                                  bool(tool_results), content, tool_calls,
+                                  finish, usage)
 
     if not req.get("stream"):
         message = {"role": "assistant", "content": content}
@@ -617,6 +623,78 @@ def mock_response(method, path, body, n):
             "headers": [["Content-Type", "text/event-stream"],
                         ["Cache-Control", "no-cache"],
                         ["x-request-id", rid]]}
+
+
+def reasoning_response(req, model, rid, cid, user_text, answered_tools,
+                       content, tool_calls, finish, usage):
+    """The mock's reasoning "model": any model name containing "reasoning"
+    (e.g. "test/reasoning").
+
+    It thinks before it answers, as DeepSeek R1 or gpt-oss do: streamed, it
+    sends reasoning deltas, then content deltas, then (when tools are given
+    and no tool results came back yet) a tool call; not streamed, the
+    message carries the whole reasoning beside `content`. The reasoning is
+    spelled `reasoning_content` (DeepSeek's and Baseten's spelling), or
+    `reasoning` (other servers' spelling) when the model name contains
+    "reasoning-alt" (e.g. "test/reasoning-alt"). Usage counts the reasoning
+    in `completion_tokens` and in
+    `completion_tokens_details.reasoning_tokens`.
+    """
+    key = "reasoning" if "reasoning-alt" in model else "reasoning_content"
+    if tool_calls:
+        name = tool_calls[0]["function"]["name"]
+        thought = "The user asks: %s I should call %s." % (user_text, name)
+        if content is None:
+            content = "Let me check with %s." % name
+    elif answered_tools:
+        thought = "The tools answered, so I can reply."
+    else:
+        thought = "The user said: %s I should answer." % user_text
+    reasoning_tokens = words(thought)
+    completion = words(content or "") + reasoning_tokens
+    usage = dict(usage, completion_tokens=completion,
+                 total_tokens=usage["prompt_tokens"] + completion,
+                 completion_tokens_details={
+                     "reasoning_tokens": reasoning_tokens})
+    headers = [["x-request-id", rid]]
+
+    if not req.get("stream"):
+        message = {"role": "assistant", "content": content, key: thought}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        return {"json": {"id": cid, "object": "chat.completion",
+                         "created": CREATED, "model": model,
+                         "choices": [{"index": 0, "message": message,
+                                      "logprobs": None,
+                                      "finish_reason": finish}],
+                         "usage": usage},
+                "headers": headers}
+
+    def chunk(delta, finish_reason=None):
+        return {"id": cid, "object": "chat.completion.chunk",
+                "created": CREATED, "model": model,
+                "choices": [{"index": 0, "delta": delta,
+                             "finish_reason": finish_reason}]}
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    for w in re.findall(r"\s+|\S+\s*", thought):
+        events.append(chunk({key: w}))
+    for w in re.findall(r"\s+|\S+\s*", content or ""):
+        events.append(chunk({"content": w}))
+    for i, tc in enumerate(tool_calls or []):
+        events.append(chunk({"tool_calls": [{
+            "index": i, "id": tc["id"], "type": "function",
+            "function": tc["function"]}]}))
+    events.append(chunk({}, finish))
+    so = req.get("stream_options")
+    if isinstance(so, dict) and so.get("include_usage"):
+        events.append({"id": cid, "object": "chat.completion.chunk",
+                       "created": CREATED, "model": model, "choices": [],
+                       "usage": usage})
+    items = [b"data: " + dumps(e) + b"\n\n" for e in events]
+    items.append(b"data: [DONE]\n\n")
+    return {"chunks": items,
+            "headers": [["Content-Type", "text/event-stream"]] + headers}
 
 
 # ---------------------------------------------------------------------------

@@ -702,6 +702,66 @@ class MockTests(Base):
         self.assertEqual(ch["message"]["content"],
                          "Here is what the tools returned: sunny; rainy")
 
+    def test_reasoning_model(self):
+        def stream(model, **kw):
+            req = {"model": model, "stream": True,
+                   "stream_options": {"include_usage": True},
+                   "messages": [{"role": "user", "content": "Hi there."}]}
+            req.update(kw)
+            r, data = self.chat(req)
+            self.assertEqual(r.status, 200)
+            return [json.loads(e) for e in sse_events(data.decode())[:-1]]
+
+        def kinds(chunks):
+            out = []
+            for c in chunks:
+                for k, v in (c["choices"][0]["delta"]
+                             if c["choices"] else {}).items():
+                    if k != "role" and v != "":
+                        if not out or out[-1][0] != k:
+                            out.append([k, ""])
+                        out[-1][1] += v if isinstance(v, str) else "*"
+            return out
+
+        chunks = stream("test/reasoning")
+        self.assertEqual(kinds(chunks), [
+            ["reasoning_content", "The user said: Hi there. I should answer."],
+            ["content", "Hello from the local test server. You said: "
+                        "Hi there."]])
+        self.assertEqual(chunks[-1]["usage"], {
+            "prompt_tokens": 2, "completion_tokens": 18, "total_tokens": 20,
+            "completion_tokens_details": {"reasoning_tokens": 8}})
+        # the other spelling; and with tools: reasoning, content, tool call
+        chunks = stream("test/reasoning-alt", tools=[WEATHER_TOOL])
+        self.assertEqual([k for k, _ in kinds(chunks)],
+                         ["reasoning", "content", "tool_calls"])
+        self.assertEqual(kinds(chunks)[1][1],
+                         "Let me check with get_weather.")
+        self.assertEqual(chunks[-2]["choices"][0]["finish_reason"],
+                         "tool_calls")
+        tc = chunks[-3]["choices"][0]["delta"]["tool_calls"][0]
+        self.assertEqual(tc["function"], {"name": "get_weather",
+                                          "arguments": '{"city":"Paris"}'})
+        # not streamed: the reasoning is in the message
+        r, data = self.chat({"model": "test/reasoning", "messages": [
+            {"role": "user", "content": "Hi there."}]})
+        doc = json.loads(data)
+        msg = doc["choices"][0]["message"]
+        self.assertEqual(msg["reasoning_content"],
+                         "The user said: Hi there. I should answer.")
+        self.assertTrue(msg["content"].startswith("Hello from"))
+        self.assertEqual(
+            doc["usage"]["completion_tokens_details"]["reasoning_tokens"], 8)
+        # tool results answered: no tool call again
+        r, data = self.chat({"model": "test/reasoning-alt",
+                             "tools": [WEATHER_TOOL], "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]})
+        msg = json.loads(data)["choices"][0]["message"]
+        self.assertEqual(msg["reasoning"],
+                         "The tools answered, so I can reply.")
+        self.assertNotIn("tool_calls", msg)
+
     def test_json_schema(self):
         schema = {"type": "object", "properties": {
             "name": {"type": "string"}, "email": {"type": "string"}},
