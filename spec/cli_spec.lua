@@ -45,6 +45,32 @@ local function cli(args, env, stdin)
   return code, (out:gsub("exit:%d+%s*$", "")), err
 end
 
+-- Runs bin/baseten under script(1), so that its stdin and stderr are a
+-- terminal (a pty) while stdout goes to a file. Returns code, stdout and
+-- what the terminal showed (stderr, with the pty's \r\n line ends).
+local function cli_tty(args, env)
+  local parts = {}
+  for i, a in ipairs(args) do parts[i] = quote(a) end
+  local out_file = os.tmpname()
+  local inner = ("env -u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL %s %s bin/baseten %s >%s")
+    :format(env or "", interpreter(), table.concat(parts, " "), out_file)
+  local p = assert(io.popen(("script -qec %s /dev/null </dev/null; echo \"exit:$?\""):format(quote(inner)), "r"))
+  local tty = p:read("*a")
+  p:close()
+  local f = assert(io.open(out_file, "rb"))
+  local out = f:read("*a")
+  f:close()
+  os.remove(out_file)
+  local code = tonumber(tty:match("exit:(%d+)%s*$"))
+  return code, out, (tty:gsub("exit:%d+%s*$", ""))
+end
+
+local function lines(text)
+  local t = {}
+  for line in text:gmatch("([^\n]*)\n") do t[#t + 1] = line end
+  return t
+end
+
 describe("bin/baseten", function()
   local srv
   setup(function() srv = server.start() end)
@@ -73,6 +99,26 @@ describe("bin/baseten", function()
     assert.are.equal(3, body.max_tokens)
   end)
 
+  it("chat joins the prompt words and piped stdin: the words, a blank line, then the piped text", function()
+    local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "write", "a", "commit", "message" }, nil,
+                               "diff --git a/x b/x\n+new line\n")
+    assert.are.equal(0, code, err)
+    assert.are.same({ role = "user", content = "write a commit message\n\ndiff --git a/x b/x\n+new line\n" },
+                    srv:last_request().json.messages[1])
+    assert.matches("^Hello from the local test server%. You said: write a commit message", out)
+    -- empty piped input: the words alone
+    code, _, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "just", "words" }, nil, "")
+    assert.are.equal(0, code, err)
+    assert.are.equal("just words", srv:last_request().json.messages[1].content)
+  end)
+
+  it("chat with a terminal on stdin does not wait for it when there are prompt words", function()
+    local code, out = cli_tty({ "chat", "-m", MODEL, "--base-url", srv.url, "Hi" })
+    assert.are.equal(0, code)
+    assert.are.equal("Hello from the local test server. You said: Hi\n", out)
+    assert.are.equal("Hi", srv:last_request().json.messages[1].content)
+  end)
+
   it("chat reads the prompt from stdin, with - or with none", function()
     for _, args in ipairs({ { "chat", "-" }, { "chat" } }) do
       local code, out, err = cli(args, "BASETEN_MODEL=" .. MODEL .. " BASETEN_BASE_URL=" .. srv.url,
@@ -89,37 +135,126 @@ describe("bin/baseten", function()
     assert.are.equal(5, select(2, out:gsub("\n", "")))
   end)
 
-  it("--json prints the structured answer as JSON", function()
+  it("--schema prints the structured answer as JSON; with --json the whole response", function()
     local schema = write_file([[{"type": "object", "additionalProperties": false,
       "required": ["name", "email"],
       "properties": {"name": {"type": "string"}, "email": {"type": "string"}}}]])
-    local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--json", schema,
+    local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--schema", schema,
                                  "Write to Grace Hopper at grace@example.com" })
-    os.remove(schema)
     assert.are.equal(0, code, err)
     assert.are.same({ name = "Grace Hopper", email = "grace@example.com" }, baseten.json.decode(out))
     local rf = srv:last_request().json.response_format
     assert.are.equal("json_schema", rf.type)
     assert.is_true(rf.json_schema.strict)
+    code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--schema", schema, "--json",
+                           "Write to Grace Hopper at grace@example.com" })
+    os.remove(schema)
+    assert.are.equal(0, code, err)
+    local resp = baseten.json.decode(out)
+    assert.are.equal("chat.completion", resp.object)
+    assert.are.same({ name = "Grace Hopper", email = "grace@example.com" },
+                    baseten.json.decode(resp.choices[1].message.content))
   end)
 
-  it("--json with a file that is not JSON is a usage error", function()
+  it("--schema with a file that is not JSON, or no file, is a usage error", function()
     local bad = write_file("not json")
-    local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--json", bad, "hi" })
+    local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--schema", bad, "hi" })
     os.remove(bad)
     assert.are.equal(2, code)
     assert.are.equal("", out)
     assert.matches("is not a JSON Schema object", err)
+    code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--schema", "/no/such/file.json", "hi" })
+    assert.are.equal(2, code)
+    assert.are.equal("", out)
+    assert.matches("cannot read", err)
   end)
 
-  it("--stats prints time to first token, tokens per second and usage to stderr", function()
+  it("--json followed by a schema file says to use --schema", function()
+    local schema = write_file('{"type": "object"}')
+    local named = schema .. ".json"
+    assert(os.rename(schema, named))
+    local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--json", named, "hi" })
+    os.remove(named)
+    assert.are.equal(2, code)
+    assert.are.equal("", out)
+    assert.matches("use %-%-schema", err)
+    assert.are.equal(0, #srv:requests())
+  end)
+
+  it("--json prints the response as one line of JSON, on chat and on models", function()
+    local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--json", "Hi" })
+    assert.are.equal(0, code, err)
+    assert.are.equal("", err)
+    assert.are.equal(1, #lines(out))
+    local resp = baseten.json.decode(out)
+    assert.are.equal("chat.completion", resp.object)
+    assert.are.equal("Hello from the local test server. You said: Hi", resp.choices[1].message.content)
+    assert.are.equal("stop", resp.choices[1].finish_reason)
+    assert.are.equal(1, resp.usage.prompt_tokens)
+    code, out, err = cli({ "models", "--base-url", srv.url, "--json" })
+    assert.are.equal(0, code, err)
+    assert.are.equal(1, #lines(out))
+    local ids = baseten.json.decode(out)
+    assert.are.equal(5, #ids)
+    assert.are.equal("openai/gpt-oss-120b", ids[1])
+  end)
+
+  it("--stats is one line on stderr, after a newline, with times, tokens/s, usage and request id", function()
     local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--stats", "Hi" })
     assert.are.equal(0, code, err)
     assert.are.equal("Hello from the local test server. You said: Hi\n", out)
-    assert.matches("time to first token %d+%.%d+ s", err)
-    assert.matches("[%d.]+ tokens/s", err)
-    assert.matches("usage: prompt 1, completion %d+, total %d+ tokens", err)
+    assert.are.equal(2, #lines(err), err)
+    assert.are.equal("", lines(err)[1])
+    local stats = lines(err)[2]
+    assert.matches("^baseten: stats: ", stats)
+    assert.matches("time to first token %d+%.%d+ s", stats)
+    assert.matches("[%d.]+ tokens/s", stats)
+    assert.matches("total %d+%.%d+ s", stats)
+    assert.matches("usage: prompt 1, completion %d+, total %d+ tokens", stats)
+    assert.matches("request id req%-%d+", stats)
+    assert.is_nil(stats:find("reasoning", 1, true))
     assert.is_true(srv:last_request().json.stream_options.include_usage)
+  end)
+
+  it("--stats with 2>&1 is never glued to the reply", function()
+    srv:enqueue({ chunks = {
+      'data: {"choices":[{"index":0,"delta":{"content":"no newline at the end"}}]}\n\n',
+      'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n', "data: [DONE]\n\n" },
+      headers = { ["Content-Type"] = "text/event-stream", ["x-request-id"] = "rid-7" } })
+    local cmd = ("env -u BASETEN_API_KEY %s bin/baseten chat -m %s --base-url %s --stats hi 2>&1 </dev/null")
+      :format(interpreter(), MODEL, srv.url)
+    local p = assert(io.popen(cmd, "r"))
+    local both = p:read("*a")
+    p:close()
+    local got = lines(both)
+    assert.are.equal("no newline at the end", got[1], both)
+    assert.matches("^baseten: stats: .*request id rid%-7$", got[#got])
+  end)
+
+  it("--max-retries sets the retries; a retried failure says how many attempts", function()
+    local busy = { status = 503, json = { error = "overloaded" }, headers = { ["retry-after-ms"] = "1" } }
+    srv:enqueue(busy, busy, busy)
+    local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--max-retries", "0", "hi" })
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.matches("^baseten: server %(HTTP 503%): overloaded", err)
+    assert.are.equal(1, #srv:requests())
+    srv:reset()
+    srv:enqueue(busy, busy)
+    code, out, err = cli({ "models", "--base-url", srv.url, "--max-retries=1" })
+    assert.are.equal(1, code)
+    assert.matches("overloaded after 2 attempts", err)
+    assert.are.equal(2, #srv:requests())
+    srv:reset()
+    srv:enqueue(busy)
+    code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--max-retries", "1", "hi" })
+    assert.are.equal(0, code, err)
+    assert.are.equal("Hello from the local test server. You said: hi\n", out)
+    code, _, err = cli({ "models", "--max-retries", "-1" })
+    assert.are.equal(2, code)
+    assert.matches("non%-negative integer", err)
+    code, _, err = cli({ "models", "--max-retries", "1.5" })
+    assert.are.equal(2, code)
   end)
 
   it("a 401 exits 1 with the error kind and never prints the key", function()
@@ -145,6 +280,78 @@ describe("bin/baseten", function()
     assert.matches("^baseten: connection: ", err)
   end)
 
+  it("a mid-stream error event exits 1 with its kind, after the text that came", function()
+    srv:enqueue({ chunks = {
+      'data: {"choices":[{"index":0,"delta":{"content":"partial"}}]}\n\n',
+      'data: {"error":{"message":"the worker died","type":"server_error"}}\n\n' },
+      headers = { ["Content-Type"] = "text/event-stream" } })
+    local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "hi" })
+    assert.are.equal(1, code)
+    assert.are.equal("partial\n", out)
+    assert.matches("^baseten: error_event: the worker died", err)
+  end)
+
+  it("an option the command does not use is a usage error", function()
+    local schema = write_file('{"type": "object"}')
+    local cases = {
+      { "models", "--schema", schema }, { "models", "--stats" }, { "models", "-m", MODEL },
+      { "models", "--no-reasoning" }, { "models", "--temperature", "1" }, { "help", "--json" },
+      { "help", "chat", "--stats" },
+    }
+    for _, args in ipairs(cases) do
+      local code, out, err = cli(args, "BASETEN_BASE_URL=" .. srv.url)
+      assert.are.equal(2, code, table.concat(args, " "))
+      assert.are.equal("", out)
+      assert.matches("is not an option of %a+", err)
+    end
+    os.remove(schema)
+    assert.are.equal(0, #srv:requests())
+    local code, _, err = cli({ "chat", "--json=yes", "hi" })
+    assert.are.equal(2, code)
+    assert.matches("takes no value", err)
+  end)
+
+  it("an empty model is a usage error", function()
+    for _, args in ipairs({ { "chat", "-m", "", "hi" }, { "chat", "--model=", "hi" } }) do
+      local code, out, err = cli(args, "BASETEN_MODEL=" .. MODEL .. " BASETEN_BASE_URL=" .. srv.url)
+      assert.are.equal(2, code)
+      assert.are.equal("", out)
+      assert.matches("needs a model name", err)
+    end
+    local code, _, err = cli({ "chat", "hi" }, "BASETEN_MODEL= BASETEN_BASE_URL=" .. srv.url)
+    assert.are.equal(2, code)
+    assert.matches("no model", err)
+    assert.are.equal(0, #srv:requests())
+  end)
+
+  it("help, help COMMAND and COMMAND --help", function()
+    local code, out, err = cli({ "help" })
+    assert.are.equal(0, code, err)
+    assert.matches("Usage:", out)
+    assert.matches("baseten chat", out)
+    assert.matches("%-%-max%-retries", out)
+    code, out = cli({ "help", "chat" })
+    assert.are.equal(0, code)
+    assert.matches("^Usage: baseten chat", out)
+    assert.matches("%-%-schema FILE", out)
+    assert.matches("%-%-no%-reasoning", out)
+    assert.matches("prompt words first, then a blank line, then the\npiped text", out)
+    local chat_help = out
+    code, out = cli({ "chat", "--help" })
+    assert.are.equal(0, code)
+    assert.are.equal(chat_help, out)
+    code, out = cli({ "help", "models" })
+    assert.are.equal(0, code)
+    assert.matches("^Usage: baseten models", out)
+    code, out = cli({ "help", "help" })
+    assert.are.equal(0, code)
+    assert.matches("^Usage: baseten help", out)
+    code, out, err = cli({ "help", "frobnicate" })
+    assert.are.equal(2, code)
+    assert.are.equal("", out)
+    assert.matches("no help for", err)
+  end)
+
   it("a bad option, a missing value or a missing model is a usage error", function()
     local code, out, err = cli({ "chat", "--bogus", "hi" })
     local _
@@ -165,11 +372,79 @@ describe("bin/baseten", function()
     assert.matches("unknown command", err)
   end)
 
+  describe("with a reasoning model", function()
+    local THINK = "The user said: Hi there I should answer."
+    local ANSWER = "Hello from the local test server. You said: Hi there\n"
+
+    it("never prints the reasoning on stdout, nor on stderr that is not a terminal", function()
+      for _, model in ipairs({ "test/reasoning", "test/reasoning-alt" }) do
+        local code, out, err = cli({ "chat", "-m", model, "--base-url", srv.url, "Hi there" })
+        assert.are.equal(0, code, err)
+        assert.are.equal(ANSWER, out)
+        assert.are.equal("", err)
+      end
+    end)
+
+    it("shows the reasoning dimmed on a terminal's stderr, before the answer on stdout", function()
+      for _, model in ipairs({ "test/reasoning", "test/reasoning-alt" }) do
+        local code, out, tty = cli_tty({ "chat", "-m", model, "--base-url", srv.url, "Hi there" })
+        assert.are.equal(0, code, tty)
+        assert.are.equal(ANSWER, out)
+        assert.are.equal("\27[2m" .. THINK .. "\27[0m\r\n", tty)
+      end
+      local code, out, tty = cli_tty({ "chat", "-m", "test/reasoning", "--base-url", srv.url, "Hi there" },
+                                     "NO_COLOR=1")
+      assert.are.equal(0, code, tty)
+      assert.are.equal(ANSWER, out)
+      assert.are.equal(THINK .. "\r\n", tty)
+    end)
+
+    it("--no-reasoning hides it", function()
+      local code, out, tty = cli_tty({ "chat", "-m", "test/reasoning", "--base-url", srv.url, "--no-reasoning",
+                                       "Hi there" })
+      assert.are.equal(0, code, tty)
+      assert.are.equal(ANSWER, out)
+      assert.are.equal("", tty)
+    end)
+
+    it("--stats gives the first reasoning and first answer token times and the reasoning tokens", function()
+      local code, out, tty = cli_tty({ "chat", "-m", "test/reasoning", "--base-url", srv.url, "--stats",
+                                       "Hi there" })
+      assert.are.equal(0, code, tty)
+      assert.are.equal(ANSWER, out)
+      local stats = tty:match("\r\n\r\n(baseten: stats: [^\r\n]*)\r\n$")
+      assert.is_string(stats, tty)
+      local r = tonumber(stats:match("time to first reasoning token (%d+%.%d+) s"))
+      local a = tonumber(stats:match("time to first answer token (%d+%.%d+) s"))
+      assert.is_number(r, stats)
+      assert.is_number(a, stats)
+      assert.is_true(a >= r, stats)
+      assert.matches("reasoning 8 tokens", stats)
+      assert.matches("usage: prompt 2, completion 18, total 20 tokens", stats)
+      assert.matches("request id req%-%d+", stats)
+      -- the same line when stderr is not a terminal (no reasoning shown)
+      local err
+      code, out, err = cli({ "chat", "-m", "test/reasoning-alt", "--base-url", srv.url, "--stats", "Hi there" })
+      assert.are.equal(0, code, err)
+      assert.are.equal(ANSWER, out)
+      assert.matches("^\nbaseten: stats: time to first reasoning token [%d.]+ s, time to first answer token", err)
+      assert.matches("reasoning 8 tokens", err)
+    end)
+
+    it("--json keeps the reasoning inside the JSON response", function()
+      local code, out, err = cli({ "chat", "-m", "test/reasoning", "--base-url", srv.url, "--json", "Hi there" })
+      assert.are.equal(0, code, err)
+      local msg = baseten.json.decode(out).choices[1].message
+      assert.are.equal(THINK, msg.reasoning_content)
+      assert.are.equal("Hello from the local test server. You said: Hi there", msg.content)
+    end)
+  end)
+
   it("--help and --version", function()
     local code, out = cli({ "--help" })
     assert.are.equal(0, code)
     assert.matches("Usage:", out)
-    assert.matches("%-%-stats", out)
+    assert.matches("baseten help %[COMMAND%]", out)
     code, out = cli({ "--version" })
     assert.are.equal(0, code)
     assert.are.equal("baseten " .. baseten.VERSION .. "\n", out)
