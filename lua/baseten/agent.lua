@@ -15,6 +15,7 @@ local core = require("baseten.core")
 local errors = require("baseten.errors")
 local client_mod = require("baseten.client")
 local toolmod = require("baseten.tool")
+local request = require("baseten.request")
 local stream_mod = require("baseten.stream")
 
 local json = core.json
@@ -134,34 +135,23 @@ local function callback(f, s, ...)
   end
 end
 
-local function content_piece(chunk)
-  local c = type(chunk.choices) == "table" and chunk.choices[1] or nil
-  if type(c) ~= "table" or (c.index ~= nil and c.index ~= 0) then return nil end
-  local d = c.delta
-  local piece = type(d) == "table" and d.content or nil
-  if type(piece) == "string" and piece ~= "" then return piece end
-  return nil
-end
-
 -- One model call with the transcript so far: the response, or nil, err.
 local function ask(self, req, transcript, copts)
   local stream = req.stream and true or false
   local over = { messages = transcript }
   if stream then over.stream = true end
   local body = self:_body(req, over, STRIP, "run_tools")
-  local t, err = self:_request({ method = "POST", path = "/chat/completions", body = body,
-                                 stream = stream, opts = copts })
-  if not t then return nil, err end
+  local s, err = request.run(request.new(self, "POST", "/chat/completions", body, stream, copts))
+  if not s then return nil, err end
   local on_content = req.on_content
   if not stream then
-    local resp, derr = self:_decode_body(t)
+    local resp = s
     local msg = resp and message_of(resp)
     if on_content and msg and type(msg.content) == "string" and msg.content ~= "" then
       callback(on_content, nil, msg.content)
     end
-    return resp, derr
+    return resp
   end
-  local s = stream_mod.new(self, t)
   while true do
     local chunk, cerr = s:next()
     if cerr then
@@ -169,7 +159,7 @@ local function ask(self, req, transcript, copts)
       return nil, cerr
     end
     if chunk == nil then break end
-    local piece = on_content and content_piece(chunk)
+    local piece = on_content and stream_mod.content_of(chunk)
     if piece then callback(on_content, s, piece) end
   end
   local resp = s:snapshot()

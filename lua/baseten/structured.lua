@@ -16,7 +16,7 @@ local core = require("baseten.core")
 local errors = require("baseten.errors")
 local client_mod = require("baseten.client")
 local schema_mod = require("baseten.schema")
-local stream_mod = require("baseten.stream")
+local request = require("baseten.request")
 
 local json = core.json
 local Client = client_mod.Client
@@ -114,16 +114,12 @@ function Client:json(req, opts)
   local over = { response_format = rf }
   if stream then over.stream = true end
   local body = self:_body(req, over, STRIP, "json")
-  local t, err = self:_request({ method = "POST", path = "/chat/completions", body = body,
-                                 stream = stream, opts = client_mod.call_options(self, opts) })
-  if not t then return nil, err end
-  local resp
-  if stream then
-    local st = stream_mod.new(self, t)
+  local resp, err = request.run(request.new(self, "POST", "/chat/completions", body, stream,
+                                            client_mod.call_options(self, opts)))
+  if resp and stream then
+    local st = resp
     resp, err = st:final()
     st:close()
-  else
-    resp, err = self:_decode_body(t)
   end
   if not resp then return nil, err end
   return M.judge(self, resp, schema)
