@@ -70,8 +70,20 @@ end
 
 -- Surrounding whitespace and one Markdown code fence (```json ... ```),
 -- which some models wrap JSON in even in JSON mode.
+local function trim(text)
+  local i = text:find("%S")
+  if not i then return "" end
+  local j = #text
+  while j > i do -- a plain scan back: linear in any run of whitespace
+    local b = text:byte(j)
+    if b ~= 32 and (b < 9 or b > 13) then break end
+    j = j - 1
+  end
+  return text:sub(i, j)
+end
+
 local function unfence(text)
-  local s = text:match("^%s*(.-)%s*$")
+  local s = trim(text)
   local inner = s:match("^```[%w_-]*[ \t]*\r?\n(.-)\r?\n?```$")
   return inner or s
 end
