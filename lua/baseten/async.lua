@@ -131,11 +131,11 @@ local function advance(h)
   local call = h._call
   -- a callback run earlier in this poll may have canceled this request
   if h._finished then return nil end
+  -- or closed the client (its retry may be due now: never launch it)
+  if h._client._closed then return complete(h, nil, request.canceled(call)) end
   if h._phase == "refused" then return complete(h, nil, h._refusal) end
   if h._phase == "retry" then
     if core.now() < h._retry_at then return nil end
-    -- an on_done earlier in this poll may have closed the client
-    if h._client._closed then return complete(h, nil, request.canceled(call)) end
     launch(h)
   end
   if h._phase == "waiting" then
@@ -221,15 +221,15 @@ local function has_transfer(list)
   return false
 end
 
--- A closed client: every request still pending ends as canceled.
+-- A closed client: every request still pending ends as canceled. Returns
+-- the first callback error (boxed).
 local function cancel_all(client, message)
   local first_err = nil
   for _, h in ipairs(copy(handles_of(client))) do
     local e = complete(h, nil, request.canceled(h._call, message))
     if first_err == nil then first_err = e end
   end
-  if first_err ~= nil then error(first_err.err, 0) end
-  return 0
+  return first_err
 end
 
 --- Drives every non-blocking request of this client; callbacks run here.
@@ -244,7 +244,11 @@ function Client:poll(timeout)
   if type(timeout) ~= "number" or timeout < 0 then error("baseten: poll timeout must be a number >= 0", 2) end
   local list = handles_of(self)
   if #list == 0 then return 0 end
-  if self._closed then return cancel_all(self, "the client was closed") end
+  if self._closed then
+    local e = cancel_all(self, "the client was closed")
+    if e ~= nil then error(e.err, 0) end
+    return 0
+  end
   stream_mod._sweep(self) -- transfers finishing after their stream's [DONE]
   -- Serve what is buffered; read what the sockets hold (never waiting) and
   -- serve that; wait for the network only when neither gave anything.
@@ -252,11 +256,11 @@ function Client:poll(timeout)
   -- the first read.)
   local before = self._activity or 0
   local first_err = serve(list)
-  if first_err == nil and #list > 0 and has_transfer(list) then
+  if first_err == nil and #list > 0 and has_transfer(list) and not self._closed then
     self._engine:perform(0)
     first_err = serve(list)
   end
-  if first_err == nil and #list > 0 and (self._activity or 0) == before then
+  if first_err == nil and #list > 0 and (self._activity or 0) == before and not self._closed then
     local wait = next_wait(list, timeout)
     if wait > 0 then
       if has_transfer(list) then
@@ -268,6 +272,11 @@ function Client:poll(timeout)
       end
       first_err = serve(list)
     end
+  end
+  -- a callback closed the client: whatever it left pending ends here
+  if self._closed and #list > 0 then
+    local e = cancel_all(self, "the client was closed")
+    if first_err == nil then first_err = e end
   end
   if first_err ~= nil then error(first_err.err, 0) end
   return #list
