@@ -142,6 +142,7 @@ local function advance(h)
     if not request.settled(call) then return nil end
     local what, v = request.judge(call)
     if what == "retry" then
+      h.attempts = call.attempt -- retries made so far
       h._retry_at = core.now() + v
       h._phase = "retry"
       return nil
@@ -176,6 +177,7 @@ function Client:start(req, handlers)
   local h = setmetatable({
     _client = self, _on_chunk = handlers.on_chunk, _on_done = handlers.on_done,
     _call = request.new(self, "POST", "/chat/completions", body, stream, opts),
+    attempts = 0,
   }, Handle)
   local refusal = request.missing_key(h._call)
   if refusal then

@@ -150,44 +150,46 @@ local function collect_body(self)
   return not_sse(self, table.concat(raw))
 end
 
--- A decoded chunk: the per-token path, so the common case (a table
--- without an `error` member) is tested first and costs one call.
-local function on_chunk(self, a)
-  if type(a) == "table" and (a.error == nil or a.error == null) then
-    acc_add(self._acc, a)
-    return a
-  end
+-- A chunk that is not a table without an `error` member (the good ones
+-- are taken inline in Stream:_read_buffered, the per-token path).
+local function bad_chunk(self, a)
   if type(a) ~= "table" then
     return fail(self, { kind = "invalid_response", message = "stream chunk is not a JSON object" })
   end
   return chunk_error(self, a)
 end
 
--- The stream's body has ended: cleanly, or not.
+-- The stream's body has ended: cleanly, or not. Returns the last event, as
+-- the parser would: "chunk" (a last event without its blank line, once),
+-- "done", or "failed", err.
 local function at_end(self)
   local t = self._t
   local ok, kind, message = t:result()
   if not ok then
     local e = request.net_error(self._client, kind, message)
     local why = e.kind == "connection" and " (the stream was cut off)" or ""
-    return fail(self, { kind = e.kind, message = message .. why })
+    local _, err = fail(self, { kind = e.kind, message = message .. why })
+    return "failed", err
   end
-  local pending = t:pending()
-  if pending == nil or pending == "[DONE]" then return mark_done(self) end
+  local pending = not self._took_last and t:pending()
+  if not pending or pending == "[DONE]" then return "done" end
+  self._took_last = true
   -- a last event without its blank line: take it when it is whole JSON
   local chunk = json.decode(pending)
   if type(chunk) ~= "table" then
-    return fail(self, { kind = "invalid_response", message = "stream ended inside an event: " .. pending:sub(1, 120) })
+    local _, err = fail(self, { kind = "invalid_response",
+                                message = "stream ended inside an event: " .. pending:sub(1, 120) })
+    return "failed", err
   end
-  local v, err = on_chunk(self, chunk)
-  if v then mark_done(self) end
-  return v, err
+  return "chunk", chunk
 end
 
--- Any other parser event: false when it carries nothing for us.
+-- Any event but a chunk: false when it carries nothing for us.
 local function on_event(self, kind, a, b)
   if kind == "done" then
     return mark_done(self)
+  elseif kind == "failed" then
+    return nil, a
   elseif kind == "event" then
     if a == "error" then
       local doc = json.decode(b)
@@ -214,16 +216,19 @@ function Stream:_read_buffered()
   if not self._sse then return collect_body(self) end
   while true do
     local kind, a, b = t:next_event()
-    if kind == "chunk" then
-      return on_chunk(self, a)
-    elseif kind then
-      local v, err = on_event(self, kind, a, b)
-      if v ~= false then return v, err end
-    elseif t:state() ~= "running" then
-      return at_end(self)
-    else
-      return false
+    if kind == nil then
+      if t:state() == "running" then return false end
+      kind, a, b = at_end(self)
     end
+    if kind == "chunk" then -- the per-token path: the common case inline
+      if type(a) == "table" and (a.error == nil or a.error == null) then
+        acc_add(self._acc, a)
+        return a
+      end
+      return bad_chunk(self, a)
+    end
+    local v, err = on_event(self, kind, a, b)
+    if v ~= false then return v, err end
   end
 end
 
