@@ -67,7 +67,9 @@ end
 
 --- Makes a client.
 -- @tparam[opt] table opts
---   `api_key` (default `BASETEN_API_KEY`; `false` sends no key),
+--   `api_key` (default `BASETEN_API_KEY`; `false` sends no key; with no key
+--   at all, calls to Baseten's own servers return an `authentication` error
+--   without sending anything; CR, LF or NUL in it raise),
 --   `base_url` (default `BASETEN_BASE_URL` or Baseten's),
 --   `model` (default model slug), `timeout` (600 s, whole request),
 --   `connect_timeout` (10 s), `idle_timeout` (none: seconds with no byte
