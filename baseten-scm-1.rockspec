@@ -47,6 +47,7 @@ build = {
       ["baseten.tool"] = "lua/baseten/tool.lua",
       ["baseten.async"] = "lua/baseten/async.lua",
       ["baseten.schema"] = "lua/baseten/schema.lua",
+      ["baseten.request"] = "lua/baseten/request.lua",
       ["baseten.structured"] = "lua/baseten/structured.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
    },

@@ -78,6 +78,7 @@ local function call_for(ch, d)
       call = (id and ch.by_id[id]) or new_call(ch)
       ch.by_index[idx] = call
     end
+    call.index = idx
   elseif id then
     call = ch.by_id[id] or new_call(ch)
   else
@@ -102,6 +103,29 @@ local function add_tool_calls(ch, deltas)
           push_text(call.args, fn.arguments)
         end
       end
+    end
+  end
+end
+
+-- Logprobs come per chunk: their `content` and `refusal` token lists are
+-- appended in order (as the OpenAI SDKs do); any other member is set.
+local function add_logprobs(ch, v)
+  if type(v) ~= "table" then return end
+  local lp = ch.logprobs
+  if not lp then
+    lp = {}
+    ch.logprobs = lp
+  end
+  for k, x in pairs(v) do
+    if (k == "content" or k == "refusal") and type(x) == "table" then
+      local list = lp[k]
+      if not list then
+        list = array()
+        lp[k] = list
+      end
+      for i = 1, #x do list[#list + 1] = x[i] end
+    elseif x ~= null then
+      lp[k] = x
     end
   end
 end
@@ -138,7 +162,7 @@ local function add_choice(self, c)
   local v = c.finish_reason
   if v ~= null and v ~= nil then ch.finish_reason = v end -- null first: most chunks
   v = c.logprobs
-  if v ~= nil and v ~= null then ch.logprobs = v end
+  if v ~= nil and v ~= null then add_logprobs(ch, v) end
 end
 
 --- Adds one decoded chunk.
@@ -173,9 +197,20 @@ function Acc:text()
   return ch and text_of(ch.parts.content) or ""
 end
 
+-- Whether every call had a server `index`, all different: then they are
+-- ordered by it (deltas may arrive for index 1 before index 0).
+local function by_server_index(calls)
+  local seen = {}
+  for _, call in ipairs(calls) do
+    if call.index == nil or seen[call.index] then return false end
+    seen[call.index] = true
+  end
+  return true
+end
+
 local function finish_call(call, i)
   return {
-    index = i - 1, id = call.id, type = call.type or "function",
+    index = call.index or (i - 1), id = call.id, type = call.type or "function",
     ["function"] = { name = call.fn.name, arguments = text_of(call.args) },
   }
 end
@@ -186,8 +221,13 @@ local function finish_choice(ch)
     if has_text(ch.parts[f]) then msg[f] = text_of(ch.parts[f]) end
   end
   if #ch.calls > 0 then
-    local calls = array()
-    for i, call in ipairs(ch.calls) do calls[i] = finish_call(call, i) end
+    local calls, list = array(), ch.calls
+    if by_server_index(list) then
+      list = {}
+      for i, call in ipairs(ch.calls) do list[i] = call end
+      table.sort(list, function(a, b) return a.index < b.index end)
+    end
+    for i, call in ipairs(list) do calls[i] = finish_call(call, i) end
     msg.tool_calls = calls
   end
   return { index = ch.index, message = msg, finish_reason = ch.finish_reason, logprobs = ch.logprobs }

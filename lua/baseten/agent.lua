@@ -15,6 +15,7 @@ local core = require("baseten.core")
 local errors = require("baseten.errors")
 local client_mod = require("baseten.client")
 local toolmod = require("baseten.tool")
+local request = require("baseten.request")
 local stream_mod = require("baseten.stream")
 
 local json = core.json
@@ -28,7 +29,7 @@ local M = {}
 M.DEFAULT_MAX_ROUNDS = 10
 
 -- Client-side keys of a run_tools request, never sent to the server.
-local STRIP = { max_rounds = true, on_content = true, on_tool_call = true }
+local STRIP = { max_rounds = true, on_content = true, on_tool_call = true, on_tool_error = true }
 
 local function callable(f)
   if type(f) == "function" then return true end
@@ -57,7 +58,8 @@ local function handlers_of(tools)
     if type(name) == "string" then
       local h = toolmod.handler_of(t)
       if h ~= nil and not callable(h) then return nil, "the handler of tool " .. quote(name) .. " is not a function" end
-      if map[name] == nil then names[#names + 1] = name end
+      if map[name] ~= nil then return nil, "two tools are named " .. quote(name) end
+      names[#names + 1] = name
       map[name] = h or false
     end
   end
@@ -74,6 +76,7 @@ local function arguments_of(name, raw)
     return nil, "error: the arguments of tool " .. quote(name) .. " are not a JSON string"
   end
   local args, why = json.decode(raw)
+  if args == null then return {} end -- "null": no arguments, as an absent string
   if args == nil then
     return nil, "error: the arguments of tool " .. quote(name) .. " are not valid JSON (" .. tostring(why)
       .. "): " .. raw:sub(1, 200)
@@ -81,13 +84,28 @@ local function arguments_of(name, raw)
   return args
 end
 
+-- A handler's error as the model sees it: a Lua error position
+-- ("file.lua:12: ") says nothing to the model and shows our paths.
+local function without_position(e)
+  if type(e) ~= "string" then return e end
+  return e:match("^[^\n]-:%d+: (.*)$") or e
+end
+
+-- The full error with its traceback, for the Lua side.
+local function with_traceback(e)
+  local text = type(e) == "string" and e or error_text(e)
+  return { value = e, full = debug.traceback(text, 2) }
+end
+
 --- The content of the tool message that answers one call (see
 -- `Client:run_tools` for the rules). Never raises.
 -- @tparam table call a tool call of an assistant message
 -- @tparam table handlers tool name -> handler function (or false)
 -- @tparam[opt] table names the tool names, for the unknown-tool message
+-- @tparam[opt] function on_error `on_error(name, full)` when the handler
+--   raised: `full` is the error with its position and traceback
 -- @treturn string
-function M.answer(call, handlers, names)
+function M.answer(call, handlers, names, on_error)
   local fn = type(call) == "table" and call["function"] or nil
   local name = type(fn) == "table" and fn.name or nil
   local handler
@@ -99,8 +117,11 @@ function M.answer(call, handlers, names)
   if handler == false then return "error: tool " .. quote(name) .. " has no handler" end
   local args, why = arguments_of(name, fn.arguments)
   if args == nil then return why end
-  local ok, result, failure = pcall(handler, args, call)
-  if not ok then return "error: tool " .. quote(name) .. " raised: " .. error_text(result) end
+  local ok, result, failure = xpcall(function() return handler(args, call) end, with_traceback)
+  if not ok then
+    if on_error then pcall(on_error, name, result.full) end
+    return "error: tool " .. quote(name) .. " raised: " .. error_text(without_position(result.value))
+  end
   if result == nil and failure ~= nil then
     return "error: tool " .. quote(name) .. " failed: " .. error_text(failure)
   end
@@ -134,34 +155,23 @@ local function callback(f, s, ...)
   end
 end
 
-local function content_piece(chunk)
-  local c = type(chunk.choices) == "table" and chunk.choices[1] or nil
-  if type(c) ~= "table" or (c.index ~= nil and c.index ~= 0) then return nil end
-  local d = c.delta
-  local piece = type(d) == "table" and d.content or nil
-  if type(piece) == "string" and piece ~= "" then return piece end
-  return nil
-end
-
 -- One model call with the transcript so far: the response, or nil, err.
 local function ask(self, req, transcript, copts)
   local stream = req.stream and true or false
   local over = { messages = transcript }
   if stream then over.stream = true end
   local body = self:_body(req, over, STRIP, "run_tools")
-  local t, err = self:_request({ method = "POST", path = "/chat/completions", body = body,
-                                 stream = stream, opts = copts })
-  if not t then return nil, err end
+  local s, err = request.run(request.new(self, "POST", "/chat/completions", body, stream, copts))
+  if not s then return nil, err end
   local on_content = req.on_content
   if not stream then
-    local resp, derr = self:_decode_body(t)
+    local resp = s
     local msg = resp and message_of(resp)
     if on_content and msg and type(msg.content) == "string" and msg.content ~= "" then
       callback(on_content, nil, msg.content)
     end
-    return resp, derr
+    return resp
   end
-  local s = stream_mod.new(self, t)
   while true do
     local chunk, cerr = s:next()
     if cerr then
@@ -169,7 +179,7 @@ local function ask(self, req, transcript, copts)
       return nil, cerr
     end
     if chunk == nil then break end
-    local piece = on_content and content_piece(chunk)
+    local piece = on_content and stream_mod.content_of(chunk)
     if piece then callback(on_content, s, piece) end
   end
   local resp = s:snapshot()
@@ -187,7 +197,7 @@ local function run_calls(ctx, calls, round)
     if type(call) == "table" then
       if round > 0 and (type(call.id) ~= "string" or call.id == "") then call.id = "call_" .. round .. "_" .. i end
       if ctx.on_tool_call then callback(ctx.on_tool_call, nil, call) end
-      local text = M.answer(call, ctx.handlers, ctx.names)
+      local text = M.answer(call, ctx.handlers, ctx.names, ctx.on_error)
       local t = ctx.transcript
       t[#t + 1] = { role = "tool", tool_call_id = call.id, content = text }
     end
@@ -256,11 +266,14 @@ end
 --
 -- `req.stream = true` streams each round; `req.on_content(piece)` gets each
 -- content delta as it arrives (without streaming: each round's whole
--- content). `max_rounds`, `on_content` and `on_tool_call` are never sent. A
+-- content). A handler that raises: the model gets its message without the
+-- Lua position ("file.lua:12: "); `req.on_tool_error(name, full)` and the
+-- log (event `tool_error`) get the full text with its traceback.
+-- `max_rounds`, `on_content`, `on_tool_call` and `on_tool_error` are never sent. A
 -- callback that raises raises out of `run_tools` (the transfer closed).
 -- Only the first choice of each response is used.
 -- @tparam table req the request, as OpenAI's Chat Completions JSON, plus
---   `max_rounds`, `on_content`, `on_tool_call`
+--   `max_rounds`, `on_content`, `on_tool_call`, `on_tool_error`
 -- @tparam[opt] table opts `timeout`, `max_retries`, `headers` for each call
 -- @treturn table the last response, or nil
 -- @treturn table the transcript (`messages`), or the error: the error of the
@@ -278,7 +291,7 @@ function Client:run_tools(req, opts)
   if type(max_rounds) ~= "number" or max_rounds < 1 or max_rounds ~= math.floor(max_rounds) then
     error("baseten: run_tools: req.max_rounds must be a positive integer", 2)
   end
-  for _, k in ipairs({ "on_content", "on_tool_call" }) do
+  for _, k in ipairs({ "on_content", "on_tool_call", "on_tool_error" }) do
     if req[k] ~= nil and not callable(req[k]) then
       error("baseten: run_tools: req." .. k .. " must be a function", 2)
     end
@@ -292,7 +305,12 @@ function Client:run_tools(req, opts)
 
   local transcript = json.array()
   for i, m in ipairs(req.messages) do transcript[i] = m end
-  local ctx = { transcript = transcript, handlers = handlers, names = names, on_tool_call = req.on_tool_call }
+  local on_tool_error = req.on_tool_error
+  local ctx = { transcript = transcript, handlers = handlers, names = names, on_tool_call = req.on_tool_call,
+                on_error = function(name, full)
+                  request.emit(self, { event = "tool_error", tool = name, error = full })
+                  if on_tool_error then on_tool_error(name, full) end
+                end }
   local pending = unanswered(transcript)
   if pending then run_calls(ctx, pending, 0) end
   for round = 1, max_rounds do

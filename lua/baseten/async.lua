@@ -46,6 +46,7 @@
 local core = require("baseten.core")
 local errors = require("baseten.errors")
 local stream_mod = require("baseten.stream")
+local request = require("baseten.request")
 local client_mod = require("baseten.client")
 
 local Client = client_mod.Client
@@ -71,10 +72,6 @@ local function remove_handle(client, h)
   end
 end
 
-local function emit(client, event)
-  if client.log then pcall(client.log, event) end
-end
-
 -- A callback's error, boxed so that even error(nil) or error(false) is not
 -- mistaken for "no error" on its way out of poll.
 local function raised(e)
@@ -83,19 +80,22 @@ local function raised(e)
 end
 
 local function launch(h)
-  h._spec.attempt = h.attempts + 1
-  h._t = h._client:_start_transfer(h._spec)
+  request.launch(h._call)
   h._phase = "waiting"
 end
 
 -- Runs on_done once; returns the callback's error (boxed), if it raised.
-local function finish(h, resp, err)
+local function complete(h, resp, err)
   if h._finished then return nil end
   h._finished = true
+  -- a request canceled mid-stream carries what arrived, as a failed one does
+  if err and err.partial == nil and h._stream then err.partial = h._stream:snapshot() end
   h.response, h.error = resp, err
   h._client._activity = (h._client._activity or 0) + 1
-  if h._stream then h._stream:close() elseif h._t then h._t:close() end
-  h._t, h._stream = nil, nil
+  local t = h._call.t
+  h._call.t = nil
+  if h._stream then h._stream:close() elseif t then t:close() end
+  h._stream = nil
   remove_handle(h._client, h)
   if h._on_done then
     local ok, e = pcall(h._on_done, resp, err)
@@ -104,34 +104,20 @@ local function finish(h, resp, err)
   return nil
 end
 
-local function fail_or_retry(h, err)
-  err.attempts = h.attempts + 1
-  if err.retryable and h.attempts < h._spec.opts.max_retries then
-    local delay = client_mod.backoff(h.attempts, err.retry_after)
-    emit(h._client, { event = "retry", kind = err.kind, status = err.status or "-", delay = delay,
-                      attempt = h.attempts + 1 })
-    h._retry_at = core.now() + delay
-    h.attempts = h.attempts + 1
-    h._phase = "retry"
-    return nil
-  end
-  return finish(h, nil, err)
-end
-
 -- A streaming handle: hand every buffered chunk to on_chunk.
 local function pump_stream(h)
   while not h._finished do -- on_chunk may cancel its own request
-    local chunk, err = h._stream:_step()
+    local chunk, err = h._stream:_read_buffered()
     if chunk == false then return nil end
     if chunk == nil then
-      if err then return finish(h, nil, err) end
-      return finish(h, h._stream:snapshot(), nil)
+      if err then return complete(h, nil, err) end
+      return complete(h, h._stream:snapshot(), nil)
     end
     h._client._activity = (h._client._activity or 0) + 1
     if h._on_chunk then
       local ok, e = pcall(h._on_chunk, chunk)
       if not ok then
-        finish(h, nil, errors.new({ kind = "canceled", message = "on_chunk raised: " .. tostring(e) }))
+        complete(h, nil, errors.new({ kind = "canceled", message = "on_chunk raised: " .. tostring(e) }))
         return raised(e)
       end
     end
@@ -139,32 +125,32 @@ local function pump_stream(h)
   return nil
 end
 
--- Advances one handle as far as it can go without waiting.
-local function step(h)
-  local c = h._client
+-- Advances one handle as far as it can go without waiting: the
+-- non-blocking side of request.send (the same launch, judge and result).
+local function advance(h)
+  local call = h._call
   -- a callback run earlier in this poll may have canceled this request
   if h._finished then return nil end
+  -- or closed the client (its retry may be due now: never launch it)
+  if h._client._closed then return complete(h, nil, request.canceled(call)) end
+  if h._phase == "refused" then return complete(h, nil, h._refusal) end
   if h._phase == "retry" then
     if core.now() < h._retry_at then return nil end
     launch(h)
   end
   if h._phase == "waiting" then
-    local t = h._t
-    local status, known = t:status()
-    local ready = t:state() ~= "running" or (h._spec.stream and known and status >= 200 and status < 300)
-    if not ready then return nil end
-    local ok_t, err = c:_judge(t, h._spec.stream)
-    h._t = ok_t
-    if not ok_t then return fail_or_retry(h, err) end
-    emit(c, { event = "response", status = (ok_t:status()), attempt = h.attempts + 1,
-              request_id = ok_t:header("x-request-id") or "-" })
-    if not h._spec.stream then
-      local resp, derr = c:_decode_body(ok_t)
-      h._t = nil
-      return finish(h, resp, derr)
+    if not request.settled(call) then return nil end
+    local what, v = request.judge(call)
+    if what == "retry" then
+      h.attempts = call.attempt -- retries made so far
+      h._retry_at = core.now() + v
+      h._phase = "retry"
+      return nil
     end
-    h._stream = stream_mod.new(c, ok_t)
-    h._t = nil
+    if what == "fail" then return complete(h, nil, v) end
+    local resp, err = request.result(call, v)
+    if not call.stream or not resp then return complete(h, resp, err) end
+    h._stream = resp
     h._phase = "streaming"
   end
   if h._phase == "streaming" then return pump_stream(h) end
@@ -186,14 +172,19 @@ function Client:start(req, handlers)
   end
   local stream = type(req) == "table" and req.stream and true or false
   local body = self:_body(req, stream and { stream = true } or nil, nil, "start")
+  local opts = client_mod.call_options(self, {
+    timeout = handlers.timeout, max_retries = handlers.max_retries, headers = handlers.headers })
   local h = setmetatable({
     _client = self, _on_chunk = handlers.on_chunk, _on_done = handlers.on_done,
-    _spec = { method = "POST", path = "/chat/completions", body = body, stream = stream,
-              opts = client_mod.call_options(self, {
-                timeout = handlers.timeout, max_retries = handlers.max_retries, headers = handlers.headers }) },
+    _call = request.new(self, "POST", "/chat/completions", body, stream, opts),
     attempts = 0,
   }, Handle)
-  launch(h) -- first: a closed client raises here, and nothing is left pending
+  local refusal = request.missing_key(h._call)
+  if refusal then
+    h._refusal, h._phase = refusal, "refused" -- on_done runs in the next poll
+  else
+    launch(h) -- first: a closed client raises here, and nothing is left pending
+  end
   local list = handles_of(self)
   list[#list + 1] = h
   return h
@@ -218,7 +209,7 @@ end
 local function serve(list)
   local first_err = nil
   for _, h in ipairs(copy(list)) do
-    local e = step(h)
+    local e = advance(h)
     if first_err == nil then first_err = e end
   end
   return first_err
@@ -227,20 +218,20 @@ end
 -- Whether some request has a transfer on the engine (not just a retry due).
 local function has_transfer(list)
   for _, h in ipairs(list) do
-    if h._phase ~= "retry" then return true end
+    if h._phase ~= "retry" and h._phase ~= "refused" then return true end
   end
   return false
 end
 
--- A closed client: every request still pending ends as canceled.
+-- A closed client: every request still pending ends as canceled. Returns
+-- the first callback error (boxed).
 local function cancel_all(client, message)
   local first_err = nil
   for _, h in ipairs(copy(handles_of(client))) do
-    local e = finish(h, nil, errors.new({ kind = "canceled", message = message }))
+    local e = complete(h, nil, request.canceled(h._call, message))
     if first_err == nil then first_err = e end
   end
-  if first_err ~= nil then error(first_err.err, 0) end
-  return 0
+  return first_err
 end
 
 --- Drives every non-blocking request of this client; callbacks run here.
@@ -255,7 +246,11 @@ function Client:poll(timeout)
   if type(timeout) ~= "number" or timeout < 0 then error("baseten: poll timeout must be a number >= 0", 2) end
   local list = handles_of(self)
   if #list == 0 then return 0 end
-  if self._closed then return cancel_all(self, "the client was closed") end
+  if self._closed then
+    local e = cancel_all(self, "the client was closed")
+    if e ~= nil then error(e.err, 0) end
+    return 0
+  end
   stream_mod._sweep(self) -- transfers finishing after their stream's [DONE]
   -- Serve what is buffered; read what the sockets hold (never waiting) and
   -- serve that; wait for the network only when neither gave anything.
@@ -263,11 +258,11 @@ function Client:poll(timeout)
   -- the first read.)
   local before = self._activity or 0
   local first_err = serve(list)
-  if first_err == nil and #list > 0 and has_transfer(list) then
+  if first_err == nil and #list > 0 and has_transfer(list) and not self._closed then
     self._engine:perform(0)
     first_err = serve(list)
   end
-  if first_err == nil and #list > 0 and (self._activity or 0) == before then
+  if first_err == nil and #list > 0 and (self._activity or 0) == before and not self._closed then
     local wait = next_wait(list, timeout)
     if wait > 0 then
       if has_transfer(list) then
@@ -279,6 +274,11 @@ function Client:poll(timeout)
       end
       first_err = serve(list)
     end
+  end
+  -- a callback closed the client: whatever it left pending ends here
+  if self._closed and #list > 0 then
+    local e = cancel_all(self, "the client was closed")
+    if first_err == nil then first_err = e end
   end
   if first_err ~= nil then error(first_err.err, 0) end
   return #list
@@ -299,7 +299,7 @@ end
 -- An on_done that raises raises out of cancel.
 function Handle:cancel()
   if self._finished then return end
-  local e = finish(self, nil, errors.new({ kind = "canceled", message = "the request was canceled" }))
+  local e = complete(self, nil, request.canceled(self._call, "the request was canceled"))
   if e ~= nil then error(e.err, 0) end
 end
 

@@ -6,6 +6,7 @@
 local core = require("baseten.core")
 local errors = require("baseten.errors")
 local toolmod = require("baseten.tool")
+local request = require("baseten.request")
 
 local json = core.json
 local M = {}
@@ -22,9 +23,7 @@ M.Client = Client
 -- client (inspect, vim.print, a debugger) can show it.
 local secrets = setmetatable({}, { __mode = "k" })
 
-local USER_AGENT = "baseten-lua/" .. core.VERSION
-
-local function check_number(opts, name, default)
+local function option_number(opts, name, default)
   local v = opts[name]
   if v == nil then return default end
   if type(v) ~= "number" or v < 0 then
@@ -42,6 +41,12 @@ local function stderr_logger(event)
   io.stderr:write("baseten: ", event.event, " ", table.concat(parts, " "), "\n")
 end
 
+-- Whether a header name, value or key holds a byte that would end the
+-- header line (CR, LF) or the C string (NUL): such text could inject headers.
+local function breaks_header(s)
+  return s:find("\r", 1, true) or s:find("\n", 1, true) or s:find("\0", 1, true)
+end
+
 local function header_list(headers, where)
   local list = {}
   if headers == nil then return list end
@@ -49,6 +54,10 @@ local function header_list(headers, where)
   for k, v in pairs(headers) do
     if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
       error(where .. ": headers must map names to strings", 4)
+    end
+    if breaks_header(k) or breaks_header(tostring(v)) then
+      error(where .. ": header " .. (breaks_header(k) and "names" or ("\"" .. k .. "\"")) ..
+        " must not contain CR, LF or NUL", 4)
     end
     list[#list + 1] = k .. ": " .. v
   end
@@ -58,7 +67,9 @@ end
 
 --- Makes a client.
 -- @tparam[opt] table opts
---   `api_key` (default `BASETEN_API_KEY`; `false` sends no key),
+--   `api_key` (default `BASETEN_API_KEY`; `false` sends no key; with no key
+--   at all, calls to Baseten's own servers return an `authentication` error
+--   without sending anything; CR, LF or NUL in it raise),
 --   `base_url` (default `BASETEN_BASE_URL` or Baseten's),
 --   `model` (default model slug), `timeout` (600 s, whole request),
 --   `connect_timeout` (10 s), `idle_timeout` (none: seconds with no byte
@@ -80,6 +91,7 @@ function M.new(opts)
   if key == nil then key = os.getenv("BASETEN_API_KEY") end
   if key == false or key == "" then key = nil end
   if key ~= nil and type(key) ~= "string" then error("baseten.new: api_key must be a string", 2) end
+  if key and breaks_header(key) then error("baseten.new: api_key must not contain CR, LF or NUL", 2) end
   local base = opts.base_url or os.getenv("BASETEN_BASE_URL") or M.DEFAULT_BASE_URL
   if type(base) ~= "string" or not base:match("^https?://") then
     error("baseten.new: base_url must be an http(s) URL", 2)
@@ -89,14 +101,15 @@ function M.new(opts)
   local self = setmetatable({
     base_url = base:gsub("/+$", ""),
     model = opts.model,
-    timeout = check_number(opts, "timeout", 600),
-    connect_timeout = check_number(opts, "connect_timeout", 10),
-    idle_timeout = check_number(opts, "idle_timeout", nil),
-    max_retries = check_number(opts, "max_retries", 2),
+    timeout = option_number(opts, "timeout", 600),
+    connect_timeout = option_number(opts, "connect_timeout", 10),
+    idle_timeout = option_number(opts, "idle_timeout", nil),
+    max_retries = option_number(opts, "max_retries", 2),
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
     insecure = opts.insecure and true or nil,
     _engine = core.engine(),
     _extra = header_list(opts.headers, "baseten.new"),
+    _keyless = opts.api_key == false or nil, -- sends no key on purpose (a local server)
   }, Client)
   secrets[self] = key
   local log = opts.log or (os.getenv("BASETEN_LOG") == "debug" and stderr_logger or nil)
@@ -120,15 +133,6 @@ function Client:_secret()
   return secrets[self]
 end
 
-local function headers_for(self, accept, extra)
-  local h = { "Accept: " .. accept, "Content-Type: application/json" }
-  local key = secrets[self]
-  if key then h[#h + 1] = "Authorization: Bearer " .. key end
-  for _, line in ipairs(self._extra) do h[#h + 1] = line end
-  for _, line in ipairs(extra) do h[#h + 1] = line end
-  return h
-end
-
 --- Options of one call, from the client and the call's second argument.
 local function call_options(self, copts)
   if copts ~= nil and type(copts) ~= "table" then error("baseten: call options must be a table", 3) end
@@ -138,6 +142,28 @@ local function call_options(self, copts)
     max_retries = copts.max_retries or self.max_retries,
     headers = header_list(copts.headers, "baseten"),
   }
+end
+
+-- A field the API defines as an array: an empty plain table goes as [].
+local function as_array(v)
+  if type(v) == "table" and next(v) == nil and getmetatable(v) == nil then return json.array() end
+  return v
+end
+
+-- The messages with their array fields (`content` parts, `tool_calls`)
+-- marked, copying only what changes (the caller's tables stay as they are).
+local function messages_array(list)
+  local out = json.array()
+  for i, m in ipairs(list) do
+    if type(m) == "table" and (as_array(m.content) ~= m.content or as_array(m.tool_calls) ~= m.tool_calls) then
+      local copy = {}
+      for k, v in pairs(m) do copy[k] = v end
+      copy.content, copy.tool_calls = as_array(m.content), as_array(m.tool_calls)
+      m = copy
+    end
+    out[i] = m
+  end
+  return out
 end
 
 --- Checks a chat request and makes the JSON body (internal).
@@ -162,142 +188,14 @@ function Client:_body(req, over, strip, where)
     body.tools = tools
   end
   for k, v in pairs(over or {}) do body[k] = v end
+  if body.stream == true and body.stream_options == nil then body.stream_options = { include_usage = true } end
+  body.stop = as_array(body.stop)
+  body.messages = messages_array(body.messages)
   return json.encode(body)
 end
 
-local function emit(self, event)
-  if self.log then pcall(self.log, event) end
-end
-
---- Starts one HTTP transfer on the engine (internal; used by the
--- non-blocking layer too).
--- @tparam table spec `method`, `path`, `body`, `stream`, and the call options
-function Client:_start_transfer(spec)
-  local url = self.base_url .. spec.path
-  emit(self, { event = "request", method = spec.method, url = url, stream = spec.stream or false,
-               bytes = spec.body and #spec.body or 0, attempt = spec.attempt or 1,
-               authorization = secrets[self] and "Bearer [REDACTED]" or "none" })
-  return self._engine:request{
-    url = url, method = spec.method, body = spec.body, stream = spec.stream,
-    headers = headers_for(self, spec.stream and "text/event-stream" or "application/json", spec.opts.headers),
-    timeout = spec.opts.timeout, connect_timeout = self.connect_timeout,
-    idle_timeout = self.idle_timeout, ca_file = self.ca_file, ca_path = self.ca_path,
-    proxy = self.proxy, insecure = self.insecure, user_agent = USER_AGENT,
-  }
-end
-
-local NET_KINDS = { dns = "connection", too_large = "invalid_response", nomem = "invalid_response" }
-
---- The error of a transfer that curl ended badly (internal).
-function Client:_net_error(kind, message)
-  kind = NET_KINDS[kind] or kind
-  local retryable = kind == "connection" or kind == "timeout"
-  return errors.new({ kind = kind, message = message, retryable = retryable }, secrets[self])
-end
-
---- The error of a finished transfer with a non-2xx status (internal).
-function Client:_status_error(t, status)
-  local info = {
-    request_id = t:header("x-request-id"),
-    retry_after = errors.retry_after(t:header("retry-after-ms"), t:header("retry-after")),
-  }
-  return errors.from_response(status, t:body(), info, secrets[self])
-end
-
---- Judges a transfer that has finished, or a stream whose headers are in
--- (internal). Returns the transfer when it succeeded, else nil, err (and
--- the transfer closed). A stream with a 2xx status is handed on whatever
--- happened after: its reader reports a drop once the data before it is read.
-function Client:_judge(t, stream)
-  local status, known = t:status()
-  local is_2xx = known and status >= 200 and status < 300
-  if stream and is_2xx then return t end
-  local ok, kind, message = t:result()
-  if ok == false then
-    t:close()
-    return nil, self:_net_error(kind, message)
-  end
-  if is_2xx then return t end
-  local err = self:_status_error(t, status)
-  t:close()
-  return nil, err
-end
-
--- Drives the engine until t is finished, or for a stream until its 2xx
--- headers are in (an error status is read to its end for the message).
-local function settle(self, t, stream)
-  local engine = self._engine
-  while t:state() == "running" do
-    if stream then
-      local status, known = t:status()
-      if known and status >= 200 and status < 300 then break end
-    end
-    engine:perform(1)
-  end
-  return self:_judge(t, stream)
-end
-
---- The wait before retry n (0-based): the server's Retry-After when it
--- gave one of at most 60 s, else 0.5 s doubling to 8 s, less up to 25 %
--- jitter so that many clients do not retry in step.
-function M.backoff(n, retry_after)
-  if retry_after and retry_after >= 0 and retry_after <= 60 then return retry_after end
-  local base = math.min(0.5 * 2 ^ n, 8)
-  local frac = (core.now() * 7919) % 1
-  return base * (1 - 0.25 * frac)
-end
-
--- Seconds since t0, to the millisecond, for log events.
-local function elapsed(t0)
-  return math.floor((core.now() - t0) * 1000 + 0.5) / 1000
-end
-
---- Sends a request with retries until it succeeds or fails for good
--- (internal). Returns the transfer (2xx) or nil, err.
-function Client:_request(spec)
-  local n = 0
-  while true do
-    spec.attempt = n + 1
-    local t0 = core.now()
-    local t, err = settle(self, self:_start_transfer(spec), spec.stream)
-    if t then
-      local status = t:status()
-      emit(self, { event = "response", status = status, attempt = n + 1,
-                   request_id = t:header("x-request-id") or "-", elapsed = elapsed(t0),
-                   http_version = self.log and t:info().http_version or nil })
-      return t
-    end
-    err.attempts = n + 1
-    if not err.retryable or n >= spec.opts.max_retries then
-      emit(self, { event = "error", kind = err.kind, status = err.status or "-", attempt = n + 1,
-                   request_id = err.request_id or "-", elapsed = elapsed(t0) })
-      return nil, err
-    end
-    local delay = M.backoff(n, err.retry_after)
-    emit(self, { event = "retry", kind = err.kind, status = err.status or "-", delay = delay, attempt = n + 1,
-                 elapsed = elapsed(t0) })
-    core.sleep(delay)
-    n = n + 1
-  end
-end
-
---- Decodes a whole JSON response body (internal).
-function Client:_decode_body(t)
-  local text = t:body()
-  local request_id = t:header("x-request-id")
-  t:close()
-  local doc, why = json.decode(text)
-  if type(doc) ~= "table" then
-    return nil, errors.new({ kind = "invalid_response", request_id = request_id, body = text,
-      message = "response is not a JSON object: " .. (why or text:sub(1, 120)) }, secrets[self])
-  end
-  if doc.error ~= nil and doc.error ~= json.null and doc.choices == nil and doc.data == nil then
-    local err = errors.from_response(200, text, { request_id = request_id }, secrets[self])
-    err.kind, err.status = "invalid_response", 200
-    return nil, err
-  end
-  return doc
-end
+--- The wait before retry n (see `baseten.request.backoff`).
+M.backoff = request.backoff
 
 --- Sends a chat completion and waits for it.
 -- With `req.stream = true` the response is streamed and accumulated, and
@@ -312,10 +210,7 @@ function Client:chat(req, opts)
     return s:final()
   end
   local body = self:_body(req, nil, nil, "chat")
-  local t, err = self:_request({ method = "POST", path = "/chat/completions", body = body,
-                                 opts = call_options(self, opts) })
-  if not t then return nil, err end
-  return self:_decode_body(t)
+  return request.run(request.new(self, "POST", "/chat/completions", body, false, call_options(self, opts)))
 end
 
 --- Starts a streamed chat completion.
@@ -327,10 +222,8 @@ end
 -- @treturn Stream or nil, err
 function Client:stream(req, opts)
   local body = self:_body(req, { stream = true }, nil, "stream")
-  local t, err = self:_request({ method = "POST", path = "/chat/completions", body = body,
-                                 stream = true, opts = call_options(self, opts) })
-  if not t then return nil, err end
-  local s = require("baseten.stream").new(self, t)
+  local s, err = request.run(request.new(self, "POST", "/chat/completions", body, true, call_options(self, opts)))
+  if not s then return nil, err end
   return s, nil, nil, s
 end
 
@@ -338,10 +231,7 @@ end
 -- @tparam[opt] table opts
 -- @treturn table array of model id strings, or nil, err
 function Client:models(opts)
-  local t, err = self:_request({ method = "GET", path = "/models", opts = call_options(self, opts) })
-  if not t then return nil, err end
-  local doc
-  doc, err = self:_decode_body(t)
+  local doc, err = request.run(request.new(self, "GET", "/models", nil, false, call_options(self, opts)))
   if not doc then return nil, err end
   if type(doc.data) ~= "table" then
     return nil, errors.new({ kind = "invalid_response", message = "models response has no data array" })

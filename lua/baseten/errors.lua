@@ -119,12 +119,18 @@ local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
 local function seconds_until_date(s)
   local d, mon, y, hh, mm, ss = s:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
   if not d or not MONTHS[mon] then return nil end
-  local t = { year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
-              hour = tonumber(hh), min = tonumber(mm), sec = tonumber(ss) }
-  local now = os.time()
-  -- os.time reads a table as local time; measure the zone offset and undo it.
-  local offset = os.time(os.date("!*t", now)) - now
-  return os.time(t) - offset - now
+  -- seconds since the epoch in UTC, by the civil-from-days algorithm: no
+  -- os.time(table), which reads a table as local time (and DST)
+  local year, month = tonumber(y), MONTHS[mon]
+  if month <= 2 then year = year - 1 end
+  local era = math.floor(year / 400)
+  local yoe = year - era * 400
+  local mp = (month + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + tonumber(d) - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  local at = days * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+  return at - os.time() -- os.time() with no argument is the epoch time itself
 end
 
 --- Seconds the server asked us to wait, from `retry-after-ms` or

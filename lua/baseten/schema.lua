@@ -50,8 +50,9 @@ local concat, sort = table.concat, table.sort
 
 local M = {}
 
---- Deepest nesting of schemas (through `$ref`s and value levels) checked
--- before validation gives up with a violation (a `$ref` cycle, most likely).
+--- Deepest nesting of the data (arrays and objects in one another) checked
+-- before validation gives up with a violation. A `$ref` cycle that consumes
+-- no data is a violation of its own ("schema error: a $ref cycle ...").
 M.MAX_DEPTH = 200
 
 ---------------------------------------------------------------------------
@@ -385,16 +386,52 @@ function M.lua_pattern(re)
   return hit[1], hit[2]
 end
 
+--- The most work one pattern match may do, in steps of the worst case of
+-- Lua's backtracking matcher (about a nanosecond each).
+M.PATTERN_BUDGET = 1e8
+
+-- The worst-case steps of string.find(s, pat) for #s == n: each unbounded
+-- repeat (*, +, -) can retry at every position, each start position too
+-- when the pattern is not anchored, and each optional item (?) doubles.
+local function pattern_cost(pat, n)
+  local reps, opts, i, len = 0, 0, 1, #pat
+  if pat:sub(1, 1) ~= "^" then reps = 1 end
+  while i <= len do
+    local c = pat:sub(i, i)
+    if c == "%" then
+      i = i + 2
+    elseif c == "[" then
+      local j = i + 1
+      if pat:sub(j, j) == "^" then j = j + 1 end
+      if pat:sub(j, j) == "]" then j = j + 1 end
+      while j <= len and pat:sub(j, j) ~= "]" do j = j + (pat:sub(j, j) == "%" and 2 or 1) end
+      i = j + 1
+    else
+      if c == "*" or c == "+" or c == "-" then
+        reps = reps + 1
+      elseif c == "?" then
+        opts = opts + 1
+      end
+      i = i + 1
+    end
+  end
+  return (n + 1) ^ reps * 2 ^ opts
+end
+
 --- Whether a string matches an ECMA-262 regular expression (anywhere in
 -- it, as JSON Schema's `pattern`), or nil when that cannot be decided here
--- (see `lua_pattern`).
+-- (see `lua_pattern`). A match whose worst case exceeds
+-- `PATTERN_BUDGET` is not tried: false, "bound" (text from the network
+-- never meets an unbounded backtracking match).
 -- @tparam string s
 -- @tparam string re
 -- @treturn boolean|nil
+-- @treturn[opt] string "bound" when the bound was hit
 function M.match_pattern(s, re)
   local pat, ascii_only = M.lua_pattern(re)
   if not pat then return nil end
   if ascii_only and s:find("[\128-\255]") then return nil end
+  if pattern_cost(pat, #s) > M.PATTERN_BUDGET then return false, "bound" end
   local ok, found = pcall(string.find, s, pat)
   if not ok then return nil end -- "pattern too complex" and the like
   return found ~= nil
@@ -404,7 +441,24 @@ end
 -- validation
 ---------------------------------------------------------------------------
 
+local function bound_message(re, s)
+  return "pattern " .. show(re) .. " is too costly to match against " .. #s
+    .. " characters (over baseten.schema.PATTERN_BUDGET steps in the worst case)"
+end
+
 local validate_node -- (ctx, value, schema, path) -> true | false, path, message
+
+-- Validates a member or element of the value: the limit is on how deeply
+-- the data nests (a recursive schema spends several frames per level).
+local function descend(ctx, v, s, path)
+  if ctx.data_depth >= M.MAX_DEPTH then
+    return false, path, "nested too deeply (more than " .. M.MAX_DEPTH .. " levels)"
+  end
+  ctx.data_depth = ctx.data_depth + 1
+  local ok, p, m = validate_node(ctx, v, s, path)
+  ctx.data_depth = ctx.data_depth - 1
+  return ok, p, m
+end
 
 local function resolve(ctx, ref)
   if type(ref) ~= "string" then return nil end
@@ -558,8 +612,10 @@ local function check_string(v, s, path)
       return false, path, "must be at most " .. s.maxLength .. " characters long, got " .. len
     end
   end
-  if type(s.pattern) == "string" and M.match_pattern(v, s.pattern) == false then
-    return false, path, "does not match pattern " .. show(s.pattern)
+  if type(s.pattern) == "string" then
+    local hit, bound = M.match_pattern(v, s.pattern)
+    if bound then return false, path, bound_message(s.pattern, v) end
+    if hit == false then return false, path, "does not match pattern " .. show(s.pattern) end
   end
   return true
 end
@@ -592,14 +648,14 @@ local function check_array(ctx, v, s, path)
     local sub
     if i <= ntuple then sub = tuple[i] else sub = rest end
     if sub ~= nil then
-      local ok, p, m = validate_node(ctx, v[i], sub, path .. "[" .. (i - 1) .. "]")
+      local ok, p, m = descend(ctx, v[i], sub, path .. "[" .. (i - 1) .. "]")
       if not ok then return false, p, m end
     end
   end
   if s.contains ~= nil then
     local found = false
     for i = 1, n do
-      if validate_node(ctx, v[i], s.contains, path) then
+      if descend(ctx, v[i], s.contains, path) then
         found = true
         break
       end
@@ -654,17 +710,18 @@ local function check_object(ctx, v, s, path)
     end
     local matched = props[k] ~= nil
     if matched then
-      ok, p, m = validate_node(ctx, v[k], props[k], kp)
+      ok, p, m = descend(ctx, v[k], props[k], kp)
       if not ok then return false, p, m end
     end
     if pp and type(k) == "string" then
       for _, re in ipairs(pkeys) do
-        local hit = M.match_pattern(k, re)
+        local hit, bound = M.match_pattern(k, re)
+        if bound then return false, kp, bound_message(re, k) end
         if hit == nil then
           decided = false
         elseif hit then
           matched = true
-          ok, p, m = validate_node(ctx, v[k], pp[re], kp)
+          ok, p, m = descend(ctx, v[k], pp[re], kp)
           if not ok then return false, p, m end
         end
       end
@@ -674,7 +731,7 @@ local function check_object(ctx, v, s, path)
       if extra == false then
         return false, kp, "unexpected property (additionalProperties is false)"
       end
-      ok, p, m = validate_node(ctx, v[k], extra, kp)
+      ok, p, m = descend(ctx, v[k], extra, kp)
       if not ok then return false, p, m end
     end
   end
@@ -724,12 +781,18 @@ validate_node = function(ctx, v, s, path)
   if s == true or s == nil then return true end
   if s == false then return false, path, "no value is allowed here (schema false)" end
   if type(s) ~= "table" then return true end
-  if ctx.depth >= M.MAX_DEPTH then
-    return false, path, "schema error: nested too deeply (a $ref cycle?)"
+  -- the same schema again at the same data depth before it ended (data
+  -- depth only grows by descending): a $ref cycle that consumes no data
+  local depth = ctx.data_depth
+  local active = ctx.active[s]
+  if active and active[depth] then return false, path, "schema error: a $ref cycle that consumes no data" end
+  if not active then
+    active = {}
+    ctx.active[s] = active
   end
-  ctx.depth = ctx.depth + 1
+  active[depth] = true
   local ok, p, m = check(ctx, v, s, path)
-  ctx.depth = ctx.depth - 1
+  active[depth] = nil
   return ok, p, m
 end
 
@@ -746,7 +809,7 @@ function M.validate(value, schema)
   if type(schema) ~= "table" and type(schema) ~= "boolean" then
     error("baseten.schema.validate: schema must be a table or a boolean", 2)
   end
-  local ok, path, message = validate_node({ root = schema, depth = 0 }, value, schema, "$")
+  local ok, path, message = validate_node({ root = schema, data_depth = 0, active = {} }, value, schema, "$")
   if ok then return true end
   return false, path, message
 end

@@ -15,6 +15,7 @@
 local core = require("baseten.core")
 local errors = require("baseten.errors")
 local accumulate = require("baseten.accumulate")
+local request = require("baseten.request")
 
 local json = core.json
 local null = json.null
@@ -28,14 +29,25 @@ Stream.__index = Stream
 M.Stream = Stream
 
 --- Wraps a running transfer whose 2xx headers are in (internal).
-function M.new(client, transfer)
+-- `on_end(usage)` runs once when the stream ends, whichever way: read to
+-- its end, failed, or closed before its end.
+function M.new(client, transfer, on_end)
   M._sweep(client)
   local ctype = transfer:header("content-type") or ""
   return setmetatable({
-    _client = client, _t = transfer, _acc = accumulate.new(),
+    _client = client, _t = transfer, _acc = accumulate.new(), _on_end = on_end,
     _sse = ctype == "" or ctype:lower():find("text/event-stream", 1, true) ~= nil,
     request_id = errors.scrub(transfer:header("x-request-id"), client:_secret()),
   }, Stream)
+end
+
+-- The stream has ended (any way): report it once.
+local function ended(self)
+  local f = self._on_end
+  if f then
+    self._on_end = nil
+    f(self._acc.usage)
+  end
 end
 
 local function fail(self, fields)
@@ -44,6 +56,7 @@ local function fail(self, fields)
   local err = errors.new(fields, self._client:_secret())
   self._err = err
   self:_release()
+  ended(self)
   return nil, err
 end
 
@@ -104,11 +117,13 @@ local function linger(client, t)
   list[#list + 1] = { t = t, deadline = core.now() + LINGER }
 end
 
-local function finish(self)
+-- The clean end of the stream ([DONE], or the body's end).
+local function mark_done(self)
   self._done = true
   local t = self._t
   self._t = nil
   if t then linger(self._client, t) end
+  ended(self)
   return nil
 end
 
@@ -123,36 +138,58 @@ local function not_sse(self, body)
     .. tostring(t:header("content-type")) .. ": " .. body:sub(1, 120) })
 end
 
--- The stream's body has ended: cleanly, or not.
+-- Collects a non-SSE body (bounded) to say what the server sent instead:
+-- false until it is all in.
+local function collect_body(self)
+  local t = self._t
+  local raw = self._raw or {}
+  self._raw = raw
+  raw[#raw + 1] = t:body()
+  raw.n = (raw.n or 0) + #raw[#raw]
+  if t:state() == "running" and raw.n < 1048576 then return false end
+  return not_sse(self, table.concat(raw))
+end
+
+-- A chunk that is not a table without an `error` member (the good ones
+-- are taken inline in Stream:_read_buffered, the per-token path).
+local function bad_chunk(self, a)
+  if type(a) ~= "table" then
+    return fail(self, { kind = "invalid_response", message = "stream chunk is not a JSON object" })
+  end
+  return chunk_error(self, a)
+end
+
+-- The stream's body has ended: cleanly, or not. Returns the last event, as
+-- the parser would: "chunk" (a last event without its blank line, once),
+-- "done", or "failed", err.
 local function at_end(self)
   local t = self._t
   local ok, kind, message = t:result()
   if not ok then
-    local e = self._client:_net_error(kind, message)
+    local e = request.net_error(self._client, kind, message)
     local why = e.kind == "connection" and " (the stream was cut off)" or ""
-    return fail(self, { kind = e.kind, message = message .. why })
+    local _, err = fail(self, { kind = e.kind, message = message .. why })
+    return "failed", err
   end
-  local pending = t:pending()
-  if pending == nil or pending == "[DONE]" then return finish(self) end
+  local pending = not self._took_last and t:pending()
+  if not pending or pending == "[DONE]" then return "done" end
+  self._took_last = true
   -- a last event without its blank line: take it when it is whole JSON
   local chunk = json.decode(pending)
   if type(chunk) ~= "table" then
-    return fail(self, { kind = "invalid_response", message = "stream ended inside an event: " .. pending:sub(1, 120) })
+    local _, err = fail(self, { kind = "invalid_response",
+                                message = "stream ended inside an event: " .. pending:sub(1, 120) })
+    return "failed", err
   end
-  self._done = true
-  self:_release()
-  return chunk
+  return "chunk", chunk
 end
 
+-- Any event but a chunk: false when it carries nothing for us.
 local function on_event(self, kind, a, b)
-  if kind == "chunk" then
-    if type(a) ~= "table" then
-      return fail(self, { kind = "invalid_response", message = "stream chunk is not a JSON object" })
-    end
-    if a.error ~= nil and a.error ~= null then return chunk_error(self, a) end
-    return a
-  elseif kind == "done" then
-    return finish(self)
+  if kind == "done" then
+    return mark_done(self)
+  elseif kind == "failed" then
+    return nil, a
   elseif kind == "event" then
     if a == "error" then
       local doc = json.decode(b)
@@ -166,43 +203,32 @@ local function on_event(self, kind, a, b)
   return fail(self, { kind = "invalid_response", message = a })
 end
 
---- One step of reading, never waiting on the network (internal; the
--- non-blocking layer drives streams with it). Returns a chunk, nil at the
--- end, nil, err on failure, or false when no whole event is buffered yet.
-function Stream:_step()
+--- One read of what is buffered, never waiting on the network (internal;
+-- the non-blocking layer drives streams with it). Returns a chunk, nil at
+-- the end, nil, err on failure, or false when no whole event is buffered yet.
+function Stream:_read_buffered()
   if self._err then return nil, self._err end
   if self._done then return nil end
   local t = self._t
   if not t then
     return fail(self, { kind = "canceled", message = "the stream was closed" })
   end
-  if not self._sse then
-    -- collect the whole body (bounded) to say what the server sent instead
-    local raw = self._raw or {}
-    self._raw = raw
-    raw[#raw + 1] = self._t:body()
-    raw.n = (raw.n or 0) + #raw[#raw]
-    if self._t:state() == "running" and raw.n < 1048576 then return false end
-    return not_sse(self, table.concat(raw))
-  end
+  if not self._sse then return collect_body(self) end
   while true do
     local kind, a, b = t:next_event()
-    if kind == "chunk" and type(a) == "table" and (a.error == nil or a.error == null) then
-      acc_add(self._acc, a) -- the per-token path: on_event's first case, inlined
-      return a
-    elseif kind then
-      local v, err = on_event(self, kind, a, b)
-      if v ~= false then
-        if v ~= nil then self._acc:add(v) end
-        return v, err
-      end
-    elseif t:state() ~= "running" then
-      local v, err = at_end(self)
-      if v then self._acc:add(v) end
-      return v, err
-    else
-      return false
+    if kind == nil then
+      if t:state() == "running" then return false end
+      kind, a, b = at_end(self)
     end
+    if kind == "chunk" then -- the per-token path: the common case inline
+      if type(a) == "table" and (a.error == nil or a.error == null) then
+        acc_add(self._acc, a)
+        return a
+      end
+      return bad_chunk(self, a)
+    end
+    local v, err = on_event(self, kind, a, b)
+    if v ~= false then return v, err end
   end
 end
 
@@ -212,18 +238,18 @@ function Stream:next()
   local engine = self._client._engine
   local wait = 0 -- first read what the socket holds: perform(1) would
   while true do  -- read it and then wait on for more before returning
-    local v, err = self:_step()
+    local v, err = self:_read_buffered()
     if v ~= false then return v, err end
     engine:perform(wait)
     wait = 1
   end
 end
 
-local step = Stream._step
+local read_buffered = Stream._read_buffered
 
 --- Calls `next` and raises its error: the iterator of `for chunk in stream`.
 function Stream:__call()
-  local chunk, err = step(self) -- what `next` does first, without its frame
+  local chunk, err = read_buffered(self) -- what `next` does first, without its frame
   if not chunk and chunk ~= nil then chunk, err = self:next() end -- false: no whole event yet
   if err then error(err, 0) end
   return chunk
@@ -235,6 +261,23 @@ function Stream:chunks()
   return self, nil, nil, self
 end
 
+--- The non-empty content delta of choice 0 in a chunk, or nil (a chunk
+-- of an `n > 1` request can carry any choice, in any position).
+function M.content_of(chunk)
+  local choices = chunk.choices
+  if type(choices) ~= "table" then return nil end
+  for i = 1, #choices do
+    local c = choices[i]
+    if type(c) == "table" and (c.index == 0 or c.index == nil) then
+      local d = c.delta
+      local piece = type(d) == "table" and d.content
+      if type(piece) == "string" and piece ~= "" then return piece end
+      return nil
+    end
+  end
+  return nil
+end
+
 --- An iterator over the non-empty content deltas of choice 0.
 -- A failure raises the error value.
 function Stream:text()
@@ -243,10 +286,8 @@ function Stream:text()
       local chunk, err = self:next()
       if err then error(err, 0) end
       if chunk == nil then return nil end
-      local c = chunk.choices and chunk.choices[1]
-      local d = type(c) == "table" and c.delta
-      local piece = type(d) == "table" and d.content
-      if type(piece) == "string" and piece ~= "" then return piece end
+      local piece = M.content_of(chunk)
+      if piece then return piece end
     end
   end
   return iter, nil, nil, self
@@ -276,6 +317,7 @@ end
 function Stream:close()
   self:_release()
   if not self._done and not self._err then self._closed = true end
+  ended(self)
 end
 
 Stream.__close = Stream.close

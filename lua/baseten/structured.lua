@@ -16,7 +16,7 @@ local core = require("baseten.core")
 local errors = require("baseten.errors")
 local client_mod = require("baseten.client")
 local schema_mod = require("baseten.schema")
-local stream_mod = require("baseten.stream")
+local request = require("baseten.request")
 
 local json = core.json
 local Client = client_mod.Client
@@ -70,8 +70,20 @@ end
 
 -- Surrounding whitespace and one Markdown code fence (```json ... ```),
 -- which some models wrap JSON in even in JSON mode.
+local function trim(text)
+  local i = text:find("%S")
+  if not i then return "" end
+  local j = #text
+  while j > i do -- a plain scan back: linear in any run of whitespace
+    local b = text:byte(j)
+    if b ~= 32 and (b < 9 or b > 13) then break end
+    j = j - 1
+  end
+  return text:sub(i, j)
+end
+
 local function unfence(text)
-  local s = text:match("^%s*(.-)%s*$")
+  local s = trim(text)
   local inner = s:match("^```[%w_-]*[ \t]*\r?\n(.-)\r?\n?```$")
   return inner or s
 end
@@ -114,16 +126,12 @@ function Client:json(req, opts)
   local over = { response_format = rf }
   if stream then over.stream = true end
   local body = self:_body(req, over, STRIP, "json")
-  local t, err = self:_request({ method = "POST", path = "/chat/completions", body = body,
-                                 stream = stream, opts = client_mod.call_options(self, opts) })
-  if not t then return nil, err end
-  local resp
-  if stream then
-    local st = stream_mod.new(self, t)
+  local resp, err = request.run(request.new(self, "POST", "/chat/completions", body, stream,
+                                            client_mod.call_options(self, opts)))
+  if resp and stream then
+    local st = resp
     resp, err = st:final()
     st:close()
-  else
-    resp, err = self:_decode_body(t)
   end
   if not resp then return nil, err end
   return M.judge(self, resp, schema)

@@ -128,6 +128,7 @@ function baseten.check(v, err, ...) end
 ---@field max_rounds? integer The most model calls. Default 10.
 ---@field on_content? fun(piece: string) Each content delta (each round's whole content without streaming).
 ---@field on_tool_call? fun(call: baseten.ToolCall) Each complete tool call, before its handler runs.
+---@field on_tool_error? fun(name: string, full: string) A handler raised: `full` is its error with position and traceback (the model gets the message alone).
 
 --- A message of the conversation.
 ---@class baseten.Message
@@ -236,6 +237,7 @@ function baseten.check(v, err, ...) end
 ---@field retry_after? number Seconds the server asked to wait (`retry-after-ms`, `Retry-After`).
 ---@field body? string The raw response text.
 ---@field attempts? integer How many attempts were made.
+---@field elapsed? number Seconds from the start of the first attempt to the end of the last (set by the retry policy).
 ---@field partial? baseten.ChatResponse Streams: what arrived before the failure.
 ---@field response? baseten.ChatResponse `json`: the response that was judged.
 ---@field content? string `json`: the content that was not JSON or did not match.
