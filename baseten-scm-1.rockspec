@@ -49,6 +49,7 @@ build = {
       ["baseten.schema"] = "lua/baseten/schema.lua",
       ["baseten.structured"] = "lua/baseten/structured.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
+      ["baseten.abi"] = "lua/baseten/abi.lua",
    },
    install = {
       -- the command-line tool; LuaRocks wraps it with the paths of the tree
