@@ -8,7 +8,7 @@ CC ?= cc
 CFLAGS_DEV = -std=c99 -O1 -g -Wall -Wextra -Wpedantic -Werror -fPIC -fvisibility=hidden
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all deps build test test-c test-lua demo lint sanitize valgrind fuzz bench docs clean
+.PHONY: all deps build test test-c test-lua demo lint sanitize valgrind fuzz bench docs clean love-kit release
 
 all: build
 
@@ -80,6 +80,17 @@ docs:
 # openai-node into bench/node_modules from bench/package-lock.json.
 bench: build
 	@bash bench/run.sh
+
+# LÖVE (README, "LÖVE"): build.lua builds the core for LuaJIT into
+# lua/baseten/core.so (what `love examples/love` loads in a clone), and
+# build/love-kit/baseten/ gets what a game copies in: the Lua files and core.so.
+LUAJIT ?= luajit
+love-kit: deps
+	@$(LUAJIT) build.lua
+	@rm -rf build/love-kit && mkdir -p build/love-kit/baseten
+	@cp lua/baseten/*.lua lua/baseten/core.so build/love-kit/baseten/
+	@rm -f build/love-kit/baseten/types.lua build/love-kit/baseten/health.lua
+	@echo "love-kit: build/love-kit/baseten (the README's LÖVE section says where each part goes)"
 
 clean:
 	rm -rf build .rocks .rocks-*.log

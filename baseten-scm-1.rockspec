@@ -50,6 +50,8 @@ build = {
       ["baseten.structured"] = "lua/baseten/structured.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
       ["baseten.abi"] = "lua/baseten/abi.lua",
+      ["baseten.uv"] = "lua/baseten/uv.lua",
+      ["baseten.health"] = "lua/baseten/health.lua",
    },
    install = {
       -- the command-line tool; LuaRocks wraps it with the paths of the tree
