@@ -84,7 +84,8 @@ end
 -- editor or game has none), scratch XDG folders (LÖVE's save directory is
 -- $XDG_DATA_HOME/love/<identity>).
 local function host_env(tmp, extra)
-  local parts = { "env", "-u LUA_PATH", "-u LUA_CPATH", "-u LUA_INIT", "-u LUA_INIT_5_1",
+  local parts = { "env", "-u LUA_PATH", "-u LUA_CPATH", "-u LUA_INIT", "-u LUA_INIT_5_1", "-u BASETEN_API_KEY",
+    "-u BASETEN_BASE_URL", "-u BASETEN_MODEL", "-u BASETEN_LOG",
     "-u LUA_PATH_5_1", "-u LUA_CPATH_5_1" }
   local env = {
     XDG_RUNTIME_DIR = tmp, XDG_CONFIG_HOME = tmp .. "/config", XDG_DATA_HOME = tmp .. "/data",
@@ -257,6 +258,34 @@ describe("hosts, installed as their users install them", function()
       assert.equal("GET", reqs[3].method)
     end)
 
+  it("Neovim: the README's baseten.uv block runs as written, streaming into its buffer", function()
+    local copy = plugin_copy()
+    local readme = assert(read(ROOT .. "/README.md"))
+    local section = readme:match("\n## Neovim\n(.-)\n## ")
+    assert(section, "README.md has no Neovim section")
+    local block
+    for code in section:gmatch("\n```lua\n(.-)\n```") do
+      if code:find('require("baseten.uv")', 1, true) then block = code end
+    end
+    assert(block, "no baseten.uv block in the README's Neovim section")
+    local f = assert(io.open(tmp .. "/block.lua", "wb"))
+    f:write(block)
+    f:close()
+    local cmd = nvim_cmd(tmp, { copy }, ROOT .. "/spec/support/nvim_readme.lua", {
+      BASETEN_BASE_URL = srv.url, BASETEN_TEST_BLOCK = tmp .. "/block.lua", BASETEN_TEST_RESULT = tmp .. "/result.json",
+    })
+    local _, r, log = run_host(tmp, cmd, tmp)
+    assert(r, "nvim wrote no result:\n" .. log)
+    assert(r.ok, "the README block failed: " .. tostring(r.error) .. "\n" .. log)
+    assert.is_true(r.active_at_start)
+    local text = table.concat(r.lines, "\n")
+    assert.truthy(#text > 0, "the buffer stayed empty")
+    local reqs = srv:requests()
+    assert.equal(1, #reqs)
+    assert.is_true(reqs[1].json.stream)
+    assert.equal("Hi", reqs[1].json.messages[1].content)
+  end)
+
   it("Neovim: :checkhealth baseten reports a core built for another Lua as an ERROR", function()
     need("nvim", "neovim")
     local copy = fresh_copy(tmp)
@@ -345,6 +374,12 @@ describe("hosts, installed as their users install them", function()
 
   it("LÖVE: `love examples/love` in a clone after `make love-kit`, as the README says", function()
     local copy = love_kit()
+    -- the README's package.cpath line is the example's
+    local readme = assert(read(ROOT .. "/README.md"))
+    local line = readme:match("\n## LÖVE\n.-\n```lua\n(package%.cpath = [^\n]*)\n```")
+    assert(line, "no package.cpath line in the README's LÖVE section")
+    assert.truthy(read(copy .. "/examples/love/main.lua"):find(line, 1, true), line)
+    assert.truthy(readme:find("\nmake love-kit\nlove examples/love ", 1, true))
     local r = love_run(copy, "love examples/love", false)
     assert.is_false(r.graphics)
     assert.equal(copy .. "/examples/love/../../lua/baseten/core.so", r.core_path)

@@ -91,7 +91,7 @@ function M.build_command()
   local v = abi:match("(%d+%.%d+)") or "5.4"
   local vim = rawget(_G, "vim")
   if type(vim) == "table" and vim.api then
-    return "the plugin's build.lua (lazy.nvim: `:Lazy build baseten`; by hand: "
+    return "the plugin's build.lua (lazy.nvim: `:Lazy build baseten-lua`; by hand: "
       .. "`nvim --headless -c 'luafile build.lua' -c q` in the plugin folder)"
   end
   if type(rawget(_G, "love")) == "table" then
