@@ -115,20 +115,33 @@ describe("baseten.uv", function()
     assert.equal(2, #queue + d.ticks)
   end)
 
-  it("a handler that raises goes to on_error, and polling goes on", function()
+  it("when poll raises (a handler of yours failed), on_error gets it and polling goes on", function()
     local uv = fake_uv()
     local errs = {}
-    local d = buv.new(client, { uv = uv, schedule = false, on_error = function(e) errs[#errs + 1] = tostring(e) end })
-    local done
-    d:start({ messages = { { role = "user", content = "x" } }, stream = true }, {
-      on_chunk = function() error("handler broke") end,
-      on_done = function(_, err) done = err or true end,
-    })
-    run_until(uv, function() return not d:active() end)
-    assert.is_true(done) -- the request still finished
-    assert.truthy(#errs >= 1)
+    -- a client whose first poll raises, as client:poll does when a handler
+    -- error escapes it
+    local polls, left = 0, 2
+    local fake = {
+      poll = function()
+        polls = polls + 1
+        if polls == 1 then error("handler broke") end
+        left = left - 1
+        return left
+      end,
+      pending = function() return left end,
+      start = function() return {} end,
+    }
+    local d = buv.new(fake, { uv = uv, schedule = false, on_error = function(e) errs[#errs + 1] = tostring(e) end })
+    d:start({}, {})
+    uv.timers[1].cb()
+    assert.equal(1, #errs)
     assert.truthy(errs[1]:find("handler broke", 1, true))
-    assert.is_false(d:active())
+    assert.is_true(d:active()) -- still pending: the timer keeps going
+    uv.timers[1].cb()
+    assert.is_true(d:active())
+    uv.timers[1].cb()
+    assert.is_false(d:active()) -- nothing left
+    assert.equal(3, d.ticks)
   end)
 
   it("misuse raises", function()
