@@ -65,6 +65,7 @@ lint:
 	cppcheck -q --enable=warning,performance,portability --error-exitcode=1 --std=c99 \
 	  --suppress=missingIncludeSystem --suppress=nullPointer:csrc/test/test_sse.c -I csrc csrc/
 	luarocks lint baseten-scm-1.rockspec
+	@for r in rockspecs/*.rockspec; do [ -e "$$r" ] || continue; echo "luarocks lint $$r"; luarocks lint "$$r" || exit 1; done
 
 # The HTML API reference, with LDoc (config.ld), into build/docs.
 docs:
@@ -91,6 +92,11 @@ love-kit: deps
 	@cp lua/baseten/*.lua lua/baseten/core.so build/love-kit/baseten/
 	@rm -f build/love-kit/baseten/types.lua build/love-kit/baseten/health.lua
 	@echo "love-kit: build/love-kit/baseten (the README's LÖVE section says where each part goes)"
+
+# A versioned rockspec, rockspecs/baseten-$(VERSION)-1.rockspec, pinned to tag
+# v$(VERSION) and checked with `luarocks lint` (scripts/release.sh).
+release:
+	@VERSION=$(VERSION) bash scripts/release.sh
 
 clean:
 	rm -rf build .rocks .rocks-*.log

@@ -20,6 +20,9 @@ list) and LuaLS type definitions (baseten/types.lua) for editor completion.
    license = "MIT",
    labels = { "llm", "openai", "http", "sse", "json" },
 }
+-- where the C core builds: Linux (CI builds and tests it) and macOS (plain
+-- POSIX C99 over libcurl; no CI). Windows: its own issue.
+supported_platforms = { "linux", "macosx" }
 dependencies = {
    "lua >= 5.1, < 5.5",
 }
