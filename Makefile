@@ -94,8 +94,10 @@ bench: build
 # lua/baseten/core.so (what `love examples/love` loads in a clone), and
 # build/love-kit/baseten/ gets what a game copies in: the Lua files and core.so.
 LUAJIT ?= luajit
-love-kit: deps
+lua/baseten/core.so: build.lua $(wildcard csrc/*.c csrc/*.h)
 	@$(LUAJIT) build.lua
+
+love-kit: deps lua/baseten/core.so
 	@rm -rf build/love-kit && mkdir -p build/love-kit/baseten
 	@cp lua/baseten/*.lua lua/baseten/core.so build/love-kit/baseten/
 	@rm -f build/love-kit/baseten/types.lua build/love-kit/baseten/health.lua
