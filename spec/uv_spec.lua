@@ -144,6 +144,32 @@ describe("baseten.uv", function()
     assert.equal(3, d.ticks)
   end)
 
+  it("on a real luv loop (the luv rock): uv.run returns once the reply is done", function()
+    local ok, luv = pcall(require, "luv")
+    if not ok then error("luv is not installed: `bash scripts/deps.sh hosts` installs lua-luv", 0) end
+    local d = buv.new(client) -- outside Neovim: require("luv"), no schedule
+    assert.equal(luv, d.uv)
+    local text, done = "", nil
+    d:start({ messages = { { role = "user", content = "hi" } }, stream = true }, {
+      on_chunk = function(c)
+        local p = c.choices[1] and c.choices[1].delta.content
+        if p then text = text .. p end
+      end,
+      on_done = function(_, err) done = err or true end,
+    })
+    -- a guard, so that a bug cannot hang the run: 10 s, then the loop stops
+    local guard = luv.new_timer()
+    guard:start(10000, 0, function() guard:close() d:stop() end)
+    guard:unref()
+    luv.run("default") -- returns when no handle is left: the driver closed its timer
+    assert.is_true(done)
+    assert.truthy(#text > 0)
+    assert.is_false(d:active())
+    assert.is_true(d.ticks > 0)
+    if not guard:is_closing() then guard:close() end
+    luv.run("nowait")
+  end)
+
   it("misuse raises", function()
     assert.has_error(function() buv.new(nil, { uv = fake_uv() }) end)
     assert.has_error(function() buv.new(client, { uv = fake_uv(), interval = 0 }) end)
