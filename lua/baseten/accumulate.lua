@@ -3,6 +3,8 @@
 -- besides `reasoning_content`, tool-call deltas that repeat `id`, `name` and
 -- `type` or lack `index`, usage on every chunk (cumulative: the last wins),
 -- or only on a last chunk with `choices = []`, and no role chunk at all.
+-- The message always has `reasoning_content` when the server sent
+-- reasoning, whichever way it spelled it (`reasoning` is kept too).
 -- @module baseten.accumulate
 local json = require("baseten.core").json
 
@@ -220,6 +222,7 @@ local function finish_choice(ch)
   for _, f in ipairs(TEXT_FIELDS) do
     if has_text(ch.parts[f]) then msg[f] = text_of(ch.parts[f]) end
   end
+  if msg.reasoning_content == nil then msg.reasoning_content = msg.reasoning end -- one name to read
   if #ch.calls > 0 then
     local calls, list = array(), ch.calls
     if by_server_index(list) then
@@ -231,6 +234,22 @@ local function finish_choice(ch)
     msg.tool_calls = calls
   end
   return { index = ch.index, message = msg, finish_reason = ch.finish_reason, logprobs = ch.logprobs }
+end
+
+--- Gives each message of a non-streamed chat.completion that spells its
+-- reasoning `reasoning` a `reasoning_content` as well (as `final()` does),
+-- in place, so callers read one name whichever spelling the server used.
+-- @tparam table doc a decoded response
+function M.normalize(doc)
+  local choices = doc.choices
+  if type(choices) ~= "table" then return end
+  for i = 1, #choices do
+    local msg = type(choices[i]) == "table" and choices[i].message
+    if type(msg) == "table" and type(msg.reasoning) == "string"
+        and (msg.reasoning_content == nil or msg.reasoning_content == null) then
+      msg.reasoning_content = msg.reasoning
+    end
+  end
 end
 
 --- The chat.completion-shaped result of everything added so far. Fields

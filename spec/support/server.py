@@ -16,7 +16,9 @@ Every non-control request consumes the next scripted response (FIFO) queued
 with POST /_control/enqueue; with an empty queue a tiny deterministic mock
 "model" answers /v1/models and /v1/chat/completions.  A model name
 containing "reasoning" ("test/reasoning", "test/reasoning-alt") is a
-reasoning model: see reasoning_response() below.  The full reference of
+reasoning model: see reasoning_response() below ("test/reasoning-require"
+and "test/reasoning-reject" also judge a tool loop's history: see
+history_error()).  The full reference of
 the control API and of the scripted response fields is in the docstrings of
 Handler.control() and Handler.send_scripted() below.
 """
@@ -499,6 +501,10 @@ def mock_response(method, path, body, n):
     if not isinstance(messages, list) or not messages:
         return err_baseten(400, "messages must be a non-empty array", rid)
 
+    bad = history_error(model, messages)
+    if bad:
+        return err_baseten(400, bad, rid)
+
     last_user = -1
     for i, m in enumerate(messages):
         if isinstance(m, dict) and m.get("role") == "user":
@@ -623,6 +629,29 @@ def mock_response(method, path, body, n):
             "headers": [["Content-Type", "text/event-stream"],
                         ["Cache-Control", "no-cache"],
                         ["x-request-id", rid]]}
+
+
+def history_error(model, messages):
+    """Reasoning models that judge a tool loop's history, as real servers
+    do: a model name containing "reasoning-require" rejects an assistant
+    message with tool calls that lacks its reasoning (`reasoning_content`
+    or `reasoning`); one containing "reasoning-reject" rejects any assistant
+    message that carries reasoning.  Returns the error message, or None."""
+    require = "reasoning-require" in model
+    if not require and "reasoning-reject" not in model:
+        return None
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") != "assistant":
+            continue
+        has = any(isinstance(m.get(k), str) and m.get(k)
+                  for k in ("reasoning_content", "reasoning"))
+        if require and m.get("tool_calls") and not has:
+            return "messages[%d]: an assistant message with tool calls " \
+                "must carry its reasoning_content" % i
+        if not require and has:
+            return "messages[%d]: reasoning_content is not accepted in " \
+                "input messages" % i
+    return None
 
 
 def reasoning_response(req, model, rid, cid, user_text, answered_tools,
