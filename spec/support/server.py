@@ -49,6 +49,10 @@ MODELS = [
     "meta-llama/Llama-4-Scout-17B-16E-Instruct",
 ]
 
+# Served but not listed by /v1/models (the list stays as specs know it):
+# reasoning models under their Baseten slugs, answering as "test/reasoning".
+REASONING_MODELS = ["deepseek-ai/DeepSeek-R1-0528"]
+
 REASONS = {
     100: "Continue", 200: "OK", 201: "Created", 202: "Accepted",
     204: "No Content", 301: "Moved Permanently", 302: "Found",
@@ -495,13 +499,14 @@ def mock_response(method, path, body, n):
         return err_baseten(400, "model is required", rid)
     if not isinstance(model, str):
         return err_baseten(400, "model must be a string", rid)
-    if model not in MODELS and not model.startswith("test/"):
+    if model not in MODELS and model not in REASONING_MODELS and \
+            not model.startswith("test/"):
         return err_baseten(404, "Model not found: %s" % model, rid)
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
         return err_baseten(400, "messages must be a non-empty array", rid)
 
-    bad = history_error(model, messages)
+    bad = "reasoning" in model and history_error(model, messages)
     if bad:
         return err_baseten(400, bad, rid)
 
@@ -581,7 +586,7 @@ def mock_response(method, path, body, n):
              "completion_tokens": completion_tokens,
              "total_tokens": prompt_tokens + completion_tokens}
     cid = "chatcmpl-%d" % n
-    if "reasoning" in model:
+    if "reasoning" in model or model in REASONING_MODELS:
         return reasoning_response(req, model, rid, cid, user_text,
                                   bool(tool_results), content, tool_calls,
                                   finish, usage)
@@ -633,12 +638,14 @@ def mock_response(method, path, body, n):
 
 def history_error(model, messages):
     """Reasoning models that judge a tool loop's history, as real servers
-    do: a model name containing "reasoning-require" rejects an assistant
-    message with tool calls that lacks its reasoning (`reasoning_content`
-    or `reasoning`); one containing "reasoning-reject" rejects any assistant
-    message that carries reasoning.  Returns the error message, or None."""
-    require = "reasoning-require" in model
-    if not require and "reasoning-reject" not in model:
+    do: a reasoning model whose name contains "-require" (e.g.
+    "test/reasoning-require", "test/reasoning-alt-require") rejects an
+    assistant message with tool calls that lacks its reasoning
+    (`reasoning_content` or `reasoning`); one whose name contains "-reject"
+    rejects any assistant message that carries reasoning.  Returns the
+    error message, or None."""
+    require = "-require" in model
+    if not require and "-reject" not in model:
         return None
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") != "assistant":
