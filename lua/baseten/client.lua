@@ -65,10 +65,10 @@ local function header_list(headers, where)
   return list
 end
 
--- A plain slug: ASCII letters, digits, "-" and "_", starting with a letter
+-- A plain slug (explicit ASCII classes: %w follows the C locale): ASCII letters, digits, "-" and "_", starting with a letter
 -- or digit (nothing that could change the URL: no ".", "/", "?", "@", ...).
 local function slug(v)
-  return type(v) == "string" and #v <= 128 and v:match("^[%w][%w_%-]*$") ~= nil
+  return type(v) == "string" and #v <= 128 and v:match("^[A-Za-z0-9][A-Za-z0-9_%-]*$") ~= nil
 end
 
 --- The base URL of a dedicated deployment, from `opts.deployment` and
