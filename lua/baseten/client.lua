@@ -65,8 +65,9 @@ local function header_list(headers, where)
   return list
 end
 
--- A plain slug (explicit ASCII classes: %w follows the C locale): ASCII letters, digits, "-" and "_", starting with a letter
+-- A plain slug: ASCII letters, digits, "-" and "_", starting with a letter
 -- or digit (nothing that could change the URL: no ".", "/", "?", "@", ...).
+-- Explicit ASCII classes: %w would follow the C locale.
 local function slug(v)
   return type(v) == "string" and #v <= 128 and v:match("^[A-Za-z0-9][A-Za-z0-9_%-]*$") ~= nil
 end
