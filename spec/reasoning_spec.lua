@@ -90,6 +90,9 @@ describe("reasoning", function()
       for piece, kind in s:pieces() do got[#got + 1] = kind .. ":" .. piece end
       assert.are.same({ "reasoning:r1 ", "reasoning:r2 ", "reasoning:r3 ", "content:c1 ",
                         "reasoning:r4", "refusal:no", "content:c2" }, got)
+      -- final() has the same reasoning, content and refusal as the pieces
+      local m = s:snapshot().choices[1].message
+      assert.are.same({ "r1 r2 r3 r4", "c1 c2", "no" }, { m.reasoning_content, m.content, m.refusal })
       local s2 = assert(client:stream{ model = "m", messages = msgs("hi") })
       local text = {}
       for piece in s2:text() do text[#text + 1] = piece end

@@ -3,8 +3,9 @@
 -- besides `reasoning_content`, tool-call deltas that repeat `id`, `name` and
 -- `type` or lack `index`, usage on every chunk (cumulative: the last wins),
 -- or only on a last chunk with `choices = []`, and no role chunk at all.
--- The message always has `reasoning_content` when the server sent
--- reasoning, whichever way it spelled it (`reasoning` is kept too).
+-- The message's `reasoning_content` holds the reasoning whichever way the
+-- server spelled it, taken once per chunk (`reasoning_content` first, as
+-- `stream:pieces()` does); `reasoning` keeps what came under that name.
 -- @module baseten.accumulate
 local json = require("baseten.core").json
 
@@ -150,10 +151,14 @@ local function add_choice(self, c)
   if delta then
     local parts, v = ch.parts, delta.content
     if v and v ~= "" and type(v) == "string" then push_text(parts.content, v) end
-    v = delta.reasoning_content
-    if v and v ~= "" and type(v) == "string" then push_text(parts.reasoning_content, v) end
+    -- reasoning_content: the reasoning whichever spelling, once per chunk
+    -- (as stream:pieces() gives it); `reasoning` as the server spelled it
     v = delta.reasoning
-    if v and v ~= "" and type(v) == "string" then push_text(parts.reasoning, v) end
+    if v and (v == "" or type(v) ~= "string") then v = nil end
+    local r = delta.reasoning_content
+    if r and r ~= "" and type(r) == "string" then push_text(parts.reasoning_content, r)
+    elseif v then push_text(parts.reasoning_content, v) end
+    if v then push_text(parts.reasoning, v) end
     v = delta.refusal
     if v and v ~= "" and type(v) == "string" then push_text(parts.refusal, v) end
     v = delta.role
@@ -222,7 +227,6 @@ local function finish_choice(ch)
   for _, f in ipairs(TEXT_FIELDS) do
     if has_text(ch.parts[f]) then msg[f] = text_of(ch.parts[f]) end
   end
-  if msg.reasoning_content == nil then msg.reasoning_content = msg.reasoning end -- one name to read
   if #ch.calls > 0 then
     local calls, list = array(), ch.calls
     if by_server_index(list) then
