@@ -24,11 +24,14 @@ describe("dedicated deployments", function()
   end)
 
   it("wins over BASETEN_BASE_URL, which is only a default", function()
-    -- the environment variable cannot be set from Lua: the rule is that an
-    -- explicit base_url conflicts and the default does not
-    local c = new{ api_key = "k", deployment = "abcd1234", model = "m" }
-    assert.are.equal("baseten.client (https://model-abcd1234.api.baseten.co/environments/production/sync/v1, m)",
-                     tostring(c))
+    -- a child process, to set the variable
+    local lua = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+    local code = 'local c = require("baseten").new{api_key = "k", deployment = "abcd1234", model = "m"} '
+      .. 'io.write(tostring(c)) c:close()'
+    local p = assert(io.popen(("BASETEN_BASE_URL=http://127.0.0.1:9/v1 %s -e '%s' 2>&1"):format(lua, code)))
+    local out = p:read("*a")
+    p:close()
+    assert.are.equal("baseten.client (https://model-abcd1234.api.baseten.co/environments/production/sync/v1, m)", out)
   end)
 
   it("raises with base_url as well", function()
