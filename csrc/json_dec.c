@@ -135,6 +135,7 @@ static int dec_number(lua_State *L, bt_json_scanner *sc) {
   bt_json_error e;
   if (!bt_json_scan_number(sc)) return 0;
   e = bt_json_number_value(p, (size_t)(sc->s + sc->pos - p), sc->integral, &num);
+  if (e == BT_JSON_E_RANGE) return bt_json_fail(sc, e, (size_t)(p - sc->s));
   if (e != BT_JSON_OK) return bt_json_fail_nopos(sc, e);
 #if BT_HAS_INTEGERS
   if (num.is_int) {

@@ -396,6 +396,7 @@ static int scan_scalar(bt_json_scanner *sc) {
   }
   if (!bt_json_scan_number(sc)) return 0;
   e = bt_json_number_value(sc->s + start, sc->pos - start, sc->integral, &num);
+  if (e == BT_JSON_E_RANGE) return bt_json_fail(sc, e, start);
   if (e != BT_JSON_OK) return bt_json_fail_nopos(sc, e);
   return 1;
 }
