@@ -312,28 +312,34 @@ static int exact_integer(const unsigned char *p, size_t n, long long *out) {
   return 1;
 }
 
+/* p[0, n) into out (room for 4n + 1 bytes), NUL-terminated, with '.' as
+ * the dpn bytes of dp. */
+static void number_text(const unsigned char *p, size_t n, const char *dp, size_t dpn, char *out) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (p[i] == '.' && dpn > 0) {
+      memcpy(out, dp, dpn);
+      out += dpn;
+    } else {
+      *out++ = (char)p[i];
+    }
+  }
+  *out = '\0';
+}
+
 /*
  * strtod of p[0, n) under the C locale's decimal point, whatever it is (a
  * host may have called setlocale(LC_NUMERIC, "de_DE")). A number longer
  * than the stack copy is copied to the heap: any length is valid JSON.
  */
 static bt_json_error locale_strtod(const unsigned char *p, size_t n, double *out) {
-  char small[64 * 4 + 1], *tmp = small, *o;
+  char small[64 * 4 + 1];
+  char *tmp = small;
   const char *dp = localeconv()->decimal_point;
-  size_t i, dpn = (dp != NULL && *dp != '\0' && strlen(dp) <= 4) ? strlen(dp) : 0;
-  if (n > 64) {
-    if (n > ((size_t)-1 - 1) / 4 || (tmp = (char *)malloc(n * 4 + 1)) == NULL)
-      return BT_JSON_E_NOMEM;
-  }
-  for (o = tmp, i = 0; i < n; i++) {
-    if (p[i] == '.' && dpn > 0) {
-      memcpy(o, dp, dpn);
-      o += dpn;
-    } else {
-      *o++ = (char)p[i];
-    }
-  }
-  *o = '\0';
+  size_t dpn = (dp != NULL && *dp != '\0' && strlen(dp) <= 4) ? strlen(dp) : 0;
+  if (n > 64 && (n > ((size_t)-1 - 1) / 4 || (tmp = (char *)malloc(n * 4 + 1)) == NULL))
+    return BT_JSON_E_NOMEM;
+  number_text(p, n, dp, dpn, tmp);
   *out = strtod(tmp, NULL);
   if (tmp != small) free(tmp);
   return BT_JSON_OK;
@@ -452,7 +458,7 @@ static int scan_after_value(bt_json_scanner *sc, const open_stack *st) {
 }
 
 int bt_json_scan_document(bt_json_scanner *sc) {
-  open_stack st;
+  open_stack st = {{0}};
   int rc = 1;
   bt_json_skip_space(sc);
   if (sc->pos == sc->len) return bt_json_fail_nopos(sc, BT_JSON_E_EMPTY);
