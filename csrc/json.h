@@ -114,9 +114,38 @@ static inline void bt_json_skip_space(bt_json_scanner *sc) {
  * bt_json_scan_string: sc->escaped says whether the body, s[start + 1,
  * pos - 1), needs bt_json_unescape. bt_json_scan_number: sc->integral.
  */
-BT_HIDDEN int bt_json_scan_string(bt_json_scanner *sc);
 BT_HIDDEN int bt_json_scan_number(bt_json_scanner *sc);
-BT_HIDDEN int bt_json_scan_literal(bt_json_scanner *sc, const char *word, size_t n);
+
+/* bt_json_scan_string from byte i of the string on (an escape, UTF-8, a
+ * control character or the end). */
+BT_HIDDEN int bt_json_scan_string_from(bt_json_scanner *sc, size_t i);
+
+/* Inline for the common case, a short string of plain ASCII (nearly every
+ * name, and most values of a stream's chunks): the call into json_scan.c,
+ * which costs more than the scan of such a string, is then skipped. */
+static inline int bt_json_scan_string(bt_json_scanner *sc) {
+  const unsigned char *s = sc->s;
+  size_t n = sc->len, i = sc->pos + 1;
+  while (i < n && bt_json_byte_class[s[i]] == 0) i++;
+  if (i < n && s[i] == '"') {
+    sc->escaped = 0;
+    sc->pos = i + 1;
+    return 1;
+  }
+  return bt_json_scan_string_from(sc, i);
+}
+
+/* true, false or null (word, n bytes); inline: a few byte compares, on
+ * the decoder's hot path. */
+static inline int bt_json_scan_literal(bt_json_scanner *sc, const char *word, size_t n) {
+  const unsigned char *p = sc->s + sc->pos;
+  size_t i;
+  if (sc->len - sc->pos < n) return bt_json_fail(sc, BT_JSON_E_SYNTAX, sc->pos);
+  for (i = 0; i < n; i++)
+    if (p[i] != (unsigned char)word[i]) return bt_json_fail(sc, BT_JSON_E_SYNTAX, sc->pos);
+  sc->pos += n;
+  return 1;
+}
 
 /*
  * The body in[0, n) of a string bt_json_scan_string accepted under `flags`,
@@ -132,9 +161,24 @@ typedef struct {
   double d;    /* else the nearest double; a zero is always +0 */
 } bt_json_number;
 
-/* 0 on success; else BT_JSON_E_RANGE (beyond a double) or BT_JSON_E_NOMEM. */
-BT_HIDDEN bt_json_error bt_json_number_value(const unsigned char *p, size_t n, int integral,
-                                             bt_json_number *out);
+/* bt_json_number_value past its inline fast path. */
+BT_HIDDEN bt_json_error bt_json_number_slow(const unsigned char *p, size_t n, int integral,
+                                            bt_json_number *out);
+
+/* 0 on success; else BT_JSON_E_RANGE (beyond a double) or BT_JSON_E_NOMEM.
+ * Inline for what streams send most, an integer of at most 18 bytes (17
+ * digits and a sign at most: exact in a long long, no overflow check). */
+static inline bt_json_error bt_json_number_value(const unsigned char *p, size_t n, int integral,
+                                                 bt_json_number *out) {
+  size_t i = p[0] == '-';
+  unsigned long long u = 0;
+  if (!integral || n > 18) return bt_json_number_slow(p, n, integral, out);
+  for (; i < n; i++) u = u * 10 + (unsigned)(p[i] - '0');
+  out->is_int = 1;
+  out->i = p[0] == '-' ? -(long long)u : (long long)u;
+  out->d = (double)out->i; /* "-0" is 0: a zero has no sign */
+  return BT_JSON_OK;
+}
 
 /*
  * Checks that s[0, len) is exactly one JSON text, with the decoder's rules:

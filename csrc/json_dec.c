@@ -173,7 +173,7 @@ static void dec_make_object(lua_State *L, int t, int pending, int size) {
 static int is_container(unsigned char c) { return c == '{' || c == '['; }
 
 /* What may follow a member or element: ',' (returns 1) or `close` (2). */
-static int dec_next(bt_json_scanner *sc, unsigned char close) {
+static inline int dec_next(bt_json_scanner *sc, unsigned char close) {
   unsigned char c;
   bt_json_skip_space(sc);
   c = bt_json_peek(sc);

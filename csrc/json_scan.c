@@ -168,10 +168,10 @@ static int scan_escape(bt_json_scanner *sc, size_t *i) {
   }
 }
 
-int bt_json_scan_string(bt_json_scanner *sc) {
+int bt_json_scan_string_from(bt_json_scanner *sc, size_t i) {
   const unsigned char *s = sc->s;
   const unsigned char *cls = bt_json_byte_class;
-  size_t n = sc->len, i = sc->pos + 1;
+  size_t n = sc->len;
   sc->escaped = 0;
   for (;;) {
     unsigned char c;
@@ -345,8 +345,8 @@ static bt_json_error locale_strtod(const unsigned char *p, size_t n, double *out
   return BT_JSON_OK;
 }
 
-bt_json_error bt_json_number_value(const unsigned char *p, size_t n, int integral,
-                                   bt_json_number *out) {
+bt_json_error bt_json_number_slow(const unsigned char *p, size_t n, int integral,
+                                  bt_json_number *out) {
   bt_json_error e;
   out->is_int = 0;
   out->i = 0;
@@ -359,13 +359,6 @@ bt_json_error bt_json_number_value(const unsigned char *p, size_t n, int integra
   if (isnan(out->d) || isinf(out->d)) return BT_JSON_E_RANGE;
   if (out->d == 0) out->d = 0; /* -0.0, "-1e-400": a zero has no sign */
   return BT_JSON_OK;
-}
-
-int bt_json_scan_literal(bt_json_scanner *sc, const char *word, size_t n) {
-  if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
-    return bt_json_fail(sc, BT_JSON_E_SYNTAX, sc->pos);
-  sc->pos += n;
-  return 1;
 }
 
 /* ------------------------------------------------------------------ */
