@@ -33,7 +33,8 @@ build = {
    modules = {
       ["baseten.core"] = {
          sources = {
-            "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/json.c", "csrc/sse.c", "csrc/lsse.c",
+            "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/sse.c", "csrc/lsse.c",
+            "csrc/json_enc.c", "csrc/json_dec.c", "csrc/json_scan.c",
          },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },

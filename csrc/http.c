@@ -547,7 +547,7 @@ static int push_event(lua_State *L, const sse_event *ev) {
     return 1;
   }
   lua_pushliteral(L, "chunk");
-  if (bt_json_push_decoded(L, ev->data, ev->data_len, err, sizeof err)) return 2;
+  if (bt_json_push_decoded(L, ev->data, ev->data_len, 0, NULL, err, sizeof err)) return 2;
   lua_pop(L, 1);
   lua_pushliteral(L, "invalid");
   lua_pushlstring(L, ev->data, ev->data_len);
