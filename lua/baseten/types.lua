@@ -169,7 +169,9 @@ function baseten.check(v, err, ...) end
 -- == Responses =============================================================
 
 --- A chat completion: the decoded response of `Client:chat`, and the
--- shape `Stream:final` builds.
+-- shape `Stream:final` builds. It holds no null member: a JSON `null`
+-- member (`"content": null`, `"refusal": null`, ...) is an absent key, so
+-- `if msg.content then` works; a `null` inside an array stays `json.null`.
 ---@class baseten.ChatResponse
 ---@field id? string
 ---@field object? string `"chat.completion"`.
@@ -391,6 +393,14 @@ function Client:close() end
 -- carries an error event or an `error` object, and a chunk that is not
 -- JSON are failures, never a silent end. Closed at once by `close`, by
 -- `__close` and by the garbage collector.
+--
+-- Chunks (here and in `on_chunk`) hold no null member. A character that
+-- the server split between two chunks as the two halves of a UTF-16
+-- surrogate pair (`"abcd\ud83d"`, then `"\ude00é"`) comes whole in the
+-- first chunk (`"abcd😀"`), and the second chunk's same field loses its
+-- half (`"é"`): the first chunk is handed out once the next chunk of its
+-- choice has arrived. A half with no partner becomes U+FFFD. Every chunk
+-- is valid UTF-8, and so is all text joined from them.
 ---@class baseten.Stream
 ---@field request_id? string The response's `x-request-id` header.
 ---@operator call: baseten.ChatChunk?
