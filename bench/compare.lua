@@ -55,7 +55,8 @@ end
 local CONFIGS = {}
 for _, lua in ipairs({ { "Lua 5.4", "5.4", "lua5.4" }, { "LuaJIT", "5.1", "luajit" } }) do
   for _, which in ipairs({ "old", "new" }) do
-    CONFIGS[#CONFIGS + 1] = { lua = lua[1], which = which, cpu = math.huge, prefix = env(lua[2], which) .. lua[3] }
+    CONFIGS[#CONFIGS + 1] = { lua = lua[1], which = which, cpu = math.huge, env = env(lua[2], which),
+      bin = lua[3], prefix = env(lua[2], which) .. lua[3] }
   end
 end
 
@@ -64,6 +65,22 @@ local function run_json(cmd)
   local r = json.decode(out:match("({[^\n]*})%s*$") or "")
   if not ok or type(r) ~= "table" then error("compare: " .. cmd .. " failed:\n" .. out, 0) end
   return r
+end
+
+-- Instructions per decode of the stream chunk (callgrind: the same on a
+-- busy machine as on an idle one): the count for COUNT_N decodes less the
+-- count for none, over COUNT_N.
+local COUNT_N = 20000
+local HAS_VALGRIND = select(2, sh("command -v valgrind"))
+local function instructions(c, mode)
+  local function count(n)
+    local out = sh(c.env .. "valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. c.bin .. " "
+      .. ROOT .. "/bench/json_decode.lua count " .. mode .. " " .. n)
+    local ir = out:match("Collected%s*:%s*(%d+)")
+    if not ir then error("compare: callgrind failed:\n" .. out, 0) end
+    return tonumber(ir)
+  end
+  return (count(COUNT_N) - count(0)) / COUNT_N
 end
 
 local srv = server.start()
@@ -80,6 +97,10 @@ local ok_run, err = pcall(function()
   end
   for _, c in ipairs(CONFIGS) do
     c.decode = run_json(c.prefix .. " " .. ROOT .. "/bench/json_decode.lua")
+    c.instr = {}
+    for _, mode in ipairs(HAS_VALGRIND and { "keep", "drop" } or {}) do
+      if mode == "keep" or c.which == "new" then c.instr[mode] = instructions(c, mode) end
+    end
   end
 end)
 srv:stop()
@@ -122,6 +143,20 @@ for _, p in ipairs({ "chunk", "completion", "no_nulls" }) do
     local b = which == "old" and CONFIGS[3] or CONFIGS[4]
     add(("| %s | %s | %s | %s | %s | %s |"):format(p, which == "old" and "before" or "after",
       us(a.decode[p].keep), us(a.decode[p].drop), us(b.decode[p].keep), us(b.decode[p].drop)))
+  end
+end
+if HAS_VALGRIND then
+  add("")
+  add("Instructions per decode of that stream chunk (callgrind; unlike times, the same on a busy machine):")
+  add("")
+  add("| core | Lua 5.4: keep nulls | Lua 5.4: drop | LuaJIT: keep nulls | LuaJIT: drop |")
+  add("|---|---|---|---|---|")
+  for _, which in ipairs({ "old", "new" }) do
+    local a = which == "old" and CONFIGS[1] or CONFIGS[2]
+    local b = which == "old" and CONFIGS[3] or CONFIGS[4]
+    local function n(v) return v and ("%.0f"):format(v) or "—" end
+    add(("| %s | %s | %s | %s | %s |"):format(which == "old" and "before" or "after",
+      n(a.instr.keep), n(a.instr.drop), n(b.instr.keep), n(b.instr.drop)))
   end
 end
 add(END)
