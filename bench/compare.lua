@@ -55,7 +55,8 @@ end
 local CONFIGS = {}
 for _, lua in ipairs({ { "Lua 5.4", "5.4", "lua5.4" }, { "LuaJIT", "5.1", "luajit" } }) do
   for _, which in ipairs({ "old", "new" }) do
-    CONFIGS[#CONFIGS + 1] = { lua = lua[1], which = which, cpu = math.huge, prefix = env(lua[2], which) .. lua[3] }
+    CONFIGS[#CONFIGS + 1] = { lua = lua[1], which = which, cpu = math.huge, env = env(lua[2], which),
+      bin = lua[3], prefix = env(lua[2], which) .. lua[3] }
   end
 end
 
@@ -64,6 +65,27 @@ local function run_json(cmd)
   local r = json.decode(out:match("({[^\n]*})%s*$") or "")
   if not ok or type(r) ~= "table" then error("compare: " .. cmd .. " failed:\n" .. out, 0) end
   return r
+end
+
+-- Instructions per decode of the stream chunk (callgrind: the same on a
+-- busy machine as on an idle one): the count for COUNT_N decodes less the
+-- count for none, over COUNT_N; each count the least of 3 runs, as Lua
+-- 5.4 seeds its string hashing per run (about 1% either way).
+local COUNT_N = 20000
+local HAS_VALGRIND = select(2, sh("command -v valgrind"))
+local function instructions(c, mode)
+  local function count(n)
+    local least = math.huge
+    for _ = 1, 3 do
+      local out = sh(c.env .. "valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. c.bin .. " "
+        .. ROOT .. "/bench/json_decode.lua count " .. mode .. " " .. n)
+      local ir = out:match("Collected%s*:%s*(%d+)")
+      if not ir then error("compare: callgrind failed:\n" .. out, 0) end
+      least = math.min(least, tonumber(ir))
+    end
+    return least
+  end
+  return (count(COUNT_N) - count(0)) / COUNT_N
 end
 
 local srv = server.start()
@@ -80,6 +102,10 @@ local ok_run, err = pcall(function()
   end
   for _, c in ipairs(CONFIGS) do
     c.decode = run_json(c.prefix .. " " .. ROOT .. "/bench/json_decode.lua")
+    c.instr = {}
+    for _, mode in ipairs(HAS_VALGRIND and { "keep", "drop" } or {}) do
+      if mode == "keep" or c.which == "new" then c.instr[mode] = instructions(c, mode) end
+    end
   end
 end)
 srv:stop()
@@ -94,8 +120,10 @@ local function us(v) return v == json.null and "—" or ("%.2f"):format(v) end
 add(BEGIN)
 add("### The JSON core before and after (bench/compare.sh)")
 add("")
-add(("Measured in one run, %s, on the machine above: the core of commit %s"):format(
-  os.date("!%Y-%m-%d %H:%M UTC"), OLD)
+local load = (sh("cat /proc/loadavg"):match("^(%S+ %S+ %S+)")) or "?"
+add(("Measured in one run, %s, on the machine above (load average %s at the end: on a busy"
+  .. " machine the times vary by tens of percent from run to run, the instruction counts below"
+  .. " do not): the core of commit %s"):format(os.date("!%Y-%m-%d %H:%M UTC"), load, OLD)
   .. " (one json.c) against this tree's (json_scan.c, json_dec.c, json_enc.c), both built -O2 by"
   .. " the same compiler, with the same Lua modules. Stream: "
   .. N .. " one-token chunks of the flood above, `for chunk in stream`; CPU of the consumer, the best of "
@@ -122,6 +150,20 @@ for _, p in ipairs({ "chunk", "completion", "no_nulls" }) do
     local b = which == "old" and CONFIGS[3] or CONFIGS[4]
     add(("| %s | %s | %s | %s | %s | %s |"):format(p, which == "old" and "before" or "after",
       us(a.decode[p].keep), us(a.decode[p].drop), us(b.decode[p].keep), us(b.decode[p].drop)))
+  end
+end
+if HAS_VALGRIND then
+  add("")
+  add("Instructions per decode of that stream chunk (callgrind; unlike times, the same on a busy machine):")
+  add("")
+  add("| core | Lua 5.4: keep nulls | Lua 5.4: drop | LuaJIT: keep nulls | LuaJIT: drop |")
+  add("|---|---|---|---|---|")
+  for _, which in ipairs({ "old", "new" }) do
+    local a = which == "old" and CONFIGS[1] or CONFIGS[2]
+    local b = which == "old" and CONFIGS[3] or CONFIGS[4]
+    local function n(v) return v and ("%.0f"):format(v) or "—" end
+    add(("| %s | %s | %s | %s | %s |"):format(which == "old" and "before" or "after",
+      n(a.instr.keep), n(a.instr.drop), n(b.instr.keep), n(b.instr.drop)))
   end
 end
 add(END)

@@ -1,14 +1,16 @@
 -- bench/json_decode.lua: json.decode alone, with and without drop_nulls
 -- (Lua 5.4 or LuaJIT; bench/compare.lua runs it against each core).
 --
---   json_decode.lua [N]      N decodes of each payload per run (default 200000)
+--   json_decode.lua [N]          N decodes of each payload per run (default 200000)
+--   json_decode.lua count MODE N  just N decodes of the stream chunk, MODE keep
+--                                 or drop, for an instruction count (callgrind)
 --
 -- Prints one JSON line: {"<payload>": {"keep": µs, "drop": µs}, ...}: CPU
 -- microseconds per decode, the best of 5 runs. "drop" is null when the
 -- core's decode takes no options (the core before drop_nulls existed).
 local json = require("baseten.core").json
 
-local N = tonumber(arg[1] or "200000")
+local N = tonumber(arg[1] == "count" and arg[3] or arg[1] or "200000")
 local REPS = 5
 
 -- What a stream sends most: a one-token chunk, with the null members
@@ -40,6 +42,12 @@ local function run(text, opts)
     best = math.min(best, os.clock() - t0)
   end
   return best / N * 1e6
+end
+
+if arg[1] == "count" then
+  local opts = arg[2] == "drop" and { drop_nulls = true } or nil
+  for _ = 1, N do json.decode(CHUNK, opts) end
+  return
 end
 
 -- the core before decode options ignored a second argument

@@ -114,7 +114,26 @@ static inline void bt_json_skip_space(bt_json_scanner *sc) {
  * bt_json_scan_string: sc->escaped says whether the body, s[start + 1,
  * pos - 1), needs bt_json_unescape. bt_json_scan_number: sc->integral.
  */
-BT_HIDDEN int bt_json_scan_number(bt_json_scanner *sc);
+/* bt_json_scan_number past its inline fast path. */
+BT_HIDDEN int bt_json_scan_number_full(bt_json_scanner *sc);
+
+/* Inline for a plain integer ("1741569952", "-3") followed by what may end
+ * a number; anything else ("0", fractions, exponents, errors) goes to
+ * json_scan.c. */
+static inline int bt_json_scan_number(bt_json_scanner *sc) {
+  const unsigned char *s = sc->s;
+  size_t n = sc->len, i = sc->pos + (s[sc->pos] == '-');
+  if (i < n && s[i] >= '1' && s[i] <= '9') {
+    do i++;
+    while (i < n && s[i] >= '0' && s[i] <= '9');
+    if (i == n || (s[i] != '.' && s[i] != 'e' && s[i] != 'E' && s[i] != '+' && s[i] != '-')) {
+      sc->integral = 1;
+      sc->pos = i;
+      return 1;
+    }
+  }
+  return bt_json_scan_number_full(sc);
+}
 
 /* bt_json_scan_string from byte i of the string on (an escape, UTF-8, a
  * control character or the end). */
@@ -124,9 +143,11 @@ BT_HIDDEN int bt_json_scan_string_from(bt_json_scanner *sc, size_t i);
  * name, and most values of a stream's chunks): the call into json_scan.c,
  * which costs more than the scan of such a string, is then skipped. */
 static inline int bt_json_scan_string(bt_json_scanner *sc) {
-  const unsigned char *s = sc->s;
+  const unsigned char *s = sc->s, *cls = bt_json_byte_class;
   size_t n = sc->len, i = sc->pos + 1;
-  while (i < n && bt_json_byte_class[s[i]] == 0) i++;
+  /* four plain bytes a step: most of a chunk's bytes are in strings */
+  while (i + 4 <= n && (cls[s[i]] | cls[s[i + 1]] | cls[s[i + 2]] | cls[s[i + 3]]) == 0) i += 4;
+  while (i < n && cls[s[i]] == 0) i++;
   if (i < n && s[i] == '"') {
     sc->escaped = 0;
     sc->pos = i + 1;

@@ -72,15 +72,12 @@ static int strcache_slot(const unsigned char *p, size_t n) {
   return (int)((h ^ (h >> 15)) & (STRCACHE_SIZE - 1)) + 1;
 }
 
-/* Pushes the string p[0, n), from the cache when it is there. */
+/* Pushes the string p[0, n) (0 < n <= STRCACHE_MAXLEN), from the cache
+ * when it is there. */
 static void dec_push_cached(lua_State *L, const decoder *d, const char *p, size_t n) {
   const char *c;
   size_t cn;
   int slot;
-  if (d->cache == 0 || n == 0 || n > STRCACHE_MAXLEN) {
-    lua_pushlstring(L, p, n);
-    return;
-  }
   slot = strcache_slot((const unsigned char *)p, n);
   lua_rawgeti(L, d->cache, slot);
   c = lua_tolstring(L, -1, &cn); /* NULL for an empty slot (nil) */
@@ -106,10 +103,13 @@ static DEC_NOINLINE void dec_push_unescaped(lua_State *L, const unsigned char *p
 }
 
 /* Pushes the body s[start, end) of a scanned string. */
-static void dec_push_body(lua_State *L, const decoder *d, size_t start, size_t end, int escaped) {
-  const unsigned char *p = d->sc.s + start;
-  if (escaped) dec_push_unescaped(L, p, end - start, d->flags);
-  else dec_push_cached(L, d, (const char *)p, end - start);
+static inline void dec_push_body(lua_State *L, const decoder *d, size_t start, size_t end,
+                                 int escaped) {
+  const char *p = (const char *)d->sc.s + start;
+  size_t n = end - start;
+  if (escaped) dec_push_unescaped(L, (const unsigned char *)p, n, d->flags);
+  else if (d->cache == 0 || n == 0 || n > STRCACHE_MAXLEN) lua_pushlstring(L, p, n);
+  else dec_push_cached(L, d, p, n);
 }
 
 static int dec_string(lua_State *L, decoder *d) {

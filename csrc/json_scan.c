@@ -273,7 +273,7 @@ static int number_byte(unsigned char c) {
   return is_digit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-';
 }
 
-int bt_json_scan_number(bt_json_scanner *sc) {
+int bt_json_scan_number_full(bt_json_scanner *sc) {
   const unsigned char *s = sc->s;
   size_t n = sc->len, start = sc->pos, i = start;
   sc->integral = 1;
