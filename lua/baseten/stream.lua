@@ -42,8 +42,11 @@ M.Stream = Stream
 function M.new(client, transfer, on_end)
   M._sweep(client)
   local ctype = transfer:header("content-type") or ""
+  -- _q, _err and _done are read on every chunk: false, not absent, so the
+  -- read finds them in the table (a missing key goes on to __index)
   return setmetatable({
     _client = client, _t = transfer, _acc = accumulate.new(), _on_end = on_end,
+    _q = false, _err = false, _done = false,
     _sse = ctype == "" or ctype:lower():find("text/event-stream", 1, true) ~= nil,
     request_id = errors.scrub(transfer:header("x-request-id"), client:_secret()),
   }, Stream)
@@ -78,7 +81,7 @@ local function release(self, q)
   q[i] = nil
   q.head = i + 1
   if i > q.added then acc_add(self._acc, c) end
-  if i == q.tail then self._q = nil end -- empty: back to the plain path
+  if i == q.tail then self._q = false end -- empty: back to the plain path
   return c
 end
 
@@ -96,7 +99,7 @@ end
 
 local function fail(self, fields)
   fields.request_id = fields.request_id or self.request_id
-  if settle(self) then self._q = nil end -- held chunks are in `partial`
+  if settle(self) then self._q = false end -- held chunks are in `partial`
   fields.partial = self._acc:result()
   local err = errors.new(fields, self._client:_secret())
   self._err = err
@@ -376,7 +379,7 @@ end
 
 --- Cancels the transfer at once. Idempotent; `__gc` and `__close` call it.
 function Stream:close()
-  if settle(self) then self._q = nil end -- held chunks count in snapshot()
+  if settle(self) then self._q = false end -- held chunks count in snapshot()
   self:_release()
   if not self._done and not self._err then self._closed = true end
   ended(self)
