@@ -17,7 +17,7 @@ local json = require("baseten.core").json
 
 local ROOT = os.getenv("BENCH_ROOT") or "."
 local OLD_TREE = assert(os.getenv("COMPARE_OLD_TREE"), "COMPARE_OLD_TREE is not set")
-local OLD = os.getenv("COMPARE_OLD") or "58900e3"
+local OLD = os.getenv("COMPARE_OLD") or "57976ac"
 local N = tonumber(os.getenv("COMPARE_N") or "200000")
 local REPS = tonumber(os.getenv("COMPARE_REPS") or "5")
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/stream_compare.sh: stream CPU of the whole client (Lua modules and
-# core) of an older commit (COMPARE_OLD, default 58900e3: before null members
+# core) of an older commit (COMPARE_OLD, default 57976ac, the `cjson` branch: before null members
 # were dropped and split surrogate pairs mended) against this tree, Lua 5.4
 # and LuaJIT, in one interleaved run (bench/stream_compare.lua says how).
 # Prints a table for bench/RESULTS.md. Builds the old tree from
@@ -8,7 +8,7 @@
 #   bash bench/stream_compare.sh      (COMPARE_N, COMPARE_REPS tune it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OLD=${COMPARE_OLD:-58900e3}
+OLD=${COMPARE_OLD:-57976ac}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 git archive "$OLD" csrc lua | tar -x -C "$TMP"
