@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/stream_compare.sh: stream CPU of the whole client (Lua modules and
-# core) of an older commit (COMPARE_OLD, default 57976ac, the `cjson` branch: before null members
-# were dropped and split surrogate pairs mended) against this tree, Lua 5.4
+# core) of an older commit (COMPARE_OLD, default 57976ac, the `cjson`
+# branch: before null members were dropped and split surrogate pairs
+# mended) against this tree, Lua 5.4
 # and LuaJIT, in one interleaved run (bench/stream_compare.lua says how).
 # Prints a table for bench/RESULTS.md. Builds the old tree from
 # `git archive` into a temporary directory, removed at the end.
