@@ -539,7 +539,9 @@ static int is_done_marker(const sse_event *ev) {
 #define CHUNK_FLAGS (BT_JSON_DROP_NULLS | BT_JSON_LONE_WTF8)
 
 /* Turns one parsed event into the values next_event returns. Returns the
- * number of values, or 0 to skip (an empty data frame). */
+ * number of values, or 0 to skip (an empty data frame). A chunk that holds
+ * lone surrogates (CHUNK_FLAGS) has a third value, how many: "chunk",
+ * table, lone; baseten.stream mends them. */
 static int push_event(lua_State *L, const sse_event *ev) {
   char err[160];
   size_t lone = 0;
@@ -569,10 +571,8 @@ static int push_event(lua_State *L, const sse_event *ev) {
 
 /*
  * t:next_event() -> the next buffered SSE event, decoded:
- *   "chunk", table [, lone] | "done" | "event", type, data | "invalid", data, why
+ *   "chunk", table | "done" | "event", type, data | "invalid", data, why
  *   | "error", why (event too large) | nothing when more bytes are needed.
- * lone: how many lone surrogates the chunk holds (CHUNK_FLAGS), only when
- * it holds any; baseten.stream mends them.
  * This is the per-chunk hot path: bytes go from curl's buffer through the
  * SSE parser straight into the JSON decoder, which builds the Lua table in
  * one pass; no Lua string is made for the payload.
