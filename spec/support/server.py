@@ -16,12 +16,14 @@ Every non-control request consumes the next scripted response (FIFO) queued
 with POST /_control/enqueue; with an empty queue a tiny deterministic mock
 "model" answers /v1/models and /v1/chat/completions.  A model name
 containing "reasoning" ("test/reasoning", "test/reasoning-alt") is a
-reasoning model: see reasoning_response() below.  A model name containing
-"nulls" ("test/nulls") sends every nullable field as null, and one
-containing "utf16-split-K-O" cuts the text by UTF-16 units as JavaScript
-servers do: see null_heavy() and utf16_pieces() below.  The full reference of
+reasoning model: see reasoning_response() below.  The full reference of
 the control API and of the scripted response fields is in the docstrings of
 Handler.control() and Handler.send_scripted() below.
+
+Two more mock models: a model name containing "nulls" ("test/nulls") sends
+every nullable field as null, and one containing "utf16-split-K-O" cuts
+its text by UTF-16 units as JavaScript servers do: see null_heavy() and
+utf16_pieces() below.
 """
 
 import argparse
