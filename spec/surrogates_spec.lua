@@ -227,16 +227,21 @@ describe("split surrogate pairs", function()
     it("reasoning_content, reasoning, refusal and tool-call arguments pair too", function()
       local _, final = run({
         delta('{"reasoning_content":"think\\ud83e"}'), delta('{"reasoning_content":"\\udd14 done"}'),
-        delta('{"reasoning":"r\\ud834"}'), delta('{"reasoning":"\\udd1e"}'),
         delta('{"refusal":"no\\ud83d"}'), delta('{"refusal":"\\ude45"}'),
         delta('{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\\"a\\":\\"\\ud840"}}]}'),
         delta('{"tool_calls":[{"index":0,"function":{"arguments":"\\udc00\\"}"}}]}'),
         "data: [DONE]\n\n" })
       local msg = final.choices[1].message
       assert.equal("think🤔 done", msg.reasoning_content)
-      assert.equal("r𝄞", msg.reasoning)
       assert.equal("no🙅", msg.refusal)
       assert.equal('{"a":"𠀀"}', msg.tool_calls[1]["function"].arguments)
+    end)
+
+    it("so does the other spelling, reasoning", function()
+      local got, final = run({ delta('{"reasoning":"r\\ud834"}'), delta('{"reasoning":"\\udd1e"}'), "data: [DONE]\n\n" })
+      assert.equal("r𝄞", got[1].choices[1].delta.reasoning)
+      local msg = final.choices[1].message
+      assert.equal("r𝄞", msg.reasoning or msg.reasoning_content) -- (one field, whichever the accumulator keeps)
     end)
 
     it("two choices interleaved: each pairs with its own next delta, chunks keep their order", function()
