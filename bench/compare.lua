@@ -67,6 +67,8 @@ local function run_json(cmd)
   return r
 end
 
+local srv
+
 -- Instructions per decode of the stream chunk (callgrind: the same on a
 -- busy machine as on an idle one): the count for COUNT_N decodes less the
 -- count for none, over COUNT_N; each count the least of 3 runs, as Lua
@@ -88,7 +90,26 @@ local function instructions(c, mode)
   return (count(COUNT_N) - count(0)) / COUNT_N
 end
 
-local srv = server.start()
+-- Instructions per streamed chunk, the whole consumer (HTTP, SSE, JSON,
+-- the Lua layer): the count for COUNT_N chunks less the count for none.
+local function stream_instructions(c)
+  local function count(n)
+    local least = math.huge
+    for _ = 1, 2 do
+      srv:reset()
+      srv:enqueue(flood(n))
+      local out = sh(c.env .. "valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. c.bin .. " "
+        .. ROOT .. "/bench/consumer.lua stream " .. q(srv.url))
+      local ir = out:match("Collected%s*:%s*(%d+)")
+      if not ir then error("compare: callgrind failed:\n" .. out, 0) end
+      least = math.min(least, tonumber(ir))
+    end
+    return least
+  end
+  return (count(COUNT_N) - count(0)) / COUNT_N
+end
+
+srv = server.start()
 local ok_run, err = pcall(function()
   for rep = 1, REPS do
     for _, c in ipairs(CONFIGS) do
@@ -102,6 +123,7 @@ local ok_run, err = pcall(function()
   end
   for _, c in ipairs(CONFIGS) do
     c.decode = run_json(c.prefix .. " " .. ROOT .. "/bench/json_decode.lua")
+    c.stream_instr = HAS_VALGRIND and stream_instructions(c) or nil
     c.instr = {}
     for _, mode in ipairs(HAS_VALGRIND and { "keep", "drop" } or {}) do
       if mode == "keep" or c.which == "new" then c.instr[mode] = instructions(c, mode) end
@@ -129,13 +151,19 @@ add(("Measured in one run, %s, on the machine above (load average %s at the end:
   .. N .. " one-token chunks of the flood above, `for chunk in stream`; CPU of the consumer, the best of "
   .. REPS .. " interleaved runs.")
 add("")
-add("| consumer | before: CPU s per 100k chunks | after | after ÷ before |")
-add("|---|---|---|---|")
+add("| consumer | before: CPU s per 100k chunks | after | after ÷ before |"
+  .. " before: instructions per chunk | after | after ÷ before |")
+add("|---|---|---|---|---|---|---|")
 for i = 1, #CONFIGS, 2 do
   local old, new = CONFIGS[i], CONFIGS[i + 1]
-  add(("| baseten, %s | %.3f | %.3f | %.2fx |"):format(old.lua, old.cpu / N * 1e5, new.cpu / N * 1e5,
-    new.cpu / old.cpu))
+  local oi, ni = old.stream_instr, new.stream_instr
+  add(("| baseten, %s | %.3f | %.3f | %.2fx | %s | %s | %s |"):format(old.lua, old.cpu / N * 1e5,
+    new.cpu / N * 1e5, new.cpu / old.cpu, oi and ("%.0f"):format(oi) or "—",
+    ni and ("%.0f"):format(ni) or "—", oi and ni and ("%.3fx"):format(ni / oi) or "—"))
 end
+add("")
+add(("Instructions per chunk: callgrind over the consumer process, %d chunks less none, the least of"
+  .. " 2 runs."):format(COUNT_N))
 add("")
 add("`json.decode` alone (bench/json_decode.lua), µs per decode, the best of 5 runs of 200000:"
   .. " a stream chunk with the null members servers send (`usage`, `logprobs`, `finish_reason`, ...),"
