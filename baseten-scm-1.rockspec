@@ -34,6 +34,7 @@ build = {
       ["baseten.core"] = {
          sources = {
             "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/json.c", "csrc/sse.c", "csrc/lsse.c",
+            "csrc/platform.c",
          },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
