@@ -27,6 +27,12 @@ external_dependencies = {
    -- no header check for CURL: Debian and Ubuntu keep curl/curl.h in a
    -- multiarch include folder that LuaRocks does not search, but the compiler does
    CURL = { library = "curl" },
+   -- Windows: libcurl's import library is libcurl.lib with MSVC (vcpkg) and
+   -- libcurl.dll.a or libcurl.a with MinGW (MSYS2); README "Windows"
+   platforms = {
+      windows = { CURL = { library = "libcurl" } },
+      mingw32 = { CURL = { library = "curl" } },
+   },
 }
 build = {
    type = "builtin",
@@ -50,6 +56,11 @@ build = {
       ["baseten.schema"] = "lua/baseten/schema.lua",
       ["baseten.structured"] = "lua/baseten/structured.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
+   },
+   -- the same library names for the link line (see external_dependencies)
+   platforms = {
+      windows = { modules = { ["baseten.core"] = { libraries = { "libcurl" } } } },
+      mingw32 = { modules = { ["baseten.core"] = { libraries = { "curl" } } } },
    },
    install = {
       -- the command-line tool; LuaRocks wraps it with the paths of the tree
