@@ -46,8 +46,8 @@ double bt_mono_now(void) {
 #elif defined(BT_MACH_CLOCK)
 
 double bt_mono_now(void) {
-  static mach_timebase_info_data_t tb; /* constant; racing writers store the same */
-  if (tb.denom == 0) mach_timebase_info(&tb);
+  mach_timebase_info_data_t tb; /* cheap; no static, so no race between Lua states */
+  mach_timebase_info(&tb);
   return (double)mach_absolute_time() * (double)tb.numer / (double)tb.denom / 1e9;
 }
 

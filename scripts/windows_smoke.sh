@@ -73,6 +73,13 @@ export SMOKE_URL=http://127.0.0.1:$MOCK_PORT/v1 SMOKE_KEY=smoke-key
 export SMOKE_SCRIPTED_URL=http://127.0.0.1:$SCRIPTED_PORT/v1
 export LUA_PATH="$(winpath "$ROOT/lua")\\?.lua;$(winpath "$ROOT/lua")\\?\\init.lua"
 
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+  t0=$SECONDS
+  "$WINE" wineboot --init >"$OUT/wineboot.log" 2>&1 || {
+    cat "$OUT/wineboot.log" >&2; echo "windows_smoke: wineboot failed" >&2; exit 1; }
+  echo "windows_smoke: made the Wine prefix build/windows/wine in $((SECONDS - t0)) s"
+fi
+
 status=0
 for lua in "${LUAS[@]}"; do
   case "$lua" in
