@@ -18,6 +18,8 @@ LUAS=("$@")
 [ ${#LUAS[@]} -eq 0 ] && LUAS=(luajit lua54)
 WINE=${WINE:-$(command -v wine || command -v wine64 || echo /usr/lib/wine/wine64)}
 export WINEPREFIX=$OUT/wine WINEDEBUG=-all WINEDLLOVERRIDES="mscoree=;mshtml="
+export HOME=$OUT/home # Wine links its user folders to $HOME: keep them in build/
+mkdir -p "$HOME"
 unset DISPLAY LUA_PATH_5_4 LUA_CPATH LUA_CPATH_5_4 LUA_INIT LUA_INIT_5_4
 
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
@@ -27,6 +29,10 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
+  # Wine's Z: drive links to /, and its Desktop, Documents, ... to $HOME:
+  # tools that walk the tree (luacheck .) would walk the file system
+  # through them. Only the prefix's relative links (c: -> ../drive_c) stay.
+  find "$WINEPREFIX" -type l -lname '/*' -delete 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -79,6 +85,9 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
     cat "$OUT/wineboot.log" >&2; echo "windows_smoke: wineboot failed" >&2; exit 1; }
   echo "windows_smoke: made the Wine prefix build/windows/wine in $((SECONDS - t0)) s"
 fi
+
+mkdir -p "$WINEPREFIX/dosdevices"
+ln -sfn / "$WINEPREFIX/dosdevices/z:" # the suite's paths are Z:\...
 
 status=0
 for lua in "${LUAS[@]}"; do
