@@ -28,9 +28,16 @@ build/test_json_scan: csrc/json_scan.c csrc/json.h csrc/test/test_json_scan.c
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_json_scan.c csrc/json_scan.c
 
-test-c: deps build/test_sse build/test_json_scan
+# the OS layer alone; float-cast-overflow catches a double slept out of range
+build/test_platform: csrc/platform.c csrc/platform.h csrc/test/test_platform.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_DEV) $(SAN) -fsanitize=float-cast-overflow -I/usr/include/lua5.4 -Icsrc \
+	  -o $@ csrc/test/test_platform.c csrc/platform.c -llua5.4 -lcurl -lm
+
+test-c: deps build/test_sse build/test_json_scan build/test_platform
 	@./build/test_sse
 	@./build/test_json_scan
+	@./build/test_platform
 
 test-lua: build
 	@bash scripts/test.sh
@@ -64,6 +71,17 @@ sanitize: build
 valgrind: build
 	@bash scripts/deps.sh tools
 	@bash scripts/valgrind.sh
+
+# Windows: `make windows` cross-builds libcurl (Schannel), LuaJIT, Lua 5.4
+# and baseten/core.dll for each with MinGW-w64, from Debian's source
+# packages, into build/windows (scripts/windows.sh); `make windows-smoke`
+# runs spec/windows/smoke.lua under Wine with both interpreters.
+.PHONY: windows windows-smoke
+windows:
+	@bash scripts/windows.sh
+
+windows-smoke:
+	@bash scripts/windows_smoke.sh
 
 demo: deps
 	@LUA_VERSIONS=5.4 bash scripts/build.sh

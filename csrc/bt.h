@@ -44,7 +44,7 @@ BT_HIDDEN int bt_json_push_decoded(lua_State *L, const char *s, size_t len, unsi
 /* lsse.c: sets field "sse" of the table on top of the stack. */
 BT_HIDDEN void bt_sse_open(lua_State *L);
 
-/* http.c: sets the engine constructor and clock helpers. */
+/* http.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);
 
 #endif

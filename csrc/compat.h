@@ -61,7 +61,12 @@ static inline void *luaL_testudata(lua_State *L, int i, const char *tname) {
  * exported (see core.c). Declarations carry the attribute so the rule holds
  * even when a build (LuaRocks' builtin type) does not pass -fvisibility=hidden.
  */
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(_WIN32) || defined(__CYGWIN__)
+/* A DLL exports only what is marked dllexport, once one symbol is: nothing
+ * else needs hiding, and GCC ignores (and warns about) visibility there. */
+#define BT_HIDDEN
+#define BT_EXPORT __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
 #define BT_HIDDEN __attribute__((visibility("hidden")))
 #define BT_EXPORT __attribute__((visibility("default")))
 #else

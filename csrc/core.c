@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include "bt.h"
+#include "platform.h"
 
 #define BT_CORE_VERSION "0.1.0"
 
@@ -22,6 +23,7 @@ int luaopen_baseten_core(lua_State *L) {
   bt_json_open(L);
   bt_sse_open(L);
   bt_http_open(L);
+  bt_platform_open(L);
   lua_pushliteral(L, BT_CORE_VERSION);
   lua_setfield(L, -2, "VERSION");
   /* the Lua whose headers built this core, as _VERSION says it ("Lua 5.4");

@@ -7,16 +7,13 @@
  * Lua error can unwind through libcurl (the Lua-cURLv3 lesson). SSE parsing
  * and JSON decoding happen later, in transfer:next_event(), outside curl.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep */
 #include <curl/curl.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
 #include "bt.h"
+#include "platform.h"
 #include "sse.h"
 
 #define ENGINE_MT "baseten.core.engine"
@@ -56,12 +53,6 @@ struct bt_transfer {
   char request_id[128], retry_after[64], retry_after_ms[32], ctype[128];
   char errbuf[CURL_ERROR_SIZE];
 };
-
-static double mono_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---------------------------------------------------------------- buffer */
 
@@ -106,7 +97,7 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud) {
   }
   memcpy(t->buf + t->len, ptr, bytes);
   if (t->engine) t->engine->active = 1;
-  t->last_rx = mono_now();
+  t->last_rx = bt_mono_now();
   t->len += bytes;
   t->total += bytes;
   return bytes;
@@ -122,7 +113,7 @@ static void copy_value(char *dst, size_t cap, const char *v, size_t n) {
 
 static int header_is(const char *line, size_t n, const char *name) {
   size_t k = strlen(name);
-  return n > k && line[k] == ':' && strncasecmp(line, name, k) == 0;
+  return n > k && line[k] == ':' && bt_ascii_ncasecmp(line, name, k) == 0;
 }
 
 /* Each response (a 100 Continue, a redirect, the final one) starts with a
@@ -130,7 +121,7 @@ static int header_is(const char *line, size_t n, const char *name) {
 static size_t on_header(char *line, size_t size, size_t n, void *ud) {
   bt_transfer *t = ud;
   size_t len = size * n;
-  t->last_rx = mono_now();
+  t->last_rx = bt_mono_now();
   if (t->engine) t->engine->active = 1;
   if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
     const char *sp = memchr(line, ' ', len);
@@ -235,7 +226,7 @@ static void engine_collect(bt_engine *e) {
  * low-speed check averages over several seconds, too coarse for this).
  * Returns the seconds until the nearest idle deadline, or `cap`. */
 static double engine_check_idle(bt_engine *e, double cap) {
-  double now = mono_now();
+  double now = bt_mono_now();
   bt_transfer *t = e->head, *next;
   for (; t != NULL; t = next) {
     next = t->next;
@@ -375,7 +366,7 @@ static void set_timeouts(lua_State *L, bt_transfer *t, int opts) {
   if ((ms = opt_ms(L, opts, "connect_timeout")) > 0)
     curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, ms);
   t->idle = (double)opt_ms(L, opts, "idle_timeout") / 1000.0;
-  t->last_rx = mono_now();
+  t->last_rx = bt_mono_now();
 }
 
 static void set_basics(lua_State *L, bt_transfer *t, int opts) {
@@ -648,31 +639,6 @@ static int transfer_tostring(lua_State *L) {
   return 1;
 }
 
-/* ---------------------------------------------------------------- clock */
-
-static int clock_now(lua_State *L) {
-  lua_pushnumber(L, mono_now());
-  return 1;
-}
-
-static int clock_sleep(lua_State *L) {
-  double s = luaL_checknumber(L, 1);
-  struct timespec ts;
-  if (s <= 0) return 0;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-  return 0;
-}
-
-static int core_curl_version(lua_State *L) {
-  const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-  lua_pushstring(L, v->version);
-  lua_pushstring(L, v->ssl_version ? v->ssl_version : "");
-  lua_pushboolean(L, (v->features & CURL_VERSION_HTTP2) != 0);
-  return 3;
-}
-
 static void new_class(lua_State *L, const char *name, const luaL_Reg *m) {
   luaL_newmetatable(L, name);
   luaL_setfuncs(L, m, 0);
@@ -702,11 +668,7 @@ void bt_http_open(lua_State *L) {
                                         {"__close", transfer_close},
                                         {"__tostring", transfer_tostring},
                                         {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"engine", engine_new},
-                                   {"now", clock_now},
-                                   {"sleep", clock_sleep},
-                                   {"curl_version", core_curl_version},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"engine", engine_new}, {NULL, NULL}};
   new_class(L, ENGINE_MT, engine_m);
   new_class(L, TRANSFER_MT, transfer_m);
   luaL_setfuncs(L, funcs, 0);

@@ -31,7 +31,7 @@
  * Hidden like every cross-file function (see compat.h), but spelled out here
  * because this header deliberately includes nothing from Lua.
  */
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__)
 #define SSE_HIDDEN __attribute__((visibility("hidden")))
 #else
 #define SSE_HIDDEN

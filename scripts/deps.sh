@@ -17,6 +17,8 @@ for g in "$@"; do
     locale) PKGS+=(locales) ;; # the Makefile's deps-test then generates de_DE.UTF-8
     tls) PKGS+=(nginx-light openssl) ;;
     docs) PKGS+=(lua-ldoc lua-discount cppcheck clang-format) ;;
+    # make windows: the MinGW-w64 cross compiler, Wine, and apt-get source
+    windows) PKGS+=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine64 dpkg-dev xz-utils) ;;
     # a machine may already have Node.js from elsewhere (its own npm inside):
     # Debian's npm would conflict with it
     bench) PKGS+=(libcjson-dev); command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm) ;;
