@@ -50,6 +50,7 @@ build = {
       ["baseten.request"] = "lua/baseten/request.lua",
       ["baseten.structured"] = "lua/baseten/structured.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
+      ["baseten.batch"] = "lua/baseten/batch.lua",
    },
    install = {
       -- the command-line tool; LuaRocks wraps it with the paths of the tree
