@@ -18,7 +18,7 @@ for g in "$@"; do
     docs) PKGS+=(lua-ldoc lua-discount cppcheck clang-format) ;;
     # a machine may already have Node.js from elsewhere (its own npm inside):
     # Debian's npm would conflict with it
-    bench) PKGS+=(libcjson-dev); command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm) ;;
+    bench) PKGS+=(libcjson-dev); command -v nginx >/dev/null 2>&1 || PKGS+=(nginx-light); command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm) ;;
   esac
 done
 missing=()

@@ -136,7 +136,9 @@ local function new_batch(client, requests, opts, where)
                         -- transfer is on the engine, else "retry"
   }, Batch)
   b._observe = function(outcome, v) b:_observed(outcome, v) end
-  b._refusal = n > 0 and request.missing_key(request.new(client, "POST", PATH, nil, false, copts)) or nil
+  local probe = request.new(client, "POST", PATH, nil, false, copts)
+  b._refusal = n > 0 and request.missing_key(probe) or nil
+  b._wire = request.wire(probe) -- one for every call of the batch
   return b
 end
 
@@ -204,6 +206,7 @@ function Batch:_take()
         call = request.new(client, "POST", PATH, body, false, self._copts)
         call.i = i
         call.on_attempt = self._observe
+        call.wire = self._wire
         return call
       end
       local e = self:_finish(i, nil, errors.new({ kind = "bad_request", attempts = 0, elapsed = 0,
