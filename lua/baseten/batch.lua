@@ -41,6 +41,7 @@ local async = require("baseten.async")
 
 local Client = client_mod.Client
 local now = core.now
+local json_null = core.json.null
 local floor, max, min = math.floor, math.max, math.min
 
 local M = {}
@@ -78,7 +79,7 @@ local function check_requests(client, requests, where)
       bad(i, ".messages must be a non-empty array")
     end
     if req.model == nil and default_model == nil then bad(i, ".model is required (or set model on the client)") end
-    if req.stream then bad(i, ".stream: batch requests are not streamed") end
+    if req.stream and req.stream ~= json_null then bad(i, ".stream: batch requests are not streamed") end
   end
   return n
 end

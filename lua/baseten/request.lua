@@ -11,7 +11,8 @@
 -- A call is a plain table: `client`, `method`, `path`, `body` (JSON text),
 -- `stream`, `opts` (`timeout`, `max_retries`, `headers`), `attempt` (the
 -- number of attempts launched), `t0` (when the first one started), and
--- optionally `on_attempt` (below).
+-- optionally `on_attempt` (below) and `wire` (the engine options, see
+-- `M.wire`: a caller that sends many calls of one kind builds them once).
 --
 -- One retry policy: `judge` decides, for blocking and non-blocking calls
 -- alike, whether an attempt succeeded, is retried (and after what delay), or
