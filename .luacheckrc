@@ -4,7 +4,7 @@ globals = {}           -- the library defines no globals
 max_line_length = 120
 include_files = {
   "lua/**/*.lua", "spec/**/*.lua", "examples/**/*.lua", "bench/**/*.lua",
-  "bin/baseten", "*.rockspec", ".luacheckrc", "config.ld",
+  "bin/baseten", "*.rockspec", "rockspecs/*.rockspec", ".luacheckrc", "config.ld", "build.lua",
 }
 exclude_files = { ".rocks/**", "build/**", "bench/node_modules/**" }
 

@@ -8,7 +8,7 @@ CC ?= cc
 CFLAGS_DEV = -std=c99 -O1 -g -Wall -Wextra -Wpedantic -Werror -fPIC -fvisibility=hidden
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all deps build test test-c test-lua demo lint sanitize valgrind fuzz bench docs clean
+.PHONY: all deps deps-test build test test-c test-lua demo lint sanitize valgrind fuzz bench docs clean love-kit release
 
 all: build
 
@@ -29,7 +29,15 @@ test-c: deps build/test_sse
 test-lua: build
 	@bash scripts/test.sh
 
-test: deps build test-c
+# what the whole suite needs, as CI installs it: Neovim, LÖVE and xvfb for
+# the host specs, nginx for TLS, and a locale with a ',' decimal point for
+# the JSON spec. scripts/test.sh fails on a pending spec, saying why.
+deps-test:
+	@bash scripts/deps.sh hosts tls locale
+	@locale -a 2>/dev/null | grep -qi '^de_DE.utf8$$' || { echo "deps: generating the de_DE.UTF-8 locale" >&2; \
+	  $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) localedef -i de_DE -f UTF-8 de_DE.UTF-8; }
+
+test: deps deps-test build test-c
 	@bash scripts/test.sh
 
 # Hardening. `make fuzz`: libFuzzer targets (clang, ASan + UBSan) for the SSE
@@ -65,6 +73,7 @@ lint:
 	cppcheck -q --enable=warning,performance,portability --error-exitcode=1 --std=c99 \
 	  --suppress=missingIncludeSystem --suppress=nullPointer:csrc/test/test_sse.c -I csrc csrc/
 	luarocks lint baseten-scm-1.rockspec
+	@for r in rockspecs/*.rockspec; do [ -e "$$r" ] || continue; echo "luarocks lint $$r"; luarocks lint "$$r" || exit 1; done
 
 # The HTML API reference, with LDoc (config.ld), into build/docs.
 docs:
@@ -80,6 +89,24 @@ docs:
 # openai-node into bench/node_modules from bench/package-lock.json.
 bench: build
 	@bash bench/run.sh
+
+# LÖVE (README, "LÖVE"): build.lua builds the core for LuaJIT into
+# lua/baseten/core.so (what `love examples/love` loads in a clone), and
+# build/love-kit/baseten/ gets what a game copies in: the Lua files and core.so.
+LUAJIT ?= luajit
+lua/baseten/core.so: build.lua $(wildcard csrc/*.c csrc/*.h)
+	@$(LUAJIT) build.lua
+
+love-kit: deps lua/baseten/core.so
+	@rm -rf build/love-kit && mkdir -p build/love-kit/baseten
+	@cp lua/baseten/*.lua lua/baseten/core.so build/love-kit/baseten/
+	@rm -f build/love-kit/baseten/types.lua build/love-kit/baseten/health.lua
+	@echo "love-kit: build/love-kit/baseten (the README's LÖVE section says where each part goes)"
+
+# A versioned rockspec, rockspecs/baseten-$(VERSION)-1.rockspec, pinned to tag
+# v$(VERSION) and checked with `luarocks lint` (scripts/release.sh).
+release:
+	@VERSION=$(VERSION) bash scripts/release.sh
 
 clean:
 	rm -rf build .rocks .rocks-*.log

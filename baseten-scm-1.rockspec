@@ -20,6 +20,9 @@ list) and LuaLS type definitions (baseten/types.lua) for editor completion.
    license = "MIT",
    labels = { "llm", "openai", "http", "sse", "json" },
 }
+-- where the C core builds: Linux (CI builds and tests it) and macOS (plain
+-- POSIX C99 over libcurl; no CI). Windows: its own issue.
+supported_platforms = { "linux", "macosx" }
 dependencies = {
    "lua >= 5.1, < 5.5",
 }
@@ -51,6 +54,9 @@ build = {
       ["baseten.structured"] = "lua/baseten/structured.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
       ["baseten.batch"] = "lua/baseten/batch.lua",
+      ["baseten.abi"] = "lua/baseten/abi.lua",
+      ["baseten.uv"] = "lua/baseten/uv.lua",
+      ["baseten.health"] = "lua/baseten/health.lua",
    },
    install = {
       -- the command-line tool; LuaRocks wraps it with the paths of the tree

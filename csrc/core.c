@@ -24,5 +24,9 @@ int luaopen_baseten_core(lua_State *L) {
   bt_http_open(L);
   lua_pushliteral(L, BT_CORE_VERSION);
   lua_setfield(L, -2, "VERSION");
+  /* the Lua whose headers built this core, as _VERSION says it ("Lua 5.4");
+     LuaJIT reports "Lua 5.1": :checkhealth compares the two */
+  lua_pushliteral(L, LUA_VERSION);
+  lua_setfield(L, -2, "LUA_VERSION");
   return 1;
 }

@@ -1,4 +1,5 @@
--- The quick-start job: a streamed chat, then a tool call.
+-- The quick-start job: a streamed chat, a reasoning model's thinking apart
+-- from its answer, then a tool call.
 -- With BASETEN_API_KEY set it talks to Baseten's Model APIs; without it, to
 -- the bundled local OpenAI-compatible server (spec/support/server.py).
 --   make demo          (or: lua examples/demo.lua from the repo root)
@@ -30,7 +31,24 @@ local ok, failure = pcall(function()
   print()
   if final.usage then print(("(%d tokens)"):format(final.usage.total_tokens)) end
 
-  -- 2. A tool call: the model asks for get_weather, the Lua handler answers.
+  -- 2. A reasoning model: its thinking (kind "reasoning") apart from its answer.
+  print("\n== reasoning model (deepseek-ai/DeepSeek-R1-0528)")
+  local thinking = baseten.check(client:stream{
+    model = "deepseek-ai/DeepSeek-R1-0528",
+    messages = { { role = "user", content = "Is 1001 a prime number?" } },
+  })
+  local last
+  for piece, kind in thinking:pieces() do
+    if kind ~= last then io.write(kind == "reasoning" and "[thinking] " or "\n[answer] ") end
+    last = kind
+    io.write(piece)
+    io.flush()
+  end
+  print()
+  local used = client:usage()
+  print(("(%d requests so far, %d reasoning tokens)"):format(used.requests, used.reasoning_tokens))
+
+  -- 3. A tool call: the model asks for get_weather, the Lua handler answers.
   print("\n== tool call")
   local get_weather = baseten.tool{
     name = "get_weather",

@@ -13,7 +13,8 @@ PKGS=(
 for g in "$@"; do
   case "$g" in
     tools) PKGS+=(clang libclang-rt-14-dev valgrind locales) ;;
-    hosts) PKGS+=(neovim love xvfb xauth) ;;
+    hosts) PKGS+=(neovim love xvfb xauth zip lua-luv) ;;
+    locale) PKGS+=(locales) ;; # the Makefile's deps-test then generates de_DE.UTF-8
     tls) PKGS+=(nginx-light openssl) ;;
     docs) PKGS+=(lua-ldoc lua-discount cppcheck clang-format) ;;
     # a machine may already have Node.js from elsewhere (its own npm inside):

@@ -18,9 +18,16 @@ for pair in $interps; do
     s=$(echo "$line" | sed -E 's#^([0-9]+) success.*#\1#')
     f=$(echo "$line" | sed -E 's#^[0-9]+ success(es)? / ([0-9]+) failure.*#\2#')
     e=$(echo "$line" | sed -E 's#.* / ([0-9]+) errors?.*#\1#')
+    pe=$(echo "$line" | sed -E 's#.* / ([0-9]+) pending.*#\1#')
     echo "== $interp: $line"
     if [ "$f" != 0 ] || [ "$e" != 0 ] || [ $rc -ne 0 ]; then
       grep -vE '^[●◼✱]+$' "$out" | tail -80; status=1
+    fi
+    # a spec that cannot run fails the run, with its reason: never silently pending
+    if [ "$pe" != 0 ]; then
+      echo "== $interp: $pe pending: these specs could not run (make test installs what they need):"
+      grep -A3 '^Pending → ' "$out" | grep -v '^--$'
+      status=1; failed=$((failed + pe))
     fi
     passed=$((passed + s)); failed=$((failed + f + e))
   fi

@@ -27,7 +27,8 @@ describe("accumulate", function()
     local m = r.choices[1].message
     assert.equal("assistant", m.role)
     assert.equal("Hello", m.content)
-    assert.equal("think hard", m.reasoning_content)
+    -- reasoning_content: each chunk's reasoning under either name, once per chunk
+    assert.equal("think hardr2", m.reasoning_content)
     assert.equal("r1r2", m.reasoning)
     assert.equal("no", m.refusal)
     assert.equal("c1", r.id)

@@ -78,6 +78,7 @@ describe("examples", function()
   it("demo.lua streams a chat and calls a tool", function()
     check("examples/demo.lua", {
       "== streamed chat", "== tool call", 'handler: get_weather("Paris")',
+      "[thinking] The user said: Is 1001 a prime number? I should answer.\n[answer] Hello from the local",
     })
   end)
 end)

@@ -1,9 +1,17 @@
--- The examples inside the real host programs, against the local test server:
--- examples/nvim in a headless Neovim and examples/love in LÖVE (without a
--- window, and with one under xvfb-run). Both hosts run LuaJIT, so they load
--- the Lua 5.1 build in .rocks/5.1 (scripts/build.sh) through LUA_PATH and
--- LUA_CPATH. A host that is not installed makes its test pending; CI
--- installs them all (scripts/deps.sh hosts).
+-- The library inside the real host programs, installed the way each host's
+-- users install it, against the local test server:
+--   * Neovim: a fresh copy of the repository (the files a `git clone` has)
+--     used as a plugin folder: build.lua builds the core into
+--     lua/baseten/core.so, then a headless `nvim -u NONE` with only that
+--     folder on the runtimepath, and no LUA_PATH or LUA_CPATH, streams into a
+--     buffer through baseten.uv, cancels a stream and passes :checkhealth
+--     (spec/support/nvim_plugin.lua); the example plugin (examples/nvim) the
+--     same way.
+--   * LÖVE: `make love-kit`, then the example game as a folder
+--     (`love examples/love`, as the README says), zipped as a .love with the
+--     core in the save directory, and fused, each headless or under xvfb-run.
+-- A host that is not installed fails the test with a message (CI and
+-- `make test` install them: scripts/deps.sh hosts).
 --
 -- Each test takes one to two seconds (a 1.1 s stream plus the host's
 -- start), so the file runs under every interpreter of scripts/test.sh.
@@ -27,9 +35,6 @@ local ROOT = (function()
   return root
 end)()
 
-local TREE = ROOT .. "/.rocks/5.1"
-local CORE_SO = TREE .. "/lib/lua/5.1/baseten/core.so"
-
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
@@ -40,8 +45,13 @@ local function execute(cmd)
   return a == true, c
 end
 
-local function have(program)
-  return (execute("command -v " .. program .. " >/dev/null 2>&1"))
+-- A host program the test needs: missing is a failure that says how to get
+-- it, never a silently pending test.
+local function need(program, package)
+  if not execute("command -v " .. program .. " >/dev/null 2>&1") then
+    error(program .. " is not installed: `bash scripts/deps.sh hosts` installs it (Debian package "
+      .. package .. "); `make test` and CI do", 0)
+  end
 end
 
 local function read(path)
@@ -52,20 +62,6 @@ local function read(path)
   return s
 end
 
--- The environment of a host: the Lua 5.1 build first, scratch XDG dirs.
-local function host_env(tmp, extra)
-  local env = {
-    LUA_PATH = TREE .. "/share/lua/5.1/?.lua;" .. TREE .. "/share/lua/5.1/?/init.lua;;",
-    LUA_CPATH = TREE .. "/lib/lua/5.1/?.so;;",
-    XDG_RUNTIME_DIR = tmp, XDG_CONFIG_HOME = tmp .. "/config", XDG_DATA_HOME = tmp .. "/data",
-    XDG_STATE_HOME = tmp .. "/state", XDG_CACHE_HOME = tmp .. "/cache",
-  }
-  for k, v in pairs(extra or {}) do env[k] = v end
-  local parts = { "env", "-u LUA_INIT", "-u LUA_INIT_5_1" }
-  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
-  return table.concat(parts, " ")
-end
-
 local function mktemp_dir()
   local p = io.popen("mktemp -d")
   local dir = p:read("*l")
@@ -74,14 +70,51 @@ local function mktemp_dir()
   return dir
 end
 
--- Runs a host; returns ok, the decoded result file, and the host's output.
-local function run_host(cmd, tmp)
-  assert(io.open(CORE_SO, "rb"), "no Lua 5.1 build at " .. CORE_SO .. ": run scripts/build.sh"):close()
+-- Runs a shell command in `dir` with output to a log; fails with the log.
+local function sh(dir, cmd, what)
+  local log = os.tmpname()
+  local ok = execute("cd " .. q(dir) .. " && { " .. cmd .. "; } </dev/null >" .. q(log) .. " 2>&1")
+  local text = read(log) or ""
+  os.remove(log)
+  assert(ok, (what or cmd) .. " failed:\n" .. text)
+  return text
+end
+
+-- A host's environment: no LUA_PATH, LUA_CPATH or LUA_INIT (a user's
+-- editor or game has none), scratch XDG folders (LÖVE's save directory is
+-- $XDG_DATA_HOME/love/<identity>).
+local function host_env(tmp, extra)
+  local parts = { "env", "-u LUA_PATH", "-u LUA_CPATH", "-u LUA_INIT", "-u LUA_INIT_5_1", "-u BASETEN_API_KEY",
+    "-u BASETEN_BASE_URL", "-u BASETEN_MODEL", "-u BASETEN_LOG",
+    "-u LUA_PATH_5_1", "-u LUA_CPATH_5_1" }
+  local env = {
+    XDG_RUNTIME_DIR = tmp, XDG_CONFIG_HOME = tmp .. "/config", XDG_DATA_HOME = tmp .. "/data",
+    XDG_STATE_HOME = tmp .. "/state", XDG_CACHE_HOME = tmp .. "/cache",
+  }
+  for k, v in pairs(extra or {}) do env[k] = v end
+  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
+  return table.concat(parts, " ")
+end
+
+-- Runs a host in `dir`; returns ok, the decoded result file, and the output.
+local function run_host(dir, cmd, tmp)
   local log, out = tmp .. "/host.log", tmp .. "/result.json"
-  local ok = execute("cd " .. q(ROOT) .. " && " .. cmd .. " </dev/null >" .. q(log) .. " 2>&1")
+  os.remove(out)
+  local ok = execute("cd " .. q(dir) .. " && " .. cmd .. " </dev/null >" .. q(log) .. " 2>&1")
   local text = read(out)
   local result = text and json.decode(text) or nil
   return ok, result, read(log) or ""
+end
+
+-- A fresh copy of the repository: the files a `git clone` of this checkout
+-- has (tracked, plus new files not ignored), nothing built.
+local function fresh_copy(tmp)
+  local dir = tmp .. "/baseten"
+  sh(ROOT, "mkdir -p " .. q(dir) .. " && git ls-files -z --cached --others --exclude-standard"
+    .. " | xargs -0 sh -c 'for f do [ -e \"$f\" ] && printf \"%s\\n\" \"$f\"; done' sh"
+    .. " | tar -cf - -T - | tar -xf - -C " .. q(dir), "copying the repository")
+  assert(not io.open(dir .. "/lua/baseten/core.so", "rb"), "the copy holds a built core")
+  return dir
 end
 
 local MODEL = "test/model"
@@ -106,16 +139,65 @@ local function slow_stream()
   return { chunks = chunks, chunk_delay = 0.05 }
 end
 
-describe("examples in real hosts", function()
-  local srv, tmp
+-- nvim with only `rtp` on the runtimepath, running a Lua file
+local function nvim_cmd(tmp, rtp, file, extra)
+  local cmd = host_env(tmp, extra) .. " timeout 60 nvim --headless -u NONE -i NONE -n"
+  for _, dir in ipairs(rtp) do cmd = cmd .. " --cmd " .. q("set rtp^=" .. dir) end
+  return cmd .. " -c " .. q("luafile " .. file)
+end
+
+-- `:lua dofile(build.lua)` in a headless nvim, the way a plugin manager
+-- runs it; exits non-zero when it raises
+local function nvim_build(tmp, copy)
+  local lua = "local ok, e = pcall(dofile, " .. ("%q"):format(copy .. "/build.lua")
+    .. ") if not ok then io.stderr:write(tostring(e), '\\n') vim.cmd('cq') end"
+  return sh(copy, host_env(tmp) .. " timeout 120 nvim --headless -u NONE -i NONE -n --cmd "
+    .. q("set rtp^=" .. copy) .. " -c " .. q("lua " .. lua) .. " -c 'qa!'", "build.lua in nvim")
+end
+
+local function no_error_lines(lines)
+  local bad = {}
+  for _, line in ipairs(lines) do
+    if line:find("ERROR", 1, true) then bad[#bad + 1] = line end
+  end
+  return bad
+end
+
+describe("hosts, installed as their users install them", function()
+  local srv, tmp, shared
 
   setup(function()
     srv = server.start()
+    shared = { dir = mktemp_dir() }
   end)
 
   teardown(function()
     srv:stop()
+    execute("rm -rf " .. q(shared.dir))
   end)
+
+  -- One fresh copy for the file, built once by build.lua inside nvim (the
+  -- plugin manager's way); the tests that change a copy make their own.
+  local function plugin_copy()
+    need("nvim", "neovim")
+    if not shared.copy then
+      local copy = fresh_copy(shared.dir)
+      shared.build_log = nvim_build(tmp, copy)
+      shared.copy = copy
+    end
+    return shared.copy
+  end
+
+  -- the same copy after `make love-kit`
+  local function love_kit()
+    need("love", "love")
+    local copy = plugin_copy()
+    if not shared.kit then
+      sh(copy, "make love-kit", "make love-kit")
+      shared.kit = true
+    end
+    return copy
+  end
 
   before_each(function()
     srv:reset()
@@ -126,22 +208,112 @@ describe("examples in real hosts", function()
     execute("rm -rf " .. q(tmp))
   end)
 
-  it("Neovim: :BasetenChat streams into a scratch buffer while the editor keeps running", function()
-    if not have("nvim") then
-      pending("nvim not installed")
-      return
+  it("Neovim: the repository as a plugin folder: build.lua, require, a stream into a buffer, cancel, :checkhealth",
+    function()
+      local copy = plugin_copy()
+      assert.truthy(shared.build_log:find("built lua/baseten/core.so", 1, true), shared.build_log)
+      srv:enqueue(slow_stream(), slow_stream())
+      local cmd = nvim_cmd(tmp, { copy }, ROOT .. "/spec/support/nvim_plugin.lua", {
+        BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json", BASETEN_API_KEY = "test-key",
+      })
+      local _, r, log = run_host(tmp, cmd, tmp)
+      assert(r, "nvim wrote no result:\n" .. log)
+      assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
+      assert.equal(json.null, r.env_lua_path)
+      assert.equal(json.null, r.env_lua_cpath)
+      assert.same({ copy .. "/lua/baseten/core.so" }, r.core_file)
+      assert.same({ copy .. "/lua/baseten/init.lua" }, r.init_file)
+      assert.equal(json.null, r.core_on_cpath) -- found on the runtimepath
+      assert.equal(json.null, r.err)
+      assert.equal(EXPECTED, r.text)
+      assert.equal(EXPECTED, r.buffer)
+      assert.equal(20, r.chunks)
+      assert.is_true(r.active_at_start)
+      assert.is_true(r.ticks_streaming >= 20, "the poll timer ticked " .. r.ticks_streaming .. " times")
+      assert.is_true(r.heartbeats_streaming >= 20, "only " .. r.heartbeats_streaming .. " heartbeats")
+      assert.is_true(r.max_heartbeat_gap_ms < 500, "the editor stalled " .. r.max_heartbeat_gap_ms .. " ms")
+      -- the second stream: canceled at its first chunk
+      assert.is_true(r.second_done)
+      assert.equal("canceled", r.second_err_kind)
+      -- (chunks already parsed in that same poll may still arrive; the rest do not)
+      assert.is_true(r.second_chunks >= 1 and r.second_chunks < 22, r.second_chunks .. " chunks")
+      -- and then the timer stopped by itself
+      assert.is_false(r.active_after)
+      assert.equal(0, r.pending_after)
+      -- :checkhealth baseten
+      local health = table.concat(r.health, "\n")
+      assert.same({}, no_error_lines(r.health), health)
+      assert.truthy(health:find("core " .. baseten.VERSION .. " loaded from " .. copy .. "/lua/baseten/core.so", 1, true),
+        health)
+      assert.truthy(health:find("built for Lua 5.1; Neovim runs LuaJIT", 1, true), health)
+      assert.truthy(health:find("libcurl %d+%.%d+"), health)
+      assert.truthy(health:find("TLS backend: ", 1, true), health)
+      assert.truthy(health:find("HTTP/2: ", 1, true), health)
+      assert.truthy(health:find("BASETEN_API_KEY is set", 1, true), health)
+      assert.is_nil(health:find("test-key", 1, true)) -- never the key's value
+      assert.truthy(health:find("answers models(): ", 1, true), health)
+      local reqs = srv:requests()
+      assert.equal(3, #reqs) -- two streams and models()
+      assert.equal("hello", reqs[1].json.messages[1].content)
+      assert.equal("second", reqs[2].json.messages[1].content)
+      assert.equal("GET", reqs[3].method)
+    end)
+
+  it("Neovim: the README's baseten.uv block runs as written, streaming into its buffer", function()
+    local copy = plugin_copy()
+    local readme = assert(read(ROOT .. "/README.md"))
+    local section = readme:match("\n## Neovim\n(.-)\n## ")
+    assert(section, "README.md has no Neovim section")
+    local block
+    for code in section:gmatch("\n```lua\n(.-)\n```") do
+      if code:find('require("baseten.uv")', 1, true) then block = code end
     end
+    assert(block, "no baseten.uv block in the README's Neovim section")
+    local f = assert(io.open(tmp .. "/block.lua", "wb"))
+    f:write(block)
+    f:close()
+    local cmd = nvim_cmd(tmp, { copy }, ROOT .. "/spec/support/nvim_readme.lua", {
+      BASETEN_BASE_URL = srv.url, BASETEN_TEST_BLOCK = tmp .. "/block.lua", BASETEN_TEST_RESULT = tmp .. "/result.json",
+    })
+    local _, r, log = run_host(tmp, cmd, tmp)
+    assert(r, "nvim wrote no result:\n" .. log)
+    assert(r.ok, "the README block failed: " .. tostring(r.error) .. "\n" .. log)
+    assert.is_true(r.active_at_start)
+    local text = table.concat(r.lines, "\n")
+    assert.truthy(#text > 0, "the buffer stayed empty")
+    local reqs = srv:requests()
+    assert.equal(1, #reqs)
+    assert.is_true(reqs[1].json.stream)
+    assert.equal("Hi", reqs[1].json.messages[1].content)
+  end)
+
+  it("Neovim: :checkhealth baseten reports a core built for another Lua as an ERROR", function()
+    need("nvim", "neovim")
+    local copy = fresh_copy(tmp)
+    -- a Lua 5.4 build where build.lua puts the LuaJIT one
+    local so54 = ROOT .. "/.rocks/5.4/lib/lua/5.4/baseten/core.so"
+    assert(io.open(so54, "rb"), "no Lua 5.4 build at " .. so54 .. ": run scripts/build.sh"):close()
+    sh(copy, "cp " .. q(so54) .. " lua/baseten/core.so")
+    local lua = "vim.cmd('checkhealth baseten') local f = io.open(" .. ("%q"):format(tmp .. "/health.txt")
+      .. ", 'w') f:write(table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n')) f:close() vim.cmd('qa!')"
+    sh(tmp, host_env(tmp) .. " timeout 60 nvim --headless -u NONE -i NONE -n --cmd " .. q("set rtp^=" .. copy)
+      .. " -c " .. q("lua " .. lua), "checkhealth")
+    local health = read(tmp .. "/health.txt") or ""
+    assert.truthy(health:find("ERROR", 1, true), health)
+    assert.truthy(health:find("was built for Lua 5.4, but this is LuaJIT", 1, true), health)
+    assert.truthy(health:find("build.lua", 1, true), health)
+  end)
+
+  it("Neovim: the example plugin (examples/nvim) on baseten.uv, with no LUA_PATH", function()
+    local copy = plugin_copy()
     srv:enqueue(slow_stream())
-    local cmd = host_env(tmp, { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json" })
-      .. " timeout 60 nvim --headless -u NONE -i NONE -n"
-      .. " --cmd " .. q("set rtp^=" .. ROOT .. "/examples/nvim")
-      .. " -c " .. q("luafile " .. ROOT .. "/examples/nvim/tests/driver.lua")
-    local _, r, log = run_host(cmd, tmp)
+    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/driver.lua",
+      { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json" })
+    local _, r, log = run_host(tmp, cmd, tmp)
     assert(r, "nvim wrote no result:\n" .. log)
     assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
     assert.is_true(r.command)
-    assert.equal(CORE_SO, r.core_path) -- the Lua 5.1 build, inside Neovim's LuaJIT
-    assert.equal(TREE .. "/share/lua/5.1/baseten/init.lua", r.lua_path)
+    assert.same({ copy .. "/lua/baseten/core.so" }, r.core_file)
     assert.is_nil(r.err)
     assert.equal(EXPECTED, r.job_text)
     assert.equal(EXPECTED, r.text) -- the buffer holds exactly the reply
@@ -151,10 +323,10 @@ describe("examples in real hosts", function()
     assert.is_true(r.timer_started)
     assert.is_true(r.current_is_chat)
     -- the 10 ms poll timer ticked all along the ~1 s of tokens...
-    assert.is_true(r.ticks_streaming >= 40, "poll timer ticked " .. r.ticks_streaming .. " times while streaming")
+    assert.is_true(r.ticks_streaming >= 20, "poll timer ticked " .. r.ticks_streaming .. " times while streaming")
     -- ...and the editor's own 5 ms heartbeat never stalled
-    assert.is_true(r.heartbeats_streaming >= 50, "only " .. r.heartbeats_streaming .. " heartbeats")
-    assert.is_true(r.max_heartbeat_gap_ms < 250, "the editor stalled " .. r.max_heartbeat_gap_ms .. " ms")
+    assert.is_true(r.heartbeats_streaming >= 20, "only " .. r.heartbeats_streaming .. " heartbeats")
+    assert.is_true(r.max_heartbeat_gap_ms < 500, "the editor stalled " .. r.max_heartbeat_gap_ms .. " ms")
     -- the timer stops once nothing is pending
     assert.is_false(r.timer_active)
     assert.equal(0, r.ticks_after_done)
@@ -166,51 +338,94 @@ describe("examples in real hosts", function()
     assert.equal("Bearer test-key", reqs[1].header_map.authorization)
   end)
 
-  local function love_case(windowed)
+  -- The example game, run by `cmd` in `dir`; checks the stream and frames.
+  local function love_run(dir, cmd, windowed)
     srv:enqueue(slow_stream())
-    local cmd = host_env(tmp, {
+    local full = host_env(tmp, {
       BASETEN_LOVE_TEST = "1", BASETEN_LOVE_HEADLESS = windowed and "0" or "1",
       BASETEN_LOVE_RESULT = tmp .. "/result.json", BASETEN_BASE_URL = srv.url,
       BASETEN_API_KEY = "test-key", BASETEN_MODEL = MODEL, BASETEN_PROMPT = "hello",
-    }) .. " timeout 60 " .. (windowed and "xvfb-run -a -s '-screen 0 1024x768x24' " or "")
-      .. "love " .. q(ROOT .. "/examples/love")
-    local ok, r, log = run_host(cmd, tmp)
+    }) .. " timeout 60 " .. (windowed and "xvfb-run -a -s '-screen 0 1024x768x24' " or "") .. cmd
+    local ok, r, log = run_host(dir, full, tmp)
     assert(r, "love wrote no result:\n" .. log)
     assert(ok and r.ok, "love failed: " .. tostring(r.err) .. "\n" .. log)
-    assert.equal(CORE_SO, r.core_path)
     assert.equal(EXPECTED, r.text)
     assert.equal(20, r.chunks)
     -- frames kept coming while tokens arrived, and tokens came over many frames
-    assert.is_true(r.frames_streaming >= 30, "only " .. r.frames_streaming .. " frames while streaming")
+    assert.is_true(r.frames_streaming >= 20, "only " .. r.frames_streaming .. " frames while streaming")
     assert.is_true(r.frames_with_tokens >= 10, "tokens arrived in only " .. r.frames_with_tokens .. " frames")
-    assert.is_true(r.max_frame_ms < 100, "a frame took " .. r.max_frame_ms .. " ms")
+    assert.is_true(r.max_frame_ms < 250, "a frame took " .. r.max_frame_ms .. " ms")
     assert.is_true(r.streaming_ms >= 800, "tokens arrived over only " .. r.streaming_ms .. " ms")
     local reqs = srv:requests()
     assert.equal(1, #reqs)
     assert.equal("hello", reqs[1].json.messages[1].content)
+    srv:reset()
     return r
   end
 
-  it("LÖVE: love.update streams with poll(0) while frames keep coming (no window)", function()
-    if not have("love") then
-      pending("love not installed")
-      return
-    end
-    local r = love_case(false)
+  -- examples/love plus the kit's baseten/ zipped as game.love in `dir`
+  local function zip_game(copy, dir, with_core)
+    need("zip", "zip")
+    sh(copy, "mkdir -p " .. q(dir) .. " " .. q(tmp .. "/game") .. " && cp examples/love/*.lua " .. q(tmp .. "/game")
+      .. " && cp -r build/love-kit/baseten " .. q(tmp .. "/game/")
+      .. (with_core and "" or " && rm " .. q(tmp .. "/game/baseten/core.so")))
+    sh(tmp .. "/game", "zip -q -r " .. q(dir .. "/game.love") .. " .")
+    return dir .. "/game.love"
+  end
+
+  it("LÖVE: `love examples/love` in a clone after `make love-kit`, as the README says", function()
+    local copy = love_kit()
+    -- the README's package.cpath line is the example's
+    local readme = assert(read(ROOT .. "/README.md"))
+    local line = readme:match("\n## LÖVE\n.-\n```lua\n(package%.cpath = [^\n]*)\n```")
+    assert(line, "no package.cpath line in the README's LÖVE section")
+    assert.truthy(read(copy .. "/examples/love/main.lua"):find(line, 1, true), line)
+    assert.truthy(readme:find("\nmake love-kit\nlove examples/love ", 1, true))
+    local r = love_run(copy, "love examples/love", false)
     assert.is_false(r.graphics)
+    assert.equal(copy .. "/examples/love/../../lua/baseten/core.so", r.core_path)
   end)
 
-  it("LÖVE: the same with a window and love.draw, under xvfb-run", function()
-    if not have("love") then
-      pending("love not installed")
-      return
-    end
-    if not have("xvfb-run") or not have("xauth") then
-      pending("xvfb-run (xvfb, xauth) not installed")
-      return
-    end
-    local r = love_case(true)
+  it("LÖVE: a zipped game.love with the core in the save directory, drawing under xvfb-run", function()
+    need("xvfb-run", "xvfb")
+    need("xauth", "xauth")
+    local copy = love_kit()
+    local love_file = zip_game(copy, tmp .. "/dist", false)
+    -- the save directory of identity "baseten-demo" (conf.lua)
+    sh(copy, "mkdir -p " .. q(tmp .. "/data/love/baseten-demo/baseten") .. " && cp build/love-kit/baseten/core.so "
+      .. q(tmp .. "/data/love/baseten-demo/baseten/"))
+    local r = love_run("/", "love " .. q(love_file), true)
     assert.is_true(r.graphics)
-    assert.is_true(r.draws >= 30, "love.draw ran " .. r.draws .. " times")
+    assert.is_true(r.draws >= 20, "love.draw ran " .. r.draws .. " times")
+    assert.equal(love_file, r.source)
+    assert.equal(tmp .. "/data/love/baseten-demo", r.save_dir)
+    assert.equal(json.null, r.core_path) -- LÖVE's own C loader found it, not package.cpath
+  end)
+
+  it("LÖVE: a core inside the .love does not load; one in baseten/ next to the .love does", function()
+    local copy = love_kit()
+    local love_file = zip_game(copy, tmp .. "/dist", true)
+    srv:enqueue(slow_stream())
+    local ok, r, log = run_host("/", host_env(tmp, { BASETEN_LOVE_TEST = "1", BASETEN_LOVE_RESULT = tmp .. "/result.json",
+      BASETEN_BASE_URL = srv.url }) .. " timeout 60 love " .. q(love_file), tmp)
+    assert.is_false(ok)
+    assert.is_nil(r)
+    assert.truthy(log:find("the C core (baseten.core) is not installed for LuaJIT", 1, true), log)
+    assert.truthy(log:find("make love-kit", 1, true), log)
+    srv:reset()
+    sh(copy, "cp -r build/love-kit/baseten " .. q(tmp .. "/dist/"))
+    r = love_run("/", "love " .. q(love_file), false)
+    assert.equal(tmp .. "/dist/baseten/core.so", r.core_path)
+  end)
+
+  it("LÖVE: a fused game, with the core in baseten/ next to the executable", function()
+    local copy = love_kit()
+    local love_file = zip_game(copy, tmp .. "/dist", false)
+    local love_bin = (sh(tmp, "readlink -f \"$(command -v love)\""):gsub("%s+$", ""))
+    sh(tmp, "mkdir -p fused && cat " .. q(love_bin) .. " " .. q(love_file) .. " > fused/game && chmod +x fused/game"
+      .. " && cp -r " .. q(copy .. "/build/love-kit/baseten") .. " fused/ && rm fused/baseten/*.lua")
+    local r = love_run("/", q(tmp .. "/fused/game"), false)
+    assert.is_true(r.fused)
+    assert.equal(tmp .. "/fused/baseten/core.so", r.core_path)
   end)
 end)

@@ -1,23 +1,39 @@
 -- A LÖVE game that streams a chat reply onto the screen.
 --
---   love examples/love      (Esc quits, R asks again)
+--   make love-kit && love examples/love      (Esc quits, R asks again)
 --
 -- love.update calls client:poll(0) once per frame: it never blocks, and the
 -- chunks that arrived since the last frame reach on_chunk there. love.draw
 -- just draws the text so far.
 --
 -- Configuration by environment: BASETEN_API_KEY, BASETEN_BASE_URL,
--- BASETEN_MODEL, BASETEN_PROMPT. LÖVE runs LuaJIT, so baseten must be built
--- for Lua 5.1 and found through LUA_PATH / LUA_CPATH, e.g. with the repo's
--- build:
---   LUA_PATH="$PWD/.rocks/5.1/share/lua/5.1/?.lua;$PWD/.rocks/5.1/share/lua/5.1/?/init.lua;;" \
---   LUA_CPATH="$PWD/.rocks/5.1/lib/lua/5.1/?.so;;" love examples/love
+-- BASETEN_MODEL, BASETEN_PROMPT. LÖVE runs LuaJIT: `make love-kit` builds
+-- the core for it (lua/baseten/core.so) and puts what a game ships in
+-- build/love-kit/baseten/. Where each part goes (README, "LÖVE"):
+--   * the Lua files: baseten/ inside the game (folder or .love);
+--   * core.so: baseten/core.so inside a game folder; for a .love or a fused
+--     game, in the save directory (<save dir>/baseten/core.so), or in a
+--     baseten/ folder next to the .love or the executable, which the
+--     package.cpath line below makes Lua search.
 --
 -- Test mode (BASETEN_LOVE_TEST=1, for spec/hosts_spec.lua): runs without a
--- window (see conf.lua), quits once the reply is done and writes a JSON
--- result to BASETEN_LOVE_RESULT: the text, the frames counted while tokens
--- arrived, the longest frame meanwhile, and how many frames got tokens.
+-- window unless BASETEN_LOVE_HEADLESS=0 (see conf.lua), quits once the
+-- reply is done and writes a JSON result to BASETEN_LOVE_RESULT: the text,
+-- the frames counted while tokens arrived, the longest frame meanwhile, and
+-- how many frames got tokens.
 -- luacheck: globals love
+
+-- a baseten/ folder next to the .love (or the fused executable)
+package.cpath = love.filesystem.getSourceBaseDirectory() .. "/?.so;" .. package.cpath
+-- run from a clone (`love examples/love`): the library is in ../../lua
+local repo_lua = love.filesystem.getSource() .. "/../../lua/"
+local in_clone = io.open(repo_lua .. "baseten/init.lua", "rb")
+if in_clone then
+  in_clone:close()
+  package.path = repo_lua .. "?.lua;" .. repo_lua .. "?/init.lua;" .. package.path
+  package.cpath = repo_lua .. "?.so;" .. package.cpath
+end
+
 local baseten = require("baseten")
 local core = require("baseten.core")
 
@@ -79,6 +95,10 @@ local function write_result()
     streaming_ms = s.first_token_at and s.finished_at and (s.finished_at - s.first_token_at) * 1000 or 0,
     graphics = love.graphics ~= nil,
     core_path = package.searchpath and package.searchpath("baseten.core", package.cpath) or baseten.json.null,
+    lua_path = package.searchpath and package.searchpath("baseten", package.path) or baseten.json.null,
+    save_dir = love.filesystem.getSaveDirectory(),
+    source = love.filesystem.getSource(),
+    fused = love.filesystem.isFused(),
   }))
   f:close()
 end

@@ -3,6 +3,9 @@
 -- besides `reasoning_content`, tool-call deltas that repeat `id`, `name` and
 -- `type` or lack `index`, usage on every chunk (cumulative: the last wins),
 -- or only on a last chunk with `choices = []`, and no role chunk at all.
+-- The message's `reasoning_content` holds the reasoning whichever way the
+-- server spelled it, taken once per chunk (`reasoning_content` first, as
+-- `stream:pieces()` does); `reasoning` keeps what came under that name.
 -- @module baseten.accumulate
 local json = require("baseten.core").json
 
@@ -148,10 +151,14 @@ local function add_choice(self, c)
   if delta then
     local parts, v = ch.parts, delta.content
     if v and v ~= "" and type(v) == "string" then push_text(parts.content, v) end
-    v = delta.reasoning_content
-    if v and v ~= "" and type(v) == "string" then push_text(parts.reasoning_content, v) end
+    -- reasoning_content: the reasoning whichever spelling, once per chunk
+    -- (as stream:pieces() gives it); `reasoning` as the server spelled it
     v = delta.reasoning
-    if v and v ~= "" and type(v) == "string" then push_text(parts.reasoning, v) end
+    if v and (v == "" or type(v) ~= "string") then v = nil end
+    local r = delta.reasoning_content
+    if r and r ~= "" and type(r) == "string" then push_text(parts.reasoning_content, r)
+    elseif v then push_text(parts.reasoning_content, v) end
+    if v then push_text(parts.reasoning, v) end
     v = delta.refusal
     if v and v ~= "" and type(v) == "string" then push_text(parts.refusal, v) end
     v = delta.role
@@ -231,6 +238,22 @@ local function finish_choice(ch)
     msg.tool_calls = calls
   end
   return { index = ch.index, message = msg, finish_reason = ch.finish_reason, logprobs = ch.logprobs }
+end
+
+--- Gives each message of a non-streamed chat.completion that spells its
+-- reasoning `reasoning` a `reasoning_content` as well (as `final()` does),
+-- in place, so callers read one name whichever spelling the server used.
+-- @tparam table doc a decoded response
+function M.normalize(doc)
+  local choices = doc.choices
+  if type(choices) ~= "table" then return end
+  for i = 1, #choices do
+    local msg = type(choices[i]) == "table" and choices[i].message
+    if type(msg) == "table" and type(msg.reasoning) == "string"
+        and (msg.reasoning_content == nil or msg.reasoning_content == null) then
+      msg.reasoning_content = msg.reasoning
+    end
+  end
 end
 
 --- The chat.completion-shaped result of everything added so far. Fields

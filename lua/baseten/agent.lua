@@ -29,7 +29,31 @@ local M = {}
 M.DEFAULT_MAX_ROUNDS = 10
 
 -- Client-side keys of a run_tools request, never sent to the server.
-local STRIP = { max_rounds = true, on_content = true, on_tool_call = true, on_tool_error = true }
+local STRIP = { max_rounds = true, on_content = true, on_reasoning = true, on_tool_call = true,
+                on_tool_error = true, reasoning_history = true }
+
+--- What `run_tools` does with the reasoning of the assistant messages it
+-- sends back when `req.reasoning_history` is not given: "keep" (see
+-- `Client:run_tools`).
+M.DEFAULT_REASONING_HISTORY = "keep"
+
+-- The transcript as sent: with `reasoning_history = "drop"`, assistant
+-- messages go without `reasoning_content` and `reasoning` (copies: the
+-- transcript keeps them).
+local function wire_messages(transcript, history)
+  if history ~= "drop" then return transcript end
+  local out = json.array()
+  for i, m in ipairs(transcript) do
+    if type(m) == "table" and m.role == "assistant" and (m.reasoning_content ~= nil or m.reasoning ~= nil) then
+      local copy = {}
+      for k, v in pairs(m) do copy[k] = v end
+      copy.reasoning_content, copy.reasoning = nil, nil
+      m = copy
+    end
+    out[i] = m
+  end
+  return out
+end
 
 local function callable(f)
   if type(f) == "function" then return true end
@@ -158,15 +182,18 @@ end
 -- One model call with the transcript so far: the response, or nil, err.
 local function ask(self, req, transcript, copts)
   local stream = req.stream and true or false
-  local over = { messages = transcript }
+  local over = { messages = wire_messages(transcript, req.reasoning_history) }
   if stream then over.stream = true end
   local body = self:_body(req, over, STRIP, "run_tools")
   local s, err = request.run(request.new(self, "POST", "/chat/completions", body, stream, copts))
   if not s then return nil, err end
-  local on_content = req.on_content
+  local on_content, on_reasoning = req.on_content, req.on_reasoning
   if not stream then
     local resp = s
     local msg = resp and message_of(resp)
+    if on_reasoning and msg and type(msg.reasoning_content) == "string" and msg.reasoning_content ~= "" then
+      callback(on_reasoning, nil, msg.reasoning_content)
+    end
     if on_content and msg and type(msg.content) == "string" and msg.content ~= "" then
       callback(on_content, nil, msg.content)
     end
@@ -179,8 +206,14 @@ local function ask(self, req, transcript, copts)
       return nil, cerr
     end
     if chunk == nil then break end
-    local piece = on_content and stream_mod.content_of(chunk)
-    if piece then callback(on_content, s, piece) end
+    local pieces = (on_content or on_reasoning) and stream_mod.pieces_of(chunk)
+    if pieces then
+      for i = 1, #pieces, 2 do
+        local kind = pieces[i + 1]
+        if kind == "content" and on_content then callback(on_content, s, pieces[i])
+        elseif kind == "reasoning" and on_reasoning then callback(on_reasoning, s, pieces[i]) end
+      end
+    end
   end
   local resp = s:snapshot()
   s:close()
@@ -265,15 +298,32 @@ end
 -- ends with that assistant message.
 --
 -- `req.stream = true` streams each round; `req.on_content(piece)` gets each
--- content delta as it arrives (without streaming: each round's whole
--- content). A handler that raises: the model gets its message without the
+-- content delta as it arrives and `req.on_reasoning(piece)` each reasoning
+-- delta (without streaming: each round's whole content and reasoning).
+-- Each assistant message of the transcript has `reasoning_content` when the
+-- model reasoned, whichever spelling the server used.
+--
+-- `req.reasoning_history` says what the loop sends back of that reasoning:
+-- `"keep"` (the default, `M.DEFAULT_REASONING_HISTORY`) sends each
+-- assistant message as the model returned it, reasoning included;
+-- `"drop"` sends assistant messages without `reasoning_content` and
+-- `reasoning` (the transcript returned keeps them). Keep is the default
+-- because the loop is one turn of the conversation: models that think
+-- between tool calls (gpt-oss, Kimi and GLM with thinking on) expect their
+-- reasoning back within the turn, and some servers reject a tool-loop
+-- history without it; servers that do not know the field ignore it. Use
+-- "drop" for a server that rejects reasoning in the request (DeepSeek's own
+-- API does, for R1).
+-- A handler that raises: the model gets its message without the
 -- Lua position ("file.lua:12: "); `req.on_tool_error(name, full)` and the
 -- log (event `tool_error`) get the full text with its traceback.
--- `max_rounds`, `on_content`, `on_tool_call` and `on_tool_error` are never sent. A
+-- `max_rounds`, `on_content`, `on_reasoning`, `on_tool_call`, `on_tool_error` and
+-- `reasoning_history` are never sent. A
 -- callback that raises raises out of `run_tools` (the transfer closed).
 -- Only the first choice of each response is used.
 -- @tparam table req the request, as OpenAI's Chat Completions JSON, plus
---   `max_rounds`, `on_content`, `on_tool_call`, `on_tool_error`
+--   `max_rounds`, `on_content`, `on_reasoning`, `on_tool_call`, `on_tool_error`,
+--   `reasoning_history`
 -- @tparam[opt] table opts `timeout`, `max_retries`, `headers` for each call
 -- @treturn table the last response, or nil
 -- @treturn table the transcript (`messages`), or the error: the error of the
@@ -291,7 +341,11 @@ function Client:run_tools(req, opts)
   if type(max_rounds) ~= "number" or max_rounds < 1 or max_rounds ~= math.floor(max_rounds) then
     error("baseten: run_tools: req.max_rounds must be a positive integer", 2)
   end
-  for _, k in ipairs({ "on_content", "on_tool_call", "on_tool_error" }) do
+  local history = req.reasoning_history
+  if history ~= nil and history ~= "keep" and history ~= "drop" then
+    error('baseten: run_tools: req.reasoning_history must be "keep" or "drop"', 2)
+  end
+  for _, k in ipairs({ "on_content", "on_reasoning", "on_tool_call", "on_tool_error" }) do
     if req[k] ~= nil and not callable(req[k]) then
       error("baseten: run_tools: req." .. k .. " must be a function", 2)
     end

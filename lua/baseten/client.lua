@@ -65,12 +65,43 @@ local function header_list(headers, where)
   return list
 end
 
+-- A plain slug: ASCII letters, digits, "-" and "_", starting with a letter
+-- or digit (nothing that could change the URL: no ".", "/", "?", "@", ...).
+-- Explicit ASCII classes: %w would follow the C locale.
+local function slug(v)
+  return type(v) == "string" and #v <= 128 and v:match("^[A-Za-z0-9][A-Za-z0-9_%-]*$") ~= nil
+end
+
+--- The base URL of a dedicated deployment, from `opts.deployment` and
+-- `opts.environment` (default "production"), or nil without a deployment.
+-- Raises (at the caller of `baseten.new`) on misuse.
+function M.deployment_url(opts)
+  local id, env = opts.deployment, opts.environment
+  if id == nil then
+    if env ~= nil then error("baseten.new: environment is only for a deployment", 3) end
+    return nil
+  end
+  if opts.base_url ~= nil then error("baseten.new: give deployment or base_url, not both", 3) end
+  if not slug(id) then
+    error("baseten.new: deployment must be a deployment id (letters, digits, '-' and '_')", 3)
+  end
+  if env == nil then env = "production" end
+  if not slug(env) then
+    error("baseten.new: environment must be an environment name (letters, digits, '-' and '_')", 3)
+  end
+  return "https://model-" .. id .. ".api.baseten.co/environments/" .. env .. "/sync/v1"
+end
+
 --- Makes a client.
 -- @tparam[opt] table opts
 --   `api_key` (default `BASETEN_API_KEY`; `false` sends no key; with no key
 --   at all, calls to Baseten's own servers return an `authentication` error
 --   without sending anything; CR, LF or NUL in it raise),
 --   `base_url` (default `BASETEN_BASE_URL` or Baseten's),
+--   `deployment` (a dedicated deployment's id: the base URL becomes
+--   `https://model-<id>.api.baseten.co/environments/<environment>/sync/v1`;
+--   raises with `base_url`, or when the id is not a plain slug),
+--   `environment` (with `deployment` only; default "production"),
 --   `model` (default model slug), `timeout` (600 s, whole request),
 --   `connect_timeout` (10 s), `idle_timeout` (none: seconds with no byte
 --   received before a request fails), `max_retries` (2), `headers` (extra
@@ -92,7 +123,7 @@ function M.new(opts)
   if key == false or key == "" then key = nil end
   if key ~= nil and type(key) ~= "string" then error("baseten.new: api_key must be a string", 2) end
   if key and breaks_header(key) then error("baseten.new: api_key must not contain CR, LF or NUL", 2) end
-  local base = opts.base_url or os.getenv("BASETEN_BASE_URL") or M.DEFAULT_BASE_URL
+  local base = M.deployment_url(opts) or opts.base_url or os.getenv("BASETEN_BASE_URL") or M.DEFAULT_BASE_URL
   if type(base) ~= "string" or not base:match("^https?://") then
     error("baseten.new: base_url must be an http(s) URL", 2)
   end
@@ -111,6 +142,7 @@ function M.new(opts)
     _extra = header_list(opts.headers, "baseten.new"),
     _keyless = opts.api_key == false or nil, -- sends no key on purpose (a local server)
   }, Client)
+  self._usage = M.zero_usage()
   secrets[self] = key
   local log = opts.log or (os.getenv("BASETEN_LOG") == "debug" and stderr_logger or nil)
   if log then
@@ -241,6 +273,33 @@ function Client:models(opts)
     if type(m) == "table" and type(m.id) == "string" then ids[#ids + 1] = m.id end
   end
   return ids
+end
+
+--- Usage totals with every count at 0 (internal).
+function M.zero_usage()
+  return { requests = 0, prompt_tokens = 0, completion_tokens = 0, reasoning_tokens = 0, cached_tokens = 0 }
+end
+
+--- The running usage totals of this client, across every call: blocking,
+-- streamed and non-blocking, each counted once when its response ends (a
+-- retried call once, for the attempt that answered; a stream closed or
+-- canceled early with the usage it had received, which is the server's
+-- last cumulative report, so nothing is counted twice).
+-- `requests` counts the responses received (a `models()` list too; a call
+-- that failed with no response is not counted); the tokens add up each
+-- response's `usage`: `prompt_tokens`, `completion_tokens`,
+-- `completion_tokens_details.reasoning_tokens`,
+-- `prompt_tokens_details.cached_tokens`. A stream sends
+-- `stream_options = {include_usage = true}` by default so that its usage
+-- is there to count.
+-- @tparam[opt] boolean reset true: zero the totals after reading them
+-- @treturn table `{requests, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens}` (a copy)
+function Client:usage(reset)
+  local u = self._usage
+  local copy = {}
+  for k, v in pairs(u) do copy[k] = v end
+  if reset then self._usage = M.zero_usage() end
+  return copy
 end
 
 --- Closes the client's engine and every transfer still on it. Idempotent.

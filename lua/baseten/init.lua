@@ -7,7 +7,9 @@
 --     print(resp.choices[1].message.content)
 --
 -- @module baseten
-local core = require("baseten.core")
+-- a core built for another Lua fails with a bare "undefined symbol": say why
+local core_ok, core = pcall(require, "baseten.core")
+if not core_ok then error(require("baseten.abi").explain(core), 0) end
 local client = require("baseten.client")
 require("baseten.async") -- adds start, poll, await, spawn to clients
 require("baseten.structured") -- adds json to clients

@@ -32,6 +32,7 @@
 -- @module baseten.request
 local core = require("baseten.core")
 local errors = require("baseten.errors")
+local accumulate = require("baseten.accumulate")
 
 local json = core.json
 local M = {}
@@ -207,11 +208,30 @@ function M.canceled(call, message)
   return err
 end
 
+-- A token count of a usage table, or 0 (absent, null, not a number).
+local function count(t, k)
+  local v = type(t) == "table" and t[k]
+  return type(v) == "number" and v or 0
+end
+
 --- Plug-in point for usage totals: every response that ends passes here
 -- once, with its `usage` table or nil (a models list, a stream cut off
--- before its usage chunk). `client:usage()` adds it up here, and nowhere else.
+-- before its usage chunk). `client:usage()` adds it up here, and nowhere
+-- else: a stream's usage is the last one it received (servers send it
+-- cumulative), so a stream closed early counts what arrived before.
 function M.finished(call, usage)
-  local hook = call.client._on_finished
+  local client = call.client
+  local u = client._usage
+  if u then
+    u.requests = u.requests + 1
+    if type(usage) == "table" then
+      u.prompt_tokens = u.prompt_tokens + count(usage, "prompt_tokens")
+      u.completion_tokens = u.completion_tokens + count(usage, "completion_tokens")
+      u.reasoning_tokens = u.reasoning_tokens + count(usage.completion_tokens_details, "reasoning_tokens")
+      u.cached_tokens = u.cached_tokens + count(usage.prompt_tokens_details, "cached_tokens")
+    end
+  end
+  local hook = client._on_finished
   if hook then hook(usage, call) end
 end
 
@@ -231,6 +251,7 @@ function M.decode(call, t)
     err.kind, err.status = "invalid_response", 200
     return nil, err
   end
+  accumulate.normalize(doc) -- `reasoning` also as `reasoning_content`
   M.finished(call, type(doc.usage) == "table" and doc.usage or nil)
   return doc
 end

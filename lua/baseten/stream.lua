@@ -3,6 +3,8 @@
 --     for chunk in client:stream(req) do ... end   -- each decoded chunk; a failure raises
 --     stream:next()          -- chunk, or nil at the end, or nil, err
 --     for piece in stream:text() do ... end        -- non-empty content deltas
+--     for piece, kind in stream:pieces() do ... end -- every text delta; kind is
+--                            -- "reasoning", "content" or "refusal"
 --     stream:final()         -- consumes the rest; a chat.completion-shaped table, or nil, err
 --     stream:close()         -- cancels the transfer; idempotent; also __gc / __close
 --
@@ -276,6 +278,66 @@ function M.content_of(chunk)
     end
   end
   return nil
+end
+
+-- The delta of choice 0 in a chunk, or nil.
+local function delta_of(chunk)
+  local choices = chunk.choices
+  if type(choices) ~= "table" then return nil end
+  for i = 1, #choices do
+    local c = choices[i]
+    if type(c) == "table" and (c.index == 0 or c.index == nil) then
+      local d = c.delta
+      return type(d) == "table" and d or nil
+    end
+  end
+  return nil
+end
+
+local function nonempty(v)
+  return type(v) == "string" and v ~= "" and v or nil
+end
+
+--- The non-empty text deltas of choice 0 in a chunk, in the order a
+-- reader should show them: reasoning (spelled `reasoning_content`, or
+-- `reasoning` by some servers; a chunk with both gives it once), content,
+-- refusal. Returns up to three `piece, kind` pairs as one array
+-- `{piece1, kind1, piece2, kind2, ...}`, or nil when there is none.
+function M.pieces_of(chunk)
+  local d = delta_of(chunk)
+  if not d then return nil end
+  local r = nonempty(d.reasoning_content) or nonempty(d.reasoning)
+  local c, f = nonempty(d.content), nonempty(d.refusal)
+  if not (r or c or f) then return nil end
+  local out, n = {}, 0
+  if r then out[1], out[2], n = r, "reasoning", 2 end
+  if c then out[n + 1], out[n + 2], n = c, "content", n + 2 end
+  if f then out[n + 1], out[n + 2] = f, "refusal" end
+  return out
+end
+
+--- An iterator over every non-empty text delta of choice 0, in arrival
+-- order, as `piece, kind`: kind is `"reasoning"` (the model's thinking,
+-- whichever spelling the server used), `"content"` (the answer) or
+-- `"refusal"`. A failure raises the error value. Returns the stream as a
+-- fourth value, so `break` in a generic `for` closes it (Lua 5.4).
+--
+--     for piece, kind in stream:pieces() do
+--       if kind == "reasoning" then io.stderr:write(piece) else io.write(piece) end
+--     end
+function Stream:pieces()
+  local queue, head = nil, 1
+  local function iter()
+    while not queue or queue[head] == nil do
+      local chunk, err = self:next()
+      if err then error(err, 0) end
+      if chunk == nil then return nil end
+      queue, head = M.pieces_of(chunk), 1
+    end
+    head = head + 2
+    return queue[head - 2], queue[head - 1]
+  end
+  return iter, nil, nil, self
 end
 
 --- An iterator over the non-empty content deltas of choice 0.

@@ -62,6 +62,8 @@ function baseten.check(v, err, ...) end
 ---@class baseten.ClientOptions
 ---@field api_key? string|false The key, sent as `Authorization: Bearer <key>`. Default `BASETEN_API_KEY`; `false` sends none.
 ---@field base_url? string Default `BASETEN_BASE_URL`, else `https://inference.baseten.co/v1`.
+---@field deployment? string A dedicated deployment's id: the base URL becomes `https://model-<id>.api.baseten.co/environments/<environment>/sync/v1`. Not with `base_url`; a plain slug (letters, digits, `-`, `_`).
+---@field environment? string With `deployment` only: the environment. Default `"production"`.
 ---@field model? string A default model slug for requests without `model`.
 ---@field timeout? number Seconds for a whole request. Default 600.
 ---@field connect_timeout? number Seconds to connect. Default 10.
@@ -128,7 +130,9 @@ function baseten.check(v, err, ...) end
 ---@field max_completion_tokens? integer The newer name of `max_tokens`.
 ---@field stop? string|string[] Stop sequences.
 ---@field stream? boolean Stream the answer (`chat` accumulates it; `start` calls `on_chunk`).
----@field stream_options? {include_usage?: boolean} `{include_usage = true}` adds `usage` to a streamed answer.
+---@field stream_options? {include_usage?: boolean} `{include_usage = true}` adds `usage` to a streamed answer; streaming calls send it unless the request sets `stream_options` (`{include_usage = false}` opts out).
+---@field reasoning_effort? "low"|"medium"|"high" Reasoning models that take it (gpt-oss): how hard to think. Sent as is.
+---@field chat_template_args? table Baseten: arguments for the model's chat template, e.g. `{enable_thinking = true}` (Qwen3, GLM) or `{thinking = true}` (DeepSeek V3.1). Sent as is.
 ---@field tools? (baseten.Tool|table)[] Tools the model may call (`baseten.tool` values or OpenAI-shaped tables).
 ---@field tool_choice? "none"|"auto"|"required"|table Which tool the model must call, if any.
 ---@field parallel_tool_calls? boolean Whether the model may call several tools at once.
@@ -152,6 +156,8 @@ function baseten.check(v, err, ...) end
 ---@class baseten.RunToolsRequest: baseten.ChatRequest
 ---@field max_rounds? integer The most model calls. Default 10.
 ---@field on_content? fun(piece: string) Each content delta (each round's whole content without streaming).
+---@field on_reasoning? fun(piece: string) Each reasoning delta (each round's whole reasoning without streaming).
+---@field reasoning_history? "keep"|"drop" Whether assistant messages go back with their reasoning. Default `"keep"`; `"drop"` for servers that reject reasoning in requests.
 ---@field on_tool_call? fun(call: baseten.ToolCall) Each complete tool call, before its handler runs.
 ---@field on_tool_error? fun(name: string, full: string) A handler raised: `full` is its error with position and traceback (the model gets the message alone).
 
@@ -163,7 +169,8 @@ function baseten.check(v, err, ...) end
 ---@field tool_calls? baseten.ToolCall[] Assistant messages: the tools the model calls.
 ---@field tool_call_id? string Tool messages: the id of the call this answers.
 ---@field refusal? string Assistant messages: the model's refusal, if it refused.
----@field reasoning_content? string Assistant messages of reasoning models: their reasoning.
+---@field reasoning_content? string Assistant messages of reasoning models: their reasoning (also when the server spelled it `reasoning`).
+---@field reasoning? string Assistant messages, from servers that spell the reasoning so (then `reasoning_content` holds it too).
 
 --- A tool call of an assistant message.
 ---@class baseten.ToolCall
@@ -216,6 +223,16 @@ function baseten.check(v, err, ...) end
 ---@field prompt_tokens integer Tokens in the request.
 ---@field completion_tokens integer Tokens generated.
 ---@field total_tokens integer Their sum.
+---@field completion_tokens_details? {reasoning_tokens?: integer} Reasoning models: the tokens spent thinking (part of `completion_tokens`).
+---@field prompt_tokens_details? {cached_tokens?: integer} Prompt tokens served from the server's cache.
+
+--- The running totals of `Client:usage`.
+---@class baseten.UsageTotals
+---@field requests integer Responses received (a retried call once; a call that got no response not at all).
+---@field prompt_tokens integer
+---@field completion_tokens integer
+---@field reasoning_tokens integer From `completion_tokens_details.reasoning_tokens`.
+---@field cached_tokens integer From `prompt_tokens_details.cached_tokens`.
 
 --- One chunk of a streamed chat completion (`chat.completion.chunk`).
 ---@class baseten.ChatChunk
@@ -427,6 +444,13 @@ function Client:batch(requests, opts) end
 ---@return baseten.Batch handle
 function Client:start_batch(requests, opts) end
 
+--- The running usage totals of this client across every call (blocking,
+-- streamed, non-blocking, retried, canceled), each response counted once
+-- when it ends; a stream closed early counts the usage it had received.
+---@param reset? boolean true: zero the totals after reading them
+---@return baseten.UsageTotals totals a copy
+function Client:usage(reset) end
+
 --- Closes the client's engine and every transfer still on it. Idempotent.
 -- Pending non-blocking requests end with `err.kind == "canceled"` at the next `poll`.
 function Client:close() end
@@ -453,6 +477,13 @@ function Stream:next() end
 -- A failure raises the error value.
 ---@return fun(): string? iter for `for piece in stream:text() do`
 function Stream:text() end
+
+--- An iterator over every non-empty text delta of the first choice, in
+-- arrival order, as `piece, kind`: kind is `"reasoning"` (whichever
+-- spelling the server used), `"content"` or `"refusal"`. A failure raises
+-- the error value.
+---@return fun(): string?, ("reasoning"|"content"|"refusal")? iter for `for piece, kind in stream:pieces() do`
+function Stream:pieces() end
 
 --- An iterator over each chunk: `for chunk in stream:chunks() do`. The
 -- stream is the 4th value, so `break` closes it (Lua 5.4).

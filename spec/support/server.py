@@ -16,7 +16,9 @@ Every non-control request consumes the next scripted response (FIFO) queued
 with POST /_control/enqueue; with an empty queue a tiny deterministic mock
 "model" answers /v1/models and /v1/chat/completions.  A model name
 containing "reasoning" ("test/reasoning", "test/reasoning-alt") is a
-reasoning model: see reasoning_response() below.  The full reference of
+reasoning model: see reasoning_response() below ("test/reasoning-require"
+and "test/reasoning-reject" also judge a tool loop's history: see
+history_error()).  The full reference of
 the control API and of the scripted response fields is in the docstrings of
 Handler.control() and Handler.send_scripted() below.
 """
@@ -46,6 +48,10 @@ MODELS = [
     "Qwen/Qwen3-Coder-480B-A35B-Instruct",
     "meta-llama/Llama-4-Scout-17B-16E-Instruct",
 ]
+
+# Served but not listed by /v1/models (the list stays as specs know it):
+# reasoning models under their Baseten slugs, answering as "test/reasoning".
+REASONING_MODELS = ["deepseek-ai/DeepSeek-R1-0528"]
 
 REASONS = {
     100: "Continue", 200: "OK", 201: "Created", 202: "Accepted",
@@ -524,11 +530,16 @@ def mock_response(method, path, body, n):
         return err_baseten(400, "model is required", rid)
     if not isinstance(model, str):
         return err_baseten(400, "model must be a string", rid)
-    if model not in MODELS and not model.startswith("test/"):
+    if model not in MODELS and model not in REASONING_MODELS and \
+            not model.startswith("test/"):
         return err_baseten(404, "Model not found: %s" % model, rid)
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
         return err_baseten(400, "messages must be a non-empty array", rid)
+
+    bad = "reasoning" in model and history_error(model, messages)
+    if bad:
+        return err_baseten(400, bad, rid)
 
     last_user = -1
     for i, m in enumerate(messages):
@@ -606,7 +617,7 @@ def mock_response(method, path, body, n):
              "completion_tokens": completion_tokens,
              "total_tokens": prompt_tokens + completion_tokens}
     cid = "chatcmpl-%d" % n
-    if "reasoning" in model:
+    if "reasoning" in model or model in REASONING_MODELS:
         return reasoning_response(req, model, rid, cid, user_text,
                                   bool(tool_results), content, tool_calls,
                                   finish, usage)
@@ -654,6 +665,31 @@ def mock_response(method, path, body, n):
             "headers": [["Content-Type", "text/event-stream"],
                         ["Cache-Control", "no-cache"],
                         ["x-request-id", rid]]}
+
+
+def history_error(model, messages):
+    """Reasoning models that judge a tool loop's history, as real servers
+    do: a reasoning model whose name contains "-require" (e.g.
+    "test/reasoning-require", "test/reasoning-alt-require") rejects an
+    assistant message with tool calls that lacks its reasoning
+    (`reasoning_content` or `reasoning`); one whose name contains "-reject"
+    rejects any assistant message that carries reasoning.  Returns the
+    error message, or None."""
+    require = "-require" in model
+    if not require and "-reject" not in model:
+        return None
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") != "assistant":
+            continue
+        has = any(isinstance(m.get(k), str) and m.get(k)
+                  for k in ("reasoning_content", "reasoning"))
+        if require and m.get("tool_calls") and not has:
+            return "messages[%d]: an assistant message with tool calls " \
+                "must carry its reasoning_content" % i
+        if not require and has:
+            return "messages[%d]: reasoning_content is not accepted in " \
+                "input messages" % i
+    return None
 
 
 def reasoning_response(req, model, rid, cid, user_text, answered_tools,

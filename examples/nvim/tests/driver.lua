@@ -1,7 +1,7 @@
 -- Test driver for the example plugin (spec/hosts_spec.lua runs it):
 --
 --   BASETEN_TEST_URL=http://127.0.0.1:PORT/v1 BASETEN_TEST_RESULT=/tmp/out.json \
---   nvim --headless -u NONE -i NONE --cmd "set rtp^=examples/nvim" \
+--   nvim --headless -u NONE -i NONE --cmd "set rtp^=." --cmd "set rtp^=examples/nvim" \
 --        -c "luafile examples/nvim/tests/driver.lua"
 --
 -- It runs `:BasetenChat hello` and, while the editor's main loop runs
@@ -39,8 +39,7 @@ end
 local ok, err = pcall(function()
   if vim.fn.exists(":BasetenChat") ~= 2 then vim.cmd("runtime plugin/baseten.lua") end
   result.command = vim.fn.exists(":BasetenChat") == 2
-  result.core_path = package.searchpath and package.searchpath("baseten.core", package.cpath) or nil
-  result.lua_path = package.searchpath and package.searchpath("baseten", package.path) or nil
+  result.core_file = vim.api.nvim_get_runtime_file("lua/baseten/core.so", true)
 
   local plugin = require("baseten_nvim")
   plugin.setup{
@@ -72,7 +71,7 @@ local ok, err = pcall(function()
     if job.chunks > 0 and not job.done then streaming = true end
     if job.done and not ticks_at_done then
       streaming = false
-      ticks_at_done = plugin.stats.ticks
+      ticks_at_done = plugin.ticks()
       return
     end
     if not ticks_at_done then
@@ -92,9 +91,9 @@ local ok, err = pcall(function()
     result.chunks = job.chunks
     result.err = job.err and tostring(job.err) or nil
     result.elapsed_ms = now_ms() - t0
-    result.ticks_total = plugin.stats.ticks
+    result.ticks_total = plugin.ticks()
     result.ticks_streaming = (job.ticks_at_done or 0) - (job.ticks_at_first_chunk or 0)
-    result.ticks_after_done = plugin.stats.ticks - ticks_at_done
+    result.ticks_after_done = plugin.ticks() - ticks_at_done
     result.timer_active = plugin.timer_active()
     result.pending = plugin.pending()
     result.heartbeats_streaming = beats

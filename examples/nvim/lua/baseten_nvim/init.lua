@@ -9,19 +9,17 @@
 --     :BasetenChat Explain this error message
 --
 -- `:BasetenChat` opens a scratch buffer and streams the reply into it. The
--- request runs on the client's libcurl engine; a libuv timer calls
+-- request runs on the client's libcurl engine; baseten.uv's timer calls
 -- `client:poll(0)` every `interval` ms (10), which never blocks, so the
 -- editor keeps running while tokens arrive. The timer stops as soon as no
 -- request is pending and starts again with the next one. Wiping the buffer
 -- cancels its request.
 --
--- Neovim runs LuaJIT, so baseten must be built for Lua 5.1:
---   luarocks --lua-version=5.1 install baseten   (or `make` in the repo:
---   .rocks/5.1), with LUA_PATH/LUA_CPATH, or `rocks_tree`, pointing there.
+-- baseten itself is a plugin too (its repository, with build.lua): install
+-- both with your plugin manager, and nothing else is needed. `rocks_tree`
+-- is for a baseten installed with `luarocks --lua-version=5.1` instead.
 -- luacheck: globals vim
 local M = {}
-
-local uv = vim.uv or vim.loop
 
 local config = {
   base_url = nil,
@@ -34,11 +32,14 @@ local config = {
 }
 
 local client -- made on first use
-local timer -- running only while requests are pending
+local driver -- baseten.uv: polls client from a timer while requests are pending
 local buffers = 0
+local old_ticks = 0 -- polls by the drivers of earlier clients
 
---- Counters for the curious (and for tests): `ticks` counts timer polls.
-M.stats = { ticks = 0 }
+--- Timer polls so far (for the curious, and for tests).
+function M.ticks()
+  return old_ticks + (driver and driver.ticks or 0)
+end
 
 --- Every chat started, newest last: `{buf, handle, prompt, text, chunks,
 -- done, err, ticks_at_first_chunk, ticks_at_done}`.
@@ -57,14 +58,6 @@ local function add_tree(tree)
   if not package.cpath:find(so, 1, true) then package.cpath = so .. package.cpath end
 end
 
-local function stop_timer()
-  if timer then
-    timer:stop()
-    timer:close()
-    timer = nil
-  end
-end
-
 --- Cancels every pending request (their buffers say so).
 function M.cancel_all()
   for _, job in ipairs(M.jobs) do
@@ -79,17 +72,18 @@ function M.setup(opts)
   if config.rocks_tree then add_tree(config.rocks_tree) end
   if client then
     M.cancel_all()
+    driver:stop()
+    old_ticks = old_ticks + driver.ticks
     client:close()
-    client = nil
+    client, driver = nil, nil
   end
-  stop_timer()
 end
 
 local function get_client()
   if client then return client end
   local ok, baseten = pcall(require, "baseten")
   if not ok then
-    error("cannot load baseten (built for Lua 5.1?): set LUA_PATH/LUA_CPATH or setup{rocks_tree = ...}\n"
+    error("cannot load baseten: is the baseten plugin installed and built (its build.lua)?\n"
       .. tostring(baseten), 0)
   end
   client = baseten.new{
@@ -97,31 +91,17 @@ local function get_client()
     api_key = config.api_key,
     model = config.model or os.getenv("BASETEN_MODEL") or "deepseek-ai/DeepSeek-V3.1",
   }
+  -- handlers run on the main loop (vim.schedule), where the buffer API works
+  driver = require("baseten.uv").new(client, {
+    interval = config.interval,
+    on_error = function(err) notify(tostring(err), vim.log.levels.ERROR) end,
+  })
   return client
-end
-
--- One timer tick: drive every request; stop once none is pending.
-local function tick()
-  if not timer then return end -- a tick queued before the timer stopped
-  M.stats.ticks = M.stats.ticks + 1
-  local ok, left = pcall(client.poll, client, 0)
-  if not ok then
-    notify(tostring(left), vim.log.levels.ERROR)
-    left = client:pending()
-  end
-  if left == 0 then stop_timer() end
-end
-
-local function ensure_timer()
-  if timer then return end
-  timer = uv.new_timer()
-  -- timer callbacks run in a fast event; the buffer API needs the main loop
-  timer:start(config.interval, config.interval, vim.schedule_wrap(tick))
 end
 
 --- Whether the poll timer is running.
 function M.timer_active()
-  return timer ~= nil
+  return driver ~= nil and driver:active()
 end
 
 --- Requests still pending.
@@ -184,19 +164,19 @@ function M.chat(prompt)
   messages[#messages + 1] = { role = "user", content = prompt }
   local job = { buf = buf, prompt = prompt, text = "", chunks = 0, done = false }
   M.jobs[#M.jobs + 1] = job
-  job.handle = c:start({ messages = messages, stream = true, max_tokens = config.max_tokens }, {
+  job.handle = driver:start({ messages = messages, stream = true, max_tokens = config.max_tokens }, {
     on_chunk = function(chunk)
       local choice = chunk.choices and chunk.choices[1]
       local piece = type(choice) == "table" and type(choice.delta) == "table" and choice.delta.content
       if type(piece) ~= "string" or piece == "" then return end
       job.chunks = job.chunks + 1
-      job.ticks_at_first_chunk = job.ticks_at_first_chunk or M.stats.ticks
+      job.ticks_at_first_chunk = job.ticks_at_first_chunk or M.ticks()
       job.text = job.text .. piece
       append(buf, piece)
     end,
     on_done = function(_, err)
       job.done, job.err = true, err
-      job.ticks_at_done = M.stats.ticks
+      job.ticks_at_done = M.ticks()
       if err and err.kind ~= "canceled" then
         append(buf, "\n\n[" .. tostring(err) .. "]")
         notify(tostring(err), vim.log.levels.ERROR)
@@ -210,7 +190,6 @@ function M.chat(prompt)
       if not job.done then job.handle:cancel() end
     end,
   })
-  ensure_timer()
   return job
 end
 

@@ -1,0 +1,67 @@
+rockspec_format = "3.0"
+package = "baseten"
+version = "0.1.0-1"
+source = {
+   url = "git+https://github.com/basetenlabs/baseten-lua.git",
+   tag = "v0.1.0",
+}
+description = {
+   summary = "Fast, non-blocking client for Baseten Model APIs and OpenAI-compatible chat completions",
+   detailed = [[
+A Lua client for Baseten's Model APIs and any OpenAI-compatible
+chat-completions server (vLLM, Ollama, llama.cpp, OpenAI). A small C core
+does HTTP over libcurl, Server-Sent Events and a one-pass JSON codec; the Lua layer
+gives blocking chat, streaming iterators, structured outputs, a tool-calling
+loop and non-blocking requests for game loops and editors. The rock also
+installs the `baseten` command-line tool (chat, structured output, model
+list) and LuaLS type definitions (baseten/types.lua) for editor completion.
+]],
+   homepage = "https://github.com/basetenlabs/baseten-lua",
+   license = "MIT",
+   labels = { "llm", "openai", "http", "sse", "json" },
+}
+-- where the C core builds: Linux (CI builds and tests it) and macOS (plain
+-- POSIX C99 over libcurl; no CI). Windows: its own issue.
+supported_platforms = { "linux", "macosx" }
+dependencies = {
+   "lua >= 5.1, < 5.5",
+}
+external_dependencies = {
+   -- no header check for CURL: Debian and Ubuntu keep curl/curl.h in a
+   -- multiarch include folder that LuaRocks does not search, but the compiler does
+   CURL = { library = "curl" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["baseten.core"] = {
+         sources = {
+            "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/json.c", "csrc/sse.c", "csrc/lsse.c",
+         },
+         libraries = { "curl" },
+         incdirs = { "$(CURL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)" },
+      },
+      ["baseten"] = "lua/baseten/init.lua",
+      ["baseten.client"] = "lua/baseten/client.lua",
+      ["baseten.errors"] = "lua/baseten/errors.lua",
+      ["baseten.stream"] = "lua/baseten/stream.lua",
+      ["baseten.accumulate"] = "lua/baseten/accumulate.lua",
+      ["baseten.tool"] = "lua/baseten/tool.lua",
+      ["baseten.async"] = "lua/baseten/async.lua",
+      ["baseten.schema"] = "lua/baseten/schema.lua",
+      ["baseten.request"] = "lua/baseten/request.lua",
+      ["baseten.structured"] = "lua/baseten/structured.lua",
+      ["baseten.agent"] = "lua/baseten/agent.lua",
+      ["baseten.batch"] = "lua/baseten/batch.lua",
+      ["baseten.abi"] = "lua/baseten/abi.lua",
+      ["baseten.uv"] = "lua/baseten/uv.lua",
+      ["baseten.health"] = "lua/baseten/health.lua",
+   },
+   install = {
+      -- the command-line tool; LuaRocks wraps it with the paths of the tree
+      bin = { baseten = "bin/baseten" },
+      -- LuaLS definitions (---@meta) for editors; never required at run time
+      lua = { ["baseten.types"] = "lua/baseten/types.lua" },
+   },
+}
