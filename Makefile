@@ -23,8 +23,14 @@ build/test_sse: csrc/sse.c csrc/sse.h csrc/test/test_sse.c
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_sse.c
 
-test-c: deps build/test_sse
+# the JSON scanner alone (no Lua); inputs sit right before an unmapped page
+build/test_json_scan: csrc/json_scan.c csrc/json.h csrc/test/test_json_scan.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_json_scan.c csrc/json_scan.c
+
+test-c: deps build/test_sse build/test_json_scan
 	@./build/test_sse
+	@./build/test_json_scan
 
 test-lua: build
 	@bash scripts/test.sh

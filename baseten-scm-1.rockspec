@@ -36,7 +36,8 @@ build = {
    modules = {
       ["baseten.core"] = {
          sources = {
-            "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/json.c", "csrc/sse.c", "csrc/lsse.c",
+            "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/sse.c", "csrc/lsse.c",
+            "csrc/json_enc.c", "csrc/json_dec.c", "csrc/json_scan.c",
          },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
@@ -57,6 +58,7 @@ build = {
       ["baseten.abi"] = "lua/baseten/abi.lua",
       ["baseten.uv"] = "lua/baseten/uv.lua",
       ["baseten.health"] = "lua/baseten/health.lua",
+      ["baseten.mend"] = "lua/baseten/mend.lua",
    },
    install = {
       -- the command-line tool; LuaRocks wraps it with the paths of the tree

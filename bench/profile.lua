@@ -10,6 +10,9 @@
 -- names. BENCH_PROF_CPATH overrides where baseten/core.so is loaded from
 -- (e.g. a build with cJSON's source compiled in, to name its functions).
 --
+-- BENCH_PROF_NULLS=1 adds to each chunk the null members many servers
+-- send (refusal, tool_calls, logprobs, usage).
+--
 -- Loads the dev build (bench/out/dev) and lua/; writes
 -- bench/out/callgrind.out and prints callgrind_annotate's summary, and
 -- the instructions per chunk.
@@ -28,6 +31,10 @@ local unit = {}
 for i, tok in ipairs{ " The", " quick", " brown", " fox", " jumps", " over", " the", " lazy",
                       " dog", ",", " and", " then", " it", " runs", " away", "." } do
   unit[i] = HEAD .. '{"content":"' .. tok .. '"},"finish_reason":null}]}\n\n'
+  if os.getenv("BENCH_PROF_NULLS") then -- the nulls many servers add besides finish_reason
+    unit[i] = HEAD .. '{"content":"' .. tok .. '","refusal":null,"tool_calls":null},"logprobs":null,'
+      .. '"finish_reason":null}],"usage":null}\n\n'
+  end
 end
 
 local env = ("env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH='lua/?.lua;lua/?/init.lua;;' "

@@ -1,6 +1,6 @@
 /*
  * core.c: luaopen_baseten_core, the one symbol this module exports. Each
- * concept lives in its own file (json.c, lsse.c, http.c) and adds its part
+ * concept lives in its own file (json_enc.c, lsse.c, http.c) and adds its part
  * to the module table here.
  */
 #include <curl/curl.h>

@@ -531,10 +531,20 @@ static int is_done_marker(const sse_event *ev) {
   return ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0;
 }
 
+/* How a stream's chunks are decoded: object members that are null are left
+ * out (what the client returns holds no null member), and a lone surrogate
+ * escape becomes its 3-byte form, for baseten.stream to pair with the half
+ * in the next chunk or make U+FFFD (servers in JavaScript cut text between
+ * the two halves of an emoji). */
+#define CHUNK_FLAGS (BT_JSON_DROP_NULLS | BT_JSON_LONE_WTF8)
+
 /* Turns one parsed event into the values next_event returns. Returns the
- * number of values, or 0 to skip (an empty data frame). */
+ * number of values, or 0 to skip (an empty data frame). A chunk that holds
+ * lone surrogates (CHUNK_FLAGS) has a third value, how many: "chunk",
+ * table, lone; baseten.stream mends them. */
 static int push_event(lua_State *L, const sse_event *ev) {
   char err[160];
+  size_t lone = 0;
   if (ev->type_len != 7 || memcmp(ev->type, "message", 7) != 0) {
     lua_pushliteral(L, "event");
     lua_pushlstring(L, ev->type, ev->type_len);
@@ -547,7 +557,11 @@ static int push_event(lua_State *L, const sse_event *ev) {
     return 1;
   }
   lua_pushliteral(L, "chunk");
-  if (bt_json_push_decoded(L, ev->data, ev->data_len, err, sizeof err)) return 2;
+  if (bt_json_push_decoded(L, ev->data, ev->data_len, CHUNK_FLAGS, &lone, err, sizeof err)) {
+    if (lone == 0) return 2;
+    lua_pushinteger(L, (lua_Integer)lone); /* the rare case: a third value */
+    return 3;
+  }
   lua_pop(L, 1);
   lua_pushliteral(L, "invalid");
   lua_pushlstring(L, ev->data, ev->data_len);

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # make fuzz: libFuzzer targets, built with clang under ASan + UBSan, for the
-# SSE parser (csrc/fuzz/fuzz_sse.c) and for JSON decode then encode
-# (csrc/fuzz/fuzz_json.c). Each runs FUZZ_TIME seconds (default 120).
+# SSE parser (csrc/fuzz/fuzz_sse.c), for JSON decode then encode
+# (csrc/fuzz/fuzz_json.c), for the JSON scanner alone (fuzz_json_scan.c)
+# and for the decoder against cJSON (fuzz_json_diff.c: the two must agree
+# but for the deliberate differences listed there). Each runs FUZZ_TIME
+# seconds (default 120). The JSON targets share the json dictionary, seeds
+# and checked-in corpus; each keeps its own build/fuzz/corpus/<target>.
 #
 # Corpus: new inputs go to build/fuzz/corpus/<target> (kept between runs);
 # the seeds are the checked-in csrc/fuzz/corpus/<target>, the string
@@ -16,11 +20,16 @@ FUZZ_TIME=${FUZZ_TIME:-120}
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
 FLAGS=(-std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
-mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/artifacts"
+JSON_SRC=(csrc/json_enc.c csrc/json_dec.c csrc/json_scan.c csrc/buf.c)
+mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corpus/json_diff" \
+  "$OUT/artifacts"
 
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_sse" csrc/fuzz/fuzz_sse.c csrc/sse.c
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_json" \
-  csrc/fuzz/fuzz_json.c csrc/json.c -llua5.4
+  csrc/fuzz/fuzz_json.c "${JSON_SRC[@]}" -llua5.4
+"$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_json_scan" csrc/fuzz/fuzz_json_scan.c csrc/json_scan.c
+"$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_json_diff" \
+  csrc/fuzz/fuzz_json_diff.c "${JSON_SRC[@]}" -llua5.4 -lcjson
 
 rm -rf "$OUT/seeds"
 lua5.4 scripts/fuzz_seeds.lua "$OUT/seeds" spec/*.lua
@@ -48,18 +57,18 @@ for i, q in enumerate(reqs):
         json.dump(q, f)
 EOF
 
-run() {
-  local name=$1 max_len=$2 log="$OUT/$1.log" rc=0
+run() { # target max_len [seed set: dictionary, seeds and checked-in corpus; default the target]
+  local name=$1 max_len=$2 seeds=${3:-$1} log="$OUT/$1.log" rc=0
   # shellcheck disable=SC2086 # FUZZ_ARGS: extra libFuzzer flags, split on spaces
   "./$OUT/fuzz_$name" -max_total_time="$FUZZ_TIME" -max_len="$max_len" -timeout=10 ${FUZZ_ARGS:-} \
-    -dict="csrc/fuzz/$name.dict" -artifact_prefix="$OUT/artifacts/$name-" -print_final_stats=1 \
-    "$OUT/corpus/$name" "csrc/fuzz/corpus/$name" "$OUT/seeds/$name" >"$log" 2>&1 || rc=$?
+    -dict="csrc/fuzz/$seeds.dict" -artifact_prefix="$OUT/artifacts/$name-" -print_final_stats=1 \
+    "$OUT/corpus/$name" "csrc/fuzz/corpus/$seeds" "$OUT/seeds/$seeds" >"$log" 2>&1 || rc=$?
   local runs
   runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
   if [ $rc -ne 0 ]; then
     echo "fuzz_$name: FINDING (exit $rc) after ${runs:-?} runs; input and log:" >&2
     ls -1 "$OUT/artifacts/$name-"* >&2 2>/dev/null || true
-    grep -E -A40 '^==[0-9]+==( ERROR|ERROR)|runtime error|fuzz_json:|deadly signal|timeout after|out-of-memory' \
+    grep -E -A40 '^==[0-9]+==( ERROR|ERROR)|runtime error|fuzz_json[a-z_]*:|deadly signal|timeout after|out-of-memory' \
       "$log" | head -80 >&2
     return 1
   fi
@@ -69,4 +78,6 @@ run() {
 status=0
 run sse 8192 || status=1
 run json 16384 || status=1
+run json_scan 16384 json || status=1
+run json_diff 16384 json || status=1
 exit $status

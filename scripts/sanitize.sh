@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=build/asan
 CC=${SAN_CC:-gcc}
-SRC=(csrc/core.c csrc/http.c csrc/json.c csrc/sse.c csrc/lsse.c)
+SRC=(csrc/core.c csrc/buf.c csrc/http.c csrc/json_enc.c csrc/json_dec.c csrc/json_scan.c csrc/sse.c csrc/lsse.c)
 mkdir -p "$OUT/baseten" "$OUT/bin"
 "$CC" -std=c99 -g -O1 -fPIC -shared -Wall -Wextra \
   -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \

@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=build/valgrind
-SRC=(csrc/core.c csrc/http.c csrc/json.c csrc/sse.c csrc/lsse.c)
+SRC=(csrc/core.c csrc/buf.c csrc/http.c csrc/json_enc.c csrc/json_dec.c csrc/json_scan.c csrc/sse.c csrc/lsse.c)
 mkdir -p "$OUT/baseten"
 gcc -std=c99 -g -O1 -fPIC -shared -Wall -Wextra -fno-omit-frame-pointer \
   -I/usr/include/lua5.4 -o "$OUT/baseten/core.so" "${SRC[@]}" -lcurl

@@ -9,11 +9,11 @@ local function interpreter()
   return "lua" .. _VERSION:match("%d+%.%d+")
 end
 
-local function run(script)
+local function run(script, model)
   local err_file = os.tmpname()
   -- no key and no model in the environment: the examples use the local server
-  local cmd = ("env -u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL %s %s </dev/null 2>%s; echo \"exit:$?\"")
-    :format(interpreter(), script, err_file)
+  local cmd = ("env -u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL %s %s %s </dev/null 2>%s; echo \"exit:$?\"")
+    :format(model and ("BASETEN_MODEL=" .. model) or "", interpreter(), script, err_file)
   local p = assert(io.popen(cmd, "r"))
   local out = p:read("*a")
   p:close()
@@ -26,9 +26,10 @@ local function run(script)
   return code, out, err
 end
 
-local function check(script, patterns)
-  local code, out, err = run(script)
+local function check(script, patterns, model)
+  local code, out, err = run(script, model)
   assert(code == 0, script .. " exited " .. tostring(code) .. "\nstdout:\n" .. out .. "\nstderr:\n" .. err)
+  assert(not out:find("userdata", 1, true), script .. ": a json.null reached the output\n" .. out)
   for _, pat in ipairs(patterns) do
     assert(out:find(pat, 1, true), script .. ": output lacks " .. pat .. "\nstdout:\n" .. out)
   end
@@ -81,6 +82,23 @@ describe("examples", function()
       "[thinking] The user said: Is 1001 a prime number? I should answer.\n[answer] Hello from the local",
     })
   end)
+
+  -- Issue 12: the mock model "test/nulls" sends every nullable field as
+  -- null (content, finish_reason, logprobs, refusal, tool_calls, usage).
+  describe("on a server that sends every nullable field as null", function()
+    it("chat.lua", function()
+      check("examples/chat.lua", { "You said: What is Lua, in one sentence?", "finish_reason: stop, tokens: " },
+            "test/nulls")
+    end)
+    it("stream.lua", function()
+      check("examples/stream.lua", { "You said: Write a haiku about Lua tables.\n", "finish_reason: stop" },
+            "test/nulls")
+    end)
+    it("agent.lua", function()
+      check("examples/agent.lua", { '-> get_weather({"city":"Paris"})', "Here is what the tools returned: ",
+                                    "(5 messages in the transcript)" }, "test/nulls")
+    end)
+  end)
 end)
 
 -- Every ```lua block of README.md runs (against the local server: the
@@ -97,9 +115,18 @@ describe("README.md", function()
   local readme = f:read("*a")
   f:close()
   local blocks, n = {}, 0
-  for before, code in readme:gmatch("([^\n]*)\n```lua\n(.-)\n```") do
+  for at, before, code in readme:gmatch("()([^\n]*)\n```lua\n(.-)\n```") do
     n = n + 1
-    if not before:find("<!-- norun -->", 1, true) then blocks[#blocks + 1] = { n = n, code = code } end
+    local section
+    for name in readme:sub(1, at):gmatch("\n### ([%w_]+)") do section = name end
+    if not before:find("<!-- norun -->", 1, true) then
+      blocks[#blocks + 1] = { n = n, code = code }
+      -- the chat, stream (its chunk loop) and tool examples run again on
+      -- the mock model that sends every nullable field as null (issue 12)
+      if section == "chat" or section == "stream" or section == "run_tools" then
+        blocks[#blocks + 1] = { n = n, code = code, model = "test/nulls" }
+      end
+    end
   end
 
   it("has runnable Lua blocks", function()
@@ -107,13 +134,14 @@ describe("README.md", function()
   end)
 
   for _, b in ipairs(blocks) do
-    it("lua block " .. b.n .. " runs: " .. b.code:match("^[^\n]*"), function()
+    local on = b.model and (" on " .. b.model) or ""
+    it("lua block " .. b.n .. on .. " runs: " .. b.code:match("^[^\n]*"), function()
       local prelude = ""
       if not b.code:find("local baseten = require", 1, true) then
         prelude = prelude .. 'local baseten = require("baseten") '
       end
       if not b.code:find("local client = baseten.new", 1, true) then
-        prelude = prelude .. 'local client = baseten.new{ model = "deepseek-ai/DeepSeek-V3.1" } '
+        prelude = prelude .. ('local client = baseten.new{ model = %q } '):format(b.model or "deepseek-ai/DeepSeek-V3.1")
       end
       local path = os.tmpname()
       local out = assert(io.open(path, "wb"))
@@ -131,8 +159,10 @@ describe("README.md", function()
       os.remove(path)
       os.remove(err_file)
       local code = tonumber(stdout:match("exit:(%d+)%s*$"))
-      assert(code == 0 and stderr == "", "README lua block " .. b.n .. " exited " .. tostring(code)
+      assert(code == 0 and stderr == "", "README lua block " .. b.n .. on .. " exited " .. tostring(code)
         .. "\n" .. b.code .. "\nstdout:\n" .. stdout .. "\nstderr:\n" .. stderr)
+      assert(not stdout:find("userdata", 1, true), "README lua block " .. b.n .. on
+        .. ": a json.null reached the output\n" .. stdout)
     end)
   end
 end)

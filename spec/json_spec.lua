@@ -1,4 +1,4 @@
--- Specs for baseten.json (csrc/json.c). Runs on Lua 5.1 to 5.4 and LuaJIT,
+-- Specs for baseten.json (csrc/json_enc.c, json_dec.c, json_scan.c). Runs on Lua 5.1 to 5.4 and LuaJIT,
 -- so strings use decimal escapes ("\240\159\152\128") rather than \x or \u{}.
 local json = require("baseten").json
 
@@ -59,7 +59,7 @@ describe("baseten.json", function()
       end
     end)
 
-    it("decodes integers within 2^53 as integers, others as floats", function()
+    it("decodes integer literals as integers, fractions as floats", function()
       assert.are.equal(100, json.decode("100"))
       assert.are.equal(-42, json.decode("-42"))
       assert.are.equal(0.5, json.decode("0.5"))
@@ -67,10 +67,77 @@ describe("baseten.json", function()
       if has_integers then
         assert.are.equal("integer", math.type(json.decode("100")))
         assert.are.equal("integer", math.type(json.decode("9007199254740992")))
-        assert.are.equal("float", math.type(json.decode("9007199254740994")))
+        assert.are.equal("integer", math.type(json.decode("9007199254740994")))
         assert.are.equal("float", math.type(json.decode("0.5")))
         assert.are.equal("integer", math.type(json.decode('{"n":7}').n))
       end
+    end)
+
+    if has_integers then
+      -- failed before: integers past 2^53 went through strtod and came back rounded
+      it("decodes every integer literal that fits in 64 bits exactly (5.3+)", function()
+        for _, s in ipairs({ "9007199254740993", "9223372036854775807", "-9223372036854775808",
+          "-9007199254740993", "1234567890123456789", "0", "-1" }) do
+          local v = json.decode(s)
+          assert.are.equal("integer", math.type(v), s)
+          assert.are.equal(s, json.encode(v))
+          assert.are.equal("[" .. s .. "]", json.encode(json.decode("[" .. s .. "]")))
+        end
+        assert.are.equal(math.maxinteger, json.decode("9223372036854775807"))
+        assert.are.equal(math.mininteger, json.decode("-9223372036854775808"))
+        assert.are.equal(9007199254740993, json.decode('{"n":9007199254740993}').n)
+      end)
+
+      it("decodes larger integers as floats (5.3+)", function()
+        for _, s in ipairs({ "9223372036854775808", "-9223372036854775809", "18446744073709551616",
+          "123456789012345678901234567890" }) do
+          local v = json.decode(s)
+          assert.are.equal("float", math.type(v), s)
+          assert.are.equal(tonumber(s), v, s)
+        end
+      end)
+    else
+      it("decodes numbers as doubles (5.1, LuaJIT)", function()
+        assert.are.equal(2 ^ 53, json.decode("9007199254740993"))
+        assert.are.equal(2 ^ 63, json.decode("9223372036854775807"))
+        assert.are.equal(-2 ^ 63, json.decode("-9223372036854775808"))
+        assert.are.equal(123, json.decode("123"))
+      end)
+    end
+
+    -- failed before: a 63-character limit refused valid numbers ("number too long")
+    it("accepts numbers of any length", function()
+      local n81 = "1" .. string.rep("0", 80)
+      assert.are.equal(81, #n81)
+      assert.are.equal(1e80, json.decode(n81))
+      assert.are.equal(-1e80, json.decode("-" .. n81))
+      assert.are.equal(1e80, json.decode("[" .. n81 .. "]")[1])
+      local frac = "0." .. string.rep("3", 100)
+      assert.are.equal(tonumber(frac), json.decode(frac))
+      assert.are.equal(1e5, json.decode("1e" .. string.rep("0", 100) .. "5"))
+      assert.are.equal(1.5, json.decode("1.5" .. string.rep("0", 5000)))
+      assert.are.equal(tonumber("1" .. string.rep("0", 300)), json.decode("1" .. string.rep("0", 300)))
+      local v, err = json.decode("1" .. string.rep("0", 400))
+      assert.is_nil(v)
+      assert.matches("out of range", err)
+      assert.is_nil((json.decode("01" .. string.rep("0", 100))))
+    end)
+
+    -- failed before on 5.1 and LuaJIT: "-0" decoded as -0.0 there, as 0 on 5.3+
+    it("decodes a zero without its sign, and encodes -0.0 as 0, on every version", function()
+      for _, s in ipairs({ "-0", "-0.0", "-0e5", "0", "0.0", "-1e-400", "-0E-0" }) do
+        local v = json.decode(s)
+        assert.are.equal(0, v, s)
+        assert.are.equal(math.huge, 1 / v, s)
+        assert.are.equal(math.huge, 1 / json.decode("[" .. s .. "]")[1], s)
+      end
+      if has_integers then
+        assert.are.equal("integer", math.type(json.decode("-0")))
+        assert.are.equal("integer", math.type(json.decode("-0.0")))
+      end
+      assert.are.equal("0", json.encode(-0.0))
+      assert.are.equal("[0]", json.encode({ -0.0 }))
+      assert.are.equal("0", json.encode(json.decode("-0")))
     end)
 
     if has_integers then
@@ -111,9 +178,13 @@ describe("baseten.json", function()
         return
       end
       local enc, dec = json.encode(0.5), json.decode("[0.25]")
+      local long = json.decode("0.25" .. string.rep("0", 100))
+      local big = json.decode("1" .. string.rep("0", 80) .. ".5e-80")
       os.setlocale(old, "numeric")
       assert.are.equal("0.5", enc)
       assert.are.equal(0.25, dec[1])
+      assert.are.equal(0.25, long)
+      assert.are.equal(1, big)
     end)
   end)
 
@@ -150,6 +221,63 @@ describe("baseten.json", function()
       local expect = {}
       for i = 1, 50 do expect[i] = tostring(i) end
       assert.are.equal("[" .. table.concat(expect, ",") .. "]", json.encode(t))
+    end)
+
+    -- A table whose keys lua_next yields as 1, 2, then out of order, so the
+    -- element at 1 is written before the order breaks. Which construction
+    -- does that depends on the Lua version's hash layout; the first that
+    -- does is used (nil: none on this version).
+    local function out_of_order(child)
+      local builders = {
+        function(c) return { c, "b", [4] = "y", [3] = "z" } end,
+        function(c)
+          local t = { c, "b", p = 1, q = 2, r = 3, s = 4, u = 5, v = 6, w = 7 }
+          for _, k in ipairs({ "p", "q", "r", "s", "u", "v", "w" }) do t[k] = nil end
+          for k = 5, 3, -1 do t[k] = "z" end
+          return t
+        end,
+      }
+      for _, build in ipairs(builders) do
+        local t, keys = build(child), {}
+        for k in pairs(t) do keys[#keys + 1] = k end
+        if keys[1] == 1 and keys[2] == 2 and keys[3] ~= 3 then return t end
+      end
+    end
+
+    -- failed before: each level re-encoded its first element after a rewind,
+    -- so the leaf was encoded 2^18 times
+    it("encodes an out-of-order array in linear time, each element once", function()
+      local calls = 0
+      local leaf = setmetatable({}, { __tojson = function() calls = calls + 1; return 1 end })
+      local t = leaf
+      for _ = 1, 18 do t = out_of_order(t) or { t, "b", "z", "y" } end
+      local s = json.encode(t)
+      assert.are.equal(1, calls)
+      local v = json.decode(s)
+      for _ = 1, 18 do
+        assert.are.equal("b", v[2])
+        assert.is_true(#v == 4 or #v == 5)
+        v = v[1]
+      end
+      assert.are.equal(1, v)
+    end)
+
+    -- failed before: a marked array was cut at its first hole
+    it("encodes holes in a marked array as null up to the largest index", function()
+      assert.are.equal("[1,null,3]", json.encode(json.array({ [1] = 1, [3] = 3 })))
+      assert.are.equal("[null,null,3]", json.encode(json.array({ [3] = 3 })))
+      assert.are.equal("[1,2,null,null,5]", json.encode(json.array({ 1, 2, nil, nil, 5 })))
+      assert.are.equal("[null,true]", json.encode(setmetatable({ [2] = true }, { __jsontype = "array" })))
+      assert.are.equal("[1]", json.encode(json.array({ 1, name = "ignored", [0] = 0, [-1] = 1, [1.5] = 2 })))
+      assert.are.equal("[null,2]", json.encode(json.array({ [2.0] = 2 })))
+      local t = json.array()
+      for i = 40, 1, -3 do t[i] = i end
+      local v = json.decode(json.encode(t))
+      assert.are.equal(40, #v)
+      for i = 1, 40 do
+        if (40 - i) % 3 == 0 then assert.are.equal(i, v[i]) else assert.are.equal(json.null, v[i]) end
+      end
+      assert.are.equal("[]", json.encode(json.array({ x = 1 })))
     end)
 
     it("refuses mixed and sparse tables, naming the key", function()
@@ -432,6 +560,119 @@ describe("baseten.json", function()
       assert.is_false(json.decode(" false "))
       assert.are.equal("x", json.decode('"x"'))
       assert.are.equal(-1.25, json.decode("-1.25"))
+    end)
+  end)
+
+  describe("decode options", function()
+    -- failed before: decode took no options
+    it("drop_nulls leaves out null members, in nested objects too, and keeps nulls in arrays", function()
+      local text = '{"a":null,"b":1,"c":{"d":null,"e":[null,{"f":null,"g":false}],"h":null},"i":[null]}'
+      local v = json.decode(text, { drop_nulls = true })
+      assert.is_nil(v.a)
+      assert.are.equal(1, v.b)
+      assert.is_nil(v.c.d)
+      assert.is_nil(v.c.h)
+      assert.are.equal(json.null, v.c.e[1])
+      assert.are.equal(2, #v.c.e)
+      assert.is_nil(v.c.e[2].f)
+      assert.is_false(v.c.e[2].g)
+      assert.are.equal(json.null, v.i[1])
+      assert.is_true(json.is_array(v.i))
+      assert.are.equal('{"g":false}', json.encode(v.c.e[2]))
+      assert.are.equal(json.null, json.decode(text).a) -- the default keeps them
+      assert.are.equal(json.null, json.decode(text, {}).a)
+      assert.are.equal(json.null, json.decode(text, { drop_nulls = false }).a)
+      assert.are.equal(json.null, json.decode("null", { drop_nulls = true }))
+      assert.are.equal("{}", json.encode(json.decode('{"x":null , "y" : null}', { drop_nulls = true })))
+      assert.is_nil((json.decode('{"x":nul}', { drop_nulls = true })))
+      assert.is_nil((json.decode('{"x":null,}', { drop_nulls = true })))
+    end)
+
+    it("drop_nulls keeps every other member of a big object, in order of repeats", function()
+      local parts, expect = {}, {}
+      for i = 1, 60 do
+        local k = "k" .. (i % 45)
+        if i % 3 == 0 then
+          parts[#parts + 1] = string.format('"%s":null', k)
+        elseif i % 7 == 0 then
+          parts[#parts + 1] = string.format('"%s":{"z":null,"n":%d}', k, i)
+          expect[k] = i
+        else
+          parts[#parts + 1] = string.format('"%s":%d', k, i)
+          expect[k] = i
+        end
+      end
+      local v = json.decode("{" .. table.concat(parts, ",") .. "}", { drop_nulls = true })
+      local count = 0
+      for k, x in pairs(v) do
+        count = count + 1
+        if type(x) == "table" then x = x.n end
+        assert.are.equal(expect[k], x, k)
+      end
+      for k in pairs(expect) do assert.is_not_nil(v[k], k) end
+      -- a null member that repeats a kept name leaves the earlier value alone
+      assert.are.equal(1, json.decode('{"a":1,"a":null}', { drop_nulls = true }).a)
+      assert.is_true(count > 0)
+    end)
+
+    it("lone_surrogates = \"error\" (the default) refuses a lone half", function()
+      for _, opts in ipairs({ {}, { lone_surrogates = "error" } }) do
+        for _, s in ipairs({ '"\\ud83d"', '"\\ude00"', '"a\\ud83d\\u0041"', '{"\\udfff":1}' }) do
+          local v, err = json.decode(s, opts)
+          assert.is_nil(v, s)
+          assert.matches("lone surrogate", err)
+        end
+      end
+    end)
+
+    -- failed before: decode took no options, so a lone half was always an error
+    it("lone_surrogates = \"replace\" makes each lone half U+FFFD", function()
+      local o = { lone_surrogates = "replace" }
+      local fffd = "\239\191\189"
+      assert.are.equal("a" .. fffd .. "b", json.decode('"a\\ud83db"', o))
+      assert.are.equal(fffd, json.decode('"\\ude00"', o))
+      assert.are.equal(fffd .. fffd, json.decode('"\\ude00\\ud800"', o))
+      assert.are.equal(fffd .. "\240\159\152\128", json.decode('"\\ud83d\\ud83d\\ude00"', o))
+      assert.are.equal(fffd .. "A", json.decode('"\\ud83d\\u0041"', o))
+      assert.are.equal(1, json.decode('{"\\udfff":1}', o)[fffd])
+      -- what replace gives is valid UTF-8, so it encodes again
+      assert.are.equal('"' .. fffd .. '"', json.encode(json.decode('"\\udfff"', o)))
+    end)
+
+    it("lone_surrogates = \"wtf8\" keeps each lone half as its 3-byte form", function()
+      local o = { lone_surrogates = "wtf8" }
+      local hi, lo = json.decode('"x\\ud83d"', o), json.decode('"\\ude00y"', o)
+      assert.are.equal("x\237\160\189", hi)
+      assert.are.equal("\237\184\128y", lo)
+      assert.are.equal("\237\160\128", json.decode('"\\ud800"', o))
+      assert.are.equal("\237\191\191", json.decode('"\\udfff"', o))
+      assert.are.equal("\237\160\189\240\159\152\128", json.decode('"\\ud83d\\ud83d\\ude00"', o))
+      -- raw (unescaped) surrogate bytes in the text stay invalid UTF-8
+      assert.is_nil((json.decode('"\237\160\128"', o)))
+    end)
+
+    it("decodes a valid surrogate pair to 4-byte UTF-8 in every mode", function()
+      for _, mode in ipairs({ "error", "replace", "wtf8" }) do
+        assert.are.equal("\240\159\152\128", json.decode('"\\ud83d\\ude00"', { lone_surrogates = mode }))
+        assert.are.equal("\244\143\191\191", json.decode('"\\udbff\\udfff"', { lone_surrogates = mode }))
+        assert.are.equal("\240\144\128\128", json.decode('["\\uD800\\uDC00"]', { lone_surrogates = mode })[1])
+      end
+    end)
+
+    it("raises on an unknown option or a bad value", function()
+      assert.has_error(function() json.decode("{}", { bogus = true }) end)
+      assert.has_error(function() json.decode("{}", { drop_null = true }) end)
+      assert.has_error(function() json.decode("{}", { [1] = true }) end)
+      assert.has_error(function() json.decode("{}", { drop_nulls = "yes" }) end)
+      assert.has_error(function() json.decode("{}", { drop_nulls = 1 }) end)
+      assert.has_error(function() json.decode("{}", { lone_surrogates = "ignore" }) end)
+      assert.has_error(function() json.decode("{}", { lone_surrogates = true }) end)
+      assert.has_error(function() json.decode("{}", 5) end)
+      assert.has_error(function() json.decode("{}", "drop_nulls") end)
+      local ok, err = pcall(json.decode, "{}", { bogus = true })
+      assert.is_false(ok)
+      assert.matches("unknown option bogus", err)
+      assert.are.same({}, json.decode("{}", nil))
     end)
   end)
 

@@ -1,8 +1,8 @@
 /*
- * fuzz_json.c: libFuzzer target for json.c (Lua 5.4).
+ * fuzz_json.c: libFuzzer target for JSON decode then encode (Lua 5.4).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I/usr/include/lua5.4 \
- *     -o build/fuzz_json csrc/fuzz/fuzz_json.c csrc/json.c -llua5.4
+ *     -o build/fuzz_json csrc/fuzz/fuzz_json.c csrc/json_*.c csrc/buf.c -llua5.4
  *   ./build/fuzz_json -max_total_time=180 csrc/fuzz/corpus/json
  *
  * Oracles, for every input that decodes to a value V1:
@@ -107,7 +107,7 @@ static void fz_check_failure_message(const uint8_t *data, size_t size, const cha
   char *small = (char *)malloc(5);
   if (err[0] == '\0') fz_die("decode failed without a message", NULL);
   if (small == NULL) return;
-  if (bt_json_push_decoded(fz_L, (const char *)data, size, small, 5))
+  if (bt_json_push_decoded(fz_L, (const char *)data, size, 0, NULL, small, 5))
     fz_die("decode is not deterministic", NULL);
   if (strlen(small) > 4) fz_die("error message overran its buffer", NULL);
   free(small);
@@ -120,7 +120,7 @@ static void fz_roundtrip(lua_State *L) {
   int multikey = 0;
   if (!fz_encode(L, 1)) fz_die("a decoded value does not encode", lua_tostring(L, -1));
   enc1 = lua_tolstring(L, 2, &n1);
-  if (!bt_json_push_decoded(L, enc1, n1, err, sizeof err))
+  if (!bt_json_push_decoded(L, enc1, n1, 0, NULL, err, sizeof err))
     fz_die("an encoding does not decode", err);
   if (!fz_same(L, 1, 3, &multikey)) fz_die("decode(encode(v)) differs from v", enc1);
   if (!fz_encode(L, 3)) fz_die("a re-decoded value does not encode", lua_tostring(L, -1));
@@ -137,7 +137,7 @@ static void fz_string(lua_State *L, const uint8_t *data, size_t size) {
   lua_pushlstring(L, (const char *)data, size);
   if (!fz_encode(L, lua_gettop(L))) return;
   enc = lua_tolstring(L, -1, &n);
-  if (!bt_json_push_decoded(L, enc, n, err, sizeof err))
+  if (!bt_json_push_decoded(L, enc, n, 0, NULL, err, sizeof err))
     fz_die("an encoded string does not decode", err);
   if (!lua_rawequal(L, -1, -3)) fz_die("a string did not survive encode/decode", enc);
 }
@@ -148,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[128];
   if (fz_L == NULL) fz_setup();
   lua_settop(fz_L, 0);
-  if (bt_json_push_decoded(fz_L, (const char *)data, size, err, sizeof err)) {
+  if (bt_json_push_decoded(fz_L, (const char *)data, size, 0, NULL, err, sizeof err)) {
     fz_roundtrip(fz_L);
   } else {
     fz_check_failure_message(data, size, err);

@@ -99,7 +99,7 @@ local function arguments_of(name, raw)
   if type(raw) ~= "string" then
     return nil, "error: the arguments of tool " .. quote(name) .. " are not a JSON string"
   end
-  local args, why = json.decode(raw)
+  local args, why = json.decode(raw, request.DECODE_OPTS) -- no null members, as in responses
   if args == null then return {} end -- "null": no arguments, as an absent string
   if args == nil then
     return nil, "error: the arguments of tool " .. quote(name) .. " are not valid JSON (" .. tostring(why)
@@ -261,7 +261,8 @@ end
 -- Each round makes one model call. For each tool call of the answer, in
 -- order (parallel calls run one after the other): `on_tool_call(call)`, then
 -- the tool's handler `handler(args, call)` with the decoded JSON arguments
--- (empty or absent arguments give `{}`) and the call table. The result goes
+-- (empty or absent arguments give `{}`; a null member is an absent key, as
+-- in responses) and the call table. The result goes
 -- back as `{role = "tool", tool_call_id = call.id, content = text}` (no
 -- `name`: OpenAI does not need it, vLLM ignores it): a string result as it
 -- is, any other value JSON-encoded (so `nil` gives `"null"`). A handler may

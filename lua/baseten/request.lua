@@ -235,18 +235,25 @@ function M.finished(call, usage)
   if hook then hook(usage, call) end
 end
 
+--- How responses are decoded: what the client returns holds no null
+-- member (`"content": null` is an absent key, so `if msg.content then`
+-- works); a null inside an array stays `json.null`. A lone surrogate escape
+-- is an error in a whole body (streams tolerate it: see baseten.stream).
+M.DECODE_OPTS = { drop_nulls = true }
+local DECODE_OPTS = M.DECODE_OPTS
+
 --- Decodes a whole JSON response body (closes the transfer).
 function M.decode(call, t)
   local client = call.client
   local text = t:body()
   local request_id = t:header("x-request-id")
   t:close()
-  local doc, why = json.decode(text)
+  local doc, why = json.decode(text, DECODE_OPTS)
   if type(doc) ~= "table" then
     return nil, errors.new({ kind = "invalid_response", request_id = request_id, body = text,
       message = "response is not a JSON object: " .. (why or text:sub(1, 120)) }, client:_secret())
   end
-  if doc.error ~= nil and doc.error ~= json.null and doc.choices == nil and doc.data == nil then
+  if doc.error ~= nil and doc.choices == nil and doc.data == nil then
     local err = errors.from_response(200, text, { request_id = request_id }, client:_secret())
     err.kind, err.status = "invalid_response", 200
     return nil, err

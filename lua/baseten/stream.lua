@@ -13,14 +13,22 @@
 -- timeout are each an error (`connection`, `error_event`,
 -- `invalid_response`, `timeout`). After a failure, `stream:snapshot()`
 -- (and `err.partial`) still give what arrived before it.
+--
+-- Chunks come decoded without null members (`"content": null` is an absent
+-- key; a null in an array stays `json.null`). A UTF-16 surrogate pair split
+-- between two chunks (servers in JavaScript do this) is mended before the
+-- chunks are handed out: the first chunk is held until the next one of its
+-- choice arrives and is handed out with the whole character, which the
+-- second loses (see baseten.mend); a half with no partner becomes U+FFFD.
+-- Every chunk, and so everything joined from them, is valid UTF-8.
 -- @module baseten.stream
 local core = require("baseten.core")
 local errors = require("baseten.errors")
 local accumulate = require("baseten.accumulate")
 local request = require("baseten.request")
+local mend = require("baseten.mend")
 
 local json = core.json
-local null = json.null
 local type = type -- upvalues, not global lookups, on the per-token path
 local acc_add = accumulate.add
 
@@ -36,8 +44,11 @@ M.Stream = Stream
 function M.new(client, transfer, on_end)
   M._sweep(client)
   local ctype = transfer:header("content-type") or ""
+  -- _q, _err and _done are read on every chunk: false, not absent, so the
+  -- read finds them in the table (a missing key goes on to __index)
   return setmetatable({
     _client = client, _t = transfer, _acc = accumulate.new(), _on_end = on_end,
+    _q = false, _err = false, _done = false,
     _sse = ctype == "" or ctype:lower():find("text/event-stream", 1, true) ~= nil,
     request_id = errors.scrub(transfer:header("x-request-id"), client:_secret()),
   }, Stream)
@@ -52,8 +63,45 @@ local function ended(self)
   end
 end
 
+-- Chunks held to mend a split pair go into the accumulator now, their
+-- halves made U+FFFD (the stream ended, failed or was closed). Returns the
+-- queue, whose chunks may still be handed out.
+local function settle(self)
+  local q = self._q
+  if not q then return nil end
+  mend.settle(q)
+  for i = q.added + 1, q.tail do acc_add(self._acc, q[i]) end
+  q.added = q.tail
+  return q
+end
+
+-- The next held chunk, if it is ready (its split pairs are mended).
+local function release(self, q)
+  local i = q.head
+  local c = q[i]
+  if c == nil or q.waits[i] then return nil end
+  q[i] = nil
+  q.head = i + 1
+  if i > q.added then acc_add(self._acc, c) end
+  if i == q.tail then self._q = false end -- empty: back to the plain path
+  return c
+end
+
+-- A chunk with lone surrogate halves, or any chunk while one is held: into
+-- the queue. Returns the chunk to hand out now, or nil.
+local function hold(self, chunk, lone)
+  local q = self._q
+  if not q then
+    q = mend.queue()
+    self._q = q
+  end
+  mend.take(q, chunk, lone)
+  return release(self, q)
+end
+
 local function fail(self, fields)
   fields.request_id = fields.request_id or self.request_id
+  if settle(self) then self._q = false end -- held chunks are in `partial`
   fields.partial = self._acc:result()
   local err = errors.new(fields, self._client:_secret())
   self._err = err
@@ -125,15 +173,16 @@ local function mark_done(self)
   local t = self._t
   self._t = nil
   if t then linger(self._client, t) end
+  local q = settle(self)
   ended(self)
-  return nil
+  return q and release(self, q) -- the held chunks come out before the end
 end
 
 -- A body that is not an event stream: a JSON error, or something wrong.
 local function not_sse(self, body)
   local t = self._t
-  local doc = json.decode(body)
-  if type(doc) == "table" and doc.error ~= nil and doc.error ~= null then
+  local doc = json.decode(body, request.DECODE_OPTS)
+  if type(doc) == "table" and doc.error ~= nil then
     return chunk_error(self, doc)
   end
   return fail(self, { kind = "invalid_response", body = body, message = "expected text/event-stream, got "
@@ -161,6 +210,9 @@ local function bad_chunk(self, a)
   return chunk_error(self, a)
 end
 
+-- How t:next_event() decodes chunks (csrc/http.c, CHUNK_FLAGS).
+local CHUNK_OPTS = { drop_nulls = true, lone_surrogates = "wtf8" }
+
 -- The stream's body has ended: cleanly, or not. Returns the last event, as
 -- the parser would: "chunk" (a last event without its blank line, once),
 -- "done", or "failed", err.
@@ -177,13 +229,13 @@ local function at_end(self)
   if not pending or pending == "[DONE]" then return "done" end
   self._took_last = true
   -- a last event without its blank line: take it when it is whole JSON
-  local chunk = json.decode(pending)
+  local chunk = json.decode(pending, CHUNK_OPTS)
   if type(chunk) ~= "table" then
     local _, err = fail(self, { kind = "invalid_response",
                                 message = "stream ended inside an event: " .. pending:sub(1, 120) })
     return "failed", err
   end
-  return "chunk", chunk
+  return "chunk", chunk, pending:find("\\u[dD][89abAB]") and math.huge or nil -- lone halves: unknown count
 end
 
 -- Any event but a chunk: false when it carries nothing for us.
@@ -209,6 +261,11 @@ end
 -- the non-blocking layer drives streams with it). Returns a chunk, nil at
 -- the end, nil, err on failure, or false when no whole event is buffered yet.
 function Stream:_read_buffered()
+  local q = self._q
+  if q then -- chunks held to mend a split surrogate pair (rare)
+    local c = release(self, q)
+    if c then return c end
+  end
   if self._err then return nil, self._err end
   if self._done then return nil end
   local t = self._t
@@ -223,14 +280,21 @@ function Stream:_read_buffered()
       kind, a, b = at_end(self)
     end
     if kind == "chunk" then -- the per-token path: the common case inline
-      if type(a) == "table" and (a.error == nil or a.error == null) then
-        acc_add(self._acc, a)
-        return a
+      if type(a) == "table" and a.error == nil then -- (nulls are dropped: "error": null is nil)
+        if not (b or q) then
+          acc_add(self._acc, a)
+          return a
+        end
+        a = hold(self, a, b) -- b: lone surrogate halves in the chunk
+        if a then return a end
+        q = self._q
+      else
+        return bad_chunk(self, a)
       end
-      return bad_chunk(self, a)
+    else
+      local v, err = on_event(self, kind, a, b)
+      if v ~= false then return v, err end
     end
-    local v, err = on_event(self, kind, a, b)
-    if v ~= false then return v, err end
   end
 end
 
@@ -377,6 +441,7 @@ end
 
 --- Cancels the transfer at once. Idempotent; `__gc` and `__close` call it.
 function Stream:close()
+  if settle(self) then self._q = false end -- held chunks count in snapshot()
   self:_release()
   if not self._done and not self._err then self._closed = true end
   ended(self)

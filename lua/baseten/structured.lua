@@ -100,13 +100,18 @@ end
 --
 -- The content is decoded after trimming whitespace and one surrounding
 -- Markdown code fence; then validated against the schema on the client (see
--- `baseten.schema`). A JSON `null` answer is returned as `json.null`.
+-- `baseten.schema`). The value is validated as decoded, nulls included (so
+-- a `required` member whose type allows null may be `null`), and returned
+-- without null members in its objects (a `null` member is an absent key; a
+-- `null` in an array stays `json.null`). A JSON `null` answer is returned as
+-- `json.null`.
 --
 -- Errors, besides those of `chat`: `refusal` (the model refused;
 -- `err.message` and `err.refusal` are its text), `invalid_json` (the
 -- content is not JSON, or there is none; `err.content`), `schema_mismatch`
 -- (`err.message` is "`<path>: <what>`", e.g. `$.items[2].email: expected
--- string, got number`; `err.path` the path, `err.value` the decoded value),
+-- string, got number`; `err.path` the path, `err.value` the decoded value,
+-- its nulls kept as `json.null` so that the path it names is there),
 -- `invalid_response` (no message in the response). Each carries
 -- `err.response`, the response it judged.
 -- @tparam table req the request, as OpenAI's Chat Completions JSON, plus
@@ -166,7 +171,8 @@ function M.judge(client, resp, schema)
     return fail(client, { kind = "invalid_json", response = resp, content = text,
                           message = "the response has no content" .. cut })
   end
-  local value, why = json.decode(unfence(text))
+  local body = unfence(text)
+  local value, why = json.decode(body)
   if value == nil then
     return fail(client, { kind = "invalid_json", response = resp, content = text,
                           message = "the content is not JSON (" .. tostring(why) .. ")" .. cut
@@ -179,6 +185,9 @@ function M.judge(client, resp, schema)
                             path = path, message = path .. ": " .. what .. cut })
     end
   end
+  -- validated with its nulls (so `required` with a nullable type holds),
+  -- returned without null members, as every other value the client returns
+  if type(value) == "table" and body:find("null", 1, true) then value = json.decode(body, request.DECODE_OPTS) end
   return value, resp
 end
 

@@ -201,7 +201,9 @@ function baseten.check(v, err, ...) end
 -- == Responses =============================================================
 
 --- A chat completion: the decoded response of `Client:chat`, and the
--- shape `Stream:final` builds.
+-- shape `Stream:final` builds. It holds no null member: a JSON `null`
+-- member (`"content": null`, `"refusal": null`, ...) is an absent key, so
+-- `if msg.content then` works; a `null` inside an array stays `json.null`.
 ---@class baseten.ChatResponse
 ---@field id? string
 ---@field object? string `"chat.completion"`.
@@ -463,6 +465,14 @@ function Client:close() end
 -- carries an error event or an `error` object, and a chunk that is not
 -- JSON are failures, never a silent end. Closed at once by `close`, by
 -- `__close` and by the garbage collector.
+--
+-- Chunks (here and in `on_chunk`) hold no null member. A character that
+-- the server split between two chunks as the two halves of a UTF-16
+-- surrogate pair (`"abcd\ud83d"`, then `"\ude00é"`) comes whole in the
+-- first chunk (`"abcd😀"`), and the second chunk's same field loses its
+-- half (`"é"`): the first chunk is handed out once the next chunk of its
+-- choice has arrived. A half with no partner becomes U+FFFD. Every chunk
+-- is valid UTF-8, and so is all text joined from them.
 ---@class baseten.Stream
 ---@field request_id? string The response's `x-request-id` header.
 ---@operator call: baseten.ChatChunk?
@@ -583,18 +593,31 @@ local json = {}
 
 --- Encodes a Lua value as JSON text. Tables with a `__tojson` metamethod
 -- encode as what it returns. A value that cannot be encoded (a function, a
--- sparse array, a cycle) raises.
+-- sparse array, a cycle) raises. Lua integers are written exactly; `-0.0`
+-- is written `0`.
 ---@param value any
 ---@return string text
 function json.encode(value) end
 
---- Decodes JSON text.
+--- Decodes JSON text. Numbers: on Lua 5.3+ an integer literal that fits in
+-- 64 bits is that exact integer, and integral values within 2^53 are
+-- integers; on 5.1 and LuaJIT every number is a double. Numbers may be of
+-- any length. A zero has no sign (`-0` decodes to 0). `opts.drop_nulls =
+-- true` leaves out object members whose value is null (a null in an array
+-- stays `json.null`). `opts.lone_surrogates` says what a lone
+-- `\uD800`-`\uDFFF` escape becomes: `"error"` (the default), `"replace"`
+-- (U+FFFD) or `"wtf8"` (its 3-byte form `ED A0..BF xx`, for joining halves
+-- split across strings); a valid pair is 4-byte UTF-8 in every mode. Any
+-- other option, or a bad value, raises.
 ---@param text string
+---@param opts? {drop_nulls?: boolean, lone_surrogates?: "error"|"replace"|"wtf8"}
 ---@return any value the value, or nil on malformed input
 ---@return string? why what is wrong with the text
-function json.decode(text) end
+function json.decode(text, opts) end
 
---- Marks a table as a JSON array (an empty one encodes as `[]`).
+--- Marks a table as a JSON array (an empty one encodes as `[]`). A marked
+-- table's holes encode as `null` up to its largest positive integer key;
+-- other keys are left out.
 ---@param t? table the table (default: a new one)
 ---@return table t
 function json.array(t) end

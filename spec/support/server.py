@@ -21,6 +21,11 @@ and "test/reasoning-reject" also judge a tool loop's history: see
 history_error()).  The full reference of
 the control API and of the scripted response fields is in the docstrings of
 Handler.control() and Handler.send_scripted() below.
+
+Two more mock models: a model name containing "nulls" ("test/nulls") sends
+every nullable field as null, and one containing "utf16-split-K-O" cuts
+its text by UTF-16 units as JavaScript servers do: see null_heavy() and
+utf16_pieces() below.
 """
 
 import argparse
@@ -507,6 +512,39 @@ def err_openai(status, message, code, rid, typ="invalid_request_error"):
             "headers": [["x-request-id", rid]]}
 
 
+def null_heavy(message_or_delta, tool_calls=True):
+    """The mock's "nulls" model (any model name containing "nulls"): every
+    nullable field it would leave out is sent as null, as many servers do:
+    a delta's or message's content, refusal and tool_calls (and, in
+    null_chunk, a chunk's finish_reason, logprobs and usage)."""
+    for k in ("content", "refusal") + (("tool_calls",) if tool_calls else ()):
+        message_or_delta.setdefault(k, None)
+    return message_or_delta
+
+
+def null_chunk(chunk):
+    for c in chunk["choices"]:
+        c.setdefault("logprobs", None)
+        c.setdefault("finish_reason", None)
+        null_heavy(c["delta"])
+    chunk.setdefault("usage", None)
+    return chunk
+
+
+def utf16_pieces(text, size, offset=0):
+    """TEXT cut every SIZE UTF-16 units (the first piece OFFSET units when
+    OFFSET > 0), as JavaScript servers cut it: an astral character (an
+    emoji, 𝄞, CJK Extension B) can end one piece as its high surrogate and
+    start the next as its low one. The mock's "utf16-split-SIZE-OFFSET"
+    models stream their content and tool-call arguments so; the JSON of a
+    piece with a lone half escapes it ("\ud83d"), as JSON.stringify does."""
+    units = text.encode("utf-16-le")
+    n = len(units) // 2
+    cuts = [0] + list(range(offset or size, n, size)) + [n]
+    return [units[2 * a:2 * b].decode("utf-16-le", "surrogatepass")
+            for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
 def mock_response(method, path, body, n):
     """Scripted-response dict for the default mock behaviour."""
     rid = "req-%d" % n
@@ -622,10 +660,14 @@ def mock_response(method, path, body, n):
                                   bool(tool_results), content, tool_calls,
                                   finish, usage)
 
+    nulls = "nulls" in model
+    split = re.search(r"utf16-split-(\d+)-(\d+)", model)
     if not req.get("stream"):
         message = {"role": "assistant", "content": content}
         if tool_calls:
             message["tool_calls"] = tool_calls
+        if nulls:
+            null_heavy(message)
         return {"json": {"id": cid, "object": "chat.completion",
                          "created": CREATED, "model": model,
                          "choices": [{"index": 0, "message": message,
@@ -635,23 +677,29 @@ def mock_response(method, path, body, n):
                 "headers": [["x-request-id", rid]]}
 
     def chunk(delta, finish_reason=None):
-        return {"id": cid, "object": "chat.completion.chunk",
-                "created": CREATED, "model": model,
-                "choices": [{"index": 0, "delta": delta,
-                             "finish_reason": finish_reason}]}
+        c = {"id": cid, "object": "chat.completion.chunk",
+             "created": CREATED, "model": model,
+             "choices": [{"index": 0, "delta": delta,
+                          "finish_reason": finish_reason}]}
+        return null_chunk(c) if nulls else c
+
+    def cut(text, words_re):
+        if split:
+            return utf16_pieces(text, int(split.group(1)),
+                                int(split.group(2)))
+        return re.findall(words_re, text)
 
     events = [chunk({"role": "assistant", "content": ""})]
     if content:
-        for w in re.findall(r"\s+|\S+\s*", content):
+        for w in cut(content, r"\s+|\S+\s*"):
             events.append(chunk({"content": w}))
     for i, tc in enumerate(tool_calls or []):
         events.append(chunk({"tool_calls": [{
             "index": i, "id": tc["id"], "type": "function",
             "function": {"name": tc["function"]["name"], "arguments": ""}}]}))
-        args = tc["function"]["arguments"]
-        for j in range(0, len(args), 5):
+        for piece in cut(tc["function"]["arguments"], r"(?s).{1,5}"):
             events.append(chunk({"tool_calls": [{
-                "index": i, "function": {"arguments": args[j:j + 5]}}]}))
+                "index": i, "function": {"arguments": piece}}]}))
     events.append(chunk({}, finish))
     so = req.get("stream_options")
     if isinstance(so, dict) and so.get("include_usage"):

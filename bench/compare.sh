@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# bench/compare.sh: the core of an older commit (COMPARE_OLD, default
+# 70362a3, the last with one json.c) against this tree, on the stream and
+# on json.decode, Lua 5.4 and LuaJIT, in one run (bench/compare.lua says
+# how). Writes its section of bench/RESULTS.md. Builds the old core from
+# `git archive` into a temporary directory, removed at the end.
+#   bash bench/compare.sh      (COMPARE_N, COMPARE_REPS tune it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OLD=${COMPARE_OLD:-70362a3}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+git archive "$OLD" csrc | tar -x -C "$TMP"
+for v in 5.4 5.1; do
+  mkdir -p "$TMP/old/$v/baseten"
+  ${CC:-cc} -std=c99 -O2 -g -fPIC -shared -fvisibility=hidden -I"/usr/include/lua$v" -I"$TMP/csrc" \
+    -o "$TMP/old/$v/baseten/core.so" "$TMP"/csrc/*.c -lcurl
+done
+bash bench/build_dev.sh 5.4 5.1
+# shellcheck source=/dev/null
+source scripts/env.sh 5.4
+export LUA_PATH="$PWD/?.lua;$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH="$PWD/bench/out/dev/5.4/?.so;;"
+BENCH_ROOT=$PWD COMPARE_OLD=$OLD COMPARE_OLD_TREE="$TMP/old" lua5.4 bench/compare.lua
