@@ -61,6 +61,7 @@ build = {
       ["baseten.request"] = "lua/baseten/request.lua",
       ["baseten.structured"] = "lua/baseten/structured.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
+      ["baseten.batch"] = "lua/baseten/batch.lua",
       ["baseten.abi"] = "lua/baseten/abi.lua",
       ["baseten.uv"] = "lua/baseten/uv.lua",
       ["baseten.health"] = "lua/baseten/health.lua",

@@ -4,6 +4,9 @@
 //
 //   node node_consumer.mjs stream BASE_URL     one streamed chat
 //   node node_consumer.mjs chat BASE_URL N     N blocking chats
+//   node node_consumer.mjs batch BASE_URL N C  N chats, a pool of C at a time
+//                                              (C workers, each awaiting one
+//                                              chat after another)
 //
 // Prints one JSON line like the other consumers; cpu is
 // process.cpuUsage() user+sys around the measured part only.
@@ -46,8 +49,32 @@ if (mode === 'stream') {
     chars += resp.choices[0].message.content.length;
   }
   out = { requests: n, chars, cpu: cpuSeconds(process.cpuUsage(cpu0)), wall: (performance.now() - wall0) / 1e3 };
+} else if (mode === 'batch') {
+  const pool = Number(process.argv[5] || 64);
+  let next = 0;
+  let done = 0;
+  let failed = 0;
+  let tokens = 0;
+  let rss10k = -1;
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  const worker = async () => {
+    while (next < n) {
+      next++;
+      try {
+        const resp = await client.chat.completions.create({ model: 'test/bench', messages });
+        tokens += resp.usage.total_tokens;
+      } catch {
+        failed++;
+      }
+      if (++done === 10000) rss10k = Math.round(process.memoryUsage.rss() / 1024);
+    }
+  };
+  await Promise.all(Array.from({ length: pool }, worker));
+  out = { requests: done, failed, tokens, cpu: cpuSeconds(process.cpuUsage(cpu0)), wall: (performance.now() - wall0) / 1e3,
+          rss10k_kb: rss10k };
 } else {
-  process.stderr.write('usage: node_consumer.mjs stream|chat BASE_URL [N]\n');
+  process.stderr.write('usage: node_consumer.mjs stream|chat BASE_URL [N] | batch BASE_URL N C\n');
   process.exit(2);
 }
 out.rss_kb = peakRssKb();

@@ -15,6 +15,14 @@
 -- BENCH_CHATS (2000), BENCH_CURL_LOOP (300: curl processes are slow),
 -- BENCH_DEV=1 (load bench/out/dev builds and lua/, see bench/build_dev.sh),
 -- BENCH_OUT (RESULTS.md path; "-" for stdout only).
+--
+-- The batch scenario (batch_scenario below): BENCH_BATCH_N (10000) small
+-- non-streamed chats at BENCH_BATCH_C (64) in flight against nginx
+-- returning a canned chat.completion, for client:batch on Lua 5.4 and
+-- LuaJIT, openai-node with a pool of 64 and a C curl-multi floor; each
+-- BENCH_BATCH_REPS (3) times, plus one run of 5 x BENCH_BATCH_N for the
+-- memory check. BENCH_ONLY=batch runs the batch scenario alone and
+-- replaces only its section of RESULTS.md.
 local server = require("spec.support.server")
 local json = require("baseten.core").json
 local now = require("baseten.core").now
@@ -322,7 +330,171 @@ local function report()
   return table.concat(L, "\n") .. "\n"
 end
 
+----------------------------------------------------------------- batch
+
+local BATCH_N = tonumber(os.getenv("BENCH_BATCH_N") or "10000")
+local BATCH_C = tonumber(os.getenv("BENCH_BATCH_C") or "64")
+local BATCH_REPS = tonumber(os.getenv("BENCH_BATCH_REPS") or "3")
+local ONLY = os.getenv("BENCH_ONLY")
+local BATCH_BODY = '{"id":"chatcmpl-bench","object":"chat.completion","created":1735689600,'
+  .. '"model":"test/bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from nginx."},'
+  .. '"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":4,"total_tokens":5}}'
+
+-- nginx (one worker) answering every request with BATCH_BODY, under
+-- bench/out/nginx; returns its base URL and a function that stops it.
+local function start_nginx()
+  local dir = OUT .. "/nginx"
+  os.execute("mkdir -p " .. q(dir .. "/tmp"))
+  for attempt = 1, 20 do
+    local port = 20000 + math.floor((now() * 7919 + attempt * 104729) % 20000)
+    local conf = table.concat({
+      "worker_processes 1;", "daemon off;", "pid " .. dir .. "/nginx.pid;",
+      "error_log " .. dir .. "/error.log warn;", "events { worker_connections 4096; }",
+      "http {", "  access_log off;", "  keepalive_requests 10000000;", "  keepalive_timeout 75s;",
+      "  client_body_temp_path " .. dir .. "/tmp;", "  proxy_temp_path " .. dir .. "/tmp;",
+      "  fastcgi_temp_path " .. dir .. "/tmp;",
+      "  server {", "    listen 127.0.0.1:" .. port .. ";",
+      "    location / { default_type application/json; return 200 '" .. BATCH_BODY .. "'; }", "  }", "}",
+    }, "\n") .. "\n"
+    local f = assert(io.open(dir .. "/nginx.conf", "wb"))
+    f:write(conf)
+    f:close()
+    os.remove(dir .. "/nginx.pid")
+    os.execute(("nginx -p %s -c %s >%s 2>&1 &"):format(q(dir), q(dir .. "/nginx.conf"), q(dir .. "/out.log")))
+    local url = "http://127.0.0.1:" .. port .. "/v1"
+    local deadline = now() + 5
+    while now() < deadline do
+      local out = sh("curl -s -m 1 -X POST -d '{}' " .. q(url .. "/chat/completions") .. " 2>/dev/null")
+      if out == BATCH_BODY then
+        local pidf = io.open(dir .. "/nginx.pid")
+        local pid = pidf and pidf:read("*n")
+        if pidf then pidf:close() end
+        return url, function() if pid then os.execute("kill " .. pid) end end
+      end
+      require("baseten.core").sleep(0.05)
+    end
+    local pidf = io.open(dir .. "/nginx.pid")
+    if pidf then
+      local pid = pidf:read("*n")
+      pidf:close()
+      if pid then os.execute("kill " .. pid) end
+    end
+  end
+  error("bench: nginx did not start (see bench/out/nginx/error.log)", 0)
+end
+
+local BATCH_C_FLOOR = { name = "C (curl multi + cJSON)", key = "c" }
+local BATCH_LUA = {
+  { name = "client:batch, Lua 5.4", key = "lua54" },
+  { name = "client:batch, LuaJIT", key = "luajit" },
+}
+local BATCH_NODE = { name = "openai-node, pool of " .. BATCH_C, key = "node" }
+local batch_results = {} -- key -> { cpu = {...}, wall = {...}, rss10k, rss50k }
+
+local function batch_cmd(c, url, n)
+  if c.key == "c" then return ("%s/c_batch %s %d %d"):format(OUT, q(url), n, BATCH_C) end
+  if c.key == "node" then return ("node %s/bench/node_consumer.mjs batch %s %d %d"):format(ROOT, q(url), n, BATCH_C) end
+  local lua = c.key == "lua54" and LUA[1] or LUA[2]
+  return ("%s batch %s %d %d"):format(lua.cmd, q(url), n, BATCH_C)
+end
+
+local function batch_once(c, url, n)
+  local r = run_json(batch_cmd(c, url, n))
+  if r.requests ~= n or r.failed ~= 0 or r.tokens ~= 5 * n then
+    error(("bench: %s: %s requests, %s failed, %s tokens; want %d, 0, %d"):format(c.name, r.requests, r.failed,
+      r.tokens, n, 5 * n), 0)
+  end
+  local slot = batch_results[c.key] or { cpu = {}, wall = {} }
+  batch_results[c.key] = slot
+  if n == BATCH_N then
+    slot.cpu[#slot.cpu + 1] = r.cpu
+    slot.wall[#slot.wall + 1] = r.wall
+  else
+    slot.rss10k, slot.rss_end = r.rss10k_kb, r.rss_kb
+  end
+  io.stderr:write(("  %-26s %6d chats   cpu %6.3f s  wall %6.3f s  %.0f req/s  rss %6.1f MB\n")
+    :format(c.name, n, r.cpu, r.wall, n / r.wall, r.rss_kb / 1024))
+end
+
+local function batch_scenario()
+  local url, stop = start_nginx()
+  io.stderr:write(("bench: batch: nginx at %s; %d chats at %d in flight, %d reps\n"):format(url, BATCH_N, BATCH_C,
+    BATCH_REPS))
+  local ok_b, e = pcall(function()
+    for _ = 1, BATCH_REPS do
+      for _, c in ipairs{ BATCH_C_FLOOR, BATCH_LUA[1], BATCH_LUA[2], BATCH_NODE } do batch_once(c, url, BATCH_N) end
+    end
+    for _, c in ipairs{ BATCH_C_FLOOR, BATCH_LUA[1], BATCH_LUA[2] } do batch_once(c, url, 5 * BATCH_N) end
+  end)
+  stop()
+  if not ok_b then error(e, 0) end
+end
+
+local function batch_report()
+  local L = {}
+  local function add(s) L[#L + 1] = s end
+  local function rps(key) return BATCH_N / best(batch_results[key].wall) end
+  local function cpu1k(key) return best(batch_results[key].cpu) / BATCH_N * 1000 end
+  local yes = function(cond) return cond and "yes" or "**no**" end
+  add(("## Batch: %d small chats, %d in flight, against nginx"):format(BATCH_N, BATCH_C))
+  add("")
+  add(("`make bench` (`BENCH_ONLY=batch make bench` for this section alone). %d non-streamed chats "
+    .. "(a %d-byte request, a %d-byte canned chat.completion from nginx, one worker, on loopback), "
+    .. "at most %d in flight: `client:batch` (`keep = false`, tokens summed in `on_result`); openai-node "
+    .. "with %d workers each awaiting one `chat.completions.create` after another; a C program on the "
+    .. "curl multi interface with %d reused easy handles, each response parsed by cJSON. Every consumer "
+    .. "checks the count of requests and tokens. CPU is user+sys of the consumer process around the batch; "
+    .. "the best of %d runs. RSS is VmRSS after 10,000 requests and at the end of one run of %d.")
+    :format(BATCH_N, #CHAT_BODY, #BATCH_BODY, BATCH_C, BATCH_C, BATCH_C, BATCH_REPS, 5 * BATCH_N))
+  add("")
+  add("| goal | client:batch, Lua 5.4 | client:batch, LuaJIT |")
+  add("|---|---|---|")
+  local r, cpu, mem = {}, {}, {}
+  for _, c in ipairs(BATCH_LUA) do
+    r[#r + 1] = ("%s (%s)"):format(x(rps(c.key), rps("node")), yes(rps(c.key) >= 3 * rps("node")))
+    cpu[#cpu + 1] = ("%s (%s)"):format(x(cpu1k(c.key), cpu1k("c")), yes(cpu1k(c.key) <= 2 * cpu1k("c")))
+    local d = batch_results[c.key].rss_end - batch_results[c.key].rss10k
+    mem[#mem + 1] = ("%s (%s)"):format(mb(d), yes(d <= 8 * 1024))
+  end
+  add(("| req/s at least 3x openai-node's | %s | %s |"):format(r[1], r[2]))
+  add(("| CPU per request at most 2x the C floor's | %s | %s |"):format(cpu[1], cpu[2]))
+  add(("| RSS after %dk requests − after 10k: at most 8 MB | %s | %s |"):format(5 * BATCH_N // 1000, mem[1], mem[2]))
+  add("")
+  add("| consumer | req/s | CPU s per 1000 requests | µs CPU per request | CPU ÷ C | req/s ÷ openai-node | RSS 10k | RSS end |")
+  add("|---|---|---|---|---|---|---|---|")
+  for _, c in ipairs{ BATCH_C_FLOOR, BATCH_LUA[1], BATCH_LUA[2], BATCH_NODE } do
+    local b = batch_results[c.key]
+    add(("| %s | %.0f | %.3f | %.0f | %s | %s | %s | %s |"):format(c.name, rps(c.key), cpu1k(c.key), cpu1k(c.key) * 1000,
+      x(cpu1k(c.key), cpu1k("c")), x(rps(c.key), rps("node")), b.rss10k and mb(b.rss10k) or "-",
+      b.rss_end and mb(b.rss_end) or "-"))
+  end
+  add("")
+  add("Machine:")
+  add("")
+  for _, m in ipairs(machine()) do add(m) end
+  add(("- %s; load average when the batch scenario ended: %s"):format(first_line("nginx -v"):gsub("^nginx version: ", ""),
+    first_line("cut -d' ' -f1-3 /proc/loadavg")))
+  return table.concat(L, "\n") .. "\n"
+end
+
 --------------------------------------------------------------------- main
+
+if ONLY == "batch" then
+  local t0 = now()
+  batch_scenario()
+  local text = batch_report()
+  io.write("\n", text)
+  if RESULTS ~= "-" then
+    local f = io.open(RESULTS, "rb")
+    local old = f and f:read("*a") or ""
+    if f then f:close() end
+    local at = old:find("\n## Batch:", 1, true)
+    if at then old = old:sub(1, at) elseif old:sub(1, 9) == "## Batch:" then old = "" end
+    write_file(RESULTS, old .. (old ~= "" and not old:find("\n\n$") and "\n" or "") .. text)
+    io.stderr:write(("bench: wrote the batch section of %s in %.0f s\n"):format(RESULTS, now() - t0))
+  end
+  os.exit(0)
+end
 
 srv = server.start()
 local t0 = now()
@@ -344,11 +516,12 @@ local ok_run, err = pcall(function()
   end
 end)
 srv:stop()
+if ok_run then ok_run, err = pcall(batch_scenario) end
 if not ok_run then
   io.stderr:write(tostring(err), "\n")
   os.exit(1)
 end
-local text = report()
+local text = report() .. "\n" .. batch_report()
 io.write("\n", text)
 if RESULTS ~= "-" then
   write_file(RESULTS, text)

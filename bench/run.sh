@@ -5,9 +5,10 @@
 # or BENCH_DEV=1 with bench/build_dev.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# node and npm: Debian's packages only when missing (a NodeSource node that
-# bundles npm is already fine, and Debian's npm would conflict with it)
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+# node, npm and nginx (the batch scenario's server): Debian's packages only
+# when missing (a NodeSource node that bundles npm is already fine, and
+# Debian's npm would conflict with it)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! command -v nginx >/dev/null; then
   bash scripts/deps.sh bench
 fi
 mkdir -p bench/out
@@ -17,6 +18,7 @@ if [ ! -f bench/node_modules/openai/package.json ] ||
   (cd bench && npm ci --no-audit --no-fund --loglevel=error)
 fi
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_consumer bench/c_consumer.c -lcurl -lcjson
+${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_batch bench/c_batch.c -lcurl -lcjson
 if [ "${BENCH_DEV:-}" = 1 ]; then bash bench/build_dev.sh 5.4 5.1; fi
 source scripts/env.sh 5.4
 if [ "${BENCH_DEV:-}" = 1 ]; then # the runner loads the dev build too

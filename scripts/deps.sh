@@ -21,7 +21,7 @@ for g in "$@"; do
     windows) PKGS+=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine64 dpkg-dev xz-utils) ;;
     # a machine may already have Node.js from elsewhere (its own npm inside):
     # Debian's npm would conflict with it
-    bench) PKGS+=(libcjson-dev); command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm) ;;
+    bench) PKGS+=(libcjson-dev); command -v nginx >/dev/null 2>&1 || PKGS+=(nginx-light); command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm) ;;
   esac
 done
 missing=()

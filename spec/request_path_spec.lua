@@ -87,6 +87,16 @@ local CALLS = {
       run(c)
       return out[1], out[2]
     end },
+  { name = "batch", stream = false, run = function(c)
+      local resps, errs = c:batch({ req() }, OPTS)
+      return resps[1], errs[1]
+    end },
+  { name = "start_batch", stream = false, run = function(c)
+      local h = c:start_batch({ req() }, OPTS)
+      run(c)
+      local resps, errs = h:result()
+      return resps[1], errs[1]
+    end },
 }
 
 describe("the one request path", function()

@@ -72,6 +72,15 @@ local function remove_handle(client, h)
   end
 end
 
+-- A batch (batch.lua) joins the handles poll drives: it has a `_step`
+-- method in place of `advance`, an `_abort` in place of `complete`, and
+-- sets `_phase` and `_due` (the next time it has work besides the network).
+function M._track(client, h)
+  local list = handles_of(client)
+  list[#list + 1] = h
+end
+M._untrack = remove_handle
+
 -- A callback's error, boxed so that even error(nil) or error(false) is not
 -- mistaken for "no error" on its way out of poll.
 local function raised(e)
@@ -193,7 +202,8 @@ end
 local function next_wait(list, timeout)
   local now = core.now()
   for _, h in ipairs(list) do
-    if h._phase == "retry" then timeout = math.min(timeout, math.max(h._retry_at - now, 0)) end
+    local due = h._phase == "retry" and h._retry_at or h._due
+    if due then timeout = math.min(timeout, math.max(due - now, 0)) end
   end
   return timeout
 end
@@ -209,7 +219,8 @@ end
 local function serve(list)
   local first_err = nil
   for _, h in ipairs(copy(list)) do
-    local e = advance(h)
+    local e
+    if h._step then e = h:_step() else e = advance(h) end
     if first_err == nil then first_err = e end
   end
   return first_err
@@ -228,7 +239,8 @@ end
 local function cancel_all(client, message)
   local first_err = nil
   for _, h in ipairs(copy(handles_of(client))) do
-    local e = complete(h, nil, request.canceled(h._call, message))
+    local e
+    if h._abort then e = h:_abort(message) else e = complete(h, nil, request.canceled(h._call, message)) end
     if first_err == nil then first_err = e end
   end
   return first_err

@@ -14,6 +14,7 @@ local client = require("baseten.client")
 require("baseten.async") -- adds start, poll, await, spawn to clients
 require("baseten.structured") -- adds json to clients
 require("baseten.agent") -- adds run_tools to clients
+require("baseten.batch") -- adds batch, start_batch to clients
 local tool = require("baseten.tool")
 local errors = require("baseten.errors")
 

@@ -11,7 +11,8 @@
 -- A call is a plain table: `client`, `method`, `path`, `body` (JSON text),
 -- `stream`, `opts` (`timeout`, `max_retries`, `headers`), `attempt` (the
 -- number of attempts launched), `t0` (when the first one started), and
--- optionally `on_attempt` (below).
+-- optionally `on_attempt` (below) and `wire` (the engine options, see
+-- `M.wire`: a caller that sends many calls of one kind builds them once).
 --
 -- One retry policy: `judge` decides, for blocking and non-blocking calls
 -- alike, whether an attempt succeeded, is retried (and after what delay), or
@@ -68,6 +69,21 @@ local function headers_for(call)
   return h
 end
 
+--- What the engine is given for an attempt, all but the body: the URL,
+-- method, headers, time limits, TLS and proxy options. The same for every
+-- attempt of a call, and for every call of one kind of one client, so a
+-- caller that sends many (`client:batch`) builds it once and sets it as
+-- `call.wire`.
+function M.wire(call)
+  local client = call.client
+  return {
+    url = client.base_url .. call.path, method = call.method, stream = call.stream,
+    headers = headers_for(call), timeout = call.opts.timeout, connect_timeout = client.connect_timeout,
+    idle_timeout = client.idle_timeout, ca_file = client.ca_file, ca_path = client.ca_path,
+    proxy = client.proxy, insecure = client.insecure, user_agent = USER_AGENT,
+  }
+end
+
 --- Starts the call's next attempt on the client's engine (a closed client
 -- raises here). Returns the transfer, also kept as `call.t`.
 function M.launch(call)
@@ -76,17 +92,17 @@ function M.launch(call)
   local now = core.now()
   call.t0 = call.t0 or now
   call.t_attempt = now
-  local url = client.base_url .. call.path
-  emit(client, { event = "request", method = call.method, url = url, stream = call.stream,
-                 bytes = call.body and #call.body or 0, attempt = call.attempt,
-                 authorization = client:_secret() and "Bearer [REDACTED]" or "none" })
-  call.t = client._engine:request{
-    url = url, method = call.method, body = call.body, stream = call.stream,
-    headers = headers_for(call), timeout = call.opts.timeout, connect_timeout = client.connect_timeout,
-    idle_timeout = client.idle_timeout, ca_file = client.ca_file, ca_path = client.ca_path,
-    proxy = client.proxy, insecure = client.insecure, user_agent = USER_AGENT,
-  }
-  return call.t
+  local wire = call.wire or M.wire(call)
+  if client.log then -- no event table (nor header lookups) on the hot path without a logger
+    emit(client, { event = "request", method = call.method, url = wire.url, stream = call.stream,
+                   bytes = call.body and #call.body or 0, attempt = call.attempt,
+                   authorization = client:_secret() and "Bearer [REDACTED]" or "none" })
+  end
+  wire.body = call.body -- the transfer keeps its own reference to the body
+  local t = client._engine:request(wire)
+  wire.body = nil
+  call.t = t
+  return t
 end
 
 --- Whether the current attempt can be judged: its transfer has ended, or
@@ -161,9 +177,11 @@ function M.judge(call)
   local now = core.now()
   local took = ms(now - call.t_attempt)
   if t then
-    emit(client, { event = "response", status = (t:status()), attempt = call.attempt,
-                   request_id = t:header("x-request-id") or "-", elapsed = took,
-                   http_version = client.log and t:info().http_version or nil })
+    if client.log then
+      emit(client, { event = "response", status = (t:status()), attempt = call.attempt,
+                     request_id = t:header("x-request-id") or "-", elapsed = took,
+                     http_version = t:info().http_version })
+    end
     observe(call, "ok", t)
     return "ok", t
   end

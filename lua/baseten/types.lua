@@ -92,6 +92,31 @@ function baseten.check(v, err, ...) end
 ---@field max_retries? integer Retries after the first attempt.
 ---@field headers? table<string, string> Extra headers for this request.
 
+--- The second argument of `Client:batch` and `Client:start_batch`.
+---@class baseten.BatchOptions
+---@field concurrency? integer Requests in flight at most (default 32); the window starts here, halves on each 429 (not below 1) and grows back by one per success.
+---@field on_result? fun(i: integer, resp: baseten.ChatResponse?, err: baseten.Error?, request_id: string?) Called once per request as it ends (canceled ones too), with its index in `requests`.
+---@field on_progress? fun(p: baseten.BatchProgress) Called at most every 0.1 s, and once at the end.
+---@field on_done? fun(resps: table<integer, baseten.ChatResponse>, errs: table<integer, baseten.Error>) Called once when every request has ended.
+---@field keep? boolean Default true; false: responses and errors go to `on_result` only and `resps`/`errs` stay empty (memory stays flat however many requests).
+---@field timeout? number Seconds for each request.
+---@field max_retries? integer Retries after the first attempt, per request (default: the client's).
+---@field headers? table<string, string> Extra headers for every request.
+
+--- What `on_progress` gets (and `Batch:progress` returns).
+---@class baseten.BatchProgress
+---@field done integer Requests ended (with a response or an error).
+---@field failed integer Requests ended with an error.
+---@field total integer `#requests`.
+---@field in_flight integer Requests on the network now.
+---@field concurrency integer The current window.
+---@field elapsed number Seconds since the batch started.
+---@field requests_per_second number `done / elapsed`.
+---@field tokens integer Tokens of the responses so far (`usage.total_tokens`).
+---@field retries integer Retries made so far.
+---@field rate_limited integer 429s seen so far.
+---@field waiting integer Requests waiting for a retry.
+
 -- == Requests ==============================================================
 
 --- A chat completion request: OpenAI's Chat Completions JSON as a Lua
@@ -398,6 +423,29 @@ function Client:spawn(fn, ...) end
 ---@return integer running the requests still unfinished
 function Client:drain(timeout) end
 
+--- Sends many non-streamed chat requests at once and waits for them all.
+-- `resps[i]` or `errs[i]` is set for each `i` in `1..#requests`; a failed
+-- request never stops the batch. At most `opts.concurrency` requests are in
+-- flight; a 429 halves that window (not below 1) and its `Retry-After`
+-- holds every launch back; each success grows the window by one. Each
+-- request is retried as any call is (the client's `max_retries` and
+-- backoff), so the server receives at most `#requests * (1 + max_retries)`
+-- requests. A plainly wrong request (no messages, no model, `stream =
+-- true`) raises before anything is sent. A callback that raises cancels
+-- what is left and raises out of `batch`.
+---@param requests baseten.ChatRequest[] the requests
+---@param opts? baseten.BatchOptions
+---@return table<integer, baseten.ChatResponse> resps
+---@return table<integer, baseten.Error> errs
+function Client:batch(requests, opts) end
+
+--- The same as `batch`, without waiting: `poll` drives it and runs its
+-- callbacks (one that raises raises out of `poll` and cancels the rest).
+---@param requests baseten.ChatRequest[] the requests
+---@param opts? baseten.BatchOptions
+---@return baseten.Batch handle
+function Client:start_batch(requests, opts) end
+
 --- The running usage totals of this client across every call (blocking,
 -- streamed, non-blocking, retried, canceled), each response counted once
 -- when it ends; a stream closed early counts the usage it had received.
@@ -495,6 +543,32 @@ function Handle:cancel() end
 ---@return baseten.ChatResponse? resp
 ---@return baseten.Error? err
 function Handle:result() end
+
+-- == Batch =================================================================
+
+--- A non-blocking batch, from `Client:start_batch`.
+---@class baseten.Batch
+---@field resps table<integer, baseten.ChatResponse> The responses so far, by request index.
+---@field errs table<integer, baseten.Error> The errors so far, by request index.
+local Batch = {}
+
+--- Whether every request has ended.
+---@return boolean
+function Batch:done() end
+
+--- Cancels every request not yet ended: transfers are closed at once and
+-- each such request ends with `err.kind == "canceled"` (`on_result` runs
+-- for it). Idempotent.
+function Batch:cancel() end
+
+--- `resps, errs` once done; nothing before.
+---@return table<integer, baseten.ChatResponse>? resps
+---@return table<integer, baseten.Error>? errs
+function Batch:result() end
+
+--- A snapshot of the counts (what `on_progress` gets).
+---@return baseten.BatchProgress
+function Batch:progress() end
 
 -- == Error helpers =========================================================
 

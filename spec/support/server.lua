@@ -510,7 +510,9 @@ function Server:reset()
   return self
 end
 
--- Runtime config: {api_key = "k" | server.null, expect_100 = "answer"|"ignore"}
+-- Runtime config: {api_key = "k" | server.null, expect_100 = "answer"|"ignore",
+-- rate_limit = {share = 0.5, retry_after = "1", count = 3} | server.null}
+-- (rate_limit: 429s for a share of chat completions, see server.py's control())
 -- (restored to the start() options by reset()).
 function Server:config(t)
   self:_http("POST", "/_control/config", M.json_encode(t or {}))

@@ -139,6 +139,37 @@ class State:
             self.connections = 0
             self.api_key = self.default_api_key
             self.expect_100 = "ignore"
+            self.rate_limit = None
+            self.rl_seen = 0
+            self.rl_sent = 0
+
+    def take_429(self, method, target, n):
+        """Under the lock: the 429 answer for this request when the
+        rate_limit config (see Handler.control) picks it, else None.
+
+        Of the POST /v1/chat/completions requests counted since the config
+        was set, the k-th is answered 429 when floor(k * share) >
+        floor((k - 1) * share): share 1 answers every one, 0.5 every second,
+        0.25 every fourth; after `count` such answers (if given) the limit
+        is off again. Deterministic: the same arrivals get the same answers.
+        """
+        rl = self.rate_limit
+        if not rl or method != "POST" or \
+                target.split("?", 1)[0].rstrip("/") != "/v1/chat/completions":
+            return None
+        if rl.get("count") is not None and self.rl_sent >= rl["count"]:
+            return None
+        self.rl_seen += 1
+        k, share = self.rl_seen, rl.get("share", 1)
+        if int(k * share) <= int((k - 1) * share):
+            return None
+        self.rl_sent += 1
+        r = err_openai(429, "Rate limit reached (test server)",
+                       "rate_limit_exceeded", "req-%d" % n,
+                       typ="rate_limit_error")
+        if rl.get("retry_after", "0") is not None:
+            r["headers"].append(["Retry-After", str(rl.get("retry_after", "0"))])
+        return r
 
     def new_conn(self):
         with self.lock:
@@ -962,7 +993,9 @@ class Handler(socketserver.BaseRequestHandler):
                 authorized = True
                 if api_key is not None and target.startswith("/v1/"):
                     authorized = hget("Authorization") == "Bearer " + api_key
-                if authorized and st.queue:
+                limited = st.take_429(method, target, n) if authorized \
+                    else None
+                if limited is None and authorized and st.queue:
                     script = st.queue.popleft()
                 expect_mode = st.expect_100
                 # record now (body filled in below) so that request numbers
@@ -1023,6 +1056,8 @@ class Handler(socketserver.BaseRequestHandler):
 
         if not authorized:
             script = err_baseten(401, "Invalid API key", "req-%d" % n)
+        elif limited is not None:
+            script = limited
         elif script is None:
             try:
                 script = mock_response(method, target, body, n)
@@ -1047,7 +1082,16 @@ class Handler(socketserver.BaseRequestHandler):
                                     "open_connections",
                                     "distinct_connections", "queued"}
         POST /_control/config   body {"api_key": "K" | null,
-                                      "expect_100": "ignore" | "answer"}
+                                      "expect_100": "ignore" | "answer",
+                                      "rate_limit": {"share": S,
+                                                     "retry_after": "1",
+                                                     "count": N} | null}
+            rate_limit answers 429 (an OpenAI-shaped rate_limit_error with
+            Retry-After, default "0"; null: no header) to a share S (0..1,
+            default 1) of the chat completions that follow, spread evenly,
+            for the first N of them only if count is given (State.take_429);
+            it is checked before the scripted queue, which a 429 leaves as
+            it is. null (or a reset) turns it off.
         """
         st = self.state
         route = target.split("?", 1)[0]
@@ -1095,6 +1139,15 @@ class Handler(socketserver.BaseRequestHandler):
             with st.lock:
                 if "api_key" in arg:
                     st.api_key = arg["api_key"]
+                if "rate_limit" in arg:
+                    rl = arg["rate_limit"]
+                    if rl is not None and (
+                            not isinstance(rl, dict) or
+                            set(rl) - {"share", "retry_after", "count"} or
+                            not 0 <= rl.get("share", 1) <= 1):
+                        return 400, {"error": "rate_limit must be null or "
+                                     "{share (0..1), retry_after, count}"}
+                    st.rate_limit, st.rl_seen, st.rl_sent = rl, 0, 0
                 if "expect_100" in arg:
                     st.expect_100 = arg["expect_100"]
             return 200, {"ok": True}
