@@ -252,6 +252,9 @@ describe("the one request path", function()
       core.sleep(0.7) -- now B's retry is due, later in this same poll
       c:close()
     end })
+    -- the server answers in arrival order: B starts once A's request is in
+    local t_in = core.now() + 10
+    while #srv:requests() < 1 and core.now() < t_in do c:poll(0.01) end
     hb = c:start(req(), { on_done = function(_, e) b_err = e end })
     local deadline = core.now() + 10
     while c:pending() > 0 and core.now() < deadline do c:poll(0.01) end
