@@ -53,9 +53,9 @@ enum {
  * Lua userdata, http.c's transfer); treat the fields as private anyway.
  */
 typedef struct sse_parser {
-  bt_buf line; /* a line begun in an earlier feed, not yet terminated */
-  bt_buf data; /* data lines of the current event, joined with '\n' */
-  bt_buf type; /* event type of the current event; empty = "message" */
+  bt_buf line;  /* a line begun in an earlier feed, not yet terminated */
+  bt_buf data;  /* data lines of the current event, joined with '\n' */
+  bt_buf type;  /* event type of the current event; empty = "message" */
   bt_buf id;    /* last event id; persists across events */
   size_t ndata; /* data lines in the current event (0: nothing to dispatch) */
   /*
