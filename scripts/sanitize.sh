@@ -30,7 +30,7 @@ CC=${SAN_CC:-gcc}
 SRC=(csrc/*.c) # every module source: the rockspec lists the same
 mkdir -p "$OUT/baseten" "$OUT/bin"
 "$CC" -std=c99 -g -O1 -fPIC -shared -Wall -Wextra \
-  -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+  -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer \
   -Wl,-z,nodelete -I/usr/include/lua5.4 -o "$OUT/baseten/core.so" "${SRC[@]}" -lcurl
 # -z nodelete: lua_close's dlclose leaves it mapped, so LeakSanitizer, which
 # reports after it, can still name the functions that leaked. (Preloading
