@@ -33,12 +33,14 @@ if os.getenv("GC_TORTURE_VERBOSE") then
   io.stderr:write("gc_torture: pause 0, stepmul 1000, a step every 1000 instructions\n")
 end
 
--- Finalizers that do what user finalizers may: perform every live engine
--- and read every live transfer and SSE parser again (a read that lands
--- inside another read is refused, and that refusal is swallowed here), and
--- close handles -- only the torture's own, as closing a test's handles
+-- Finalizers that do what user finalizers may: perform every live engine,
+-- read every live transfer and SSE parser again (a read that lands inside
+-- another read is refused, and that refusal is swallowed here), and close
+-- live handles -- only the torture's own, as closing a test's handles
 -- would fail the test by design (spec/finalizer_spec.lua closes handles
--- being read). Handles are tracked weakly through wrapped constructors.
+-- being read). Its parsers are made here, at load: one made in a finalizer
+-- while lua_close runs them would never be finalized, and would leak.
+-- Handles are tracked weakly through wrapped constructors.
 local ok_core, core = pcall(require, "baseten.core")
 if ok_core then
   local engines = setmetatable({}, { __mode = "k" })
@@ -65,6 +67,10 @@ if ok_core then
     return p
   end
   local own = {}
+  for i = 1, 256 do
+    own[i] = new_parser()
+    own[i]:feed("event: torture\ndata: half")
+  end
   local function on_gc(f)
     if newproxy then
       local p = newproxy(true)
@@ -76,13 +82,11 @@ if ok_core then
   local function torment()
     for e in pairs(engines) do pcall(e.perform, e, 0) end
     for h in pairs(handles) do pcall(h.pending, h) end
-    for i = #own, 1, -1 do -- a parser fed half an event, closed a cycle later
-      pcall(own[i].close, own[i])
-      own[i] = nil
+    local p = table.remove(own)
+    if p then
+      pcall(p.feed, p, "\ndata: more")
+      p:close()
     end
-    local p = new_parser()
-    pcall(p.feed, p, "event: torture\ndata: half")
-    own[#own + 1] = p
     on_gc(torment)
   end
   on_gc(torment)
