@@ -11,7 +11,9 @@
 #   pend themselves there, as the pass sets BASETEN_GC_TORTURE=1: see
 #   skip_volume in spec/support/util.lua)
 #
-# How: core.so is compiled with gcc -fsanitize=address,undefined into
+# How: core.so is compiled with gcc -fsanitize=address,undefined and
+# float-cast-overflow (not part of undefined; NaN or huge numbers cast to
+# integers) into
 # build/asan/baseten/ and put first on LUA_CPATH. The interpreter is not
 # instrumented, so libasan is preloaded, by a wrapper build/asan/bin/lua5.4
 # put first on PATH: Lua children that specs start by name (examples, the
