@@ -57,7 +57,9 @@ local function check_chunk(chunk, i)
   if not ok then error("chunk " .. i .. " is torn: " .. json.encode(chunk), 2) end
 end
 
-local N = 150
+-- Fewer under valgrind (scripts/valgrind.sh): memcheck runs this 20-50x slower.
+local VALGRIND = os.getenv("BASETEN_VALGRIND") ~= nil
+local N = VALGRIND and 40 or 150
 
 local function chunks()
   local list = {}
@@ -155,12 +157,13 @@ describe("a finalizer during parser:feed()", function()
 
   -- Only feeds run under the eager collector, so that nearly every step,
   -- and so every finalizer, lands inside one; the checks come after.
-  local M = 300
+  local M = VALGRIND and 100 or 300
+  local ROUNDS = VALGRIND and 8 or 20
 
   it("that closes the parser stops the feed, reading no freed memory", function()
     local text, runs = stream_text(M), {}
     with_eager_gc(function()
-      for r = 1, 20 do
+      for r = 1, ROUNDS do
         local p = core.sse.new()
         local run, delay = { p = p }, r - 1
         -- the close comes after r - 1 more cycles (later in the feed each
@@ -195,7 +198,7 @@ describe("a finalizer during parser:feed()", function()
     local text, runs = stream_text(M), {}
     local refused, odd = 0, nil
     with_eager_gc(function()
-      for r = 1, 20 do
+      for r = 1, ROUNDS do
         local p = core.sse.new()
         local armed = true
         local function torment()
