@@ -18,8 +18,8 @@ deps:
 build: deps
 	@bash scripts/build.sh
 
-# test_sse.c includes sse.c itself, to swap in an allocator that fails
-build/test_sse: csrc/sse.c csrc/sse.h csrc/test/test_sse.c
+# test_sse.c includes sse.c and buf.c itself, to swap in an allocator that fails
+build/test_sse: csrc/sse.c csrc/sse.h csrc/buf.c csrc/buf.h csrc/test/test_sse.c
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_sse.c
 

@@ -8,6 +8,8 @@
 
 #ifndef BT_BUF_REALLOC
 #define BT_BUF_REALLOC realloc
+#endif
+#ifndef BT_BUF_FREE
 #define BT_BUF_FREE free
 #endif
 

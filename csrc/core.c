@@ -1,7 +1,8 @@
 /*
  * core.c: luaopen_baseten_core, the one symbol this module exports. Each
  * concept lives in its own file (json_enc.c, lsse.c, http.c) and adds its part
- * to the module table here.
+ * to the module table here. Also the guard for methods that lend C-owned
+ * bytes (bt.h).
  */
 #include <curl/curl.h>
 
@@ -12,13 +13,45 @@
 
 BT_EXPORT int luaopen_baseten_core(lua_State *L);
 
-int luaopen_baseten_core(lua_State *L) {
-  static int curl_ready = 0;
-  if (!curl_ready) { /* once per process; libcurl wants it before any thread */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-      return luaL_error(L, "curl_global_init failed");
-    curl_ready = 1;
+int bt_call_marked(lua_State *L, int *mark) {
+  int rc;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  *mark = 1;
+  rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  *mark = 0;
+  return rc;
+}
+
+void bt_set_marked(lua_State *L, const luaL_Reg *l, lua_CFunction guard) {
+  for (; l->name != NULL; l++) {
+    lua_pushcfunction(L, l->func);
+    lua_pushcclosure(L, guard, 1);
+    lua_setfield(L, -2, l->name);
   }
+}
+
+/*
+ * curl_global_init, once per process. Since 7.84.0 libcurl can say that it
+ * is thread-safe (CURL_VERSION_THREADSAFE): then every luaopen calls it, as
+ * libcurl counts the calls and serialises them itself, so two threads, each
+ * with its own Lua state, may open the module at once. An older libcurl
+ * cannot guard it: the flag below is then unsynchronised, and the rule is
+ * that a program opening baseten.core from several threads must open it
+ * once in one thread before it starts the others.
+ */
+static int curl_ready(void) {
+  static int ready = 0;
+#ifdef CURL_VERSION_THREADSAFE
+  if (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_THREADSAFE)
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+#endif
+  if (!ready) ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  return ready;
+}
+
+int luaopen_baseten_core(lua_State *L) {
+  if (!curl_ready()) return luaL_error(L, "curl_global_init failed");
   lua_newtable(L);
   bt_json_open(L);
   bt_sse_open(L);

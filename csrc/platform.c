@@ -133,7 +133,10 @@ static int platform_now(lua_State *L) {
 }
 
 static int platform_sleep(lua_State *L) {
-  bt_sleep((double)luaL_checknumber(L, 1));
+  double s = (double)luaL_checknumber(L, 1);
+  /* NaN fails the first test; a huge value would be silently capped */
+  luaL_argcheck(L, s == s && s <= BT_SLEEP_MAX, 1, "seconds must be a number no larger than 1e9");
+  bt_sleep(s);
   return 0;
 }
 

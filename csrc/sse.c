@@ -21,49 +21,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tests swap the allocator to make allocations fail on purpose. */
-#ifndef SSE_REALLOC
-#define SSE_REALLOC realloc
-#endif
-#ifndef SSE_FREE
-#define SSE_FREE free
-#endif
-
 enum { F_OTHER, F_DATA, F_EVENT, F_ID, F_RETRY };
 
 static const unsigned char sse_bom[3] = {0xEF, 0xBB, 0xBF};
 
-/* Grows geometrically so a stream of similar events stops reallocating. */
-static int buf_reserve(sse_buf *b, size_t need) {
-  size_t cap;
-  char *np;
-  if (need <= b->cap) return 0;
-  cap = b->cap ? b->cap : 64;
-  while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-  np = (char *)SSE_REALLOC(b->p, cap);
-  if (np == NULL) return SSE_ERR_NOMEM; /* b still owns its old block */
-  b->p = np;
-  b->cap = cap;
-  return 0;
+/* bt_buf (buf.c) with the parser's error code; tests swap its allocator. */
+static int buf_reserve(bt_buf *b, size_t extra) {
+  return bt_buf_reserve(b, extra) == 0 ? 0 : SSE_ERR_NOMEM;
 }
 
-static int buf_append(sse_buf *b, const char *s, size_t n) {
-  if (n == 0) return 0;
-  if (buf_reserve(b, b->len + n) < 0) return SSE_ERR_NOMEM;
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  return 0;
+static int buf_append(bt_buf *b, const char *s, size_t n) {
+  return bt_buf_append(b, s, n) == 0 ? 0 : SSE_ERR_NOMEM;
 }
 
-static int buf_set(sse_buf *b, const char *s, size_t n) {
+static int buf_set(bt_buf *b, const char *s, size_t n) {
   b->len = 0;
   return buf_append(b, s, n);
-}
-
-static void buf_free(sse_buf *b) {
-  SSE_FREE(b->p);
-  b->p = NULL;
-  b->len = b->cap = 0;
 }
 
 /* Bytes held for the event being read: what max_event limits. */
@@ -130,7 +103,7 @@ static int materialize(sse_parser *p) {
 /* The data buffer holds lines joined with '\n', so WHATWG's trailing LF
    never needs stripping; ndata tells "no data" from "one empty line". */
 static int on_data(sse_parser *p, const char *v, size_t n, int in_place) {
-  sse_buf *d = &p->data;
+  bt_buf *d = &p->data;
   if (p->ndata == 0 && in_place) {
     p->dref = v;
     p->dref_len = n;
@@ -138,7 +111,7 @@ static int on_data(sse_parser *p, const char *v, size_t n, int in_place) {
     return 0;
   }
   if (p->dref != NULL && materialize(p) < 0) return SSE_ERR_NOMEM;
-  if (buf_reserve(d, d->len + (p->ndata > 0) + n) < 0) return SSE_ERR_NOMEM;
+  if (buf_reserve(d, (p->ndata > 0) + n) < 0) return SSE_ERR_NOMEM;
   if (p->ndata > 0) d->p[d->len++] = '\n';
   if (n > 0) memcpy(d->p + d->len, v, n);
   d->len += n;
@@ -268,10 +241,10 @@ void sse_init(sse_parser *p, size_t max_event) {
 
 void sse_free(sse_parser *p) {
   size_t max = p->max_event;
-  buf_free(&p->line);
-  buf_free(&p->data);
-  buf_free(&p->type);
-  buf_free(&p->id);
+  bt_buf_free(&p->line);
+  bt_buf_free(&p->data);
+  bt_buf_free(&p->type);
+  bt_buf_free(&p->id);
   sse_init(p, max); /* a second sse_free is harmless */
 }
 
@@ -319,8 +292,8 @@ fail:
 /* Joins the pending data with the unterminated line's value, in the spare
    room of p->data so its length, and so later parsing, is untouched. */
 static int pending_join(sse_parser *p, sse_event *ev, const char *v, size_t n) {
-  sse_buf *d = &p->data;
-  if (n >= SIZE_MAX - d->len || buf_reserve(d, d->len + 1 + n) < 0) return 0;
+  bt_buf *d = &p->data;
+  if (n >= SIZE_MAX - d->len || buf_reserve(d, 1 + n) < 0) return 0;
   d->p[d->len] = '\n';
   if (n > 0) memcpy(d->p + d->len + 1, v, n);
   ev->data = d->p;

@@ -27,6 +27,8 @@
 
 #include <stddef.h>
 
+#include "buf.h"
+
 /*
  * Hidden like every cross-file function (see compat.h), but spelled out here
  * because this header deliberately includes nothing from Lua.
@@ -46,21 +48,15 @@ enum {
 
 #define SSE_DEFAULT_MAX_EVENT (16u * 1024u * 1024u)
 
-/* A growable byte buffer; p is NULL until the first byte is stored. */
-typedef struct sse_buf {
-  char *p;
-  size_t len, cap;
-} sse_buf;
-
 /*
  * All state is public so the parser can be embedded in another struct (the
  * Lua userdata, http.c's transfer); treat the fields as private anyway.
  */
 typedef struct sse_parser {
-  sse_buf line; /* a line begun in an earlier feed, not yet terminated */
-  sse_buf data; /* data lines of the current event, joined with '\n' */
-  sse_buf type; /* event type of the current event; empty = "message" */
-  sse_buf id;   /* last event id; persists across events */
+  bt_buf line;  /* a line begun in an earlier feed, not yet terminated */
+  bt_buf data;  /* data lines of the current event, joined with '\n' */
+  bt_buf type;  /* event type of the current event; empty = "message" */
+  bt_buf id;    /* last event id; persists across events */
   size_t ndata; /* data lines in the current event (0: nothing to dispatch) */
   /*
    * The first data line of an event, when it lies wholly inside the

@@ -24,7 +24,7 @@ JSON_SRC=(csrc/json_enc.c csrc/json_dec.c csrc/json_scan.c csrc/buf.c)
 mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corpus/json_diff" \
   "$OUT/artifacts"
 
-"$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_sse" csrc/fuzz/fuzz_sse.c csrc/sse.c
+"$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_sse" csrc/fuzz/fuzz_sse.c csrc/sse.c csrc/buf.c
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_json" \
   csrc/fuzz/fuzz_json.c "${JSON_SRC[@]}" -llua5.4
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_json_scan" csrc/fuzz/fuzz_json_scan.c csrc/json_scan.c

@@ -327,6 +327,8 @@ describe("non-blocking requests", function()
 
   describe("poll(0)", function()
     it("never blocks while the server delays, and poll(t) waits at most t", function()
+      local skip = require("spec.support.util").skip_latency()
+      if skip then return pending(skip) end
       srv:enqueue({ delay = 0.8, json = completion("slow") },
                   { chunks = sse(words(3)), chunk_delay = 0.25 })
       local slow = client:start({ messages = msgs() })
@@ -359,6 +361,8 @@ describe("non-blocking requests", function()
 
   describe("cancel", function()
     it("takes effect at once and frees the connection", function()
+      local skip = require("spec.support.util").skip_latency()
+      if skip then return pending(skip) end
       local base = srv:stats().open_connections
       srv:enqueue({ delay = 5, json = completion("never") })
       local calls, got = 0, nil

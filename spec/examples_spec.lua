@@ -2,28 +2,13 @@
 -- that runs this suite (lua5.4, lua5.3, lua5.1 or luajit; BASETEN_TEST_LUA
 -- overrides), against the bundled local server that the example starts
 -- itself, and checks its exit status and output.
-local function interpreter()
-  local forced = os.getenv("BASETEN_TEST_LUA")
-  if forced and forced ~= "" then return forced end
-  if rawget(_G, "jit") then return "luajit" end
-  return "lua" .. _VERSION:match("%d+%.%d+")
-end
+local util = require("spec.support.util")
 
+-- no key and no model in the environment: the examples use the local server
 local function run(script, model)
-  local err_file = os.tmpname()
-  -- no key and no model in the environment: the examples use the local server
-  local cmd = ("env -u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL %s %s %s </dev/null 2>%s; echo \"exit:$?\"")
-    :format(model and ("BASETEN_MODEL=" .. model) or "", interpreter(), script, err_file)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  p:close()
-  local f = io.open(err_file, "rb")
-  local err = f and f:read("*a") or ""
-  if f then f:close() end
-  os.remove(err_file)
-  local code = tonumber(out:match("exit:(%d+)%s*$"))
-  out = out:gsub("exit:%d+%s*$", "")
-  return code, out, err
+  return util.run_script(script, {
+    env = "-u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL" .. (model and (" BASETEN_MODEL=" .. util.quote(model)) or ""),
+  })
 end
 
 local function check(script, patterns, model)
@@ -143,22 +128,9 @@ describe("README.md", function()
       if not b.code:find("local client = baseten.new", 1, true) then
         prelude = prelude .. ('local client = baseten.new{ model = %q } '):format(b.model or "deepseek-ai/DeepSeek-V3.1")
       end
-      local path = os.tmpname()
-      local out = assert(io.open(path, "wb"))
-      out:write(prelude, "\n", b.code, "\n")
-      out:close()
-      local err_file = os.tmpname()
-      local cmd = ("env -u BASETEN_API_KEY BASETEN_BASE_URL=%s %s %s </dev/null 2>%s; echo \"exit:$?\"")
-        :format(srv.url, interpreter(), path, err_file)
-      local p = assert(io.popen(cmd, "r"))
-      local stdout = p:read("*a")
-      p:close()
-      local ef = assert(io.open(err_file, "rb"))
-      local stderr = ef:read("*a")
-      ef:close()
-      os.remove(path)
-      os.remove(err_file)
-      local code = tonumber(stdout:match("exit:(%d+)%s*$"))
+      local code, stdout, stderr = util.run_lua(prelude .. "\n" .. b.code .. "\n", {
+        env = "-u BASETEN_API_KEY BASETEN_BASE_URL=" .. util.quote(srv.url),
+      })
       assert(code == 0 and stderr == "", "README lua block " .. b.n .. on .. " exited " .. tostring(code)
         .. "\n" .. b.code .. "\nstdout:\n" .. stdout .. "\nstderr:\n" .. stderr)
       assert(not stdout:find("userdata", 1, true), "README lua block " .. b.n .. on

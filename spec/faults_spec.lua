@@ -20,6 +20,7 @@
 local baseten = require("baseten")
 local core = require("baseten.core")
 local server = require("spec.support.server")
+local util = require("spec.support.util")
 
 local json = baseten.json
 local KEY = "sk-faults-KEY-9f8e7d6c5b4a"
@@ -43,42 +44,12 @@ local function drain(s)
   return err
 end
 
--- The interpreter running this suite, for child processes.
-local function interpreter()
-  local forced = os.getenv("BASETEN_TEST_LUA")
-  if forced and forced ~= "" then return forced end
-  if rawget(_G, "jit") then return "luajit" end
-  return "lua" .. _VERSION:match("%d+%.%d+")
-end
-
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local quote = util.quote
 
 -- Runs a Lua chunk in a child process with extra environment assignments;
 -- returns its exit code, stdout and stderr.
 local function child(code, env)
-  local script, err_file = os.tmpname(), os.tmpname()
-  local f = assert(io.open(script, "wb"))
-  f:write(code)
-  f:close()
-  local cmd = ("env %s %s %s 2>%s; echo \"exit:$?\""):format(env or "", interpreter(), quote(script), quote(err_file))
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  p:close()
-  local err = read_file(err_file) or ""
-  os.remove(script)
-  os.remove(err_file)
-  local rc = tonumber(out:match("exit:(%d+)%s*$"))
-  return rc, out:gsub("exit:%d+%s*$", ""), err
+  return util.run_lua(code, { env = env })
 end
 
 describe("faults", function()
@@ -168,12 +139,11 @@ describe("faults", function()
       assert.equal("connection", serr.kind)
     end)
 
-    it("a malformed status line, chunk framing, header or an empty reply is connection", function()
+    it("a malformed status line, chunk framing or an empty reply is connection", function()
       local cases = {
         "HTTP/1.1 \r\n\r\n",
         "HTTP/1.1 99999999999999999999 X\r\nContent-Length: 2\r\n\r\n{}",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        "HTTP/1.1 200 OK\r\nX-Long: " .. string.rep("a", 200000) .. "\r\nContent-Length: 2\r\n\r\n{}",
         "HTTP/1.1 100 Continue\r\n\r\n",
         "",
       }
@@ -183,6 +153,28 @@ describe("faults", function()
         assert.is_nil(resp, "case " .. i)
         assert.equal("connection", err.kind, "case " .. i .. ": " .. tostring(err))
       end
+    end)
+
+    -- Before, libcurl's "out of memory" (one line over 100 KB) or receive
+    -- error (300 KB in all) read as connection, and was retried.
+    it("an oversized response header is invalid_response, never retried, naming the limit", function()
+      local long = "HTTP/1.1 200 OK\r\nX-Long: " .. string.rep("a", 200000) .. "\r\nContent-Length: 2\r\n\r\n{}"
+      local many = { "HTTP/1.1 200 OK\r\n" }
+      for i = 1, 40 do many[#many + 1] = "X-H" .. i .. ": " .. string.rep("b", 9000) .. "\r\n" end
+      many[#many + 1] = "Content-Length: 2\r\n\r\n{}"
+      local c = baseten.new{ api_key = KEY, base_url = srv.url, model = "openai/gpt-oss-120b", max_retries = 2 }
+      for i, g in ipairs{ long, table.concat(many) } do
+        srv:reset()
+        srv:enqueue({ garbage = g }, { garbage = g }) -- the second, were it retried
+        local resp, err = c:chat{ messages = msgs() }
+        assert.is_nil(resp, "case " .. i)
+        assert.equal("invalid_response", err.kind, "case " .. i .. ": " .. tostring(err))
+        assert.is_false(err.retryable)
+        assert.truthy(err.message:find("header limit", 1, true), err.message)
+        assert.equal(1, srv:stats().requests, "case " .. i .. " was retried")
+      end
+      srv:reset()
+      c:close()
     end)
 
     it("is retried like any connection error", function()
@@ -616,7 +608,7 @@ describe("secrets", function()
     assert.truthy(err:find("status=200", 1, true), err)
     assert.truthy(err:find("elapsed=", 1, true), err)
     -- the server did get the key
-    assert.equal("Bearer " .. KEY, srv:requests()[1].header_map["authorization"])
+    assert.equal("Bearer " .. KEY, util.header(srv:requests()[1], "authorization"))
   end)
 
   it("no log without BASETEN_LOG or a log function", function()
@@ -626,5 +618,104 @@ describe("secrets", function()
     ]]):format(srv.url), "-u BASETEN_LOG BASETEN_API_KEY=" .. quote(KEY))
     assert.equal(0, rc, err)
     assert.equal("", err)
+  end)
+end)
+
+-- The core's engine:request and clock, misused directly (the Lua layer
+-- checks less than this, e.g. NaN passes its `< 0` checks). Each raised
+-- nothing before (or raised an unhelpful message), and the number cases
+-- were undefined behaviour in the float-to-integer conversions.
+describe("the core's request options", function()
+  local srv, e
+  setup(function() srv = server.start() end)
+  teardown(function() srv:stop() end)
+  before_each(function()
+    srv:reset()
+    e = core.engine()
+  end)
+  after_each(function() e:close() end)
+
+  local function finish(t)
+    while t:state() == "running" do e:perform(0.1) end
+    return t
+  end
+
+  local function raises(f, ...)
+    local ok, err = pcall(f)
+    assert.is_false(ok, "did not raise")
+    for _, want in ipairs{ ... } do
+      assert.truthy(tostring(err):find(want, 1, true), tostring(err))
+    end
+  end
+
+  it("every number must be finite and in range, or it raises naming the option", function()
+    local bad = { 0 / 0, math.huge, -math.huge, -1, 1e300 }
+    for _, key in ipairs{ "timeout", "connect_timeout", "idle_timeout", "max_body", "max_event" } do
+      for _, v in ipairs(bad) do
+        raises(function() e:request{ url = srv.url .. "/models", method = "GET", [key] = v } end, key)
+      end
+    end
+    raises(function() e:request{ url = srv.url .. "/models", method = "GET", max_body = 1e30 } end, "max_body")
+    raises(function() e:request{ url = srv.url .. "/models", method = "GET", timeout = "soon" } end, "timeout")
+    -- in range still works
+    local t = finish(e:request{ url = srv.url .. "/models", method = "GET", timeout = 30, max_body = 1e6 })
+    assert.is_true(t:result())
+    t:close()
+  end)
+
+  it("a client timeout of 1e300 or NaN raises at the call, naming it", function()
+    for _, v in ipairs{ 1e300, 0 / 0 } do
+      local c = baseten.new{ api_key = "k", base_url = srv.url, model = "m", timeout = v, max_retries = 0 }
+      raises(function() c:chat{ messages = { { role = "user", content = "x" } } } end, "timeout")
+      c:close()
+    end
+  end)
+
+  it("core.sleep and engine:perform refuse NaN and the infinite", function()
+    raises(function() core.sleep(0 / 0) end, "seconds")
+    raises(function() core.sleep(1e300) end, "seconds")
+    raises(function() core.sleep(math.huge) end, "seconds")
+    core.sleep(-1) -- a wait already over: returns at once
+    core.sleep(0)
+    raises(function() e:perform(0 / 0) end, "NaN")
+    assert.equal(0, e:perform(math.huge)) -- nothing to wait for: returns at once
+  end)
+
+  it("keeps option strings alive until curl has them, whatever opts is", function()
+    local method = "XPROBE" .. ("M"):rep(48) .. tostring(os.time())
+    local agent = "probe-agent/" .. ("u"):rep(48) .. tostring(os.time())
+    local opts = setmetatable({}, { __index = function(_, k)
+      collectgarbage()
+      collectgarbage() -- frees what an earlier lookup returned, unless it is anchored
+      if k == "url" then return srv.url .. "/models?" .. ("q"):rep(48) end
+      if k == "method" then return method:sub(1) .. "" end
+      if k == "user_agent" then return agent:sub(1, -1) .. "" end
+      return nil
+    end })
+    local t = finish(e:request(opts))
+    t:close()
+    local req = srv:requests()[1]
+    assert.equal(method, req.method)
+    assert.equal(agent, util.header(req, "user-agent"))
+  end)
+
+  it("a header that is not a string raises naming it", function()
+    raises(function()
+      e:request{ url = srv.url .. "/models", method = "GET", headers = { "Accept: x", {} } }
+    end, "header 2", "table")
+    raises(function() e:request{ url = srv.url .. "/models", method = "GET", headers = "Accept: x" } end, "headers")
+  end)
+
+  it("fetches only http and https: file:// fails", function()
+    local f = io.open("/etc/hostname", "rb")
+    local host = f and f:read("*a")
+    if f then f:close() end
+    local t = finish(e:request{ url = "file:///etc/hostname", method = "GET" })
+    local ok, kind = t:result()
+    assert.is_false(ok)
+    assert.is_string(kind)
+    assert.equal("", t:body())
+    t:close()
+    if host then assert.truthy(#host > 0) end
   end)
 end)

@@ -1,8 +1,9 @@
 /*
  * test_sse.c: unit tests for the SSE parser (csrc/sse.c), plain C, no Lua.
  *
- * sse.c is included rather than linked so the tests can swap its allocator
- * (SSE_REALLOC) to make allocations fail on purpose. Every stream is fed
+ * sse.c and buf.c are included rather than linked so the tests can swap the
+ * allocator of buf.c (BT_BUF_REALLOC), the only one sse.c uses, to make
+ * allocations fail on purpose. Every stream is fed
  * whole, split in two at every byte boundary, split in three at every pair
  * of boundaries (short streams), and one byte per feed; every way must give
  * the same events. Each feed's bytes are copied to end right before an
@@ -29,7 +30,8 @@ static void *test_realloc(void *p, size_t n) {
   return realloc(p, n);
 }
 
-#define SSE_REALLOC test_realloc
+#define BT_BUF_REALLOC test_realloc
+#include "../buf.c"
 #include "../sse.c"
 
 static int passed, failed;

@@ -1,0 +1,107 @@
+-- spec/support/util.lua: what several spec files need alike.
+--
+--   local util = require("spec.support.util")
+--   util.interpreter()             -- "lua5.4", "luajit", ... (BASETEN_TEST_LUA overrides)
+--   util.quote(s)                  -- s as one sh word
+--   util.read_file(path), util.write_file(text) -> path (a temporary file)
+--   util.run(cmd, opts)            -- code, stdout, stderr of a shell command
+--   util.run_script(path, opts), util.run_lua(code, opts) -- the same for Lua
+--   util.header(req, name)         -- a header of a request the test server recorded
+--   util.skip_volume(), util.skip_latency() -- why such a test cannot run here, or nil
+local M = {}
+
+--- The interpreter running this suite, for child processes.
+function M.interpreter()
+  local forced = os.getenv("BASETEN_TEST_LUA")
+  if forced and forced ~= "" then return forced end
+  if rawget(_G, "jit") then return "luajit" end
+  return "lua" .. _VERSION:match("%d+%.%d+")
+end
+
+--- s quoted as one word for sh.
+function M.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- The whole file, or nil when it cannot be opened.
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+--- Writes text to a new temporary file and returns its path.
+function M.write_file(text)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+--- Runs a shell command; returns its exit code, stdout and stderr.
+-- opts.env: VAR=value assignments (and `-u VAR` removals) for env(1);
+-- opts.stdin: text for standard input (else empty).
+function M.run(cmd, opts)
+  opts = opts or {}
+  local err_file, in_file = os.tmpname(), M.write_file(opts.stdin or "")
+  local full = ("env %s %s <%s 2>%s; echo \"exit:$?\""):format(opts.env or "", cmd, M.quote(in_file),
+    M.quote(err_file))
+  local p = assert(io.popen(full, "r"))
+  local out = p:read("*a")
+  p:close()
+  local err = M.read_file(err_file) or ""
+  os.remove(err_file)
+  os.remove(in_file)
+  local code = tonumber(out:match("exit:(%d+)%s*$"))
+  return code, (out:gsub("exit:%d+%s*$", "")), err
+end
+
+--- Runs a Lua file with this suite's interpreter; as run.
+function M.run_script(path, opts)
+  return M.run(M.interpreter() .. " " .. M.quote(path), opts)
+end
+
+--- Runs a Lua chunk in a child process with this suite's interpreter; as run.
+function M.run_lua(code, opts)
+  local script = M.write_file(code)
+  local rc, out, err = M.run_script(script, opts)
+  os.remove(script)
+  return rc, out, err
+end
+
+--- The value of header `name` (any case) of a request the test server
+-- recorded (spec/support/server.lua's requests()), or nil.
+function M.header(req, name)
+  name = name:lower()
+  if req.header_map then return req.header_map[name] end
+  for _, h in ipairs(req.headers or {}) do
+    if h[1]:lower() == name then return h[2] end
+  end
+  return nil
+end
+
+--- Why a test whose point is volume (a long stream, a big body) cannot
+-- run in this process, or nil: scripts/valgrind.sh sets BASETEN_VALGRIND
+-- (memcheck is 20-50x slower) and scripts/sanitize.sh sets
+-- BASETEN_GC_TORTURE for its pass with the collector running all the
+-- time. `make test` and the plain sanitizer pass run them.
+function M.skip_volume()
+  if os.getenv("BASETEN_VALGRIND") then return "too slow under valgrind (make test runs it)" end
+  if os.getenv("BASETEN_GC_TORTURE") then return "too slow with constant GC (make test runs it)" end
+  return nil
+end
+
+--- Why a test of sub-second latency cannot run in this process, or nil:
+-- under valgrind, and in the GC-torture pass, whose finalizers perform the
+-- engines at any moment (so a wait no longer follows from the code's own
+-- calls).
+function M.skip_latency()
+  if os.getenv("BASETEN_VALGRIND") then return "latency is not measurable under valgrind" end
+  if os.getenv("BASETEN_GC_TORTURE") then return "finalizers perform the engine: latency is theirs" end
+  return nil
+end
+
+return M
