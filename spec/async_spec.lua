@@ -536,8 +536,12 @@ describe("non-blocking requests", function()
       assert.is_nil(select(2, h:result()))
       local stats = srv:stats()
       assert.equal(10, stats.requests)
-      assert.equal(1, stats.connections)
-      assert.equal(1, stats.distinct_connections)
+      -- one connection, or two when a stream's last body chunk came after
+      -- the next request had started: the test server writes "[DONE]" and
+      -- the chunked body's end apart, and on a busy machine it can be
+      -- descheduled between the two (then curl cannot reuse that one yet)
+      assert.is_true(stats.connections <= 2, stats.connections .. " connections")
+      assert.is_true(stats.distinct_connections <= 2, stats.distinct_connections .. " connections")
     end)
 
     it("are reused by concurrent batches: 4 at once, then 4 more, use at most 4", function()
