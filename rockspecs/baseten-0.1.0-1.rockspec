@@ -20,9 +20,10 @@ list) and LuaLS type definitions (baseten/types.lua) for editor completion.
    license = "MIT",
    labels = { "llm", "openai", "http", "sse", "json" },
 }
--- where the C core builds: Linux (CI builds and tests it) and macOS (plain
--- POSIX C99 over libcurl; no CI). Windows: its own issue.
-supported_platforms = { "linux", "macosx" }
+-- where the C core builds: Linux (CI builds and tests it), Windows (CI
+-- cross-builds it with MinGW-w64 and tests it under Wine; README "Windows")
+-- and macOS (plain POSIX C99 over libcurl; built, not tested in CI)
+supported_platforms = { "linux", "macosx", "windows" }
 dependencies = {
    "lua >= 5.1, < 5.5",
 }
@@ -30,13 +31,20 @@ external_dependencies = {
    -- no header check for CURL: Debian and Ubuntu keep curl/curl.h in a
    -- multiarch include folder that LuaRocks does not search, but the compiler does
    CURL = { library = "curl" },
+   -- Windows: libcurl's import library is libcurl.lib with MSVC (vcpkg) and
+   -- libcurl.dll.a or libcurl.a with MinGW (MSYS2); README "Windows"
+   platforms = {
+      windows = { CURL = { library = "libcurl" } },
+      mingw32 = { CURL = { library = "curl" } },
+   },
 }
 build = {
    type = "builtin",
    modules = {
       ["baseten.core"] = {
          sources = {
-            "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/json.c", "csrc/sse.c", "csrc/lsse.c",
+            "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/sse.c", "csrc/lsse.c",
+            "csrc/json_enc.c", "csrc/json_dec.c", "csrc/json_scan.c", "csrc/platform.c",
          },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
@@ -57,6 +65,12 @@ build = {
       ["baseten.abi"] = "lua/baseten/abi.lua",
       ["baseten.uv"] = "lua/baseten/uv.lua",
       ["baseten.health"] = "lua/baseten/health.lua",
+      ["baseten.mend"] = "lua/baseten/mend.lua",
+   },
+   -- the same library names for the link line (see external_dependencies)
+   platforms = {
+      windows = { modules = { ["baseten.core"] = { libraries = { "libcurl" } } } },
+      mingw32 = { modules = { ["baseten.core"] = { libraries = { "curl" } } } },
    },
    install = {
       -- the command-line tool; LuaRocks wraps it with the paths of the tree
