@@ -262,6 +262,8 @@ end
 --- Lists the models the server offers (`GET /models`).
 -- @tparam[opt] table opts
 -- @treturn table array of model id strings, or nil, err
+-- @treturn table the whole decoded response (`{object = "list", data = {...}}`), second
+--   (for what the ids leave out: `owned_by`, `created`, provider fields)
 function Client:models(opts)
   local doc, err = request.run(request.new(self, "GET", "/models", nil, false, call_options(self, opts)))
   if not doc then return nil, err end
@@ -272,7 +274,7 @@ function Client:models(opts)
   for _, m in ipairs(doc.data) do
     if type(m) == "table" and type(m.id) == "string" then ids[#ids + 1] = m.id end
   end
-  return ids
+  return ids, doc
 end
 
 --- Usage totals with every count at 0 (internal).

@@ -378,7 +378,7 @@ function Client:run_tools(req, opts) end
 --- Lists the models the server offers (`GET /models`).
 ---@param opts? baseten.CallOptions per-call options
 ---@return string[]? ids the model ids
----@return baseten.Error? err the error, when `ids` is nil
+---@return table|baseten.Error? doc_or_err the whole decoded response, or the error when `ids` is nil
 function Client:models(opts) end
 
 --- Starts a chat completion without waiting for it. `client:poll` drives
