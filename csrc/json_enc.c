@@ -146,6 +146,9 @@ static void enc_double(lua_State *L, json_encoder *e, double d) {
     if (strtod(tmp, NULL) == d) break;
   }
   if (prec == 17) snprintf(tmp, sizeof tmp, "%.17g", d);
+  /* An integral float beyond 2^53 printed as bare digits would decode as an
+   * exact integer on 5.3+; ".0" keeps it a float (and the same number). */
+  if (strpbrk(tmp, ".,eE") == NULL) strcat(tmp, ".0");
   enc_put_number_text(L, e, tmp);
 }
 

@@ -96,6 +96,19 @@ describe("baseten.json", function()
           assert.are.equal(tonumber(s), v, s)
         end
       end)
+
+      -- failed before (make fuzz found it): 9223372036854776.0 went out as
+      -- "9223372036854776" and came back an integer
+      it("keeps an integral float past 2^53 a float through encode and decode (5.3+)", function()
+        for _, d in ipairs({ 9223372036854776.0, 2.0 ^ 53 + 2, -(2.0 ^ 60), 2.0 ^ 63 }) do
+          local text = json.encode(d)
+          local back = json.decode(text)
+          assert.are.equal("float", math.type(back), text)
+          assert.are.equal(d, back, text)
+        end
+        assert.are.equal("9223372036854776.0", json.encode(9223372036854776.0))
+        assert.are.equal("[[9223372036854776.0],{}]", json.encode(json.decode("[[9223372036854775.07],{}]")))
+      end)
     else
       it("decodes numbers as doubles (5.1, LuaJIT)", function()
         assert.are.equal(2 ^ 53, json.decode("9007199254740993"))
