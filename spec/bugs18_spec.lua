@@ -102,6 +102,19 @@ describe("issue 18 bugs", function()
     assert.same({ "A1", "A2" }, got)
   end)
 
+  it("4: stream:pieces() yields choice 0 only with n = 2", function()
+    srv:enqueue({ chunks = {
+      chunk({ { index = 1, delta = { reasoning_content = "b0" } }, { index = 0, delta = { reasoning_content = "a0" } } }),
+      chunk({ { index = 0, delta = { content = "A1" } }, { index = 1, delta = { content = "B1" } } }),
+      chunk({ { index = 1, delta = { refusal = "B2" } }, { index = 0, delta = { content = "A2" } } }),
+      "data: [DONE]\n\n",
+    } })
+    local s = assert(client:stream{ messages = msgs(), n = 2 })
+    local got = {}
+    for piece, kind in s:pieces() do got[#got + 1] = kind .. ":" .. piece end
+    assert.same({ "reasoning:a0", "content:A1", "content:A2" }, got)
+  end)
+
   it("6: an HTTP-date Retry-After is exact in a zone on daylight saving time", function()
     local f = io.open("/usr/share/zoneinfo/Australia/Sydney", "rb")
     assert(f, "tzdata for Australia/Sydney is needed")
