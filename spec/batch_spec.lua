@@ -7,6 +7,7 @@
 local baseten = require("baseten")
 local server = require("spec.support.server")
 local core = require("baseten.core")
+local util = require("spec.support.util")
 
 local KEY = "sk-test-BATCH-0123456789"
 local MODEL = "openai/gpt-oss-120b"
@@ -237,8 +238,12 @@ describe("client:batch", function()
     local elapsed = core.now() - t0
     assert.is_true(#calls >= 2, #calls .. " calls")
     assert.is_true(#calls <= elapsed / 0.1 + 2, #calls .. " calls in " .. elapsed .. " s")
-    for k = 2, #calls - 1 do
-      assert.is_true(calls[k].at - calls[k - 1].at >= 0.099, "calls " .. (k - 1) .. " and " .. k .. " too close")
+    -- the gaps are latency: with constant GC (finalizers perform the
+    -- engine inside the callback) and under valgrind they are not the code's
+    if not util.skip_latency() then
+      for k = 2, #calls - 1 do
+        assert.is_true(calls[k].at - calls[k - 1].at >= 0.099, "calls " .. (k - 1) .. " and " .. k .. " too close")
+      end
     end
     local last = calls[#calls].p
     assert.equal(20, last.done)

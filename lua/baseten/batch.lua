@@ -254,8 +254,11 @@ end
 function Batch:_report(t, force)
   local cb = self._on_progress
   if not cb or (not force and t - self._last_progress < M.PROGRESS_INTERVAL) then return nil end
-  self._last_progress = t
-  local ok, e = pcall(cb, self:progress())
+  local p = self:progress()
+  -- the interval counts from the call itself, not from when the caller
+  -- looked at the clock (a slow step in between would shorten the next one)
+  self._last_progress = core.now()
+  local ok, e = pcall(cb, p)
   if not ok then return self:_raised(e, "on_progress") end
   return nil
 end
