@@ -12,9 +12,10 @@
 
 #include <stddef.h>
 
-/* Hidden like every cross-file function (compat.h), spelled out here because
+/* Hidden like every cross-file function (compat.h; on Windows a DLL exports
+ * only what is marked dllexport), spelled out here because
  * this header includes nothing from Lua: sse.c and its tests use it too. */
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__)
 #define BT_BUF_HIDDEN __attribute__((visibility("hidden")))
 #else
 #define BT_BUF_HIDDEN

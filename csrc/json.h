@@ -20,7 +20,7 @@
 
 /* Spelled out here, as in compat.h, because this header includes no Lua. */
 #ifndef BT_HIDDEN
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__)
 #define BT_HIDDEN __attribute__((visibility("hidden")))
 #else
 #define BT_HIDDEN
