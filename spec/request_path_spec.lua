@@ -244,12 +244,15 @@ describe("the one request path", function()
 
   it("a retry that comes due in the poll where on_done closed the client ends as canceled (bug 5)", function()
     local c = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 1 }
-    srv:enqueue({ delay = 0.3, json = completion("A") },
-                { status = 503, headers = { ["retry-after-ms"] = "800" } })
+    -- A answers after 1 s, long after B's 503 has come in even on a busy
+    -- machine (or with constant GC); B's retry (1.2 s after its 503) is
+    -- still waiting when A ends, and due once A's on_done has slept 1.3 s
+    srv:enqueue({ delay = 1.0, json = completion("A") },
+                { status = 503, headers = { ["retry-after-ms"] = "1200" } })
     local hb, b_err, b_state
     c:start(req(), { on_done = function()
       b_state = tostring(hb)
-      core.sleep(0.7) -- now B's retry is due, later in this same poll
+      core.sleep(1.3) -- now B's retry is due, later in this same poll
       c:close()
     end })
     -- the server answers in arrival order: B starts once A's request is in
