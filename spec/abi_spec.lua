@@ -4,16 +4,9 @@
 -- interpreter with LUA_CPATH pointing at a build for another Lua from
 -- .rocks/ (scripts/build.sh builds 5.4, 5.3 and 5.1).
 -- luacheck: std max+busted
-local ROOT = (function()
-  local p = io.popen("pwd")
-  local d = p:read("*l")
-  p:close()
-  return d
-end)()
+local util = require("spec.support.util")
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local ROOT, q = util.ROOT, util.quote
 
 local function so(v)
   return ROOT .. "/.rocks/" .. v .. "/lib/lua/" .. v .. "/baseten/core.so"
@@ -23,20 +16,13 @@ end
 -- core of .rocks/<v>; returns the output (stdout and stderr).
 local function load_with(interp, v)
   assert(io.open(so(v), "rb"), "no Lua " .. v .. " build at " .. so(v) .. ": run scripts/build.sh"):close()
-  local cmd = "env -u LUA_INIT -u LUA_INIT_5_1 -u LUA_INIT_5_3 -u LUA_INIT_5_4"
-    .. " LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua")
-    .. " LUA_CPATH=" .. q(ROOT .. "/.rocks/" .. v .. "/lib/lua/" .. v .. "/?.so")
-    .. " " .. interp .. " -e " .. q('local b = require("baseten") print("loaded " .. b.VERSION)') .. " 2>&1"
-  local p = io.popen(cmd)
-  local out = p:read("*a")
-  p:close()
+  local _, out = util.run(interp .. " -e " .. q('local b = require("baseten") print("loaded " .. b.VERSION)'), {
+    env = "-u LUA_INIT -u LUA_INIT_5_1 -u LUA_INIT_5_3 -u LUA_INIT_5_4"
+      .. " LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua")
+      .. " LUA_CPATH=" .. q(ROOT .. "/.rocks/" .. v .. "/lib/lua/" .. v .. "/?.so"),
+    merge = true,
+  })
   return out
-end
-
-local function have(program)
-  local a, _, c = os.execute("command -v " .. program .. " >/dev/null 2>&1")
-  if type(a) == "number" then return a == 0 end
-  return a == true and c == 0
 end
 
 describe("require('baseten') with a core built for another Lua", function()
@@ -49,7 +35,7 @@ describe("require('baseten') with a core built for another Lua", function()
   end)
 
   it("LuaJIT with the Lua 5.4 build: says LuaJIT needs the 5.1 build", function()
-    if not have("luajit") then error("luajit is not installed (scripts/deps.sh installs it)") end
+    if not util.have("luajit") then error("luajit is not installed (scripts/deps.sh installs it)") end
     local out = load_with("luajit", "5.4")
     assert.is_nil(out:find("loaded ", 1, true), out)
     assert.truthy(out:find(" was built for Lua 5.4, but this is LuaJIT ", 1, true), out)
@@ -66,11 +52,11 @@ describe("require('baseten') with a core built for another Lua", function()
   end)
 
   it("no core at all: says it is not installed for this Lua, and how to build it", function()
-    local cmd = "env -u LUA_INIT -u LUA_INIT_5_4 LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua")
-      .. " LUA_CPATH=/nonexistent/?.so lua5.4 -e " .. q('require("baseten")') .. " 2>&1"
-    local p = io.popen(cmd)
-    local out = p:read("*a")
-    p:close()
+    local _, out = util.run("lua5.4 -e " .. q('require("baseten")'), {
+      env = "-u LUA_INIT -u LUA_INIT_5_4 LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua")
+        .. " LUA_CPATH=/nonexistent/?.so",
+      merge = true,
+    })
     assert.truthy(out:find("the C core (baseten.core) is not installed for Lua 5.4", 1, true), out)
     assert.truthy(out:find("`luarocks --lua-version=5.4 make`", 1, true), out)
   end)

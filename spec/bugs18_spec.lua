@@ -3,6 +3,7 @@
 -- luacheck: std max+busted
 local baseten = require("baseten")
 local server = require("spec.support.server")
+local util = require("spec.support.util")
 local core = require("baseten.core")
 local accumulate = require("baseten.accumulate")
 local structured = require("baseten.structured")
@@ -13,13 +14,6 @@ local json = baseten.json
 local null = json.null
 local KEY = "sk-test-BUGS-0123456789"
 local MODEL = "openai/gpt-oss-120b"
-
-local function interpreter()
-  local forced = os.getenv("BASETEN_TEST_LUA")
-  if forced and forced ~= "" then return forced end
-  if rawget(_G, "jit") then return "luajit" end
-  return "lua" .. _VERSION:match("%d+%.%d+")
-end
 
 local function msgs(text)
   return { { role = "user", content = text or "Hi" } }
@@ -122,9 +116,7 @@ describe("issue 18 bugs", function()
     local code = "local e = require('baseten.errors'); "
       .. "io.write(e.retry_after(nil, os.date('!%a, %d %b %Y %H:%M:%S GMT', os.time() + 5)))"
     -- a date in January (summer time in Sydney) and one now
-    local p = assert(io.popen("TZ=Australia/Sydney " .. interpreter() .. " -e \"" .. code .. "\" 2>&1"))
-    local out = p:read("*a")
-    p:close()
+    local _, out = util.run_lua(code, { env = "TZ=Australia/Sydney", merge = true })
     local n = tonumber(out)
     assert(n, out)
     assert.is_true(n >= 3 and n <= 5, out)

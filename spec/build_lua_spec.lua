@@ -3,27 +3,16 @@
 -- It runs in a child interpreter on a copy of build.lua, so nothing here
 -- replaces lua/baseten/core.so; the successful build is in hosts_spec.lua.
 -- luacheck: std max+busted
-local ROOT = (function()
-  local p = io.popen("pwd")
-  local d = p:read("*l")
-  p:close()
-  return d
-end)()
+local util = require("spec.support.util")
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local ROOT, q = util.ROOT, util.quote
 
 local tmp
 
 -- runs a copy of build.lua (in a scratch tree holding csrc/) with `env`;
 -- returns the output and whether it succeeded
 local function build(env)
-  local cmd = "cd " .. q(tmp) .. " && env " .. env .. " lua5.1 build.lua 2>&1; echo \"::rc=$?\""
-  local p = io.popen(cmd)
-  local out = p:read("*a")
-  p:close()
-  local rc = tonumber(out:match("::rc=(%d+)"))
+  local rc, out = util.run("lua5.1 build.lua", { cwd = tmp, env = env, merge = true })
   return out, rc == 0
 end
 
@@ -38,9 +27,7 @@ end
 
 describe("build.lua", function()
   before_each(function()
-    local p = io.popen("mktemp -d")
-    tmp = p:read("*l")
-    p:close()
+    tmp = util.tmpdir()
     os.execute("mkdir -p " .. q(tmp .. "/lua/baseten") .. " && cp -r " .. q(ROOT .. "/csrc") .. " " .. q(ROOT .. "/build.lua")
       .. " " .. q(tmp))
   end)

@@ -6,28 +6,12 @@
 local server = require("spec.support.server")
 local baseten = require("baseten")
 local core = require("baseten.core")
+local util = require("spec.support.util")
 
 local json = baseten.json
 local MODEL = "deepseek-ai/DeepSeek-V3.1"
 
-local function interpreter()
-  local forced = os.getenv("BASETEN_TEST_LUA")
-  if forced and forced ~= "" then return forced end
-  if rawget(_G, "jit") then return "luajit" end
-  return "lua" .. _VERSION:match("%d+%.%d+")
-end
-
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read, quote = util.read_file, util.quote
 
 local function write(path, text)
   local f = assert(io.open(path, "wb"))
@@ -35,22 +19,17 @@ local function write(path, text)
   f:close()
 end
 
+-- bin/baseten with the arguments, as a shell command and util.run's opts
 local function command(args)
   local parts = {}
   for i, a in ipairs(args) do parts[i] = quote(a) end
-  return ("env -u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL %s bin/baseten %s")
-    :format(interpreter(), table.concat(parts, " "))
+  return util.interpreter() .. " bin/baseten " .. table.concat(parts, " "),
+    { env = "-u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL" }
 end
 
 -- Runs bin/baseten; returns code, stdout, stderr.
 local function cli(args)
-  local err_file = os.tmpname()
-  local p = assert(io.popen(command(args) .. " </dev/null 2>" .. err_file .. "; echo \"exit:$?\"", "r"))
-  local out = p:read("*a")
-  p:close()
-  local err = read(err_file)
-  os.remove(err_file)
-  return tonumber(out:match("exit:(%d+)%s*$")), (out:gsub("exit:%d+%s*$", "")), err
+  return util.run(command(args))
 end
 
 local function lines(text)
@@ -287,11 +266,8 @@ describe("baseten batch", function()
     local scripted = {}
     for i = 1, 3 do scripted[i] = { delay = 0.25, json = completion("x" .. i) } end
     srv:enqueue(scripted)
-    local p = assert(io.popen(("script -qec %s /dev/null </dev/null; echo \"exit:$?\""):format(
-      quote(command({ "batch", input, "-o", output, "--base-url", srv.url, "-c", "1" }))), "r"))
-    local tty = p:read("*a")
-    p:close()
-    assert.matches("exit:0", tty)
+    local code, _, tty = util.run_tty(command({ "batch", input, "-o", output, "--base-url", srv.url, "-c", "1" }))
+    assert.equal(0, code)
     assert.matches("%[[#%.]+%] %d/3 +[%d%.]+ req/s +%d+ tok/s +0 failed +window 1 +ETA %d+:%d%d", tty)
     assert.matches("\r\27%[K", tty) -- the bar is cleared before the summary
     assert.matches("baseten: batch: 3 of 3 requests succeeded", tty)

@@ -2,67 +2,34 @@
 -- interpreter that runs this suite) against the bundled local server.
 local server = require("spec.support.server")
 local baseten = require("baseten")
+local util = require("spec.support.util")
 
 local MODEL = "deepseek-ai/DeepSeek-V3.1"
 
-local function interpreter()
-  local forced = os.getenv("BASETEN_TEST_LUA")
-  if forced and forced ~= "" then return forced end
-  if rawget(_G, "jit") then return "luajit" end
-  return "lua" .. _VERSION:match("%d+%.%d+")
-end
+local quote, write_file = util.quote, util.write_file
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function write_file(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
+-- bin/baseten with the arguments, as a shell command; `env` is a string
+-- of VAR=value assignments (the caller's BASETEN_* variables are removed).
+local function command(args, env)
+  local parts = {}
+  for i, a in ipairs(args) do parts[i] = quote(a) end
+  return util.interpreter() .. " bin/baseten " .. table.concat(parts, " "),
+    { env = "-u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL " .. (env or "") }
 end
 
 -- Runs bin/baseten with the arguments; `env` is a string of VAR=value
 -- assignments, `stdin` text for standard input. Returns code, stdout, stderr.
 local function cli(args, env, stdin)
-  local parts = {}
-  for i, a in ipairs(args) do parts[i] = quote(a) end
-  local err_file = os.tmpname()
-  local in_file = write_file(stdin or "")
-  local cmd = ("env -u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL %s %s bin/baseten %s <%s 2>%s; echo \"exit:$?\"")
-    :format(env or "", interpreter(), table.concat(parts, " "), in_file, err_file)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  p:close()
-  local f = assert(io.open(err_file, "rb"))
-  local err = f:read("*a")
-  f:close()
-  os.remove(err_file)
-  os.remove(in_file)
-  local code = tonumber(out:match("exit:(%d+)%s*$"))
-  return code, (out:gsub("exit:%d+%s*$", "")), err
+  local cmd, opts = command(args, env)
+  opts.stdin = stdin
+  return util.run(cmd, opts)
 end
 
 -- Runs bin/baseten under script(1), so that its stdin and stderr are a
 -- terminal (a pty) while stdout goes to a file. Returns code, stdout and
 -- what the terminal showed (stderr, with the pty's \r\n line ends).
 local function cli_tty(args, env)
-  local parts = {}
-  for i, a in ipairs(args) do parts[i] = quote(a) end
-  local out_file = os.tmpname()
-  local inner = ("env -u BASETEN_API_KEY -u BASETEN_MODEL -u BASETEN_BASE_URL %s %s bin/baseten %s >%s")
-    :format(env or "", interpreter(), table.concat(parts, " "), out_file)
-  local p = assert(io.popen(("script -qec %s /dev/null </dev/null; echo \"exit:$?\""):format(quote(inner)), "r"))
-  local tty = p:read("*a")
-  p:close()
-  local f = assert(io.open(out_file, "rb"))
-  local out = f:read("*a")
-  f:close()
-  os.remove(out_file)
-  local code = tonumber(tty:match("exit:(%d+)%s*$"))
-  return code, out, (tty:gsub("exit:%d+%s*$", ""))
+  return util.run_tty(command(args, env))
 end
 
 local function lines(text)
@@ -223,11 +190,8 @@ describe("bin/baseten", function()
       'data: {"choices":[{"index":0,"delta":{"content":"no newline at the end"}}]}\n\n',
       'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n', "data: [DONE]\n\n" },
       headers = { ["Content-Type"] = "text/event-stream", ["x-request-id"] = "rid-7" } })
-    local cmd = ("env -u BASETEN_API_KEY %s bin/baseten chat -m %s --base-url %s --stats hi 2>&1 </dev/null")
-      :format(interpreter(), MODEL, srv.url)
-    local p = assert(io.popen(cmd, "r"))
-    local both = p:read("*a")
-    p:close()
+    local _, both = util.run(("%s bin/baseten chat -m %s --base-url %s --stats hi"):format(util.interpreter(), MODEL,
+      srv.url), { env = "-u BASETEN_API_KEY", merge = true })
     local got = lines(both)
     assert.are.equal("no newline at the end", got[1], both)
     assert.matches("^baseten: stats: .*request id rid%-7$", got[#got])

@@ -3,6 +3,7 @@
 local baseten = require("baseten")
 local server = require("spec.support.server")
 local core = require("baseten.core")
+local util = require("spec.support.util")
 
 local json = baseten.json
 local KEY = "sk-test-SECRET-0123456789"
@@ -11,13 +12,7 @@ local function msgs(text)
   return { { role = "user", content = text or "Hello" } }
 end
 
-local function header(req, name)
-  name = name:lower()
-  for _, h in ipairs(req.headers) do
-    if h[1]:lower() == name then return h[2] end
-  end
-  return nil
-end
+local header = util.header
 
 describe("baseten client", function()
   local srv, client

@@ -1,6 +1,7 @@
 -- baseten.new{deployment = ..., environment = ...}: dedicated deployments
 -- (issue 13). Nothing here reaches the network.
 local baseten = require("baseten")
+local util = require("spec.support.util")
 
 describe("dedicated deployments", function()
   local clients = {}
@@ -25,12 +26,9 @@ describe("dedicated deployments", function()
 
   it("wins over BASETEN_BASE_URL, which is only a default", function()
     -- a child process, to set the variable
-    local lua = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
     local code = 'local c = require("baseten").new{api_key = "k", deployment = "abcd1234", model = "m"} '
       .. 'io.write(tostring(c)) c:close()'
-    local p = assert(io.popen(("BASETEN_BASE_URL=http://127.0.0.1:9/v1 %s -e '%s' 2>&1"):format(lua, code)))
-    local out = p:read("*a")
-    p:close()
+    local _, out = util.run_lua(code, { env = "BASETEN_BASE_URL=http://127.0.0.1:9/v1", merge = true })
     assert.are.equal("baseten.client (https://model-abcd1234.api.baseten.co/environments/production/sync/v1, m)", out)
   end)
 

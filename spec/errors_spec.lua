@@ -5,6 +5,7 @@
 local baseten = require("baseten")
 local errors = require("baseten.errors")
 local server = require("spec.support.server")
+local util = require("spec.support.util")
 
 local json = baseten.json
 
@@ -176,13 +177,6 @@ describe("a server's error text", function()
 end)
 
 describe("baseten.check", function()
-  local function interpreter()
-    local forced = os.getenv("BASETEN_TEST_LUA")
-    if forced and forced ~= "" then return forced end
-    if rawget(_G, "jit") then return "luajit" end
-    return "lua" .. _VERSION:match("%d+%.%d+")
-  end
-
   it("returns every value when the first is not nil, false included", function()
     local a, b, c, d = baseten.check(1, nil, nil, 4)
     assert.same({ 1, nil, nil, 4 }, { a, b, c, d })
@@ -207,27 +201,15 @@ describe("baseten.check", function()
 
   it("shows the real message of an uncaught failure on every Lua, 5.1 included", function()
     local srv = server.start()
-    local path = os.tmpname()
-    local f = assert(io.open(path, "wb"))
-    f:write([[
+    local code, out, err = util.run_lua([[
 local baseten = require("baseten")
 local client = baseten.new{ model = "no/such-model", api_key = false }
 local resp = baseten.check(client:chat{ messages = { { role = "user", content = "Hello!" } } })
 print(resp)
-]])
-    f:close()
-    local err_file = os.tmpname()
-    local p = assert(io.popen(("env BASETEN_BASE_URL=%s %s %s 2>%s; echo \"exit:$?\"")
-      :format(srv.url, interpreter(), path, err_file)))
-    local out = p:read("*a")
-    p:close()
+]], { env = "BASETEN_BASE_URL=" .. srv.url })
     srv:stop()
-    local ef = assert(io.open(err_file, "rb"))
-    local err = ef:read("*a")
-    ef:close()
-    os.remove(path)
-    os.remove(err_file)
-    assert.equal("exit:1", (out:gsub("%s+$", "")))
+    assert.equal(1, code)
+    assert.equal("", out)
     assert.truthy(err:find("baseten: not_found (HTTP 404): Model not found: no/such-model", 1, true), err)
     assert.is_nil(err:find("error object is not a string", 1, true), err)
   end)

@@ -18,65 +18,25 @@
 -- luacheck: std max+busted
 local server = require("spec.support.server")
 local baseten = require("baseten")
+local util = require("spec.support.util")
 
 local json = baseten.json
 
-local function dirname(p)
-  return p:match("^(.*)/[^/]*$") or "."
-end
-
--- the repository root, from this file's path (busted runs from the root)
-local ROOT = (function()
-  local src = debug.getinfo(1, "S").source
-  local dir = src:sub(1, 1) == "@" and dirname(src:sub(2)) or "spec"
-  local p = io.popen("cd '" .. dir .. "/..' && pwd")
-  local root = p:read("*l")
-  p:close()
-  return root
-end)()
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function execute(cmd)
-  local a, _, c = os.execute(cmd)
-  if type(a) == "number" then return a == 0, a end -- Lua 5.1 / LuaJIT
-  return a == true, c
-end
+local ROOT, q, read, execute = util.ROOT, util.quote, util.read_file, util.execute
 
 -- A host program the test needs: missing is a failure that says how to get
 -- it, never a silently pending test.
 local function need(program, package)
-  if not execute("command -v " .. program .. " >/dev/null 2>&1") then
+  if not util.have(program) then
     error(program .. " is not installed: `bash scripts/deps.sh hosts` installs it (Debian package "
       .. package .. "); `make test` and CI do", 0)
   end
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function mktemp_dir()
-  local p = io.popen("mktemp -d")
-  local dir = p:read("*l")
-  p:close()
-  execute("chmod 700 " .. q(dir))
-  return dir
-end
-
--- Runs a shell command in `dir` with output to a log; fails with the log.
+-- Runs a shell command in `dir`; fails with its output (stdout and stderr).
 local function sh(dir, cmd, what)
-  local log = os.tmpname()
-  local ok = execute("cd " .. q(dir) .. " && { " .. cmd .. "; } </dev/null >" .. q(log) .. " 2>&1")
-  local text = read(log) or ""
-  os.remove(log)
-  assert(ok, (what or cmd) .. " failed:\n" .. text)
+  local code, text = util.run(cmd, { cwd = dir, merge = true })
+  assert(code == 0, (what or cmd) .. " failed:\n" .. text)
   return text
 end
 
@@ -97,6 +57,8 @@ local function host_env(tmp, extra)
 end
 
 -- Runs a host in `dir`; returns ok, the decoded result file, and the output.
+-- The output goes to a file, not through util.run's pipe, so that a child
+-- the host may leave behind cannot keep the test waiting for the pipe's end.
 local function run_host(dir, cmd, tmp)
   local log, out = tmp .. "/host.log", tmp .. "/result.json"
   os.remove(out)
@@ -168,7 +130,7 @@ describe("hosts, installed as their users install them", function()
 
   setup(function()
     srv = server.start()
-    shared = { dir = mktemp_dir() }
+    shared = { dir = util.tmpdir() }
   end)
 
   teardown(function()
@@ -201,7 +163,7 @@ describe("hosts, installed as their users install them", function()
 
   before_each(function()
     srv:reset()
-    tmp = mktemp_dir()
+    tmp = util.tmpdir()
   end)
 
   after_each(function()

@@ -2,9 +2,13 @@
 --
 --   local util = require("spec.support.util")
 --   util.interpreter()             -- "lua5.4", "luajit", ... (BASETEN_TEST_LUA overrides)
+--   util.ROOT                      -- the repository's absolute path
 --   util.quote(s)                  -- s as one sh word
 --   util.read_file(path), util.write_file(text) -> path (a temporary file)
+--   util.tmpdir()                  -- a new private temporary directory
+--   util.execute(cmd), util.have(program) -- os.execute alike on every Lua
 --   util.run(cmd, opts)            -- code, stdout, stderr of a shell command
+--   util.run_tty(cmd, opts)        -- code, stdout, terminal: stdin and stderr a pty
 --   util.run_script(path, opts), util.run_lua(code, opts) -- the same for Lua
 --   util.header(req, name)         -- a header of a request the test server recorded
 --   util.skip_volume(), util.skip_latency() -- why such a test cannot run here, or nil
@@ -41,14 +45,58 @@ function M.write_file(text)
   return path
 end
 
+--- os.execute on every Lua: whether cmd exited 0, and its exit code
+-- (Lua 5.1 and LuaJIT return the status, later Luas true/nil and the code).
+function M.execute(cmd)
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then return a == 0, a end
+  return a == true, c
+end
+
+--- Whether a program is on PATH.
+function M.have(program)
+  return (M.execute("command -v " .. M.quote(program) .. " >/dev/null 2>&1"))
+end
+
+--- The first line a shell command prints.
+local function capture(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local line = p:read("*l")
+  p:close()
+  return line
+end
+
+--- A new temporary directory that only this user can enter.
+function M.tmpdir()
+  local dir = assert(capture("mktemp -d"), "mktemp -d failed")
+  M.execute("chmod 700 " .. M.quote(dir))
+  return dir
+end
+
+-- the repository root, from this file's path (spec/support/util.lua)
+M.ROOT = (function()
+  local src = debug.getinfo(1, "S").source
+  local dir = src:sub(1, 1) == "@" and src:sub(2):match("^(.*)/[^/]*$") or "spec/support"
+  return capture("cd " .. M.quote(dir .. "/../..") .. " && pwd")
+end)()
+
+-- `[cd DIR && ] { [env ENV] cmd; }`: the command run by run and run_tty.
+local function command(cmd, opts)
+  local full = "{ " .. (opts.env and "env " .. opts.env .. " " or "") .. cmd .. "; }"
+  if opts.cwd then full = "cd " .. M.quote(opts.cwd) .. " && " .. full end
+  return full
+end
+
 --- Runs a shell command; returns its exit code, stdout and stderr.
 -- opts.env: VAR=value assignments (and `-u VAR` removals) for env(1);
--- opts.stdin: text for standard input (else empty).
+-- opts.stdin: text for standard input (else empty);
+-- opts.cwd: the directory to run it in (else this one);
+-- opts.merge: stderr goes to stdout, in order (stderr is then "").
 function M.run(cmd, opts)
   opts = opts or {}
   local err_file, in_file = os.tmpname(), M.write_file(opts.stdin or "")
-  local full = ("env %s %s <%s 2>%s; echo \"exit:$?\""):format(opts.env or "", cmd, M.quote(in_file),
-    M.quote(err_file))
+  local full = ("%s <%s %s; echo \"exit:$?\""):format(command(cmd, opts), M.quote(in_file),
+    opts.merge and "2>&1" or "2>" .. M.quote(err_file))
   local p = assert(io.popen(full, "r"))
   local out = p:read("*a")
   p:close()
@@ -57,6 +105,22 @@ function M.run(cmd, opts)
   os.remove(in_file)
   local code = tonumber(out:match("exit:(%d+)%s*$"))
   return code, (out:gsub("exit:%d+%s*$", "")), err
+end
+
+--- Runs a shell command under script(1), so that its stdin and stderr are
+-- a terminal (a pty) while stdout goes to a file; opts as run (but stdin).
+-- Returns the exit code, stdout and what the terminal showed (stderr, with
+-- the pty's \r\n line ends).
+function M.run_tty(cmd, opts)
+  local out_file = os.tmpname()
+  local inner = command(cmd, opts or {}) .. " >" .. M.quote(out_file)
+  local p = assert(io.popen(("script -qec %s /dev/null </dev/null; echo \"exit:$?\""):format(M.quote(inner)), "r"))
+  local tty = p:read("*a")
+  p:close()
+  local out = M.read_file(out_file) or ""
+  os.remove(out_file)
+  local code = tonumber(tty:match("exit:(%d+)%s*$"))
+  return code, out, (tty:gsub("exit:%d+%s*$", ""))
 end
 
 --- Runs a Lua file with this suite's interpreter; as run.
