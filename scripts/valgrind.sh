@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# make valgrind: the busted suite on Lua 5.4 under valgrind's memcheck,
-# against a -g -O1 build of baseten.core (build/valgrind/baseten/core.so,
-# first on LUA_CPATH). Fails on any memcheck error (invalid read or write,
-# use of uninitialised memory, bad free) and on any definite leak.
+# make valgrind: busted specs on Lua 5.4 under valgrind's memcheck, against
+# a -g -O1 build of baseten.core (build/valgrind/baseten/core.so, first on
+# LUA_CPATH). Fails on any memcheck error (invalid read or write, use of
+# uninitialised memory, bad free), on any definite leak and on a failed test.
 #
-#   bash scripts/valgrind.sh [busted args...]
+#   bash scripts/valgrind.sh                 every spec file
+#   VALGRIND_SPECS="json stream" bash scripts/valgrind.sh   these specs
+#   bash scripts/valgrind.sh spec/json_spec.lua ...         these files
 #
+# Each spec file runs in its own valgrind, VALGRIND_JOBS (2) at a time, each
+# bounded by VALGRIND_TIMEOUT seconds (600), so CI cannot hang. One process
+# for the whole suite did not end within 15 minutes: a collection's cost
+# grows with the heap, every earlier file's heap stays alive, and the
+# finalizer spec collects without pause. The slowest files start first, so
+# the two jobs end together (about 3 minutes in all on 2 cores).
 # Only the Lua interpreter that runs busted is checked: the helpers the specs
-# start (python3, nginx, child Lua processes) are not traced. Memcheck makes
-# the code ~20-50x slower, so tests whose point is volume or sub-second
-# latency pend themselves when BASETEN_VALGRIND is set (skip_volume and
-# skip_latency in spec/support/util.lua): the long memory stream (200,000
-# chunks: ~50 s under memcheck; `make test` and `make sanitize` run it), a
-# 2 MB upload, cancel. VALGRIND_SKIP ('|'-separated busted --filter-out Lua
-# patterns; empty by default) leaves out more.
+# start (python3, nginx, child Lua processes) are not traced. Tests whose
+# point is volume or sub-second latency pend themselves when BASETEN_VALGRIND
+# is set (skip_volume and skip_latency in spec/support/util.lua).
 # Suppressions: scripts/valgrind.supp (third-party code only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,24 +34,63 @@ export BASETEN_VALGRIND=1
 so=$(lua5.4 -e 'print(package.searchpath("baseten.core", package.cpath))')
 [ "$so" = "$PWD/$OUT/baseten/core.so" ] || { echo "valgrind: would load $so, not the valgrind build" >&2; exit 1; }
 
-skip=${VALGRIND_SKIP-}
-filters=()
-IFS='|' read -r -a pats <<<"$skip"
-for p in "${pats[@]}"; do [ -n "${p// /}" ] && filters+=("--filter-out=$p"); done
-
-log="$OUT/busted.log"
-t0=$(date +%s)
-rc=0
-# never hang CI: a stuck run is killed and counts as a failure
-timeout -k 10 "${VALGRIND_TIMEOUT:-900}" valgrind -q --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
-  --errors-for-leak-kinds=definite --track-origins=yes --num-callers=30 --keep-debuginfo=yes \
-  --suppressions=scripts/valgrind.supp --log-file="$OUT/valgrind.log" \
-  lua5.4 /usr/bin/busted "${filters[@]}" "$@" >"$log" 2>&1 || rc=$?
-line=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' "$log" | tail -1 || true)
-errors=$(grep -cE '^==[0-9]+== [A-Z]' "$OUT/valgrind.log" || true)
-echo "valgrind ($(($(date +%s) - t0)) s): ${line:-no busted summary}; exit $rc; valgrind report lines: $errors"
-if [ "$rc" -ne 0 ] || [ "$errors" != 0 ] || [ -z "$line" ]; then
-  head -200 "$OUT/valgrind.log"
-  grep -vE '^[●◼✱]+$' "$log" | tail -60
-  exit 1
+SLOW_FIRST="finalizer faults hosts tls async examples" # the longest under memcheck
+if [ $# -gt 0 ]; then
+  files=("$@")
+elif [ -n "${VALGRIND_SPECS:-}" ]; then
+  files=()
+  for s in $VALGRIND_SPECS; do files+=("spec/${s}_spec.lua"); done
+else
+  files=()
+  for s in $SLOW_FIRST; do files+=("spec/${s}_spec.lua"); done
+  for f in spec/*_spec.lua; do
+    case " $SLOW_FIRST " in *" $(basename "$f" _spec.lua) "*) ;; *) files+=("$f") ;; esac
+  done
 fi
+for f in "${files[@]}"; do [ -f "$f" ] || { echo "valgrind: no spec file $f" >&2; exit 1; }; done
+
+# One spec file under memcheck; prints a line, and the reports when it failed.
+run_one() { # file
+  local f=$1 b rc=0 t0 line errors log vlog
+  b=$(basename "$f" .lua)
+  log="$OUT/busted-$b.log" vlog="$OUT/valgrind-$b.log"
+  t0=$(date +%s)
+  timeout -k 10 "${VALGRIND_TIMEOUT:-600}" valgrind -q --tool=memcheck --error-exitcode=99 --leak-check=full \
+    --show-leak-kinds=definite --errors-for-leak-kinds=definite --track-origins=yes --num-callers=30 \
+    --keep-debuginfo=yes --suppressions=scripts/valgrind.supp --log-file="$vlog" \
+    lua5.4 /usr/bin/busted "$f" >"$log" 2>&1 || rc=$?
+  line=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' "$log" | tail -1 || true)
+  errors=$(grep -cE '^==[0-9]+== [A-Z]' "$vlog" || true)
+  echo "valgrind ($f, $(($(date +%s) - t0)) s): ${line:-no busted summary}; exit $rc; valgrind report lines: $errors"
+  if [ "$rc" -ne 0 ] || [ "$errors" != 0 ] || [ -z "$line" ]; then
+    [ "$rc" -eq 124 ] && echo "valgrind ($f): killed after ${VALGRIND_TIMEOUT:-600} s"
+    head -200 "$vlog"
+    grep -vE '^[●◼✱]+$' "$log" | tail -60
+    return 1
+  fi
+}
+
+t0=$(date +%s)
+status=0 pids=()
+for f in "${files[@]}"; do
+  b=$(basename "$f" .lua)
+  (run_one "$f" >"$OUT/run-$b.out" 2>&1) &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "${VALGRIND_JOBS:-2}" ]; then
+    wait "${pids[0]}" || status=1
+    pids=("${pids[@]:1}")
+  fi
+done
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+passed=0 failed=0
+for f in "${files[@]}"; do
+  out="$OUT/run-$(basename "$f" .lua).out"
+  cat "$out"
+  line=$(grep -oE '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' "$out" | head -1 || true)
+  if [ -n "$line" ]; then
+    read -r s _ _ fl _ _ e _ <<<"$line"
+    passed=$((passed + s)) failed=$((failed + fl + e))
+  fi
+done
+echo "valgrind: ${#files[@]} spec files, $passed passed, $failed failed, $(($(date +%s) - t0)) s"
+exit $status

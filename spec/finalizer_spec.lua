@@ -59,7 +59,7 @@ end
 
 -- Fewer under valgrind (scripts/valgrind.sh): memcheck runs this 20-50x slower.
 local VALGRIND = os.getenv("BASETEN_VALGRIND") ~= nil
-local N = VALGRIND and 40 or 150
+local N = VALGRIND and 20 or 150
 
 local function chunks()
   local list = {}
@@ -157,8 +157,8 @@ describe("a finalizer during parser:feed()", function()
 
   -- Only feeds run under the eager collector, so that nearly every step,
   -- and so every finalizer, lands inside one; the checks come after.
-  local M = 300
-  local ROUNDS = VALGRIND and 10 or 20
+  local M = VALGRIND and 100 or 300
+  local ROUNDS = VALGRIND and 4 or 20
 
   it("that closes the parser stops the feed, reading no freed memory", function()
     local text, runs = stream_text(M), {}
