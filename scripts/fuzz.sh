@@ -13,7 +13,7 @@
 # and a few whole streams of the test server's mock model. A crash, a leak,
 # an oracle failure or an input slower than 10 s is a finding: the input is
 # saved as build/fuzz/artifacts/<target>-crash-* and the script fails.
-# FUZZ_ARGS adds libFuzzer flags (e.g. "-jobs=2 -workers=2").
+# FUZZ_ARGS adds libFuzzer flags; FUZZ_JOBS (2) targets run at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_TIME=${FUZZ_TIME:-120}
@@ -75,9 +75,18 @@ run() { # target max_len [seed set: dictionary, seeds and checked-in corpus; def
   echo "fuzz_$name: ${runs:-?} runs in ${FUZZ_TIME} s, corpus $(ls "$OUT/corpus/$name" | wc -l) files, no findings"
 }
 
-status=0
-run sse 8192 || status=1
-run json 16384 || status=1
-run json_scan 16384 json || status=1
-run json_diff 16384 json || status=1
+# FUZZ_JOBS (2) targets at a time, each on its own core
+targets=("sse 8192" "json 16384" "json_scan 16384 json" "json_diff 16384 json")
+status=0 pids=()
+for t in "${targets[@]}"; do
+  read -r -a a <<<"$t"
+  (run "${a[@]}" >"$OUT/${a[0]}.out" 2>&1) &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "${FUZZ_JOBS:-2}" ]; then
+    wait "${pids[0]}" || status=1
+    pids=("${pids[@]:1}")
+  fi
+done
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+for t in "${targets[@]}"; do cat "$OUT/${t%% *}.out"; done
 exit $status
