@@ -16,6 +16,8 @@
 # FUZZ_ARGS adds libFuzzer flags; FUZZ_JOBS (2) targets run at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 FUZZ_TIME=${FUZZ_TIME:-120}
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
@@ -76,17 +78,13 @@ run() { # target max_len [seed set: dictionary, seeds and checked-in corpus; def
 }
 
 # FUZZ_JOBS (2) targets at a time, each on its own core
+run_target() { # "name max_len [seeds]"
+  local a
+  read -r -a a <<<"$1"
+  run "${a[@]}" >"$OUT/${a[0]}.out" 2>&1
+}
 targets=("sse 8192" "json 16384" "json_scan 16384 json" "json_diff 16384 json")
-status=0 pids=()
-for t in "${targets[@]}"; do
-  read -r -a a <<<"$t"
-  (run "${a[@]}" >"$OUT/${a[0]}.out" 2>&1) &
-  pids+=($!)
-  if [ ${#pids[@]} -ge "${FUZZ_JOBS:-2}" ]; then
-    wait "${pids[0]}" || status=1
-    pids=("${pids[@]:1}")
-  fi
-done
-for p in "${pids[@]}"; do wait "$p" || status=1; done
+status=0
+parallel "${FUZZ_JOBS:-2}" run_target "${targets[@]}" || status=1
 for t in "${targets[@]}"; do cat "$OUT/${t%% *}.out"; done
 exit $status

@@ -28,6 +28,8 @@
 # scripts/lsan.supp only for a leak proven to be outside csrc/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 OUT=build/asan
 CC=${SAN_CC:-gcc}
 SRC=(csrc/*.c) # every module source: the rockspec lists the same
@@ -102,46 +104,29 @@ run_busted() { # label log busted-args...
 
 # Every spec file in its own interpreter, SANITIZE_JOBS (2) at a time, the
 # slowest first; prints each file's line, then the pass's total.
-run_files() { # pass skip busted-args...
-  local pass=$1 skip=" $2 " f b pids=() rc=0 t0 passed=0 failed=0 line s fl e
-  shift 2
-  t0=$(date +%s)
-  local files=()
-  for b in finalizer surrogates batch faults cli json tools hosts; do files+=("spec/${b}_spec.lua"); done
-  for f in spec/*_spec.lua; do
-    case " ${files[*]} " in *" $f "*) ;; *) files+=("$f") ;; esac
-  done
-  for b in $skip; do
-    for f in "${!files[@]}"; do [ "${files[$f]}" = "spec/${b}_spec.lua" ] && unset "files[$f]"; done
-  done
-  files=("${files[@]}")
+run_file() { # spec file; PASS and PASS_ARGS say which pass
+  local b
+  b=$(basename "$1" .lua)
+  run_busted "$PASS $1" "$OUT/busted-$PASS-$b.log" "${PASS_ARGS[@]}" "$1" >"$OUT/$PASS-$b.out" 2>&1
+}
+run_files() { # pass skip
+  local t0=$SECONDS rc=0 files outs=() f s fl e p missing
+  PASS=$1
+  mapfile -t files < <(spec_files "finalizer surrogates batch faults cli json tools hosts" "$2")
+  parallel "${SANITIZE_JOBS:-2}" run_file "${files[@]}" || rc=1
   for f in "${files[@]}"; do
-    b=$(basename "$f" .lua)
-    (run_busted "$pass $f" "$OUT/busted-$pass-$b.log" "$@" "$f" >"$OUT/$pass-$b.out" 2>&1) &
-    pids+=($!)
-    if [ ${#pids[@]} -ge "${SANITIZE_JOBS:-2}" ]; then
-      wait "${pids[0]}" || rc=1
-      pids=("${pids[@]:1}")
-    fi
+    outs+=("$OUT/$PASS-$(basename "$f" .lua).out")
+    cat "${outs[-1]}"
   done
-  for f in "${pids[@]}"; do wait "$f" || rc=1; done
-  for f in "${files[@]}"; do
-    b=$OUT/$pass-$(basename "$f" .lua).out
-    cat "$b"
-    line=$(grep -oE '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' "$b" | head -1 || true)
-    if [ -n "$line" ]; then
-      read -r s _ _ fl _ _ e _ <<<"$line"
-      passed=$((passed + s)) failed=$((failed + fl + e))
-    fi
-  done
-  echo "sanitize: $pass pass, ${#files[@]} spec files, $passed passed, $failed failed, $(($(date +%s) - t0)) s"
+  read -r s fl e p missing <<<"$(busted_counts "${outs[@]}")"
+  echo "sanitize: $PASS pass, ${#files[@]} spec files, $s passed, $((fl + e + missing)) failed, $p pending, $((SECONDS - t0)) s"
   return $rc
 }
 
 passes=${SANITIZE_PASSES:-"plain gc"}
 status=0
 for pass in $passes; do
-  args=() skip=""
+  PASS_ARGS=() skip=""
   if [ "$pass" = gc ]; then
     # specs whose work runs in child processes (the CLI, build.lua, Neovim
     # and LÖVE, a wrong-Lua check), which the collector of this process
@@ -150,17 +135,17 @@ for pass in $passes; do
     # what is only volume pends itself (BASETEN_GC_TORTURE: 200,000 chunks
     # would take ten minutes, a 2 MB request body 20 s), as do latency
     # checks: what this pass checks is memory, not timing
-    args=(--helper=spec/support/gc_torture.lua)
+    PASS_ARGS=(--helper=spec/support/gc_torture.lua)
     export BASETEN_GC_TORTURE=1
     IFS='|' read -r -a pats <<<"${SANITIZE_GC_SKIP-}"
-    for p in "${pats[@]}"; do [ -n "${p// /}" ] && args+=("--filter-out=$p"); done
+    for p in "${pats[@]}"; do [ -n "${p// /}" ] && PASS_ARGS+=("--filter-out=$p"); done
   fi
   if [ $# -gt 0 ]; then
-    run_busted "$pass" "$OUT/busted-$pass.log" "${args[@]}" "$@" || status=1
+    run_busted "$pass" "$OUT/busted-$pass.log" "${PASS_ARGS[@]}" "$@" || status=1
   else
     # one interpreter per spec file: a collection's cost grows with the
     # heap (the gc pass took 220 s in one process, 80 s per file)
-    run_files "$pass" "$skip" "${args[@]}" || status=1
+    run_files "$pass" "$skip" || status=1
   fi
   unset BASETEN_GC_TORTURE
 done

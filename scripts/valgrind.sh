@@ -21,6 +21,8 @@
 # Suppressions: scripts/valgrind.supp (third-party code only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 OUT=build/valgrind
 SRC=(csrc/*.c) # every module source: the rockspec lists the same
 mkdir -p "$OUT/baseten"
@@ -34,18 +36,13 @@ export BASETEN_VALGRIND=1
 so=$(lua5.4 -e 'print(package.searchpath("baseten.core", package.cpath))')
 [ "$so" = "$PWD/$OUT/baseten/core.so" ] || { echo "valgrind: would load $so, not the valgrind build" >&2; exit 1; }
 
-SLOW_FIRST="finalizer faults hosts tls async examples" # the longest under memcheck
 if [ $# -gt 0 ]; then
   files=("$@")
 elif [ -n "${VALGRIND_SPECS:-}" ]; then
   files=()
   for s in $VALGRIND_SPECS; do files+=("spec/${s}_spec.lua"); done
-else
-  files=()
-  for s in $SLOW_FIRST; do files+=("spec/${s}_spec.lua"); done
-  for f in spec/*_spec.lua; do
-    case " $SLOW_FIRST " in *" $(basename "$f" _spec.lua) "*) ;; *) files+=("$f") ;; esac
-  done
+else # the longest under memcheck first
+  mapfile -t files < <(spec_files "finalizer faults hosts tls async examples")
 fi
 for f in "${files[@]}"; do [ -f "$f" ] || { echo "valgrind: no spec file $f" >&2; exit 1; }; done
 
@@ -70,27 +67,17 @@ run_one() { # file
   fi
 }
 
-t0=$(date +%s)
-status=0 pids=()
+run_file() { # spec file: run_one, its lines kept for the end
+  run_one "$1" >"$OUT/run-$(basename "$1" .lua).out" 2>&1
+}
+t0=$SECONDS
+status=0
+parallel "${VALGRIND_JOBS:-2}" run_file "${files[@]}" || status=1
+outs=()
 for f in "${files[@]}"; do
-  b=$(basename "$f" .lua)
-  (run_one "$f" >"$OUT/run-$b.out" 2>&1) &
-  pids+=($!)
-  if [ ${#pids[@]} -ge "${VALGRIND_JOBS:-2}" ]; then
-    wait "${pids[0]}" || status=1
-    pids=("${pids[@]:1}")
-  fi
+  outs+=("$OUT/run-$(basename "$f" .lua).out")
+  cat "${outs[-1]}"
 done
-for p in "${pids[@]}"; do wait "$p" || status=1; done
-passed=0 failed=0
-for f in "${files[@]}"; do
-  out="$OUT/run-$(basename "$f" .lua).out"
-  cat "$out"
-  line=$(grep -oE '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' "$out" | head -1 || true)
-  if [ -n "$line" ]; then
-    read -r s _ _ fl _ _ e _ <<<"$line"
-    passed=$((passed + s)) failed=$((failed + fl + e))
-  fi
-done
-echo "valgrind: ${#files[@]} spec files, $passed passed, $failed failed, $(($(date +%s) - t0)) s"
+read -r s fl e p missing <<<"$(busted_counts "${outs[@]}")"
+echo "valgrind: ${#files[@]} spec files, $s passed, $((fl + e + missing)) failed, $p pending, $((SECONDS - t0)) s"
 exit $status
