@@ -46,3 +46,15 @@ busted_counts() {
   done
   echo "$s $fl $e $p $missing"
 }
+
+# show_outs PREFIX FILE...: prints the kept output PREFIX<name>.out of each
+# spec file, in order, and sets COUNTS to their busted_counts.
+show_outs() {
+  local prefix=$1 f outs=()
+  shift
+  for f in "$@"; do
+    outs+=("$prefix$(basename "$f" .lua).out")
+    cat "${outs[-1]}"
+  done
+  COUNTS=$(busted_counts "${outs[@]}")
+}

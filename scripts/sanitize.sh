@@ -110,15 +110,12 @@ run_file() { # spec file; PASS and PASS_ARGS say which pass
   run_busted "$PASS $1" "$OUT/busted-$PASS-$b.log" "${PASS_ARGS[@]}" "$1" >"$OUT/$PASS-$b.out" 2>&1
 }
 run_files() { # pass skip
-  local t0=$SECONDS rc=0 files outs=() f s fl e p missing
+  local t0=$SECONDS rc=0 files s fl e p missing
   PASS=$1
   mapfile -t files < <(spec_files "finalizer surrogates batch faults cli json tools hosts" "$2")
   parallel "${SANITIZE_JOBS:-2}" run_file "${files[@]}" || rc=1
-  for f in "${files[@]}"; do
-    outs+=("$OUT/$PASS-$(basename "$f" .lua).out")
-    cat "${outs[-1]}"
-  done
-  read -r s fl e p missing <<<"$(busted_counts "${outs[@]}")"
+  show_outs "$OUT/$PASS-" "${files[@]}"
+  read -r s fl e p missing <<<"$COUNTS"
   echo "sanitize: $PASS pass, ${#files[@]} spec files, $s passed, $((fl + e + missing)) failed, $p pending, $((SECONDS - t0)) s"
   return $rc
 }

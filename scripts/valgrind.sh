@@ -73,11 +73,7 @@ run_file() { # spec file: run_one, its lines kept for the end
 t0=$SECONDS
 status=0
 parallel "${VALGRIND_JOBS:-2}" run_file "${files[@]}" || status=1
-outs=()
-for f in "${files[@]}"; do
-  outs+=("$OUT/run-$(basename "$f" .lua).out")
-  cat "${outs[-1]}"
-done
-read -r s fl e p missing <<<"$(busted_counts "${outs[@]}")"
+show_outs "$OUT/run-" "${files[@]}"
+read -r s fl e p missing <<<"$COUNTS"
 echo "valgrind: ${#files[@]} spec files, $s passed, $((fl + e + missing)) failed, $p pending, $((SECONDS - t0)) s"
 exit $status
