@@ -140,7 +140,7 @@ local L = {}
 local function add(s) L[#L + 1] = s end
 local function us(v) return v == json.null and "—" or ("%.2f"):format(v) end
 add(BEGIN)
-add("### The JSON core before and after (bench/compare.sh)")
+add("### The JSON core before and after (bench/compare.sh core)")
 add("")
 local load = (sh("cat /proc/loadavg"):match("^(%S+ %S+ %S+)")) or "?"
 add(("Measured in one run, %s, on the machine above (load average %s at the end: on a busy"

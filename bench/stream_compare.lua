@@ -1,5 +1,5 @@
 -- bench/stream_compare.lua: stream CPU before and after, whole client
--- (bench/stream_compare.sh builds the old tree and starts this).
+-- (`bash bench/compare.sh client` builds the old tree and starts this).
 --
 -- Two floods of one-token chunks, consumed by bench/consumer.lua
 -- (`for chunk in stream`) on Lua 5.4 and LuaJIT with either tree's Lua
