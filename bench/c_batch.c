@@ -18,38 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
+
+#include "c_measure.h"
 
 typedef struct {
   CURL *easy;
   char *buf;
   size_t len, cap;
 } slot;
-
-static double cpu_seconds(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static double wall_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long rss_kb(void) {
-  char line[256];
-  long kb = -1;
-  FILE *f = fopen("/proc/self/status", "r");
-  if (f == NULL) return -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
-  fclose(f);
-  return kb;
-}
 
 static size_t on_write(char *p, size_t size, size_t n, void *ud) {
   slot *s = ud;
@@ -134,7 +110,7 @@ int main(int argc, char **argv) {
         failed++;
       }
       s->len = 0;
-      if (++done == 10000) rss10k = rss_kb();
+      if (++done == 10000) rss10k = status_kb("VmRSS:");
       if (started < n) { /* the same handle, the same connection */
         started++;
         curl_multi_add_handle(multi, s->easy);
@@ -146,7 +122,7 @@ int main(int argc, char **argv) {
   }
   printf("{\"requests\":%ld,\"failed\":%ld,\"tokens\":%ld,\"cpu\":%.4f,\"wall\":%.4f,\"rss_kb\":%ld,"
          "\"rss10k_kb\":%ld}\n",
-         done, failed, tokens, cpu_seconds() - cpu0, wall_seconds() - wall0, rss_kb(), rss10k);
+         done, failed, tokens, cpu_seconds() - cpu0, wall_seconds() - wall0, status_kb("VmRSS:"), rss10k);
   for (i = 0; i < c; i++) {
     if (slots[i].easy) curl_easy_cleanup(slots[i].easy);
     free(slots[i].buf);

@@ -16,8 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
+
+#include "c_measure.h"
 
 typedef struct {
   char *buf;
@@ -25,30 +25,6 @@ typedef struct {
   long chunks, chars, bad;
   int done;
 } consumer;
-
-static double cpu_seconds(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static double wall_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long peak_rss_kb(void) {
-  char line[256];
-  long kb = -1;
-  FILE *f = fopen("/proc/self/status", "r");
-  if (f == NULL) return -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, "VmHWM:", 6) == 0) kb = strtol(line + 6, NULL, 10);
-  fclose(f);
-  return kb;
-}
 
 /* One event (its lines, without the blank line that ended it). The bench
  * stream has one data line per event, as every OpenAI-compatible server
@@ -139,7 +115,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   printf("{\"chunks\":%ld,\"chars\":%ld,\"cpu\":%.4f,\"wall\":%.4f,\"rss_kb\":%ld}\n",
-         c.chunks, c.chars, cpu_seconds() - cpu0, wall_seconds() - wall0, peak_rss_kb());
+         c.chunks, c.chars, cpu_seconds() - cpu0, wall_seconds() - wall0, status_kb("VmHWM:"));
   free(c.buf);
   curl_global_cleanup();
   return 0;
