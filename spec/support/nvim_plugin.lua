@@ -11,35 +11,10 @@
 -- `:checkhealth baseten` (with the models() check) and keeps its lines.
 -- It writes a JSON result file and quits.
 -- luacheck: globals vim
-local uv = vim.uv or vim.loop
-
-local out_path = assert(os.getenv("BASETEN_TEST_RESULT"), "BASETEN_TEST_RESULT is not set")
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local harness = dofile(here .. "/../../examples/nvim/tests/harness.lua")
+local result, now_ms, fail, quit, protect = harness.result, harness.now_ms, harness.fail, harness.quit, harness.protect
 local url = assert(os.getenv("BASETEN_TEST_URL"), "BASETEN_TEST_URL is not set")
-local result = { ok = false }
-
-local function now_ms()
-  return uv.hrtime() / 1e6
-end
-
-local function quit()
-  local f = assert(io.open(out_path, "w"))
-  f:write(vim.fn.json_encode(result))
-  f:close()
-  vim.cmd("qa!")
-end
-
-local function fail(msg)
-  result.ok = false
-  result.error = tostring(msg)
-  quit()
-end
-
-local function protect(fn)
-  return function(...)
-    local ok, err = pcall(fn, ...)
-    if not ok then fail(err) end
-  end
-end
 
 local function health_lines()
   vim.g.baseten_health = { models = true, base_url = url }
@@ -61,29 +36,19 @@ protect(function()
   local driver = require("baseten.uv").new(client, { interval = 10 })
   local buf = vim.api.nvim_create_buf(false, true)
 
-  local beats, last_beat, max_gap, streaming = 0, nil, 0, false
-  local heartbeat = uv.new_timer()
-  heartbeat:start(5, 5, vim.schedule_wrap(function()
-    local t = now_ms()
-    if streaming then
-      beats = beats + 1
-      if last_beat then max_gap = math.max(max_gap, t - last_beat) end
-    end
-    last_beat = t
-  end))
+  local heartbeat = harness.heartbeat()
 
   local text, chunks, first_tick, done_tick = "", 0, nil, nil
   local second = { chunks = 0 }
   local t0 = now_ms()
 
   local function finish()
-    heartbeat:stop()
-    heartbeat:close()
+    heartbeat.stop()
     result.text = text
     result.buffer = table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "\n")
     result.chunks = chunks
-    result.heartbeats_streaming = beats
-    result.max_heartbeat_gap_ms = max_gap
+    result.heartbeats_streaming = heartbeat.beats
+    result.max_heartbeat_gap_ms = heartbeat.max_gap
     result.ticks_streaming = (done_tick or 0) - (first_tick or 0)
     result.second_chunks = second.chunks
     result.second_err_kind = second.err_kind or vim.NIL
@@ -115,7 +80,7 @@ protect(function()
     on_chunk = protect(function(chunk)
       local piece = chunk.choices[1] and chunk.choices[1].delta.content
       if type(piece) ~= "string" or piece == "" then return end
-      streaming = true
+      heartbeat.streaming = true
       first_tick = first_tick or driver.ticks
       chunks = chunks + 1
       text = text .. piece
@@ -125,7 +90,7 @@ protect(function()
       vim.api.nvim_buf_set_lines(buf, last - 1, last, false, vim.split(tail .. piece, "\n", { plain = true }))
     end),
     on_done = protect(function(_, err)
-      streaming = false
+      heartbeat.streaming = false
       done_tick = driver.ticks
       result.err = err and tostring(err) or vim.NIL
       result.elapsed_ms = now_ms() - t0

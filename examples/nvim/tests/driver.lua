@@ -11,30 +11,9 @@
 -- tokens arrived, the heartbeats meanwhile and the longest gap between them.
 -- luacheck: globals vim
 local uv = vim.uv or vim.loop
-
-local out_path = assert(os.getenv("BASETEN_TEST_RESULT"), "BASETEN_TEST_RESULT is not set")
-local result = { ok = false }
-
-local function now_ms()
-  return uv.hrtime() / 1e6
-end
-
-local function write_result()
-  local f = assert(io.open(out_path, "w"))
-  f:write(vim.fn.json_encode(result))
-  f:close()
-end
-
-local function quit()
-  write_result()
-  vim.cmd("qa!")
-end
-
-local function fail(msg)
-  result.ok = false
-  result.error = tostring(msg)
-  quit()
-end
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local h = dofile(here .. "/harness.lua")
+local result, now_ms, fail, quit = h.result, h.now_ms, h.fail, h.quit
 
 local ok, err = pcall(function()
   if vim.fn.exists(":BasetenChat") ~= 2 then vim.cmd("runtime plugin/baseten.lua") end
@@ -48,16 +27,7 @@ local ok, err = pcall(function()
   }
 
   -- the editor's own work: a heartbeat through the main loop
-  local beats, last_beat, max_gap, streaming = 0, nil, 0, false
-  local heartbeat = uv.new_timer()
-  heartbeat:start(5, 5, vim.schedule_wrap(function()
-    local t = now_ms()
-    if streaming then
-      beats = beats + 1
-      if last_beat then max_gap = math.max(max_gap, t - last_beat) end
-    end
-    last_beat = t
-  end))
+  local heartbeat = h.heartbeat()
 
   local t0 = now_ms()
   vim.cmd("BasetenChat " .. (os.getenv("BASETEN_TEST_PROMPT") or "hello"))
@@ -68,9 +38,9 @@ local ok, err = pcall(function()
   local ticks_at_done
   local watcher = uv.new_timer()
   watcher:start(20, 20, vim.schedule_wrap(function()
-    if job.chunks > 0 and not job.done then streaming = true end
+    if job.chunks > 0 and not job.done then heartbeat.streaming = true end
     if job.done and not ticks_at_done then
-      streaming = false
+      heartbeat.streaming = false
       ticks_at_done = plugin.ticks()
       return
     end
@@ -83,7 +53,7 @@ local ok, err = pcall(function()
     end
     -- done, and a few watcher ticks later: has the poll timer stopped?
     watcher:stop()
-    heartbeat:stop()
+    heartbeat.stop()
     local lines = vim.api.nvim_buf_get_lines(job.buf, 0, -1, false)
     result.ok = true
     result.text = table.concat(lines, "\n")
@@ -96,8 +66,8 @@ local ok, err = pcall(function()
     result.ticks_after_done = plugin.ticks() - ticks_at_done
     result.timer_active = plugin.timer_active()
     result.pending = plugin.pending()
-    result.heartbeats_streaming = beats
-    result.max_heartbeat_gap_ms = max_gap
+    result.heartbeats_streaming = heartbeat.beats
+    result.max_heartbeat_gap_ms = heartbeat.max_gap
     result.buftype = vim.bo[job.buf].buftype
     result.bufname = vim.api.nvim_buf_get_name(job.buf)
     quit()
