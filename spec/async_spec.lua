@@ -5,6 +5,7 @@
 local baseten = require("baseten")
 local server = require("spec.support.server")
 local core = require("baseten.core")
+local util = require("spec.support.util")
 
 local json = baseten.json
 local KEY = "sk-test-ASYNC-0123456789"
@@ -37,27 +38,15 @@ local function words(n, prefix)
   return pieces, table.concat(pieces)
 end
 
--- A whole chat.completion body for a scripted response.
 local function completion(text)
-  return {
-    id = "chatcmpl-x", object = "chat.completion", created = 1, model = MODEL,
-    choices = { { index = 0, message = { role = "assistant", content = text }, finish_reason = "stop" } },
-    usage = { prompt_tokens = 1, completion_tokens = 1, total_tokens = 2 },
-  }
+  return util.completion(text, { usage = { prompt_tokens = 1, completion_tokens = 1, total_tokens = 2 } })
 end
 
 local function content_of(resp)
   return resp and resp.choices and resp.choices[1] and resp.choices[1].message.content
 end
 
--- Polls until nothing is pending (or fails after `limit` seconds).
-local function run(c, limit)
-  local deadline = core.now() + (limit or 10)
-  while c:pending() > 0 do
-    assert(core.now() < deadline, "requests did not finish in time")
-    c:poll(0.05)
-  end
-end
+local function run(c, limit) return util.drain(c, limit or 10) end
 
 -- Waits (without polling the client) until f() holds, or fails.
 local function eventually(f, limit, what)
@@ -327,7 +316,7 @@ describe("non-blocking requests", function()
 
   describe("poll(0)", function()
     it("never blocks while the server delays, and poll(t) waits at most t", function()
-      local skip = require("spec.support.util").skip_latency()
+      local skip = util.skip_latency()
       if skip then return pending(skip) end
       srv:enqueue({ delay = 0.8, json = completion("slow") },
                   { chunks = sse(words(3)), chunk_delay = 0.25 })
@@ -361,7 +350,7 @@ describe("non-blocking requests", function()
 
   describe("cancel", function()
     it("takes effect at once and frees the connection", function()
-      local skip = require("spec.support.util").skip_latency()
+      local skip = util.skip_latency()
       if skip then return pending(skip) end
       local base = srv:stats().open_connections
       srv:enqueue({ delay = 5, json = completion("never") })

@@ -26,23 +26,9 @@ local function content_of(resp)
   return resp and resp.choices and resp.choices[1] and resp.choices[1].message.content
 end
 
--- A whole chat.completion body for a scripted response.
-local function completion(text)
-  return {
-    id = "chatcmpl-x", object = "chat.completion", created = 1, model = MODEL,
-    choices = { { index = 0, message = { role = "assistant", content = text }, finish_reason = "stop" } },
-    usage = { prompt_tokens = 3, completion_tokens = 4, total_tokens = 7 },
-  }
-end
+local completion = util.completion
 
--- Polls until nothing is pending (or fails after `limit` seconds).
-local function run(c, limit)
-  local deadline = core.now() + (limit or 20)
-  while c:pending() > 0 do
-    assert(core.now() < deadline, "requests did not finish in time")
-    c:poll(0.05)
-  end
-end
+local run = util.drain
 
 describe("client:batch", function()
   local srv, client, events

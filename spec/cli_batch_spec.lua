@@ -65,13 +65,7 @@ local function plain_line(text)
   return json.encode({ model = MODEL, messages = { { role = "user", content = text } } })
 end
 
-local function completion(text)
-  return {
-    id = "chatcmpl-x", object = "chat.completion", created = 1, model = MODEL,
-    choices = { { index = 0, message = { role = "assistant", content = text }, finish_reason = "stop" } },
-    usage = { prompt_tokens = 3, completion_tokens = 4, total_tokens = 7 },
-  }
-end
+local function completion(text) return util.completion(text, { model = MODEL }) end
 
 describe("baseten batch", function()
   local srv, dir, input, output

@@ -5,6 +5,7 @@
 local baseten = require("baseten")
 local server = require("spec.support.server")
 local core = require("baseten.core")
+local util = require("spec.support.util")
 local request = require("baseten.request")
 
 local json = baseten.json
@@ -29,21 +30,9 @@ local function sse(text)
   }
 end
 
-local function completion(text)
-  return {
-    id = "chatcmpl-x", object = "chat.completion", created = 1, model = MODEL,
-    choices = { { index = 0, message = { role = "assistant", content = text }, finish_reason = "stop" } },
-    usage = { prompt_tokens = 3, completion_tokens = 4, total_tokens = 7 },
-  }
-end
+local completion = util.completion
 
-local function run(c, limit)
-  local deadline = core.now() + (limit or 10)
-  while c:pending() > 0 do
-    assert(core.now() < deadline, "requests did not finish in time")
-    c:poll(0.05)
-  end
-end
+local function run(c, limit) return util.drain(c, limit or 10) end
 
 -- The request every call sends (each call adds what it must).
 local function req()

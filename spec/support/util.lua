@@ -12,6 +12,8 @@
 --   util.run_script(path, opts), util.run_lua(code, opts) -- the same for Lua
 --   util.header(req, name)         -- a header of a request the test server recorded
 --   util.skip_volume(), util.skip_latency() -- why such a test cannot run here, or nil
+--   util.completion(text, opts)    -- a whole chat.completion body (a table) for the test server
+--   util.drain(client, limit)      -- polls a client until nothing is pending
 local M = {}
 
 --- The interpreter running this suite, for child processes.
@@ -166,6 +168,30 @@ function M.skip_latency()
   if os.getenv("BASETEN_VALGRIND") then return "latency is not measurable under valgrind" end
   if os.getenv("BASETEN_GC_TORTURE") then return "finalizers perform the engine: latency is theirs" end
   return nil
+end
+
+--- A whole chat.completion body, as a table for the test server's
+-- `json` response, with one assistant message of `text`.
+-- opts.model (default "openai/gpt-oss-120b"); opts.usage: a usage table
+-- (default 3 + 4 = 7 tokens).
+function M.completion(text, opts)
+  opts = opts or {}
+  return {
+    id = "chatcmpl-x", object = "chat.completion", created = 1, model = opts.model or "openai/gpt-oss-120b",
+    choices = { { index = 0, message = { role = "assistant", content = text }, finish_reason = "stop" } },
+    usage = opts.usage or { prompt_tokens = 3, completion_tokens = 4, total_tokens = 7 },
+  }
+end
+
+--- Polls a client until nothing is pending; fails after `limit` seconds
+-- (default 20).
+function M.drain(client, limit)
+  local now = require("baseten.core").now
+  local deadline = now() + (limit or 20)
+  while client:pending() > 0 do
+    assert(now() < deadline, "requests did not finish in time")
+    client:poll(0.05)
+  end
 end
 
 return M
