@@ -330,15 +330,8 @@ end
 -- process helpers
 ---------------------------------------------------------------------------
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function execute_ok(cmd)
-  local a, _, c = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end -- Lua 5.1 / LuaJIT
-  return a == true and (c == nil or c == 0)
-end
+local util = require("spec.support.util")
+local shell_quote, execute_ok, read_file, alive = util.quote, util.ok, util.read_file, util.alive
 
 local function sleep(sec)
   if socket then socket.sleep(sec) else os.execute("sleep " .. sec) end
@@ -347,26 +340,6 @@ end
 local function now()
   if socket then return socket.gettime() end
   return os.time()
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local has_proc = read_file("/proc/self/stat") ~= nil
-
-local function alive(pid)
-  if has_proc then
-    local st = read_file("/proc/" .. pid .. "/stat")
-    if not st then return false end
-    local state = st:match(".*%) (%a)")
-    return state ~= "Z" and state ~= "X"
-  end
-  return execute_ok("kill -0 " .. pid .. " 2>/dev/null")
 end
 
 -- directory of this file, so the helper works from any cwd

@@ -22,35 +22,13 @@ local core = require("baseten.core")
 
 local M = {}
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function ok(cmd)
-  local a, _, c = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end
-  return a == true and (c == nil or c == 0)
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local util = require("spec.support.util")
+local q, ok, read, capture, alive = util.quote, util.ok, util.read_file, util.capture, util.alive
 
 local function write(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)
   f:close()
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local s = p:read("*a")
-  p:close()
-  return (s:gsub("%s+$", ""))
 end
 
 local function here()
@@ -71,13 +49,6 @@ M.missing = "TLS specs need nginx and openssl (bash scripts/deps.sh tls)"
 
 function M.available()
   return M.nginx ~= nil and ok("command -v openssl >/dev/null 2>&1")
-end
-
-local function alive(pid)
-  local st = read("/proc/" .. pid .. "/stat")
-  if not st then return false end
-  local state = st:match(".*%) (%a)")
-  return state ~= "Z" and state ~= "X"
 end
 
 local function kill(pid)

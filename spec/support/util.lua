@@ -12,6 +12,8 @@
 --   util.run_script(path, opts), util.run_lua(code, opts) -- the same for Lua
 --   util.header(req, name)         -- a header of a request the test server recorded
 --   util.skip_volume(), util.skip_latency() -- why such a test cannot run here, or nil
+--   util.ok(cmd), util.capture(cmd) -- a shell command's success; its trimmed stdout
+--   util.alive(pid)                -- whether a process runs (and is no zombie)
 --   util.completion(text, opts)    -- a whole chat.completion body (a table) for the test server
 --   util.drain(client, limit)      -- polls a client until nothing is pending
 local M = {}
@@ -87,6 +89,35 @@ local function command(cmd, opts)
   local full = "{ " .. (opts.env and "env " .. opts.env .. " " or "") .. cmd .. "; }"
   if opts.cwd then full = "cd " .. M.quote(opts.cwd) .. " && " .. full end
   return full
+end
+
+--- Whether a shell command exited 0 (on every Lua's os.execute).
+function M.ok(cmd)
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then return a == 0 end -- Lua 5.1 / LuaJIT
+  return a == true and (c == nil or c == 0)
+end
+
+--- A shell command's standard output, trailing white space removed.
+function M.capture(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local s = p:read("*a")
+  p:close()
+  return (s:gsub("%s+$", ""))
+end
+
+local has_proc = io.open("/proc/self/stat", "rb")
+if has_proc then has_proc:close() end
+
+--- Whether process `pid` is running (a zombie is not).
+function M.alive(pid)
+  if has_proc then
+    local st = M.read_file("/proc/" .. pid .. "/stat")
+    if not st then return false end
+    local state = st:match(".*%) (%a)")
+    return state ~= "Z" and state ~= "X"
+  end
+  return M.ok("kill -0 " .. pid .. " 2>/dev/null")
 end
 
 --- Runs a shell command; returns its exit code, stdout and stderr.
