@@ -12,7 +12,7 @@ PKGS=(
 # extra package groups: deps.sh [extra...]  (e.g. "tools" for sanitizers)
 for g in "$@"; do
   case "$g" in
-    tools) PKGS+=(clang libclang-rt-14-dev valgrind locales) ;;
+    tools) PKGS+=(clang libclang-rt-14-dev valgrind locales libcjson-dev) ;; # cJSON: the fuzz reference
     hosts) PKGS+=(neovim love xvfb xauth zip lua-luv) ;;
     locale) PKGS+=(locales) ;; # the Makefile's deps-test then generates de_DE.UTF-8
     tls) PKGS+=(nginx-light openssl) ;;
