@@ -13,7 +13,7 @@
 # for the whole suite did not end within 15 minutes: a collection's cost
 # grows with the heap, every earlier file's heap stays alive, and the
 # finalizer spec collects without pause. The slowest files start first, so
-# the two jobs end together (about 3 minutes in all on 2 cores).
+# the two jobs end together (3.5 to 4 minutes in all on 2 cores).
 # Only the Lua interpreter that runs busted is checked: the helpers the specs
 # start (python3, nginx, child Lua processes) are not traced. Tests whose
 # point is volume or sub-second latency pend themselves when BASETEN_VALGRIND
