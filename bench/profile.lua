@@ -13,6 +13,9 @@
 -- BENCH_PROF_NULLS=1 adds to each chunk the null members many servers
 -- send (refusal, tool_calls, logprobs, usage).
 --
+-- BENCH_PROF_MODE=pieces (or text) reads the stream through stream:pieces()
+-- (or stream:text()) instead of `for chunk in stream`.
+--
 -- Loads the dev build (bench/out/dev) and lua/; writes
 -- bench/out/callgrind.out and prints callgrind_annotate's summary, and
 -- the instructions per chunk.
@@ -45,7 +48,7 @@ local function run(srv, count, file)
   srv:reset()
   srv:enqueue({ chunks = { { ["repeat"] = table.concat(unit), count = count // 16 }, "data: [DONE]\n\n" } })
   local cmd = env .. "valgrind --tool=callgrind --callgrind-out-file=" .. file
-    .. " " .. interp .. " bench/consumer.lua stream " .. srv.url .. " >/dev/null 2>bench/out/callgrind.log"
+    .. " " .. interp .. " bench/consumer.lua " .. (os.getenv("BENCH_PROF_MODE") or "stream") .. " " .. srv.url .. " >/dev/null 2>bench/out/callgrind.log"
   local ok = os.execute(cmd)
   assert(ok == true or ok == 0, "valgrind run failed: see bench/out/callgrind.log")
   local p = io.popen("callgrind_annotate " .. file .. " 2>/dev/null")

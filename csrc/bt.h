@@ -62,6 +62,13 @@ BT_HIDDEN int bt_call_marked(lua_State *L, int *mark);
  * closure of guard with that function as its upvalue. */
 BT_HIDDEN void bt_set_marked(lua_State *L, const luaL_Reg *l, lua_CFunction guard);
 
+/* ldelta.c: for t:next_text (http.c). When the event is a "message" whose
+ * data delta.c recognises, pushes its row of values (see ldelta.c; the
+ * last three when head) and returns how many; else pushes nothing and
+ * returns 0, and the event takes the full path. */
+struct sse_event;
+BT_HIDDEN int bt_delta_push_event(lua_State *L, const struct sse_event *ev, int head);
+
 /* http.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);
 

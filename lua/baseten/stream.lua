@@ -298,6 +298,56 @@ function Stream:_read_buffered()
   end
 end
 
+local read_buffered = Stream._read_buffered
+local add_text = accumulate.add_text
+
+-- The text fast path (pieces() and text()): as _read_buffered, but a chunk
+-- of the common text shape is read by the core without a table
+-- (t:next_text, csrc/delta.c), its fields go into the accumulator, and it
+-- comes out as true, content, reasoning_content, reasoning, refusal. Any
+-- other chunk takes the full path, as _read_buffered gives it; while chunks
+-- are held to mend a split pair, every read does.
+local function read_text(self)
+  local t = self._t
+  if self._q or self._err or self._done or not t or not self._sse then return read_buffered(self) end
+  local acc = self._acc
+  while true do
+    local kind, a, b, rc, r, f, fin, role, fp, usage, id, model, created = t:next_text(not acc.got_head)
+    if kind == "text" then -- a: the chunk has its choice; b: its content
+      add_text(acc, a, b, rc, r, f, fin, role, fp, usage, id, model, created)
+      return true, b, rc, r, f
+    end
+    if kind == nil then
+      if t:state() == "running" then return false end
+      kind, a, b = at_end(self)
+    end
+    if kind == "chunk" then -- as in _read_buffered
+      if type(a) ~= "table" or a.error ~= nil then return bad_chunk(self, a) end
+      if not b then
+        acc_add(acc, a)
+        return a
+      end
+      a = hold(self, a, b)
+      if a then return a end
+      return read_buffered(self) -- held: the full path until they are out
+    end
+    local v, err = on_event(self, kind, a, b)
+    if v ~= false then return v, err end
+  end
+end
+
+-- read_text, waiting on the network as next() does.
+local function next_text(self)
+  local engine = self._client._engine
+  local wait = 0
+  while true do
+    local v, a, b, c, d = read_text(self)
+    if v ~= false then return v, a, b, c, d end
+    engine:perform(wait)
+    wait = 1
+  end
+end
+
 --- The next chunk: a decoded chat.completion.chunk table, or nil at the
 -- end, or nil, err on failure.
 function Stream:next()
@@ -310,8 +360,6 @@ function Stream:next()
     wait = 1
   end
 end
-
-local read_buffered = Stream._read_buffered
 
 --- Calls `next` and raises its error: the iterator of `for chunk in stream`.
 function Stream:__call()
@@ -380,6 +428,20 @@ function M.pieces_of(chunk)
   return out
 end
 
+-- pieces_of for the row of a fast-path chunk, without the table: up to
+-- three piece, kind pairs, in the same order.
+local function row_pieces(c, rc, r, f)
+  r = nonempty(rc) or nonempty(r)
+  c, f = nonempty(c), nonempty(f)
+  local fk = f and "refusal"
+  if r then
+    if c then return r, "reasoning", c, "content", f, fk end
+    return r, "reasoning", f, fk
+  end
+  if c then return c, "content", f, fk end
+  return f, fk
+end
+
 --- An iterator over every non-empty text delta of choice 0, in arrival
 -- order, as `piece, kind`: kind is `"reasoning"` (the model's thinking,
 -- whichever spelling the server used), `"content"` (the answer) or
@@ -390,16 +452,24 @@ end
 --       if kind == "reasoning" then io.stderr:write(piece) else io.write(piece) end
 --     end
 function Stream:pieces()
-  local queue, head = nil, 1
+  local a, ka, b, kb, c, kc -- the pieces of the last chunk not yet handed out
   local function iter()
-    while not queue or queue[head] == nil do
-      local chunk, err = self:next()
-      if err then error(err, 0) end
-      if chunk == nil then return nil end
-      queue, head = M.pieces_of(chunk), 1
+    while a == nil do
+      local v, x, rc, r, f = next_text(self)
+      if v == true then
+        a, ka, b, kb, c, kc = row_pieces(x, rc, r, f)
+      elseif v then
+        local q = M.pieces_of(v)
+        if q then a, ka, b, kb, c, kc = q[1], q[2], q[3], q[4], q[5], q[6] end
+      elseif x then
+        error(x, 0)
+      else
+        return nil
+      end
     end
-    head = head + 2
-    return queue[head - 2], queue[head - 1]
+    local p, k = a, ka
+    a, ka, b, kb, c, kc = b, kb, c, kc, nil, nil
+    return p, k
   end
   return iter, nil, nil, self
 end
@@ -409,11 +479,17 @@ end
 function Stream:text()
   local function iter()
     while true do
-      local chunk, err = self:next()
-      if err then error(err, 0) end
-      if chunk == nil then return nil end
-      local piece = M.content_of(chunk)
-      if piece then return piece end
+      local v, x = next_text(self)
+      if v == true then
+        if x and x ~= "" then return x end
+      elseif v then
+        local piece = M.content_of(v)
+        if piece then return piece end
+      elseif x then
+        error(x, 0)
+      else
+        return nil
+      end
     end
   end
   return iter, nil, nil, self
