@@ -214,12 +214,23 @@ function M.add_text(self, choice, content, rc, r, refusal, finish, role, fp, usa
   if not choice then return end
   local ch = self.choices[0] or choice_for(self, 0)
   local parts = ch.parts
-  if content and content ~= "" then push_text(parts.content, content) end
-  if r == "" then r = nil end -- as add_choice: each field a string or nil
-  if rc and rc ~= "" then push_text(parts.reasoning_content, rc)
-  elseif r then push_text(parts.reasoning_content, r) end
-  if r then push_text(parts.reasoning, r) end
-  if refusal and refusal ~= "" then push_text(parts.refusal, refusal) end
+  if content and content ~= "" then -- push_text, inline: the one field most chunks have
+    local p = parts.content
+    local n = p.n + 1
+    p[n] = content
+    if n >= SEGMENT then
+      p.segs[#p.segs + 1] = table.concat(p, "", 1, n)
+      n = 0
+    end
+    p.n = n
+  end
+  if rc or r or refusal then
+    if r == "" then r = nil end -- as add_choice: each field a string or nil
+    if rc and rc ~= "" then push_text(parts.reasoning_content, rc)
+    elseif r then push_text(parts.reasoning_content, r) end
+    if r then push_text(parts.reasoning, r) end
+    if refusal and refusal ~= "" then push_text(parts.refusal, refusal) end
+  end
   if role then ch.role = role end
   if finish then ch.finish_reason = finish end
 end

@@ -336,18 +336,6 @@ local function read_text(self)
   end
 end
 
--- read_text, waiting on the network as next() does.
-local function next_text(self)
-  local engine = self._client._engine
-  local wait = 0
-  while true do
-    local v, a, b, c, d = read_text(self)
-    if v ~= false then return v, a, b, c, d end
-    engine:perform(wait)
-    wait = 1
-  end
-end
-
 --- The next chunk: a decoded chat.completion.chunk table, or nil at the
 -- end, or nil, err on failure.
 function Stream:next()
@@ -454,13 +442,18 @@ end
 function Stream:pieces()
   local a, ka, b, kb, c, kc -- the pieces of the last chunk not yet handed out
   local function iter()
+    local wait = 0 -- as next(): first what is buffered, then wait for more
     while a == nil do
-      local v, x, rc, r, f = next_text(self)
-      if v == true then
-        a, ka, b, kb, c, kc = row_pieces(x, rc, r, f)
+      local v, x, rc, r, f = read_text(self)
+      if v == true then -- the fast path; most chunks carry content alone
+        if rc or r or f then a, ka, b, kb, c, kc = row_pieces(x, rc, r, f)
+        elseif x ~= "" then a, ka = x, "content" end -- (x may be nil: a stays nil)
       elseif v then
         local q = M.pieces_of(v)
         if q then a, ka, b, kb, c, kc = q[1], q[2], q[3], q[4], q[5], q[6] end
+      elseif v == false then
+        self._client._engine:perform(wait)
+        wait = 1
       elseif x then
         error(x, 0)
       else
@@ -478,13 +471,17 @@ end
 -- A failure raises the error value.
 function Stream:text()
   local function iter()
+    local wait = 0
     while true do
-      local v, x = next_text(self)
+      local v, x = read_text(self)
       if v == true then
         if x and x ~= "" then return x end
       elseif v then
         local piece = M.content_of(v)
         if piece then return piece end
+      elseif v == false then
+        self._client._engine:perform(wait)
+        wait = 1
       elseif x then
         error(x, 0)
       else
