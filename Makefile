@@ -28,6 +28,12 @@ build/test_json_scan: csrc/json_scan.c csrc/json.h csrc/test/test_json_scan.c
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_json_scan.c csrc/json_scan.c
 
+# the SSE parser fed one byte (and seven) at a time: work per byte counted,
+# the same for a 1 KiB and a 256 KiB event (nothing quadratic in the buffer)
+build/test_sse_work: csrc/sse.c csrc/sse.h csrc/buf.c csrc/buf.h csrc/test/test_sse_work.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_sse_work.c
+
 # the text fast path's extractor alone (no Lua); inputs before an unmapped page
 build/test_delta: csrc/delta.c csrc/delta.h csrc/json_scan.c csrc/json.h csrc/test/test_delta.c
 	@mkdir -p build
@@ -54,10 +60,11 @@ build/test_threads: $(CORE_SRC) $(CORE_HDR) csrc/test/test_threads.c
 	$(CC) $(CFLAGS_DEV) -fsanitize=thread -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_threads.c \
 	  $(CORE_SRC) -llua5.4 -lcurl -lm -lpthread
 
-test-c: deps build/test_sse build/test_json_scan build/test_delta build/test_platform build/test_nomem build/test_threads
+test-c: deps build/test_sse build/test_json_scan build/test_delta build/test_sse_work build/test_platform build/test_nomem build/test_threads
 	@./build/test_sse
 	@./build/test_json_scan
 	@./build/test_delta
+	@./build/test_sse_work
 	@./build/test_platform
 	@./build/test_nomem
 	@./build/test_threads
