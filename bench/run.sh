@@ -19,9 +19,27 @@ if [ ! -f bench/node_modules/openai/package.json ] ||
 fi
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_consumer bench/c_consumer.c -lcurl -lcjson
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_batch bench/c_batch.c -lcurl -lcjson
-if [ "${BENCH_DEV:-}" = 1 ]; then bash bench/build_dev.sh 5.4 5.1; fi
+# the dev build: BENCH_DEV=1 runs on it, and instructions.lua always does
+bash bench/build_dev.sh 5.4 5.1
+# BENCH_BEFORE_REF=main (any git ref): that tree too, into bench/out/before,
+# for instructions.lua's "what changed" table
+if [ -n "${BENCH_BEFORE_REF:-}" ]; then
+  rm -rf bench/out/before && mkdir -p bench/out/before
+  git archive "$BENCH_BEFORE_REF" | tar -x -C bench/out/before
+  for v in 5.4 5.1; do
+    mkdir -p "bench/out/before/bench/out/dev/$v/baseten"
+    ${CC:-cc} -std=c99 -O2 -g -fPIC -shared -fvisibility=hidden -I"/usr/include/lua$v" \
+      -Ibench/out/before/csrc -o "bench/out/before/bench/out/dev/$v/baseten/core.so" \
+      bench/out/before/csrc/*.c -lcurl
+  done
+  export BENCH_BEFORE=$PWD/bench/out/before
+fi
 source scripts/env.sh 5.4
 if [ "${BENCH_DEV:-}" = 1 ]; then # the runner loads the dev build too
   export LUA_PATH="$PWD/?.lua;$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH="$PWD/bench/out/dev/5.4/?.so;;"
 fi
-BENCH_ROOT=$(pwd) exec lua5.4 bench/run.lua "$@"
+BENCH_ROOT=$(pwd) lua5.4 bench/run.lua "$@"
+# instruction counts (callgrind) and the byte-at-a-time stream: issue 26
+if [ "${BENCH_ONLY:-}" != batch ] && [ "${BENCH_INSTR:-1}" = 1 ]; then
+  BENCH_ROOT=$(pwd) lua5.4 bench/instructions.lua >/dev/null
+fi

@@ -191,6 +191,11 @@ class Writer:
         self.write_delay = write_delay
         self.split_framing = bool(split and split_framing)
         self.writes = 0
+        if split:  # each piece its own segment, as a fragmenting network
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
 
     def _sendall(self, data):
         try:
@@ -204,6 +209,8 @@ class Writer:
         while i < n:
             if self.split == "byte":
                 step = 1
+            elif isinstance(self.split, int):
+                step = self.split
             else:
                 step = self.rng.randint(1, 64)
             yield data[i:i + step]
@@ -294,8 +301,10 @@ def validate_response(r):
     if "status" in r and (not isinstance(r["status"], int) or
                           not 100 <= r["status"] <= 999):
         raise BadRequest("status must be an integer 100..999")
-    if r.get("split") not in (None, "byte", "random"):
-        raise BadRequest('split must be null, "byte" or "random"')
+    sp = r.get("split")
+    if sp not in (None, "byte", "random") and not (
+            isinstance(sp, int) and not isinstance(sp, bool) and sp >= 1):
+        raise BadRequest('split must be null, "byte", "random" or a size >= 1')
     if r.get("expect_100") not in (None, "ignore", "answer"):
         raise BadRequest('expect_100 must be "ignore" or "answer"')
     h = r.get("headers")
@@ -1164,7 +1173,8 @@ class Handler(socketserver.BaseRequestHandler):
           chunks ([item...]; item = string | {"b64": ...} |
                   {"repeat": string, "count": N}),
           chunked (default: true with chunks, false otherwise),
-          delay, chunk_delay, split ("byte" | "random"), seed (1),
+          delay, chunk_delay, split ("byte" | "random" | N bytes a send;
+          TCP_NODELAY when split), seed (1),
           write_delay (0.0005), split_framing (false), trickle,
           stall, truncate, truncate_at, reset, close, expect_100, garbage.
         """
@@ -1178,7 +1188,7 @@ class Handler(socketserver.BaseRequestHandler):
         write_delay = r.get("write_delay", 0.0005)
         if trickle:
             split, write_delay = "byte", float(trickle)
-        if split not in (None, "byte", "random"):
+        if split not in (None, "byte", "random") and not isinstance(split, int):
             split = "random"
         seed = r.get("seed", 1)
 
