@@ -12,8 +12,9 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! command -v n
   bash scripts/deps.sh bench
 fi
 mkdir -p bench/out
-# openai-node, pinned by bench/package-lock.json
+# openai-node and Baseten's performance client, pinned by bench/package-lock.json
 if [ ! -f bench/node_modules/openai/package.json ] ||
+   [ ! -f bench/node_modules/@basetenlabs/performance-client-linux-x64-gnu/package.json ] ||
    [ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]; then
   (cd bench && npm ci --no-audit --no-fund --loglevel=error)
 fi
