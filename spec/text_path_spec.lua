@@ -229,6 +229,27 @@ describe("the text fast path", function()
     for i, b in ipairs(bodies) do check(srv, client, b, "literal stream " .. i .. ": " .. b) end
   end)
 
+  it("run_tools' on_content and on_reasoning take it; a failed stream is nil, err", function()
+    local ok_body = body_of({ CHUNKS[1], CHUNKS[6], CHUNKS[2], CHUNKS[10], CHUNKS[15] })
+    srv:enqueue({ chunks = { ok_body }, headers = { ["Content-Type"] = "text/event-stream" } })
+    local before, got = rows, {}
+    local resp = assert(client:run_tools{ stream = true, messages = { { role = "user", content = "x" } }, tools = {},
+      on_content = function(p) got[#got + 1] = "c:" .. p end,
+      on_reasoning = function(p) got[#got + 1] = "r:" .. p end })
+    assert.are.same({ "r:think ", "c:Hello", "r:r ", "c:c " }, got)
+    assert.are.equal(5, rows - before)
+    assert.are.equal("Helloc ", resp.choices[1].message.content)
+    assert.are.equal("no ", resp.choices[1].message.refusal)
+    -- cut off after two chunks: the error, not a raise
+    srv:enqueue({ chunks = { body_of({ CHUNKS[2] }, "") }, truncate = true,
+                  headers = { ["Content-Type"] = "text/event-stream" } })
+    local r, err = client:run_tools{ stream = true, messages = { { role = "user", content = "x" } }, tools = {},
+      on_content = function() end }
+    assert.is_nil(r)
+    assert.is_table(err)
+    assert.is_string(err.kind)
+  end)
+
   it("agrees on the mock model's streams", function()
     local tool = baseten.tool{ name = "get_weather", description = "Weather",
       parameters = { type = "object", properties = { city = { type = "string" } }, required = { "city" } },

@@ -16,7 +16,6 @@ local errors = require("baseten.errors")
 local client_mod = require("baseten.client")
 local toolmod = require("baseten.tool")
 local request = require("baseten.request")
-local stream_mod = require("baseten.stream")
 
 local json = core.json
 local null = json.null
@@ -199,21 +198,24 @@ local function ask(self, req, transcript, copts)
     end
     return resp
   end
-  while true do
-    local chunk, cerr = s:next()
-    if cerr then
-      s:close()
-      return nil, cerr
-    end
-    if chunk == nil then break end
-    local pieces = (on_content or on_reasoning) and stream_mod.pieces_of(chunk)
-    if pieces then
-      for i = 1, #pieces, 2 do
-        local kind = pieces[i + 1]
-        if kind == "content" and on_content then callback(on_content, s, pieces[i])
-        elseif kind == "reasoning" and on_reasoning then callback(on_reasoning, s, pieces[i]) end
+  -- stream:pieces() takes the text fast path (no table per chunk); a
+  -- failure of the stream comes back as nil, err, a callback's error is
+  -- raised again as it was
+  local in_callback = false
+  local ok, perr = pcall(function()
+    for piece, kind in s:pieces() do
+      local f = (kind == "content" and on_content) or (kind == "reasoning" and on_reasoning) or nil
+      if f then
+        in_callback = true
+        callback(f, s, piece)
+        in_callback = false
       end
     end
+  end)
+  if not ok then
+    if in_callback or type(perr) ~= "table" then error(perr, 0) end -- not the stream's failure
+    s:close()
+    return nil, perr
   end
   local resp = s:snapshot()
   s:close()
