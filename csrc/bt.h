@@ -65,4 +65,7 @@ BT_HIDDEN void bt_set_marked(lua_State *L, const luaL_Reg *l, lua_CFunction guar
 /* http.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);
 
+/* vector.c: sets field "vector" (baseten.vector) of the table on top. */
+BT_HIDDEN void bt_vector_open(lua_State *L);
+
 #endif
