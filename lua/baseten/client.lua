@@ -7,6 +7,7 @@ local core = require("baseten.core")
 local errors = require("baseten.errors")
 local toolmod = require("baseten.tool")
 local request = require("baseten.request")
+local embed = require("baseten.embed")
 
 local json = core.json
 local M = {}
@@ -313,5 +314,9 @@ function Client:close()
 end
 
 M.call_options = call_options
+
+-- Embeddings, rerank and classify (baseten.embed).
+Client.embed, Client.start_embed = embed.embed, embed.start_embed
+Client.rerank, Client.classify = embed.rerank, embed.classify
 
 return M

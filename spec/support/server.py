@@ -145,6 +145,7 @@ class State:
             self.rl_seen = 0
             self.rl_sent = 0
             self.embed = embed_mock.EmbedFaults()
+            self.hung_up = 0
 
     def take_429(self, method, target, n):
         """Under the lock: the 429 answer for this request when the
@@ -1086,7 +1087,9 @@ class Handler(socketserver.BaseRequestHandler):
         GET  /_control/requests -> {"requests": [record, ...]}
         GET  /_control/stats    -> {"connections", "requests",
                                     "open_connections",
-                                    "distinct_connections", "queued"}
+                                    "distinct_connections", "queued",
+                                    "hung_up": responses whose delay the
+                                    client cut short by closing}
         POST /_control/config   body {"api_key": "K" | null,
                                       "expect_100": "ignore" | "answer",
                                       "rate_limit": {"share": S,
@@ -1142,6 +1145,7 @@ class Handler(socketserver.BaseRequestHandler):
                     "distinct_connections": len(
                         set(r["connection_id"] for r in done)),
                     "queued": len(st.queue),
+                    "hung_up": st.hung_up,
                 }
         if route == "/_control/config":
             if not isinstance(arg, dict):
@@ -1185,6 +1189,8 @@ class Handler(socketserver.BaseRequestHandler):
         """
         delay = float(r.get("delay") or 0)
         if delay > 0 and not self.wait(delay):
+            with self.state.lock:  # the client hung up: a canceled request
+                self.state.hung_up += 1
             self.close()
             return False
 
