@@ -240,6 +240,23 @@ describe("client:embed", function()
     assert.equal(0, last.failed)
   end)
 
+  it("calls on_batch once per request with its inputs' range, its error and its time", function()
+    srv:config{ embed = { faults = { { match = "bad", status = 400 } } } }
+    local seen = {}
+    local v = client:embed({ "a", "b", "bad c", "d", "e" }, { batch_size = 2, partial = true,
+      on_batch = function(first, last, err, seconds)
+        seen[#seen + 1] = { first, last, err and err.kind or "ok" }
+        assert.is_true(seconds >= 0)
+      end })
+    table.sort(seen, function(x, y) return x[1] < y[1] end)
+    assert.same({ { 1, 2, "ok" }, { 3, 4, "bad_request" }, { 5, 5, "ok" } }, seen)
+    assert.equal(32, #v[5])
+    local ok, err = pcall(client.embed, client, { "a", "b" }, { batch_size = 1, on_batch = function() error("boom") end })
+    assert.is_false(ok)
+    assert.matches("boom", tostring(err))
+    assert(client:embed({ "a" }), "the client stays usable")
+  end)
+
   it("raises at the caller's line on bad arguments and options", function()
     local line = debug.getinfo(1, "l").currentline
     local cases = {

@@ -89,7 +89,7 @@ local function new_job(client, kind, items, opts, where)
     _concurrency = opts.concurrency or M.DEFAULT_CONCURRENCY,
     _hedge_delay = opts.hedge_delay, _hedge_budget = floor(#groups * M.HEDGE_SHARE + 1e-9),
     _deadline = timeout and t0 + timeout, _partial = opts.partial and true or false,
-    _on_progress = opts.on_progress, _on_done = opts.on_done,
+    _on_progress = opts.on_progress, _on_done = opts.on_done, _on_batch = opts.on_batch,
     _next = 1, _open = 0, _active = {}, _waiting = {},
     _done = 0, _failed = 0, _requests = 0, _hedges = 0, _retries = 0,
     _t0 = t0, _last_progress = t0,
@@ -136,7 +136,7 @@ end
 function Job:_open_next()
   local g = self._groups[self._next]
   self._next = self._next + 1
-  g.calls = {}
+  g.calls, g.t0 = {}, now()
   self._open = self._open + 1
   local ok, body = pcall(json.encode, self._spec.body(self, g))
   if not ok then
@@ -157,15 +157,27 @@ function Job:_hedge(call, t)
   self:_launch(g, true)
 end
 
--- A request's inputs are settled (ok or failed): its slot frees.
+-- A request's inputs are settled (ok or failed): its slot frees, and
+-- on_batch hears of it. Returns a boxed error when a callback raised.
 function Job:_settle(g, err)
   g.done, g.calls, g.body = true, nil, nil
   self._open = self._open - 1
   local count = g.last - g.first + 1
   self._done = self._done + count
+  if err then
+    self._failed = self._failed + count
+    err.index = g.first
+  end
+  local cb = self._on_batch
+  if cb then
+    local ok, e = pcall(cb, g.first, g.last, err, now() - g.t0)
+    if not ok then
+      self._on_batch, self._on_progress, self._on_done = nil, nil, nil
+      self:_abort("on_batch raised: " .. tostring(e))
+      return raised(e)
+    end
+  end
   if not err then return nil end
-  self._failed = self._failed + count
-  err.index = g.first
   if self._partial then
     for i = g.first, g.last do self.errs[i] = err end
     return nil
@@ -423,7 +435,9 @@ end
 --   ("base64" default, or "float"), `batch_size` (32), `max_chars_per_request`,
 --   `concurrency` (16), `hedge_delay` (seconds; off by default), `timeout`
 --   (seconds for the whole call), `partial`, `on_progress(p)` (see
---   `Job:progress`), `max_retries`, `headers`
+--   `Job:progress`), `on_batch(first, last, err, seconds)` (once per
+--   request as its inputs first..last settle; `seconds` from its first send
+--   to its answer, hedges and retries included), `max_retries`, `headers`
 -- @treturn table vectors, one `baseten.vector` per input in input order;
 --   or nil, err; with `partial`, vectors (nil where failed) and errs
 function M.embed(client, inputs, opts)

@@ -37,7 +37,7 @@ function M.check_options(opts, where)
       error("baseten: " .. where .. ": " .. k .. " must be a number of seconds > 0", LEVEL)
     end
   end
-  for _, k in ipairs({ "on_progress", "on_done" }) do
+  for _, k in ipairs({ "on_progress", "on_done", "on_batch" }) do
     if opts[k] ~= nil and type(opts[k]) ~= "function" then
       error("baseten: " .. where .. ": " .. k .. " must be a function", LEVEL)
     end
