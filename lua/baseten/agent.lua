@@ -92,7 +92,7 @@ end
 
 -- The decoded arguments of a call, or nil, why.
 local function arguments_of(name, raw)
-  if type(raw) == "table" then return raw end -- servers that send an object
+  if type(raw) == "table" and not json.is_array(raw) then return raw end -- servers that send an object
   if raw == nil or raw == null or (type(raw) == "string" and raw:match("^%s*$")) then
     return {} -- no arguments at all: an empty object
   end
@@ -104,6 +104,12 @@ local function arguments_of(name, raw)
   if args == nil then
     return nil, "error: the arguments of tool " .. quote(name) .. " are not valid JSON (" .. tostring(why)
       .. "): " .. raw:sub(1, 200)
+  end
+  -- a handler is given an object: `[1,2]`, `42` or `"x"` go back as an error
+  if type(args) ~= "table" or json.is_array(args) then
+    local what = type(args) == "table" and "an array" or ("a " .. type(args))
+    return nil, "error: the arguments of tool " .. quote(name) .. " must be a JSON object, not " .. what
+      .. ": " .. raw:sub(1, 200)
   end
   return args
 end
@@ -122,7 +128,7 @@ local function with_traceback(e)
 end
 
 --- The content of the tool message that answers one call (see
--- `Client:run_tools` for the rules). Never raises.
+-- `run_tools` for the rules). Raises only when `on_error` raises.
 -- @tparam table call a tool call of an assistant message
 -- @tparam table handlers tool name -> handler function (or false)
 -- @tparam[opt] table names the tool names, for the unknown-tool message
@@ -143,7 +149,7 @@ function M.answer(call, handlers, names, on_error)
   if args == nil then return why end
   local ok, result, failure = xpcall(function() return handler(args, call) end, with_traceback)
   if not ok then
-    if on_error then pcall(on_error, name, result.full) end
+    if on_error then on_error(name, result.full) end -- a raising on_tool_error raises out of run_tools
     return "error: tool " .. quote(name) .. " raised: " .. error_text(without_position(result.value))
   end
   if result == nil and failure ~= nil then
@@ -274,6 +280,8 @@ end
 --   - an unknown tool: `error: unknown tool "x" (the tools are: a, b)`
 --   - a tool with no handler: `error: tool "x" has no handler`
 --   - arguments that do not decode: `error: the arguments of tool "x" are not valid JSON (...): <args>`
+--   - arguments that are not a JSON object (`[1,2]`, `42`): `error: the arguments of tool "x" must
+--     be a JSON object, not an array: <args>` (the handler is not called)
 --   - a result that cannot be JSON-encoded: `error: tool "x" returned a value that cannot be encoded as JSON: ...`
 --
 -- Tools: `baseten.tool{...}` values, or OpenAI-shaped tables
@@ -317,7 +325,8 @@ end
 -- API does, for R1).
 -- A handler that raises: the model gets its message without the
 -- Lua position ("file.lua:12: "); `req.on_tool_error(name, full)` and the
--- log (event `tool_error`) get the full text with its traceback.
+-- log (event `tool_error`) get the full text with its traceback. An
+-- `on_tool_error` that raises raises out of `run_tools`, as every callback.
 -- `max_rounds`, `on_content`, `on_reasoning`, `on_tool_call`, `on_tool_error` and
 -- `reasoning_history` are never sent. A
 -- callback that raises raises out of `run_tools` (the transfer closed).
