@@ -40,19 +40,15 @@ M.DEFAULT_REASONING_HISTORY = "keep"
 -- The transcript as sent: with `reasoning_history = "drop"`, assistant
 -- messages go without `reasoning_content` and `reasoning` (copies: the
 -- transcript keeps them).
+local function reasoned(m)
+  return m.role == "assistant" and (m.reasoning_content ~= nil or m.reasoning ~= nil)
+end
+local function unreason(m)
+  m.reasoning_content, m.reasoning = nil, nil
+end
 local function wire_messages(transcript, history)
   if history ~= "drop" then return transcript end
-  local out = json.array()
-  for i, m in ipairs(transcript) do
-    if type(m) == "table" and m.role == "assistant" and (m.reasoning_content ~= nil or m.reasoning ~= nil) then
-      local copy = {}
-      for k, v in pairs(m) do copy[k] = v end
-      copy.reasoning_content, copy.reasoning = nil, nil
-      m = copy
-    end
-    out[i] = m
-  end
-  return out
+  return request.map_messages(transcript, reasoned, unreason)
 end
 
 local function callable(f)
