@@ -1,6 +1,6 @@
 /*
  * core.c: luaopen_baseten_core, the one symbol this module exports. Each
- * concept lives in its own file (json_enc.c, lsse.c, http.c) and adds its part
+ * concept lives in its own file (json_enc.c, lsse.c, http_*.c) and adds its part
  * to the module table here. Also the guard for methods that lend C-owned
  * bytes (bt.h).
  */
@@ -29,6 +29,13 @@ void bt_set_marked(lua_State *L, const luaL_Reg *l, lua_CFunction guard) {
     lua_pushcclosure(L, guard, 1);
     lua_setfield(L, -2, l->name);
   }
+}
+
+void bt_new_class(lua_State *L, const char *name, const luaL_Reg *m) {
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, m, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
 }
 
 /*
