@@ -16,6 +16,7 @@
 
 #include "bt.h"
 #include "buf.h"
+#include "lend.h"
 #include "sse.h"
 
 #define ENGINE_MT "baseten.core.engine"
@@ -36,6 +37,14 @@ enum { P_NONE = 0, P_FULL, P_READING }; /* why curl is paused */
 
 typedef struct bt_transfer bt_transfer;
 
+/* What a transfer's reads lend to Lua (lend.h): the response bytes (those
+ * before off are consumed) and the SSE parser they go through. */
+typedef struct bt_rx {
+  bt_buf buf;
+  size_t off;
+  sse_parser sse;
+} bt_rx;
+
 typedef struct bt_engine {
   CURLM *multi;
   bt_transfer *head; /* transfers still attached to this engine */
@@ -50,20 +59,22 @@ struct bt_transfer {
   bt_transfer *prev, *next;
   struct curl_slist *headers;
   int body_ref; /* registry ref keeping the request body string alive */
-  bt_buf buf;   /* response bytes; those before off are consumed */
-  size_t off, total, max_body, header_bytes;
+  size_t total, max_body, header_bytes;
   long status;
   int headers_done, state, stream, paused, failure;
-  int reading;          /* a read borrows buf and sse (bt.h, bt_call_marked) */
   double idle, last_rx; /* idle timeout (s, 0 = none) and last byte's time */
   CURLcode result;
-  sse_parser sse;
+  bt_lender lend; /* lends rx to the reads */
+  bt_rx rx;
   char request_id[128], retry_after[64], retry_after_ms[32], ctype[128];
   char errbuf[CURL_ERROR_SIZE];
 };
 
 /* Response bytes not yet consumed. */
-static inline size_t bt_http_unread(const bt_transfer *t) { return t->buf.len - t->off; }
+static inline size_t bt_http_unread(const bt_rx *rx) { return rx->buf.len - rx->off; }
+
+/* http_transfer.c: frees what an rx holds (a bt_rx *). */
+BT_HIDDEN void bt_http_rx_free(void *rx);
 
 /* http_curl.c: sets the callbacks and connection habits of t's easy handle
  * for url. */

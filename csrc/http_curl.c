@@ -9,16 +9,16 @@
 #include "http.h"
 #include "platform.h"
 
-/* Appends to t->buf, first dropping the consumed bytes at its front when
+/* Appends to rx->buf, first dropping the consumed bytes at its front when
  * that makes the room. Never runs during a read (on_write pauses then). */
-static int buf_store(bt_transfer *t, const char *p, size_t n) {
-  bt_buf *b = &t->buf;
-  if (t->off == b->len) {
-    t->off = b->len = 0;
-  } else if (t->off > 0 && b->cap - b->len < n) {
-    memmove(b->p, b->p + t->off, b->len - t->off);
-    b->len -= t->off;
-    t->off = 0;
+static int buf_store(bt_rx *rx, const char *p, size_t n) {
+  bt_buf *b = &rx->buf;
+  if (rx->off == b->len) {
+    rx->off = b->len = 0;
+  } else if (rx->off > 0 && b->cap - b->len < n) {
+    memmove(b->p, b->p + rx->off, b->len - rx->off);
+    b->len -= rx->off;
+    rx->off = 0;
   }
   return bt_buf_append(b, p, n) == 0;
 }
@@ -32,14 +32,14 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud) {
   bt_transfer *t = ud;
   size_t bytes = size * n;
   int ok_status = t->status >= 200 && t->status < 300;
-  if (t->reading) return pause_writes(t, P_READING);
-  if (t->stream && ok_status && bt_http_unread(t) >= STREAM_PAUSE_BYTES)
+  if (bt_lend_busy(&t->lend)) return pause_writes(t, P_READING);
+  if (t->stream && ok_status && bt_http_unread(&t->rx) >= STREAM_PAUSE_BYTES)
     return pause_writes(t, P_FULL);
   if ((!t->stream || !ok_status) && bytes > t->max_body - t->total) {
     t->failure = F_TOO_BIG;
     return 0;
   }
-  if (!buf_store(t, ptr, bytes)) {
+  if (!buf_store(&t->rx, ptr, bytes)) {
     t->failure = F_NOMEM;
     return 0;
   }

@@ -157,7 +157,8 @@ static bt_transfer *transfer_alloc(lua_State *L, int opts) {
   memset(t, 0, sizeof *t);
   t->state = T_CLOSED;
   t->body_ref = LUA_NOREF;
-  sse_init(&t->sse, max_event);
+  sse_init(&t->rx.sse, max_event);
+  BT_LEND_INIT(&t->lend, &t->rx, bt_http_rx_free, "transfer");
   luaL_setmetatable(L, TRANSFER_MT);
   t->easy = curl_easy_init();
   if (t->easy == NULL) luaL_error(L, "curl_easy_init failed");

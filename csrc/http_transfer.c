@@ -2,13 +2,11 @@
  * http_transfer.c: baseten.core.transfer, one request on an engine, and the
  * reads that turn its response bytes into Lua values.
  *
- * Borrowed bytes. next_event, body and pending hand the JSON decoder or Lua
- * pointers into t->buf and t->sse. Any allocation on the way can run a GC
- * step, and so any __gc, which may close the transfer, perform its engine
- * or read the transfer again. So these three run as reads (transfer_read):
- * under lua_pcall with t->reading set, cleared however the read ends. While
- * it is set, close leaves the buffers alone (the read frees them when it
- * ends), on_write pauses curl instead of writing, and a second read raises.
+ * next_event, body and pending decode from the response bytes and the SSE
+ * parser (t->rx), which they take out of the transfer while they run
+ * (lend.h): a __gc that closes the transfer meanwhile frees nothing of
+ * theirs. The per-token path decodes straight from curl's bytes, with no
+ * Lua string made for the payload.
  */
 #include <string.h>
 
@@ -20,11 +18,11 @@ static bt_transfer *check_transfer(lua_State *L, int i) {
   return t;
 }
 
-/* Frees what a read may borrow: the response bytes and the SSE parser. */
-static void transfer_free_buffers(bt_transfer *t) {
-  bt_buf_free(&t->buf);
-  t->off = 0;
-  sse_free(&t->sse);
+void bt_http_rx_free(void *p) {
+  bt_rx *rx = p;
+  bt_buf_free(&rx->buf);
+  rx->off = 0;
+  sse_free(&rx->sse);
 }
 
 static int transfer_close(lua_State *L) {
@@ -37,7 +35,7 @@ static int transfer_close(lua_State *L) {
   t->headers = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, t->body_ref);
   t->body_ref = LUA_NOREF;
-  if (!t->reading) transfer_free_buffers(t); /* else the read frees them */
+  bt_lend_close(&t->lend);
   t->state = T_CLOSED;
   return 0;
 }
@@ -79,27 +77,28 @@ static int transfer_result(lua_State *L) {
 /* Lets curl write again: at once after a read, for a full stream buffer
  * once half of it is consumed. curl may call on_write from here. */
 static void maybe_unpause(bt_transfer *t) {
-  if (t->paused == P_NONE || t->reading || t->easy == NULL) return;
-  if (t->paused == P_FULL && bt_http_unread(t) >= STREAM_PAUSE_BYTES / 2) return;
+  if (t->paused == P_NONE || bt_lend_busy(&t->lend) || t->easy == NULL) return;
+  if (t->paused == P_FULL && bt_http_unread(&t->rx) >= STREAM_PAUSE_BYTES / 2) return;
   t->paused = P_NONE;
   if (t->engine) t->engine->kick = 1;
   curl_easy_pause(t->easy, CURLPAUSE_CONT);
 }
 
-/* The methods in upvalue 1 of transfer_read: they run with t->reading set,
- * so they may borrow t->buf and t->sse. A close during the read keeps
- * those; the loop stops. */
+/* The readers, upvalue 1 of transfer_read: each works on the rx it was
+ * lent (lend.h). */
 static int read_body(lua_State *L) {
   bt_transfer *t = lua_touserdata(L, 1);
-  lua_pushlstring(L, t->buf.p ? t->buf.p + t->off : "", bt_http_unread(t));
-  t->off = t->buf.len = 0;
+  bt_rx *rx = bt_lend_state(&t->lend);
+  lua_pushlstring(L, rx->buf.p ? rx->buf.p + rx->off : "", bt_http_unread(rx));
+  rx->off = rx->buf.len = 0;
   return 1;
 }
 
 static int read_pending(lua_State *L) {
   bt_transfer *t = lua_touserdata(L, 1);
   sse_event ev;
-  if (sse_pending(&t->sse, &ev)) lua_pushlstring(L, ev.data, ev.data_len);
+  if (sse_pending(&((bt_rx *)bt_lend_state(&t->lend))->sse, &ev))
+    lua_pushlstring(L, ev.data, ev.data_len);
   else lua_pushnil(L);
   return 1;
 }
@@ -151,11 +150,12 @@ static int push_event(lua_State *L, const sse_event *ev) {
  * made for the payload. */
 static int read_next_event(lua_State *L) {
   bt_transfer *t = lua_touserdata(L, 1);
-  while (t->state != T_CLOSED && t->off < t->buf.len) {
+  bt_rx *rx = bt_lend_state(&t->lend);
+  while (!bt_lend_closed(&t->lend) && rx->off < rx->buf.len) {
     sse_event ev;
     size_t used = 0;
-    int rc = sse_feed(&t->sse, t->buf.p + t->off, bt_http_unread(t), &used, &ev), nret;
-    t->off += used;
+    int rc = sse_feed(&rx->sse, rx->buf.p + rx->off, bt_http_unread(rx), &used, &ev), nret;
+    rx->off += used;
     if (rc == SSE_NEED_MORE) continue;
     if (rc < 0) {
       lua_pushliteral(L, "error");
@@ -167,7 +167,7 @@ static int read_next_event(lua_State *L) {
   return 0;
 }
 
-/* Runs the reader in upvalue 1 as a read (see the top of this file):
+/* Runs the reader in upvalue 1 with t->rx lent to it:
  *   t:next_event() -> the next buffered SSE event, decoded:
  *     "chunk", table | "done" | "event", type, data | "invalid", data, why
  *     | "error", why (event too large) | nothing when more bytes are needed
@@ -177,14 +177,10 @@ static int read_next_event(lua_State *L) {
 static int transfer_read(lua_State *L) {
   bt_transfer *t = check_transfer(L, 1);
   int rc;
-  if (t->reading)
-    return luaL_error(L, "transfer is being read (by the code this finalizer interrupted)");
   maybe_unpause(t); /* curl may hand over what it held back */
-  rc = bt_call_marked(L, &t->reading);
-  if (t->state == T_CLOSED) transfer_free_buffers(t);
-  else maybe_unpause(t);
-  if (rc != 0) return lua_error(L);
-  return lua_gettop(L);
+  rc = bt_lend_read(L, &t->lend);
+  if (t->state != T_CLOSED) maybe_unpause(t);
+  return bt_lend_finish(L, rc);
 }
 
 static int transfer_state(lua_State *L) {
@@ -239,6 +235,6 @@ void bt_http_transfer_open(lua_State *L) {
                                             {"pending", read_pending},
                                             {NULL, NULL}};
   bt_new_class(L, TRANSFER_MT, transfer_m);
-  bt_set_marked(L, transfer_reads, transfer_read);
+  bt_lend_methods(L, transfer_reads, transfer_read);
   lua_pop(L, 1);
 }
