@@ -67,6 +67,9 @@ build = {
       ["baseten.uv"] = "lua/baseten/uv.lua",
       ["baseten.health"] = "lua/baseten/health.lua",
       ["baseten.mend"] = "lua/baseten/mend.lua",
+      ["baseten.options"] = "lua/baseten/options.lua",
+      ["baseten.runtime"] = "lua/baseten/runtime.lua",
+      ["baseten.task"] = "lua/baseten/task.lua",
    },
    -- the same library names for the link line (see external_dependencies)
    platforms = {
