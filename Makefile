@@ -60,12 +60,14 @@ test-lua: build
 	@bash scripts/test.sh
 
 # what the whole suite needs, as CI installs it: Neovim, LÖVE and xvfb for
-# the host specs, nginx for TLS, and a locale with a ',' decimal point for
-# the JSON spec. scripts/test.sh fails on a pending spec, saying why.
+# the host specs, nginx for TLS, and locales whose decimal point is ',' (de_DE)
+# and two bytes (ps_AF) for the JSON spec. scripts/test.sh fails on a pending spec, saying why.
 deps-test:
 	@bash scripts/deps.sh hosts tls locale
 	@locale -a 2>/dev/null | grep -qi '^de_DE.utf8$$' || { echo "deps: generating the de_DE.UTF-8 locale" >&2; \
 	  $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) localedef -i de_DE -f UTF-8 de_DE.UTF-8; }
+	@locale -a 2>/dev/null | grep -qi '^ps_AF.utf8$$' || { echo "deps: generating the ps_AF.UTF-8 locale" >&2; \
+	  $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) localedef -i ps_AF -f UTF-8 ps_AF.UTF-8; }
 
 test: deps deps-test build test-c
 	@bash scripts/test.sh

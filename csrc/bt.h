@@ -7,25 +7,13 @@
 
 #include <stddef.h>
 #include "compat.h"
+#include "json.h"
 
 /* json_enc.c: sets field "json" of the table on top of the stack. */
 BT_HIDDEN void bt_json_open(lua_State *L);
 
 /* json_dec.c: sets field "decode" of the json table on top of the stack. */
 BT_HIDDEN void bt_json_dec_open(lua_State *L);
-
-/* Flags of bt_json_push_decoded (json.h repeats them). */
-#ifndef BT_JSON_DROP_NULLS
-/* An object member whose value is null is left out (a null in an array
- * stays json.null, so positions hold). */
-#define BT_JSON_DROP_NULLS 1u
-/* A lone \uD800-\uDFFF escape becomes its 3-byte generalized UTF-8 form
- * (ED A0..BF xx), so a later joiner can pair a high half ending one string
- * with a low half starting the next. */
-#define BT_JSON_LONE_WTF8 2u
-/* A lone surrogate becomes U+FFFD. */
-#define BT_JSON_LONE_REPLACE 4u
-#endif
 
 /*
  * json_dec.c: decodes len bytes at s and pushes the value (1). On malformed

@@ -13,8 +13,8 @@
 /* The longest time option, in seconds: curl takes milliseconds in a long,
  * 32 bits on some systems. */
 #define MAX_SECONDS 2147483.0
-/* The largest byte count option: every integer up to 2^53 is a double. */
-#define MAX_BYTES 9007199254740992.0
+/* The largest byte count option: up to 2^53 every integer is a double. */
+#define MAX_BYTES BT_EXACT_INT
 
 /* The option value on top of the stack as a string, or an error naming it. */
 static const char *field_string(lua_State *L, const char *key) {

@@ -18,21 +18,18 @@
 
 #include <stddef.h>
 
-/* Spelled out here, as in compat.h, because this header includes no Lua. */
-#ifndef BT_HIDDEN
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__)
-#define BT_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define BT_HIDDEN
-#endif
-#endif
+#include "base.h"
 
-/* Flags of bt_json_push_decoded and the scanner (bt.h repeats them). */
-#ifndef BT_JSON_DROP_NULLS
-#define BT_JSON_DROP_NULLS 1u   /* an object member whose value is null is left out */
-#define BT_JSON_LONE_WTF8 2u    /* a lone \uD800-\uDFFF becomes its 3-byte form ED xx xx */
-#define BT_JSON_LONE_REPLACE 4u /* a lone surrogate becomes U+FFFD */
-#endif
+/* Flags of bt_json_push_decoded (bt.h) and the scanner. */
+/* An object member whose value is null is left out (a null in an array
+ * stays json.null, so positions hold). */
+#define BT_JSON_DROP_NULLS 1u
+/* A lone \uD800-\uDFFF escape becomes its 3-byte generalized UTF-8 form
+ * (ED A0..BF xx), so a later joiner can pair a high half ending one string
+ * with a low half starting the next. */
+#define BT_JSON_LONE_WTF8 2u
+/* A lone surrogate becomes U+FFFD. */
+#define BT_JSON_LONE_REPLACE 4u
 
 /* Registry names of the mark metatables. */
 #define BT_JSON_ARRAY_MT "baseten.json.array"
@@ -40,9 +37,6 @@
 
 /* Nesting limit of encode and decode alike. */
 #define BT_JSON_MAX_DEPTH 1000
-
-/* Integral doubles below this are exact: they print as integers. */
-#define BT_JSON_EXACT_INT 9007199254740992.0 /* 2^53 */
 
 /* Why a scan failed; bt_json_error_message names each. */
 typedef enum {

@@ -162,7 +162,7 @@ static int fz_same_number(lua_State *L, int idx, const cJSON *c) {
   ours = lua_isinteger(L, idx) ? (double)lua_tointeger(L, idx) : (double)lua_tonumber(L, idx);
   if (ours != want) return 0; /* D2: an exact integer rounds to cJSON's double */
   if (!lua_isinteger(L, idx) && ours == 0 && signbit(ours)) return 0;
-  if (!lua_isinteger(L, idx) && fabs(want) <= 9007199254740992.0 && want == floor(want)) return 0;
+  if (!lua_isinteger(L, idx) && fabs(want) < BT_EXACT_INT && want == floor(want)) return 0;
   return 1;
 }
 
