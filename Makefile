@@ -44,16 +44,25 @@ build/test_nomem: $(CORE_SRC) $(CORE_HDR) csrc/test/test_nomem.c
 	$(CC) $(CFLAGS_DEV) $(SAN) -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_nomem.c $(CORE_SRC) \
 	  -llua5.4 -lcurl -lm
 
+# libcurl refusing the protocol options, and a forked child, through
+# libcurl functions wrapped at link time
+GUARD_WRAPS = -Wl,--wrap=curl_easy_setopt,--wrap=curl_multi_cleanup,--wrap=curl_multi_remove_handle,--wrap=curl_easy_cleanup
+build/test_guards: $(CORE_SRC) $(CORE_HDR) csrc/test/test_guards.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_DEV) $(SAN) -D_POSIX_C_SOURCE=200809L -I/usr/include/lua5.4 -Icsrc -o $@ \
+	  csrc/test/test_guards.c $(CORE_SRC) -llua5.4 -lcurl -lm $(GUARD_WRAPS)
+
 build/test_threads: $(CORE_SRC) $(CORE_HDR) csrc/test/test_threads.c
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) -fsanitize=thread -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_threads.c \
 	  $(CORE_SRC) -llua5.4 -lcurl -lm -lpthread
 
-test-c: deps build/test_sse build/test_json_scan build/test_platform build/test_nomem build/test_threads
+test-c: deps build/test_sse build/test_json_scan build/test_platform build/test_nomem build/test_guards build/test_threads
 	@./build/test_sse
 	@./build/test_json_scan
 	@./build/test_platform
 	@./build/test_nomem
+	@./build/test_guards
 	@./build/test_threads
 
 test-lua: build

@@ -29,7 +29,7 @@ static int transfer_close(lua_State *L) {
   bt_transfer *t = luaL_checkudata(L, 1, TRANSFER_MT);
   if (t->state == T_CLOSED) return 0;
   bt_http_detach(t);
-  if (t->easy) curl_easy_cleanup(t->easy);
+  if (t->easy && !bt_http_forked(t->pid)) curl_easy_cleanup(t->easy);
   t->easy = NULL;
   curl_slist_free_all(t->headers);
   t->headers = NULL;
@@ -79,6 +79,7 @@ static int transfer_result(lua_State *L) {
 static void maybe_unpause(bt_transfer *t) {
   if (t->paused == P_NONE || bt_lend_busy(&t->lend) || t->easy == NULL) return;
   if (t->paused == P_FULL && bt_http_unread(&t->rx) >= STREAM_PAUSE_BYTES / 2) return;
+  if (bt_http_forked(t->pid)) return;
   t->paused = P_NONE;
   if (t->engine) t->engine->kick = 1;
   curl_easy_pause(t->easy, CURLPAUSE_CONT);
