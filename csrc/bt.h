@@ -1,6 +1,19 @@
 /*
  * bt.h: the few functions one csrc/ file offers another. All hidden (see
- * compat.h); each file keeps everything else static.
+ * base.h); each file keeps everything else static.
+ *
+ * How every Lua function of the core reports trouble (one convention):
+ *   - Misuse raises, at the caller: a bad argument or option, a closed or
+ *     busy handle, an engine used in a forked child, a value json.encode
+ *     cannot write.
+ *   - Lua's own allocator failing raises, as any lua_push* does.
+ *   - Any other failure (bytes from the network, the server or the caller's
+ *     text that cannot be had or used) returns nil, a message, and then
+ *     whatever the caller still needs: json.decode -> nil, why;
+ *     parser:feed -> nil, why, the events completed before the failure;
+ *     transfer:next_event -> nil, why.
+ *   transfer:result() is a query, not a failure: nothing while running,
+ *   true, or false, kind, message, curl code for how the transfer ended.
  */
 #ifndef BT_BT_H
 #define BT_BT_H

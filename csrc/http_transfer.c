@@ -158,9 +158,9 @@ static int read_next_event(lua_State *L) {
     int rc = sse_feed(&rx->sse, rx->buf.p + rx->off, bt_http_unread(rx), &used, &ev), nret;
     rx->off += used;
     if (rc == SSE_NEED_MORE) continue;
-    if (rc < 0) {
-      lua_pushliteral(L, "error");
-      lua_pushstring(L, rc == SSE_ERR_TOO_BIG ? "SSE event too large" : "out of memory");
+    if (rc < 0) { /* a runtime failure: nil, why (bt.h) */
+      lua_pushnil(L);
+      lua_pushstring(L, rc == SSE_ERR_TOO_BIG ? "SSE event too large" : "not enough memory");
       return 2;
     }
     if ((nret = push_event(L, &ev)) > 0) return nret;
@@ -171,7 +171,7 @@ static int read_next_event(lua_State *L) {
 /* Runs the reader in upvalue 1 with t->rx lent to it:
  *   t:next_event() -> the next buffered SSE event, decoded:
  *     "chunk", table | "done" | "event", type, data | "invalid", data, why
- *     | "error", why (event too large) | nothing when more bytes are needed
+ *     | nothing when more bytes are needed | nil, why (event too large)
  *   t:body() -> every unread response byte (drains the buffer)
  *   t:pending() -> the data of an event cut off by the end of the stream
  *     (so a last "data: [DONE]" without its blank line still counts), or nil */

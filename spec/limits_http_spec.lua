@@ -55,6 +55,22 @@ describe("an engine", function()
   setup(function() srv = server.start() end)
   teardown(function() srv:stop() end)
 
+  -- one error convention (csrc/bt.h): before, "error", why
+  it("reads a too large SSE event as nil, why", function()
+    srv:enqueue({ chunks = { "data: " .. string.rep("x", 5000) .. "\n\n" } })
+    local e = core.engine()
+    local t = e:request{ url = srv.url .. "/chat/completions", body = "{}", stream = true, max_event = 1000 }
+    local kind, why
+    repeat
+      e:perform(0.05)
+      kind, why = t:next_event()
+    until kind ~= nil or why ~= nil or t:state() ~= "running"
+    assert.is_nil(kind)
+    assert.equal("SSE event too large", why)
+    t:close()
+    e:close()
+  end)
+
   -- before: "curl_multi_add_handle failed"
   it("closed while engine:request reads its options raises the closed-engine error", function()
     local e = core.engine()
