@@ -22,8 +22,20 @@
 #include "compat.h"
 #include "json.h"
 
-/* json_enc.c: sets field "json" of the table on top of the stack. */
+/* json_mod.c: sets field "json" of the table on top of the stack. */
 BT_HIDDEN void bt_json_open(lua_State *L);
+
+/* The upvalues of every function of the json table (json_mod.c). */
+#define UV_ARRAY_MT lua_upvalueindex(1)
+#define UV_OBJECT_MT lua_upvalueindex(2)
+#define UV_ENCODER lua_upvalueindex(3) /* the cached encoder, or false */
+/* containers open in the encodes that the running encode is nested in
+ * (through __tojson); 0 when none runs */
+#define UV_DEPTH lua_upvalueindex(4)
+
+/* json_enc.c: json.encode, and the encoder's metatable. */
+BT_HIDDEN int bt_json_encode(lua_State *L);
+BT_HIDDEN void bt_json_enc_open(lua_State *L);
 
 /* json_dec.c: sets field "decode" of the json table on top of the stack. */
 BT_HIDDEN void bt_json_dec_open(lua_State *L);

@@ -7,7 +7,8 @@
  *                csrc/fuzz/fuzz_json_scan.c)
  *   json_dec.c   the decoder: one pass over the scanner's tokens, each made a
  *                Lua value at once (bt_json_push_decoded in bt.h)
- *   json_enc.c   the encoder, the array/object marks and the module table
+ *   json_enc.c   the encoder (its limits: max_depth, sparse_ratio)
+ *   json_mod.c   the array/object marks and the module table
  *
  * The scanner works token by token, so the decoder builds values while it
  * checks them (no second pass, no tree); bt_json_scan_document runs the same

@@ -1,8 +1,7 @@
 /*
- * json_enc.c: Lua values to JSON text (json.encode), the array and object
- * marks, and the `json` table of baseten.core (bt_json_open).
+ * json_enc.c: Lua values to JSON text (json.encode).
  *
- * Encoding writes into a growable buffer (bt_buf) owned by a userdata
+ * json_mod.c makes the table. Encoding writes into a growable buffer (bt_buf) owned by a userdata
  * (json_encoder), so any error raised mid-encode leaves nothing behind: the
  * garbage collector frees the buffer. One encoder is cached in an upvalue of
  * `encode`. Every value is encoded once, so the cost is linear in its size.
@@ -27,14 +26,6 @@
 
 /* A cached encoder whose buffer grew past this gives the memory back. */
 #define ENCODER_KEEP_BYTES (1u << 20)
-
-/* Upvalues shared by every function of the table. */
-#define UV_ARRAY_MT lua_upvalueindex(1)
-#define UV_OBJECT_MT lua_upvalueindex(2)
-#define UV_ENCODER lua_upvalueindex(3)
-/* encode only: containers open in the encodes that the running one is
- * nested in (through __tojson); 0 when none runs */
-#define UV_DEPTH lua_upvalueindex(4)
 
 /* Defaults of json.encode's options (README "JSON"). A marked array is
  * refused when its largest index is above SPARSE_SAFE and more than
@@ -549,7 +540,7 @@ static void encode_options(lua_State *L, int *max_depth, double *ratio) {
 }
 
 /* json.encode(value[, {max_depth =, sparse_ratio =}]) -> text */
-static int json_encode(lua_State *L) {
+int bt_json_encode(lua_State *L) {
   json_encoder *e;
   int max_depth;
   double ratio;
@@ -566,64 +557,10 @@ static int json_encode(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Marks and module table                                             */
-/* ------------------------------------------------------------------ */
-
-static int json_mark(lua_State *L, int uv) {
-  if (lua_isnone(L, 1)) lua_newtable(L);
-  else luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  lua_pushvalue(L, uv);
-  lua_setmetatable(L, 1);
-  return 1;
-}
-
-static int json_array(lua_State *L) { return json_mark(L, UV_ARRAY_MT); }
-
-static int json_object(lua_State *L) { return json_mark(L, UV_OBJECT_MT); }
-
-static int json_is_array(lua_State *L) {
-  int yes = 0;
-  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1))
-    yes = lua_rawequal(L, -1, UV_ARRAY_MT);
-  lua_pushboolean(L, yes);
-  return 1;
-}
-
-/* Pushes the mark metatable `name` (created once per state). */
-static void push_mark(lua_State *L, const char *name, const char *jsontype) {
-  luaL_newmetatable(L, name);
-  lua_pushstring(L, jsontype);
-  lua_setfield(L, -2, "__jsontype");
-  lua_pushstring(L, name);
-  lua_setfield(L, -2, "__name");
-}
-
-void bt_json_open(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"encode", json_encode},
-                                   {"array", json_array},
-                                   {"object", json_object},
-                                   {"is_array", json_is_array},
-                                   {NULL, NULL}};
-  luaL_checkstack(L, 6, "cannot open baseten.core.json");
+void bt_json_enc_open(lua_State *L) {
   if (luaL_newmetatable(L, ENCODER_MT)) {
     lua_pushcfunction(L, encoder_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  lua_createtable(L, 0, 8);
-  push_mark(L, BT_JSON_ARRAY_MT, "array");
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "array_mt");
-  push_mark(L, BT_JSON_OBJECT_MT, "object");
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "object_mt");
-  lua_pushboolean(L, 0); /* the encoder cache starts empty */
-  lua_pushinteger(L, 0); /* UV_DEPTH */
-  luaL_setfuncs(L, funcs, 4);
-  bt_json_dec_open(L);
-  lua_pushlightuserdata(L, NULL);
-  lua_setfield(L, -2, "null");
-  lua_setfield(L, -2, "json");
 }

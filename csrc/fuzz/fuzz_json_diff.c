@@ -4,7 +4,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I/usr/include/lua5.4 -Icsrc \
  *     -o build/fuzz_json_diff csrc/fuzz/fuzz_json_diff.c csrc/json_dec.c \
- *     csrc/json_enc.c csrc/json_scan.c csrc/buf.c -llua5.4 -lcjson
+ *     csrc/json_enc.c csrc/json_mod.c csrc/json_scan.c csrc/buf.c -llua5.4 -lcjson
  *
  * On every input both must agree on accept or reject, and when both accept,
  * on the value. The deliberate differences are written out below; each is
