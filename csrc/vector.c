@@ -9,8 +9,9 @@
  *
  * A vector is one userdata holding its length and its floats (4 bytes a
  * value, against about 16 in a Lua table), immutable once made. Misuse
- * raises at the caller's line; frombase64, which reads what a server sent,
- * returns nil and a message instead.
+ * raises at the caller's line (a bad argument, mismatched dimensions, a
+ * table holding NaN); frombytes and frombase64, which read bytes from a
+ * file or a server, return nil and a message instead (bt.h).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -68,21 +69,25 @@ static int vec_from(lua_State *L) {
   return 1;
 }
 
+/* Bytes from a file or a database: nil, why when they are not whole
+ * finite float32 values (bt.h's convention for the caller's data). */
 static int vec_frombytes(lua_State *L) {
   size_t len, where;
   const char *s = luaL_checklstring(L, 1, &len);
   vec *u;
   int rc;
-  if (len == 0 || len % 4 != 0)
-    return luaL_error(
-        L, "baseten.vector.frombytes: %d bytes is not a whole number (>= 1) of float32 values",
-        (int)len);
+  if (len == 0 || len % 4 != 0 || len / 4 > VEC_MAX) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%d bytes is not a whole number (>= 1) of float32 values",
+                    (int)(len > INT32_MAX ? INT32_MAX : len));
+    return 2;
+  }
   u = vec_push(L, len / 4);
   rc = bt_f32_from_le((const unsigned char *)s, len, u->v, &where);
-  if (rc != BT_VEC_OK)
-    return luaL_error(L, "baseten.vector.frombytes: value %d: %s", (int)(where + 1),
-                      bt_vec_status_text(rc));
-  return 1;
+  if (rc == BT_VEC_OK) return 1;
+  lua_pushnil(L);
+  lua_pushfstring(L, "value %d: %s", (int)(where + 1), bt_vec_status_text(rc));
+  return 2;
 }
 
 /* Data from a server: nil, message on anything wrong (never raises but on

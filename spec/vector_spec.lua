@@ -79,9 +79,13 @@ describe("baseten.vector", function()
     assert.same({ 1, -2 }, w:totable())
     local r = vector.from({ 0.1, 1e-30, 3.4e38, -7 })
     assert.equal(vector.tobytes(r), vector.tobytes(vector.frombytes(vector.tobytes(r))))
+    -- bytes from a file are data: nil, why (bt.h's convention), never a raise
     for _, bad in ipairs({ "", "abc", ONE_LE .. "x", "\0\0\192\127" --[[NaN]], "\0\0\128\127" --[[inf]] }) do
-      assert.has_error(function() vector.frombytes(bad) end)
+      local r, why = vector.frombytes(bad)
+      assert.is_nil(r)
+      assert.is_string(why)
     end
+    assert.has_error(function() vector.frombytes({}) end, nil, "a non-string is misuse")
   end)
 
   it("frombase64 decodes the floats, and returns nil, why for bad text (server data)", function()

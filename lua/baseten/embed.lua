@@ -32,7 +32,8 @@
 local core = require("baseten.core")
 local errors = require("baseten.errors")
 local request = require("baseten.request")
-
+local options = require("baseten.options")
+local task = require("baseten.task")
 local shapes = require("baseten.embed_shapes")
 
 local json = core.json
@@ -50,15 +51,13 @@ M.HEDGE_SHARE = 0.05
 --- Seconds between two `on_progress` calls, at least.
 M.PROGRESS_INTERVAL = 0.1
 
-local Job = {}
+-- A call is a task (baseten.task) that `poll` drives, or that the
+-- blocking calls drive themselves.
+local Job = setmetatable({}, { __index = task.Task })
 Job.__index = Job
 M.Job = Job
 
--- A callback's error, boxed as async.lua boxes them (error(nil) too).
-local function raised(e)
-  if e == nil then e = "baseten: a callback raised nil" end
-  return { err = e }
-end
+local raised = task.raised
 
 local function bad_response(message, request_id)
   return errors.new({ kind = "invalid_response", message = message, request_id = request_id })
@@ -70,32 +69,33 @@ local function job_wire(client, spec, copts)
   local probe = request.new(client, "POST", spec.path, nil, false, copts)
   local wire = request.wire(probe)
   if spec.bei then wire.url = client.base_url:gsub("/v1$", "") .. spec.path end
-  return wire, request.missing_key(probe)
+  return wire, probe:missing_key()
 end
 
-local function new_job(client, kind, items, opts, where)
-  opts = shapes.check_options(opts, where)
-  local client_mod = require("baseten.client") -- here: client.lua requires this module
+-- A new call; raises at `level` counted from its caller. `track`: poll
+-- drives it (start_embed), else its caller does.
+local function new_job(client, kind, items, opts, where, level, track)
+  opts = shapes.check_options(opts, where, level + 1)
   local timeout = opts.timeout
-  local copts = client_mod.call_options(client, {
+  local copts = options.call(client, {
     timeout = timeout and min(timeout, client.timeout) or nil, max_retries = opts.max_retries,
-    headers = opts.headers })
+    headers = opts.headers }, where, level + 1)
   local spec = shapes.KINDS[kind]
   local groups = shapes.split(items, opts.batch_size or M.DEFAULT_BATCH_SIZE, opts.max_chars_per_request)
   local t0 = now()
   local job = setmetatable({
-    _client = client, _kind = kind, _spec = spec, _items = items, _opts = opts, _groups = groups,
+    _kind = kind, _spec = spec, _items = items, _opts = opts, _groups = groups,
     _copts = copts, _hedge_copts = { timeout = copts.timeout, max_retries = 0, headers = copts.headers },
     _concurrency = opts.concurrency or M.DEFAULT_CONCURRENCY,
     _hedge_delay = opts.hedge_delay, _hedge_budget = floor(#groups * M.HEDGE_SHARE + 1e-9),
     _deadline = timeout and t0 + timeout, _partial = opts.partial and true or false,
-    _on_progress = opts.on_progress, _on_done = opts.on_done, _on_batch = opts.on_batch,
+    _on_progress = opts.on_progress, _on_batch = opts.on_batch,
     _next = 1, _open = 0, _active = {}, _waiting = {},
     _done = 0, _failed = 0, _requests = 0, _hedges = 0, _retries = 0,
     _t0 = t0, _last_progress = t0,
     results = {}, errs = {},
-    _phase = "retry", -- what async.lua's poll reads (see Job:_schedule)
   }, Job)
+  task.init(job, client, opts.on_done, not track)
   job._wire, job._refusal = job_wire(client, spec, copts)
   return job
 end
@@ -112,24 +112,32 @@ end
 
 -- Closes a call's transfer, wherever it is (in flight or waiting).
 function Job:_drop(call)
-  if call.t then
-    call.t:close()
-    call.t = nil
-  end
+  call:cancel("the other copy of the request answered first")
   remove(self._active, call)
   remove(self._waiting, call)
 end
 
+-- Sends a request of group g (a hedge: a second copy). Returns a boxed
+-- error when a callback raised. A request that cannot start (a closed
+-- client, a failure inside the library) settles its group with the error.
 function Job:_launch(g, hedge)
-  local call = request.new(self._client, "POST", self._spec.path, g.body, false,
+  local call = request.new(self.client, "POST", self._spec.path, g.body, false,
     hedge and self._hedge_copts or self._copts)
   call.wire, call.g, call.hedge = self._wire, g, hedge
-  request.launch(call)
+  local ok, t, err = pcall(call.launch, call)
+  if not (ok and t) then
+    if hedge then return nil end -- the first copy is still on its way
+    if not ok then
+      err = errors.new({ kind = "canceled", message = "the request could not be started: " .. tostring(t) },
+        self.rt:secret())
+    end
+    return self:_settle(g, err)
+  end
   self._requests = self._requests + 1
   local calls = g.calls
   calls[#calls + 1] = call
   self._active[#self._active + 1] = call
-  return call
+  return nil
 end
 
 -- Starts the next request (the body is encoded now, not before).
@@ -144,17 +152,16 @@ function Job:_open_next()
       message = "the request could not be encoded (it was not sent): " .. tostring(body) }))
   end
   g.body = body
-  self:_launch(g, false)
-  return nil
+  return self:_launch(g, false)
 end
 
 function Job:_hedge(call, t)
   local g = call.g
   self._hedges = self._hedges + 1
   g.hedged = true
-  request.emit(self._client, { event = "hedge", outcome = "sent", first = g.first, last = g.last,
-                               waited = t - call.t_attempt, hedges = self._hedges })
-  self:_launch(g, true)
+  request.emit(self.client, { event = "hedge", outcome = "sent", first = g.first, last = g.last,
+                              waited = t - call.t_attempt, hedges = self._hedges })
+  return self:_launch(g, true)
 end
 
 -- A request's inputs are settled (ok or failed): its slot frees, and
@@ -172,8 +179,8 @@ function Job:_settle(g, err)
   if cb then
     local ok, e = pcall(cb, g.first, g.last, err, now() - g.t0)
     if not ok then
-      self._on_batch, self._on_progress, self._on_done = nil, nil, nil
-      self:_abort("on_batch raised: " .. tostring(e))
+      self._on_batch, self._on_progress, self.on_done = nil, nil, nil
+      self:abort("on_batch raised: " .. tostring(e))
       return raised(e)
     end
   end
@@ -183,16 +190,15 @@ function Job:_settle(g, err)
     return nil
   end
   self._error = err
-  return self:_abort(nil)
+  return self:_end_now(nil)
 end
 
 -- Judges one settled call. Returns a boxed error when a callback raised.
 function Job:_judge(call)
   local g = call.g
-  local what, v = request.judge(call)
+  local what, v = call:judge()
   if what == "retry" then
     self._retries = self._retries + 1
-    call.retry_at = now() + v
     self._waiting[#self._waiting + 1] = call
     return nil
   end
@@ -204,13 +210,13 @@ function Job:_judge(call)
   for _, other in ipairs(g.calls) do -- the first answer wins
     self:_drop(other)
     if other.hedge or call.hedge then
-      request.emit(self._client, { event = "hedge", outcome = call.hedge and "won" or "lost",
-                                   first = g.first, last = g.last })
+      request.emit(self.client, { event = "hedge", outcome = call.hedge and "won" or "lost",
+                                  first = g.first, last = g.last })
     end
   end
   g.calls = {}
   local rid = v:header("x-request-id")
-  local doc, err = request.result(call, v)
+  local doc, err = call:result(v)
   if not doc then return self:_settle(g, err) end
   local why = self._spec.parse(self, g, doc)
   if why then return self:_settle(g, bad_response(why, rid)) end
@@ -233,40 +239,28 @@ function Job:_report(t, force)
   self._last_progress = now()
   local ok, e = pcall(cb, self:progress())
   if not ok then
-    self._on_progress, self._on_done = nil, nil
-    self:_abort("on_progress raised: " .. tostring(e))
+    self._on_progress, self._on_batch, self.on_done = nil, nil, nil
+    self:abort("on_progress raised: " .. tostring(e))
     return raised(e)
   end
   return nil
 end
 
--- The call ends (once): final progress, then on_done.
+-- The call ends (once): final progress, then on_done (task.finish).
 function Job:_complete()
-  if self._finished then return nil end
-  self._finished = true
-  self._phase = "done"
-  if self._tracked then require("baseten.async")._untrack(self._client, self) end
+  if self.ended then return nil end
   local e = self:_report(now(), true)
-  if e then return e end
-  local cb = self._on_done
-  if cb then
-    local ok, err = pcall(cb, self:result())
-    if not ok then return raised(err) end
-  end
-  return nil
+  local e2 = self:finish(self:_results())
+  return e or e2
 end
 
 -- Ends the call: every transfer closed at once. With a message, the
--- call's error is `canceled` (or what `_error` already holds).
-function Job:_abort(message, kind)
-  if self._finished then return nil end
+-- call's error is `kind` (`canceled` by default), unless `_error` already
+-- holds one; with `partial` the inputs not done carry it instead.
+function Job:_end_now(message, kind)
+  if self.ended then return nil end
   for _, list in ipairs({ self._active, self._waiting }) do
-    for _, call in ipairs(list) do
-      if call.t then
-        call.t:close()
-        call.t = nil
-      end
-    end
+    for _, call in ipairs(list) do call:cancel(message) end
   end
   self._active, self._waiting = {}, {}
   if message and not self._error then
@@ -285,12 +279,18 @@ function Job:_abort(message, kind)
   return self:_complete()
 end
 
---- Advances the call as far as it can go without waiting (poll calls it
--- through async.lua; the blocking calls in a loop). Returns a boxed error
+--- Ends the call now as canceled (task interface). Returns a boxed error
 -- when a callback raised.
-function Job:_step()
-  if self._finished then return nil end
-  if self._client._closed then return self:_abort("the client was closed") end
+function Job:abort(message)
+  return self:_end_now(message or "the " .. self._kind .. " call was canceled")
+end
+
+--- Advances the call as far as it can go without waiting (task interface:
+-- poll calls it; the blocking calls in a loop). Returns a boxed error when
+-- a callback raised.
+function Job:step()
+  if self.ended then return nil end
+  if self.rt:closed() then return self:abort("the client was closed") end
   if self._refusal then
     self._error = errors.new({ kind = self._refusal.kind, message = self._refusal.message, index = 1 })
     return self:_complete()
@@ -299,86 +299,91 @@ function Job:_step()
   local i = 1
   while i <= #active do
     local call = active[i]
-    if call.t:state() ~= "running" then
+    if call:settled() then
       table.remove(active, i)
       local e = self:_judge(call)
-      if e or self._finished then return e end
+      if e or self.ended then return e end
     else
       i = i + 1
     end
   end
   local t = now()
   if self._deadline and t >= self._deadline then
-    return self:_abort(("the %s call took longer than its timeout (%g s)"):format(self._kind, self._opts.timeout),
+    return self:_end_now(("the %s call took longer than its timeout (%g s)"):format(self._kind, self._opts.timeout),
       "timeout")
   end
   local waiting = self._waiting
   local j = 1
   while j <= #waiting do
     local call = waiting[j]
-    if call.retry_at <= t then
+    if call:due() <= t then
       table.remove(waiting, j)
-      request.launch(call)
-      self._requests = self._requests + 1
-      active[#active + 1] = call
+      local ok, lt, lerr = pcall(call.launch, call)
+      if ok and lt then
+        self._requests = self._requests + 1
+        active[#active + 1] = call
+      else
+        remove(call.g.calls, call)
+        if #call.g.calls == 0 then
+          local e = self:_settle(call.g, lerr or errors.new({ kind = "canceled",
+            message = "the request could not be started: " .. tostring(lt) }, self.rt:secret()))
+          if e or self.ended then return e end
+        end
+      end
     else
       j = j + 1
     end
   end
   while self._open < self._concurrency and self._next <= #self._groups do
     local e = self:_open_next()
-    if e or self._finished then return e end
+    if e or self.ended then return e end
   end
   if self._hedge_delay and self._hedges < self._hedge_budget then
     for _, call in ipairs(active) do
       local g = call.g
       if not g.hedged and #g.calls == 1 and t - call.t_attempt >= self._hedge_delay then
-        self:_hedge(call, t)
+        local e = self:_hedge(call, t)
+        if e or self.ended then return e end
         if self._hedges >= self._hedge_budget then break end
       end
     end
   end
   if self._next > #self._groups and self._open == 0 then return self:_complete() end
-  local e = self:_report(t, false)
-  if e or self._finished then return e end
-  self:_schedule(t)
-  return nil
+  return self:_report(t, false)
 end
 
--- Sets what poll reads: `_phase` ("waiting" while a transfer is on the
--- engine, else "retry") and `_due` / `_retry_at`, the next time the call
--- has work besides the network (a retry, a hedge, the deadline, progress).
-function Job:_schedule(t)
+--- The next time the call has work besides the network (a retry, a
+-- hedge, the deadline, a progress call), or nil (task interface).
+function Job:next_due()
+  if self.ended then return nil end
   local due = self._deadline
   local function at(x) if due == nil or x < due then due = x end end
-  for _, call in ipairs(self._waiting) do at(call.retry_at) end
+  for _, call in ipairs(self._waiting) do at(call:due()) end
   if self._hedge_delay and self._hedges < self._hedge_budget then
     for _, call in ipairs(self._active) do
       if not call.g.hedged then at(call.t_attempt + self._hedge_delay) end
     end
   end
   if self._on_progress then at(self._last_progress + M.PROGRESS_INTERVAL) end
-  self._due = due
-  self._retry_at = due or t
-  self._phase = #self._active > 0 and "waiting" or "retry"
+  return due
 end
 
--- Seconds until `_due` (at most `cap`).
+--- Whether a request of the call is on the engine (task interface).
+function Job:on_network()
+  return #self._active > 0
+end
+
+-- Seconds until `next_due` (at most `cap`).
 function Job:_wait(cap)
-  local due = self._due
+  local due = self:next_due()
   if due == nil then return cap end
   return max(0, min(cap, due - now()))
-end
-
---- Whether the call has ended.
-function Job:done()
-  return self._finished == true
 end
 
 --- Ends the call now: every transfer is closed, and the result is `nil,
 -- err` with `err.kind == "canceled"`. Idempotent.
 function Job:cancel()
-  local e = self:_abort("the " .. self._kind .. " call was canceled")
+  local e = self:abort("the " .. self._kind .. " call was canceled")
   if e ~= nil then error(e.err, 0) end
 end
 
@@ -397,11 +402,11 @@ function Job:_shaped()
   return list
 end
 
---- Once done: the results and, with `partial`, the errors by input
--- (`errs[i]`); or `nil, err` (`err.index`: the first input of the request
--- that failed). Nothing before.
-function Job:result()
-  if not self._finished then return nil end
+-- The two results of the call: the results and, with `partial`, the
+-- errors by input (`errs[i]`); or `nil, err` (`err.index`: the first
+-- input of the request that failed). `result()` (baseten.task) gives them
+-- once done.
+function Job:_results()
   if self._error then return nil, self._error end
   if self._partial then return self:_shaped(), self.errs end
   return self:_shaped()
@@ -409,19 +414,19 @@ end
 
 function Job:__tostring()
   return ("baseten.%s (%d/%d inputs done%s)"):format(self._kind, self._done, #self._items,
-    self._finished and "" or (", " .. #self._active .. " in flight"))
+    self.ended and "" or (", " .. #self._active .. " in flight"))
 end
 
 -- Runs a job to its end, blocking.
 local function run(job)
-  local engine = job._client._engine
+  local rt = job.rt
   while true do
-    local e = job:_step()
+    local e = job:step()
     if e ~= nil then error(e.err, 0) end
-    if job._finished then break end
+    if job:done() then break end
     local wait = job:_wait(1)
-    if #job._active > 0 then
-      engine:perform(wait)
+    if job:on_network() then
+      rt:perform(wait)
     elseif wait > 0 then
       core.sleep(wait)
     end
@@ -441,8 +446,8 @@ end
 -- @treturn table vectors, one `baseten.vector` per input in input order;
 --   or nil, err; with `partial`, vectors (nil where failed) and errs
 function M.embed(client, inputs, opts)
-  local items = shapes.check_inputs(inputs, "embed", "inputs")
-  return run(new_job(client, "embed", items, opts, "embed"))
+  local items = shapes.check_inputs(inputs, "embed", "inputs", 2)
+  return run(new_job(client, "embed", items, opts, "embed", 2, false))
 end
 
 --- The same as `embed`, without waiting: a handle that `client:poll`
@@ -450,12 +455,8 @@ end
 -- `opts.on_done(vectors, err_or_errs)` runs inside poll when it ends.
 -- @treturn Job
 function M.start_embed(client, inputs, opts)
-  local items = shapes.check_inputs(inputs, "start_embed", "inputs")
-  local job = new_job(client, "embed", items, opts, "start_embed")
-  if client._closed then error("baseten: start_embed: the client is closed", 2) end
-  job._tracked = true
-  require("baseten.async")._track(client, job)
-  return job
+  local items = shapes.check_inputs(inputs, "start_embed", "inputs", 2)
+  return new_job(client, "embed", items, opts, "start_embed", 2, true)
 end
 
 --- Reranks texts against a query (BEI `/rerank`): `client:rerank(query, texts, opts)`.
@@ -467,8 +468,8 @@ end
 --   best first; or nil, err
 function M.rerank(client, query, texts, opts)
   if type(query) ~= "string" then error("baseten: rerank: query must be a string", 2) end
-  local items = shapes.check_inputs(texts, "rerank", "texts")
-  local job = new_job(client, "rerank", items, opts, "rerank")
+  local items = shapes.check_inputs(texts, "rerank", "texts", 2)
+  local job = new_job(client, "rerank", items, opts, "rerank", 2, false)
   job._query = query
   job._partial = false
   return run(job)
@@ -480,8 +481,8 @@ end
 --   options of `embed`
 -- @treturn table for each input, an array of `{label, score}`; or nil, err
 function M.classify(client, inputs, opts)
-  local items = shapes.check_inputs(inputs, "classify", "inputs")
-  local job = new_job(client, "classify", items, opts, "classify")
+  local items = shapes.check_inputs(inputs, "classify", "inputs", 2)
+  local job = new_job(client, "classify", items, opts, "classify", 2, false)
   job._partial = false
   return run(job)
 end

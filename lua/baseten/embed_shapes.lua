@@ -13,60 +13,64 @@ local json = core.json
 
 local M = {}
 
--- Raised at the user's line: check_options runs inside new_job inside the public
--- call (the client method), so the user is 4 levels up.
-local LEVEL = 4
+-- Each check raises at `level`, counted from its caller (1: the caller).
 
-local function positive_int(opts, name, where)
+local function positive_int(opts, name, where, level)
   local v = opts[name]
-  if v ~= nil and (type(v) ~= "number" or v < 1 or v % 1 ~= 0) then
-    error("baseten: " .. where .. ": " .. name .. " must be a positive integer", LEVEL + 1)
+  if v ~= nil and (type(v) ~= "number" or v < 1 or v % 1 ~= 0 or v == math.huge) then
+    error("baseten: " .. where .. ": " .. name .. " must be a positive integer", level + 1)
   end
   return v
 end
 
-function M.check_options(opts, where)
+--- Checks the options of an embedding call (raising at `level` counted
+-- from the caller); returns them (a table, never nil). The call options
+-- (`timeout` as a per-request limit, `max_retries`, `headers`) are checked
+-- by `baseten.options.call`.
+function M.check_options(opts, where, level)
+  level = level + 1
   if opts == nil then return {} end
-  if type(opts) ~= "table" then error("baseten: " .. where .. " options must be a table", LEVEL) end
-  for _, k in ipairs({ "batch_size", "max_chars_per_request", "concurrency", "dimensions", "max_retries" }) do
-    positive_int(opts, k, where)
+  if type(opts) ~= "table" then error("baseten: " .. where .. " options must be a table", level) end
+  for _, k in ipairs({ "batch_size", "max_chars_per_request", "concurrency", "dimensions" }) do
+    positive_int(opts, k, where, level)
   end
   for _, k in ipairs({ "hedge_delay", "timeout" }) do
     local v = opts[k]
-    if v ~= nil and (type(v) ~= "number" or v ~= v or v <= 0) then
-      error("baseten: " .. where .. ": " .. k .. " must be a number of seconds > 0", LEVEL)
+    if v ~= nil and (type(v) ~= "number" or v ~= v or v <= 0 or v > 2147483) then
+      error("baseten: " .. where .. ": " .. k .. " must be a number of seconds > 0", level)
     end
   end
   for _, k in ipairs({ "on_progress", "on_done", "on_batch" }) do
     if opts[k] ~= nil and type(opts[k]) ~= "function" then
-      error("baseten: " .. where .. ": " .. k .. " must be a function", LEVEL)
+      error("baseten: " .. where .. ": " .. k .. " must be a function", level)
     end
   end
   local f = opts.encoding_format
   if f ~= nil and f ~= "float" and f ~= "base64" then
-    error("baseten: " .. where .. ": encoding_format must be \"float\" or \"base64\"", LEVEL)
+    error("baseten: " .. where .. ": encoding_format must be \"float\" or \"base64\"", level)
   end
   if opts.model ~= nil and type(opts.model) ~= "string" then
-    error("baseten: " .. where .. ": model must be a string", LEVEL)
+    error("baseten: " .. where .. ": model must be a string", level)
   end
   return opts
 end
 
--- The inputs as an array of strings (a string alone is an array of one).
--- Called by the public call itself: the user is 3 levels up.
-function M.check_inputs(inputs, where, name)
+--- The inputs as an array of strings (a string alone is an array of one);
+-- raises at `level` counted from the caller.
+function M.check_inputs(inputs, where, name, level)
+  level = level + 1
   if type(inputs) == "string" then return { inputs } end
   if type(inputs) ~= "table" then
-    error("baseten: " .. where .. " expects a string or an array of strings", 3)
+    error("baseten: " .. where .. " expects a string or an array of strings", level)
   end
   local n = #inputs
   for i = 1, n do
     if type(inputs[i]) ~= "string" then
-      error(("baseten: %s: %s[%d] is a %s, not a string"):format(where, name, i, type(inputs[i])), 3)
+      error(("baseten: %s: %s[%d] is a %s, not a string"):format(where, name, i, type(inputs[i])), level)
     end
   end
   if next(inputs) ~= nil and n == 0 then
-    error("baseten: " .. where .. " expects an array of strings", 3)
+    error("baseten: " .. where .. " expects an array of strings", level)
   end
   return inputs
 end
@@ -109,7 +113,7 @@ KINDS.embed = {
     local o = job._opts
     local input = json.array()
     for i = g.first, g.last do input[#input + 1] = job._items[i] end
-    return { input = input, model = o.model or job._client.model, dimensions = o.dimensions,
+    return { input = input, model = o.model or job.client.model, dimensions = o.dimensions,
              encoding_format = o.encoding_format or "base64" }
   end,
   parse = function(job, g, doc)
