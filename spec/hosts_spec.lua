@@ -318,7 +318,7 @@ describe("hosts, installed as their users install them", function()
     assert.equal(41, r.second_lnum)
     assert.is_true(r.max_heartbeat_gap_ms < 500, "the editor stalled " .. r.max_heartbeat_gap_ms .. " ms")
     local posts = 0
-    for _, q in ipairs(srv:requests()) do if q.path == "/v1/embeddings" then posts = posts + 1 end end
+    for _, r0 in ipairs(srv:requests()) do if r0.path == "/v1/embeddings" then posts = posts + 1 end end
     assert.equal(2, posts)
   end)
 
