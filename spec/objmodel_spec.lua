@@ -158,6 +158,20 @@ describe("against the test server", function()
   end)
   after_each(function() client:close() end)
 
+  it("a client dropped with a request pending is collected, on every Lua", function()
+    srv:enqueue({ delay = 5, json = util.completion("late") })
+    local weak = setmetatable({}, { __mode = "k" })
+    local function make() -- its own frame, so no stack slot keeps the client
+      local c = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL }
+      c:start({ messages = msgs() })
+      c:poll(0)
+      weak[c] = true
+    end
+    make()
+    for _ = 1, 4 do collectgarbage() end
+    assert.is_nil(next(weak))
+  end)
+
   describe("a closed client", function()
     before_each(function() client:close() end)
 
