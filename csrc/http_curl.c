@@ -3,6 +3,9 @@
  * handle's connection habits. The callbacks only copy bytes and note
  * headers: no Lua here, so no Lua error can unwind through libcurl.
  */
+/* CURLOPT_PROTOCOLS is deprecated, but it is the fallback for a runtime
+ * libcurl that refuses the string form. */
+#define CURL_DISABLE_DEPRECATION 1
 #include <string.h>
 #include <stdlib.h>
 
@@ -98,15 +101,20 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
 }
 
 /* http and https only, redirects included: curl would fetch file://,
- * ftp://, ... URLs too. The string options came with 7.85.0. */
-static void set_protocols(CURL *h) {
+ * ftp://, ... URLs too. The string options came with 7.85.0; a runtime
+ * libcurl older than our headers, or built without an option, refuses
+ * them, so the bit mask is the fallback. 0, or -1 when neither holds. */
+static int set_protocols(CURL *h) {
+  const long bits = (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS);
 #if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-#else
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+  if (curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
+      curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK)
+    return 0;
 #endif
+  if (curl_easy_setopt(h, CURLOPT_PROTOCOLS, bits) == CURLE_OK &&
+      curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, bits) == CURLE_OK)
+    return 0;
+  return -1;
 }
 
 static void set_callbacks(bt_transfer *t) {
@@ -125,7 +133,7 @@ static void set_callbacks(bt_transfer *t) {
  * wait for that answer rather than open one more connection beside it.
  * Not in clear: curl learns an HTTP/1.1 connection's version only from the
  * response, so transfers there would wait for each other. */
-void bt_http_set_curl(bt_transfer *t, const char *url) {
+int bt_http_set_curl(bt_transfer *t, const char *url) {
   CURL *h = t->easy;
   set_callbacks(t);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -133,5 +141,5 @@ void bt_http_set_curl(bt_transfer *t, const char *url) {
   curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   if (curl_strnequal(url, "https://", 8)) curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
-  set_protocols(h);
+  return set_protocols(h);
 }

@@ -9,9 +9,16 @@
 #include "http.h"
 #include "platform.h"
 
+#define CLOSED_MSG "attempt to use a closed baseten engine"
+
 static bt_engine *check_engine(lua_State *L, int i) {
   bt_engine *e = luaL_checkudata(L, i, ENGINE_MT);
-  if (e->closed) luaL_error(L, "attempt to use a closed baseten engine");
+  if (e->closed) luaL_error(L, CLOSED_MSG);
+  if (bt_http_forked(e->pid))
+    luaL_error(L,
+               "baseten engine made in process %d used in process %d (a forked child): make a "
+               "new client there",
+               (int)e->pid, (int)bt_process_id());
   return e;
 }
 
@@ -27,10 +34,11 @@ static CURLMcode transfer_attach(bt_engine *e, bt_transfer *t) {
   return CURLM_OK;
 }
 
-/* Leaving the multi hands the connection back to its pool. */
+/* Leaving the multi hands the connection back to its pool; in a forked
+ * child the transfer is only unlinked. */
 void bt_http_detach(bt_transfer *t) {
   if (t->engine == NULL) return;
-  curl_multi_remove_handle(t->engine->multi, t->easy);
+  if (!bt_http_forked(t->pid)) curl_multi_remove_handle(t->engine->multi, t->easy);
   if (t->prev) t->prev->next = t->next;
   else t->engine->head = t->next;
   if (t->next) t->next->prev = t->prev;
@@ -53,7 +61,8 @@ static int engine_close(lua_State *L) {
     if (t->state == T_RUNNING) transfer_finish(t, CURLE_ABORTED_BY_CALLBACK);
     else bt_http_detach(t);
   }
-  curl_multi_cleanup(e->multi);
+  /* a forked child leaves the multi (and its memory) alone */
+  if (!bt_http_forked(e->pid)) curl_multi_cleanup(e->multi);
   e->multi = NULL;
   e->closed = 1;
   return 0;
@@ -63,6 +72,7 @@ static int engine_new(lua_State *L) {
   bt_engine *e = lua_newuserdata(L, sizeof *e);
   memset(e, 0, sizeof *e);
   e->closed = 1; /* closed until the resource exists (liolib's habit) */
+  e->pid = bt_process_id();
   luaL_setmetatable(L, ENGINE_MT);
   e->multi = curl_multi_init();
   if (e->multi == NULL) return luaL_error(L, "curl_multi_init failed");
@@ -153,6 +163,7 @@ static int engine_request(lua_State *L) {
   bt_transfer *t;
   luaL_checktype(L, 2, LUA_TTABLE);
   t = bt_http_transfer_new(L, 2);
+  if (e->closed) return luaL_error(L, CLOSED_MSG); /* by a finalizer or metamethod just now */
   if (transfer_attach(e, t) != CURLM_OK) return luaL_error(L, "curl_multi_add_handle failed");
   return 1;
 }

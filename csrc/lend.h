@@ -1,5 +1,5 @@
 /*
- * lend.h: how C code hands bytes it owns to Lua (STYLE.md lesson 14).
+ * lend.h: how C code hands bytes it owns to Lua.
  *
  * Pushing a Lua value can allocate; an allocation can run a GC step and so
  * any __gc; and a __gc can close the object whose bytes are being read. So
