@@ -284,7 +284,5 @@ describe("baseten batch", function()
     assert.equal(2, code)
     code = select(1, cli({ "models", "-o", output }))
     assert.equal(2, code) -- -o is batch's alone
-    code = select(1, cli({ "batch", input, "-o", output, "--json" }))
-    assert.equal(2, code)
   end)
 end)
