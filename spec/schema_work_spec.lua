@@ -159,13 +159,23 @@ describe("baseten.schema work", function()
       assert.is_true((schema.validate({ 2 ^ 53, 2 ^ 53 + 1 }, u)) == (2 ^ 53 ~= 2 ^ 53 + 1))
     end)
 
-    it("canonical encodings agree with equal", function()
-      local values = { D("1"), D("1.0"), D("[1, 2]"), D("[2, 1]"), D('{"a": 1, "b": 2}'), D('{"b": 2, "a": 1}'),
-                       D('{"a": null}'), D("{}"), D("[]"), json.null, true, false, "x", D('["x"]') }
-      for _, a in ipairs(values) do
-        for _, b in ipairs(values) do
-          assert.equal(jsonvalue.equal(a, b), jsonvalue.canonical(a) == jsonvalue.canonical(b),
-            json.encode(a) .. " vs " .. json.encode(b))
+    it("canonical encodings are the same exactly for values equal as JSON", function()
+      -- each inner list: values equal to one another, and to no other list's
+      local groups = {
+        { D("1"), D("1.0"), 1 }, { D("[1, 2]"), { 1, 2.0 } }, { D("[2, 1]") },
+        { D('{"a": 1, "b": 2}'), D('{"b": 2, "a": 1}'), { b = 2, a = 1 } }, { D('{"a": null}') },
+        { D("{}"), {} }, { D("[]") }, { json.null }, { true }, { false }, { "x" }, { D('["x"]') }, { "1" },
+        { D('{"1": 1}') }, { D('[[]]') }, { D('[{}]') }, { "s1:x" }, { D('["s1:", "x"]') },
+      }
+      for gi, ga in ipairs(groups) do
+        for _, a in ipairs(ga) do
+          for gj, gb in ipairs(groups) do
+            for _, b in ipairs(gb) do
+              local what = json.encode(a) .. " vs " .. json.encode(b)
+              assert.equal(gi == gj, jsonvalue.canonical(a) == jsonvalue.canonical(b), what)
+              assert.equal(gi == gj, jsonvalue.equal(a, b), what)
+            end
+          end
         end
       end
       local nan = 0 / 0

@@ -39,7 +39,6 @@ function M.type_of(value)
   end
   return "array"
 end
-local type_of = M.type_of
 
 local mtype = math.type -- nil on 5.1 and LuaJIT
 
@@ -50,33 +49,6 @@ local mtype = math.type -- nil on 5.1 and LuaJIT
 function M.is_integer(x)
   if mtype and mtype(x) == "integer" then return true end
   return x == x and x ~= huge and x ~= -huge and x == floor(x)
-end
-
---- Whether two values are equal as JSON: numbers by value (1 == 1.0),
--- arrays element by element, objects key by key; null equals null.
--- @param a
--- @param b
--- @treturn boolean
-function M.equal(a, b)
-  local ka = type_of(a)
-  if ka ~= type_of(b) then return false end
-  if ka == "null" then return true end
-  if ka == "array" then
-    if #a ~= #b then return false end
-    for i = 1, #a do
-      if not M.equal(a[i], b[i]) then return false end
-    end
-    return true
-  elseif ka == "object" then
-    for k, v in pairs(a) do
-      if b[k] == nil or not M.equal(v, b[k]) then return false end
-    end
-    for k in pairs(b) do
-      if a[k] == nil then return false end
-    end
-    return true
-  end
-  return a == b
 end
 
 --- The UTF-8 code points of a string: every byte that is not a continuation byte.
@@ -178,6 +150,18 @@ function M.canonical(value, ids)
   local out = {}
   encode(value, out, ids or {})
   return concat(out)
+end
+
+--- Whether two values are equal as JSON: numbers by value (1 == 1.0),
+-- arrays element by element, objects key by key; null equals null. (Their
+-- canonical encodings are the same string.)
+-- @param a
+-- @param b
+-- @treturn boolean
+function M.equal(a, b)
+  if a == b and a == a then return true end -- the same value (not NaN), or the same table
+  local ids = {}
+  return M.canonical(a, ids) == M.canonical(b, ids)
 end
 
 return M

@@ -187,14 +187,11 @@ end
 
 local function check_array(ctx, v, s, path)
   local n = #v
-  if type(s.minItems) == "number" and n < s.minItems then
-    return false, path, "expected at least " .. s.minItems .. " items, got " .. n
-  end
-  if type(s.maxItems) == "number" and n > s.maxItems then
-    return false, path, "expected at most " .. s.maxItems .. " items, got " .. n
-  end
+  local ok, p, m = keywords.check_count(n, s.minItems, s.maxItems, path,
+    "expected at least %s items, got %d", "expected at most %s items, got %d")
+  if not ok then return false, p, m end
   if s.uniqueItems == true then
-    local ok, p, m = check_unique(v, n, path)
+    ok, p, m = check_unique(v, n, path)
     if not ok then return false, p, m end
   end
   -- tuple schemas: prefixItems (2020-12) or items as a list (draft 4-2019)
@@ -208,7 +205,7 @@ local function check_array(ctx, v, s, path)
     local sub
     if i <= ntuple then sub = tuple[i] else sub = rest end
     if sub ~= nil then
-      local ok, p, m = descend(ctx, v[i], sub, path .. "[" .. (i - 1) .. "]")
+      ok, p, m = descend(ctx, v[i], sub, path .. "[" .. (i - 1) .. "]")
       if not ok then return false, p, m end
     end
   end
@@ -255,12 +252,8 @@ local function check_counts(v, s, path)
   if type(s.minProperties) == "number" or type(s.maxProperties) == "number" then
     local count = 0
     for _ in pairs(v) do count = count + 1 end
-    if type(s.minProperties) == "number" and count < s.minProperties then
-      return false, path, "expected at least " .. s.minProperties .. " properties, got " .. count
-    end
-    if type(s.maxProperties) == "number" and count > s.maxProperties then
-      return false, path, "expected at most " .. s.maxProperties .. " properties, got " .. count
-    end
+    return keywords.check_count(count, s.minProperties, s.maxProperties, path,
+      "expected at least %s properties, got %d", "expected at most %s properties, got %d")
   end
   return true
 end

@@ -106,6 +106,21 @@ function M.check_number(v, s, path)
   return true
 end
 
+--- Checks a count (characters, items, properties) against a minimum and a
+-- maximum keyword's values (each used when it is a number).
+-- @tparam number count
+-- @param lo the minimum keyword's value
+-- @param hi the maximum keyword's value
+-- @tparam string path
+-- @tparam string too_few the message format, given the bound and the count
+-- @tparam string too_many the same for the maximum
+-- @treturn boolean true, or false, path, message
+function M.check_count(count, lo, hi, path, too_few, too_many)
+  if type(lo) == "number" and count < lo then return false, path, too_few:format(tostring(lo), count) end
+  if type(hi) == "number" and count > hi then return false, path, too_many:format(tostring(hi), count) end
+  return true
+end
+
 --- Whether a string matches a schema's pattern: true, false, or nil when
 -- that cannot be decided here (outside the translated subset, or over the
 -- work budget: then `on_skip(path, pattern, "budget")` is called). Never
@@ -129,13 +144,9 @@ end
 -- @treturn boolean true, or false, path, message
 function M.check_string(v, s, path, on_skip)
   if type(s.minLength) == "number" or type(s.maxLength) == "number" then
-    local len = jsonvalue.utf8_length(v)
-    if type(s.minLength) == "number" and len < s.minLength then
-      return false, path, "must be at least " .. s.minLength .. " characters long, got " .. len
-    end
-    if type(s.maxLength) == "number" and len > s.maxLength then
-      return false, path, "must be at most " .. s.maxLength .. " characters long, got " .. len
-    end
+    local ok, p, m = M.check_count(jsonvalue.utf8_length(v), s.minLength, s.maxLength, path,
+      "must be at least %s characters long, got %d", "must be at most %s characters long, got %d")
+    if not ok then return false, p, m end
   end
   if type(s.pattern) == "string" and M.match(v, s.pattern, path, on_skip) == false then
     return false, path, "does not match pattern " .. show(s.pattern)
