@@ -24,7 +24,7 @@
 #endif
 #include <errno.h>
 #include <time.h>
-#include <unistd.h> /* isatty */
+#include <unistd.h> /* getpid, isatty */
 #endif
 
 #include <curl/curl.h>
@@ -114,6 +114,14 @@ void bt_sleep(double seconds) {
 #endif
 
 /* ---------------------------------------------------------------- text */
+
+/* ------------------------------------------------------------- process */
+
+#if defined(_WIN32)
+long bt_process_id(void) { return (long)GetCurrentProcessId(); }
+#else
+long bt_process_id(void) { return (long)getpid(); }
+#endif
 
 static int ascii_lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
 
