@@ -2,13 +2,14 @@
 #   make test   installs what is missing (Debian packages), builds for every
 #               Lua, runs the C unit tests and the busted suite on 5.4, 5.3,
 #               5.1 and LuaJIT
+#   make test-stress  the busted suite again with four busy loops on the CPUs
 #   make demo   a streamed chat and a tool call (local server unless
 #               BASETEN_API_KEY is set)
 CC ?= cc
 CFLAGS_DEV = -std=c99 -O1 -g -Wall -Wextra -Wpedantic -Werror -fPIC -fvisibility=hidden
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all deps deps-test build test test-c test-lua demo lint sanitize valgrind fuzz bench docs clean love-kit release
+.PHONY: all deps deps-test build test test-stress test-c test-lua demo lint sanitize valgrind fuzz bench docs clean love-kit release
 
 all: build
 
@@ -80,6 +81,11 @@ deps-test:
 
 test: deps deps-test build test-c
 	@bash scripts/test.sh
+
+# The busted suite with four busy-loop processes competing for the CPUs
+# (scripts/test_stress.sh): specs must count events, not seconds.
+test-stress: deps deps-test build
+	@bash scripts/test_stress.sh
 
 # Hardening. `make fuzz`: libFuzzer targets (clang, ASan + UBSan) for the SSE
 # parser and for JSON decode then encode, FUZZ_TIME seconds each; findings

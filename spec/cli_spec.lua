@@ -369,6 +369,24 @@ describe("bin/baseten", function()
       assert.are.equal(THINK .. "\r\n", tty)
     end)
 
+    it("asks the core whether stderr is a terminal, not a shell (there is no `test -t` on Windows)", function()
+      local cmd, opts = command({ "chat", "-m", "test/reasoning", "--base-url", srv.url, "Hi there" })
+      cmd = cmd:gsub("^(%S+) bin/baseten", "%1 -e " .. quote("os.execute = function() error('no shell here') end")
+        .. " bin/baseten")
+      local code, out, tty = util.run_tty(cmd, opts)
+      assert.are.equal(0, code, tty)
+      assert.are.equal(ANSWER, out)
+      assert.are.equal("\27[2m" .. THINK .. "\27[0m\r\n", tty)
+      local probe = "local c = require('baseten.core') io.write(tostring(c.isatty(0)), tostring(c.isatty(2)))"
+      local _, plain = util.run_lua(probe)
+      assert.are.equal("falsefalse", plain) -- stdin a file, stderr a file
+      local script = util.write_file(probe)
+      local _, both = util.run_tty(util.interpreter() .. " " .. quote(script))
+      os.remove(script)
+      assert.are.equal("truetrue", both)
+      assert.has_error(function() require("baseten.core").isatty(-1) end)
+    end)
+
     it("--no-reasoning hides it", function()
       local code, out, tty = cli_tty({ "chat", "-m", "test/reasoning", "--base-url", srv.url, "--no-reasoning",
                                        "Hi there" })

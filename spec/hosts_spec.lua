@@ -317,7 +317,9 @@ describe("hosts, installed as their users install them", function()
     assert.is_true(r.frames_streaming >= 20, "only " .. r.frames_streaming .. " frames while streaming")
     assert.is_true(r.frames_with_tokens >= 10, "tokens arrived in only " .. r.frames_with_tokens .. " frames")
     assert.is_true(r.max_frame_ms < 250, "a frame took " .. r.max_frame_ms .. " ms")
-    assert.is_true(r.streaming_ms >= 800, "tokens arrived over only " .. r.streaming_ms .. " ms")
+    -- (no bound on streaming_ms: on a busy machine a stalled game sees
+    -- the first tokens late and the rest in a burst; frames_with_tokens
+    -- above counts that they came over many frames)
     local reqs = srv:requests()
     assert.equal(1, #reqs)
     assert.equal("hello", reqs[1].json.messages[1].content)

@@ -175,7 +175,11 @@ function M.judge(client, resp, schema)
                             .. ": " .. text:sub(1, 120) })
   end
   if schema ~= nil then
-    local ok, path, what = schema_mod.validate(value, schema)
+    local ok, path, what, report = schema_mod.validate(value, schema)
+    for _, skip in ipairs(client and report.skipped or {}) do -- checks not made: say so
+      request.emit(client, { event = "schema_skipped", path = skip.path, pattern = skip.pattern,
+                             reason = skip.reason })
+    end
     if not ok then
       return fail(client, { kind = "schema_mismatch", response = resp, content = text, value = value,
                             path = path, message = path .. ": " .. what .. cut })

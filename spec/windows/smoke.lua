@@ -66,6 +66,12 @@ local function user(text) return { { role = "user", content = text } } end
 print(string.format("== smoke: %s, baseten %s ==", jit and jit.version or _VERSION,
   tostring(baseten.VERSION)))
 
+case("core.isatty answers for a descriptor (the CLI asks it; there is no `test -t` here)", function()
+  local core = require("baseten.core")
+  eq(type(core.isatty(0)), "boolean", "isatty(0)")
+  eq(type(core.isatty(2)), "boolean", "isatty(2)")
+end)
+
 case("a blocking chat", function()
   local resp = ok(new_client():chat { messages = user("ping from windows") })
   eq(resp.choices[1].message.content, ECHO .. "ping from windows", "content")
