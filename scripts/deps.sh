@@ -14,6 +14,9 @@ for g in "$@"; do
   case "$g" in
     tools) PKGS+=(clang libclang-rt-14-dev valgrind locales libcjson-dev) ;; # cJSON: the fuzz reference
     hosts) PKGS+=(neovim love xvfb xauth zip lua-luv) ;;
+    # make dist and its test: zip, objdump (binutils), a Debian 11 root
+    dist) PKGS+=(zip unzip binutils) ;;
+    oldroot) PKGS+=(debootstrap) ;;
     locale) PKGS+=(locales) ;; # the Makefile's deps-test then generates de_DE.UTF-8
     tls) PKGS+=(nginx-light openssl) ;;
     docs) PKGS+=(lua-ldoc lua-discount cppcheck clang-format) ;;

@@ -7,32 +7,21 @@
 # its retry, a slow response). Prints each run's "N passed, N failed" line
 # and fails if either run failed.
 #
-# Wine's prefix lives in build/windows/wine (made on the first run, ~10 s);
-# WINEDEBUG=-all keeps Wine quiet, and the Mono and Gecko installers are
-# switched off, so nothing asks a question or downloads anything.
+# Wine's prefix lives in build/windows/wine (scripts/wine.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/build/windows
 LUAS=("$@")
 [ ${#LUAS[@]} -eq 0 ] && LUAS=(luajit lua54)
-WINE=${WINE:-$(command -v wine || command -v wine64 || echo /usr/lib/wine/wine64)}
-export WINEPREFIX=$OUT/wine WINEDEBUG=-all WINEDLLOVERRIDES="mscoree=;mshtml="
-export HOME=$OUT/home # Wine links its user folders to $HOME: keep them in build/
-mkdir -p "$HOME"
-unset DISPLAY LUA_PATH_5_4 LUA_CPATH LUA_CPATH_5_4 LUA_INIT LUA_INIT_5_4
-
-winpath() { printf 'Z:%s' "${1//\//\\}"; }
+. scripts/wine.sh
 
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
-  # Wine's Z: drive links to /, and its Desktop, Documents, ... to $HOME:
-  # tools that walk the tree (luacheck .) would walk the file system
-  # through them. Only the prefix's relative links (c: -> ../drive_c) stay.
-  find "$WINEPREFIX" -type l -lname '/*' -delete 2>/dev/null || true
+  wine_unlink
 }
 trap cleanup EXIT
 
@@ -79,15 +68,7 @@ export SMOKE_URL=http://127.0.0.1:$MOCK_PORT/v1 SMOKE_KEY=smoke-key
 export SMOKE_SCRIPTED_URL=http://127.0.0.1:$SCRIPTED_PORT/v1
 export LUA_PATH="$(winpath "$ROOT/lua")\\?.lua;$(winpath "$ROOT/lua")\\?\\init.lua"
 
-if [ ! -f "$WINEPREFIX/system.reg" ]; then
-  t0=$SECONDS
-  "$WINE" wineboot --init >"$OUT/wineboot.log" 2>&1 || {
-    cat "$OUT/wineboot.log" >&2; echo "windows_smoke: wineboot failed" >&2; exit 1; }
-  echo "windows_smoke: made the Wine prefix build/windows/wine in $((SECONDS - t0)) s"
-fi
-
-mkdir -p "$WINEPREFIX/dosdevices"
-ln -sfn / "$WINEPREFIX/dosdevices/z:" # the suite's paths are Z:\...
+wine_prefix
 
 status=0
 for lua in "${LUAS[@]}"; do
