@@ -8,7 +8,7 @@ CC ?= cc
 CFLAGS_DEV = -std=c99 -O1 -g -Wall -Wextra -Wpedantic -Werror -fPIC -fvisibility=hidden
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all deps deps-test build test test-c test-lua demo lint sanitize valgrind fuzz bench docs clean love-kit release
+.PHONY: all deps deps-test build test test-c test-lua demo lint sanitize valgrind fuzz bench docs clean love-kit release dist dist-test
 
 all: build
 
@@ -144,8 +144,20 @@ love-kit: deps lua/baseten/core.so
 	@rm -f build/love-kit/baseten/types.lua build/love-kit/baseten/health.lua
 	@echo "love-kit: build/love-kit/baseten (the README's LÖVE section says where each part goes)"
 
+# The release archives: dist/baseten-V-{linux,windows}-x86_64-{lua5.4,luajit}.zip
+# and dist/SHA256SUMS (scripts/dist.sh; the Windows ones need `make windows`,
+# which it runs). `make dist-test` unpacks each into an empty folder and runs
+# a chat and a stream with the system lua5.4 and luajit, in a Debian 11 root,
+# and under Wine (scripts/dist_test.sh).
+dist: deps
+	@bash scripts/dist.sh
+
+dist-test:
+	@bash scripts/dist_test.sh
+
 # A versioned rockspec, rockspecs/baseten-$(VERSION)-1.rockspec, pinned to tag
-# v$(VERSION) and checked with `luarocks lint` (scripts/release.sh).
+# v$(VERSION) and checked with `luarocks lint`, then `make dist`
+# (scripts/release.sh), listing the files to attach to the release.
 release:
 	@VERSION=$(VERSION) bash scripts/release.sh
 
