@@ -17,7 +17,8 @@
 # on Debian 11 / Ubuntu 20.04; scripts/dist_test.sh runs them there.
 # Zip entries are sorted and dated from the last commit, so two runs give
 # the same file lists (and, with the same compilers, the same bytes).
-# DIST_TARGETS=linux limits it to the Linux archives (no MinGW, no Wine).
+# DIST_TARGETS=linux limits it to the Linux archives (no MinGW, no Wine),
+# DIST_ABIS=luajit to one Lua (the Neovim spec serves only that one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,6 +26,7 @@ OUT=$ROOT/dist
 STAGE=$ROOT/build/dist
 GLIBC_MAX=2.31
 TARGETS=${DIST_TARGETS:-"linux windows"}
+ABIS=${DIST_ABIS:-"lua5.4 luajit"}
 V=$(sed -n 's/^#define BT_CORE_VERSION "\(.*\)"$/\1/p' csrc/core.c)
 [ -n "$V" ] || { echo "dist: no BT_CORE_VERSION in csrc/core.c" >&2; exit 1; }
 t_all=$SECONDS
@@ -177,15 +179,15 @@ pack() { # pack OS ABI CORE_FILE
 
 if [[ " $TARGETS " == *" linux "* ]]; then
   mkdir -p "$STAGE/cores"
-  for abi in lua5.4 luajit; do
+  for abi in $ABIS; do
     linux_core "$abi" "$STAGE/cores/linux-$abi.so"
     pack linux "$abi" "$STAGE/cores/linux-$abi.so"
   done
 fi
 if [[ " $TARGETS " == *" windows "* ]]; then
   bash scripts/windows.sh
-  pack windows lua5.4 build/windows/lua54/baseten/core.dll
-  pack windows luajit build/windows/luajit/baseten/core.dll
+  [[ " $ABIS " == *" lua5.4 "* ]] && pack windows lua5.4 build/windows/lua54/baseten/core.dll
+  [[ " $ABIS " == *" luajit "* ]] && pack windows luajit build/windows/luajit/baseten/core.dll
 fi
 
 (cd "$OUT" && sha256sum -- *.zip >SHA256SUMS)
