@@ -260,7 +260,8 @@ function B.plan(opts)
     { curl, "-fsSL", "--retry", "2", "-o", p.sums, p.sums_url },
   }
   -- Windows 10's tar.exe is bsdtar, which reads zip files
-  p.unpack = opts.windows and { "tar.exe", "-xf", p.zip, "-C", p.unpacked } or { "unzip", "-q", p.zip, "-d", p.unpacked }
+  p.unpack = opts.windows and { "tar.exe", "-xf", p.zip, "-C", p.unpacked }
+    or { "unzip", "-q", p.zip, "-d", p.unpacked }
   return p
 end
 
