@@ -133,16 +133,25 @@ bench: build
 
 # LÖVE (README, "LÖVE"): build.lua builds the core for LuaJIT into
 # lua/baseten/core.so (what `love examples/love` loads in a clone), and
-# build/love-kit/baseten/ gets what a game copies in: the Lua files and core.so.
+# `make love-kit` gives one kit per platform in build/love-kit/{linux,windows}/:
+# in-the-love/baseten/*.lua, beside-the-love/baseten/core.so or core.dll,
+# README.txt (scripts/love_kit.sh; the Windows kit runs `make windows`).
+# `make love-demo` runs the example game against the bundled local server.
 LUAJIT ?= luajit
 lua/baseten/core.so: build.lua $(wildcard csrc/*.c csrc/*.h)
 	@$(LUAJIT) build.lua
 
-love-kit: deps lua/baseten/core.so
-	@rm -rf build/love-kit && mkdir -p build/love-kit/baseten
-	@cp lua/baseten/*.lua lua/baseten/core.so build/love-kit/baseten/
-	@rm -f build/love-kit/baseten/types.lua build/love-kit/baseten/health.lua
-	@echo "love-kit: build/love-kit/baseten (the README's LÖVE section says where each part goes)"
+.PHONY: love-kit-linux love-kit-windows love-demo
+love-kit: love-kit-linux love-kit-windows
+
+love-kit-linux: deps lua/baseten/core.so
+	@bash scripts/love_kit.sh linux
+
+love-kit-windows:
+	@bash scripts/love_kit.sh windows
+
+love-demo: deps lua/baseten/core.so
+	@bash scripts/love_demo.sh
 
 # The release archives: dist/baseten-V-{linux,windows}-x86_64-{lua5.4,luajit}.zip
 # and dist/SHA256SUMS (scripts/dist.sh; the Windows ones need `make windows`,

@@ -31,14 +31,12 @@ V=$(sed -n 's/^#define BT_CORE_VERSION "\(.*\)"$/\1/p' csrc/core.c)
 [ -n "$V" ] || { echo "dist: no BT_CORE_VERSION in csrc/core.c" >&2; exit 1; }
 t_all=$SECONDS
 
-bash scripts/deps.sh dist
+bash scripts/deps.sh dist >&2
 mapfile -t CORE_SRC < <(grep -o '"csrc/[A-Za-z0-9_]*\.c"' baseten-scm-1.rockspec | tr -d '"')
 mapfile -t LUA_FILES < <(grep -o '"lua/baseten/[A-Za-z0-9_]*\.lua"' baseten-scm-1.rockspec | tr -d '"' | sort -u)
 # the date every zip entry carries: the last commit's (a tree with no git: a fixed one)
 STAMP=$(git log -1 --format=%cd --date=format-local:%Y%m%d%H%M.%S 2>/dev/null || echo 202001010000.00)
 
-rm -rf "$STAGE" "$OUT"
-mkdir -p "$STAGE" "$OUT"
 
 # ------------------------------------------------------------ Linux cores
 # -fvisibility=hidden: only luaopen_baseten_core is exported. --as-needed
@@ -68,6 +66,12 @@ linux_core() { # linux_core ABI OUTFILE
     echo "dist: $2 exports more than luaopen_baseten_core" >&2; exit 1; }
   echo "dist: $2: needs $(echo $needed), newest glibc symbol GLIBC_$newest"
 }
+
+# `dist.sh core-linux ABI OUT`: only that core, checked (make love-kit's)
+if [ "${1:-}" = core-linux ]; then
+  linux_core "$2" "$3"
+  exit 0
+fi
 
 # ------------------------------------------------------------ INSTALL.txt
 install_txt() { # install_txt OS ABI
@@ -161,6 +165,9 @@ TXT
     fi
   fi
 }
+
+rm -rf "$STAGE" "$OUT"
+mkdir -p "$STAGE" "$OUT"
 
 # ------------------------------------------------------------ one archive
 pack() { # pack OS ABI CORE_FILE

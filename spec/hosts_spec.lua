@@ -162,12 +162,12 @@ describe("hosts, installed as their users install them", function()
     return shared.copy
   end
 
-  -- the same copy after `make love-kit`
+  -- the same copy after `make love-kit-linux` (build/love-kit/linux)
   local function love_kit()
     need("love", "love")
     local copy = plugin_copy()
     if not shared.kit then
-      sh(copy, "make love-kit", "make love-kit")
+      sh(copy, "make love-kit-linux", "make love-kit-linux")
       shared.kit = true
     end
     return copy
@@ -406,12 +406,14 @@ describe("hosts, installed as their users install them", function()
     return r
   end
 
-  -- examples/love plus the kit's baseten/ zipped as game.love in `dir`
+  -- examples/love plus the kit's in-the-love/baseten/ zipped as game.love
+  -- in `dir` (with_core: the core put inside too, where it cannot load)
   local function zip_game(copy, dir, with_core)
     need("zip", "zip")
     sh(copy, "mkdir -p " .. q(dir) .. " " .. q(tmp .. "/game") .. " && cp examples/love/*.lua " .. q(tmp .. "/game")
-      .. " && cp -r build/love-kit/baseten " .. q(tmp .. "/game/")
-      .. (with_core and "" or " && rm " .. q(tmp .. "/game/baseten/core.so")))
+      .. " && cp -r build/love-kit/linux/in-the-love/baseten " .. q(tmp .. "/game/")
+      .. (with_core and " && cp build/love-kit/linux/beside-the-love/baseten/core.so " .. q(tmp .. "/game/baseten/")
+        or ""))
     sh(tmp .. "/game", "zip -q -r " .. q(dir .. "/game.love") .. " .")
     return dir .. "/game.love"
   end
@@ -429,13 +431,35 @@ describe("hosts, installed as their users install them", function()
     assert.equal(copy .. "/examples/love/../../lua/baseten/core.so", r.core_path)
   end)
 
+  it("LÖVE: `make love-demo` in a fresh clone, with no key: the bundled server answers", function()
+    local copy = love_kit()
+    local env = host_env(tmp, { BASETEN_LOVE_TEST = "1", BASETEN_LOVE_RESULT = tmp .. "/result.json" })
+    local ok, r, log = run_host(copy, env .. " timeout 60 make love-demo", tmp)
+    assert(r, "love wrote no result:\n" .. log)
+    assert(ok and r.ok, "love failed: " .. tostring(r.err) .. "\n" .. log)
+    assert.truthy(r.text:find("You said: Write a haiku about game loops.", 1, true), r.text)
+    assert.truthy(log:find("talks to the bundled local server at http://127.0.0.1:", 1, true), log)
+  end)
+
+  it("LÖVE: `love examples/love` with no key and no base URL says what to set instead of asking", function()
+    local copy = love_kit()
+    local env = host_env(tmp, { BASETEN_LOVE_TEST = "1", BASETEN_LOVE_RESULT = tmp .. "/result.json" })
+    local ok, r, log = run_host(copy, env .. " timeout 60 love examples/love", tmp)
+    assert(r, "love wrote no result:\n" .. log)
+    assert.is_false(ok)
+    assert.truthy(r.err:find("BASETEN_API_KEY is not set", 1, true), r.err)
+    assert.truthy(r.err:find("make love-demo", 1, true), r.err)
+    assert.equal(0, r.chunks)
+  end)
+
   it("LÖVE: a zipped game.love with the core in the save directory, drawing under xvfb-run", function()
     need("xvfb-run", "xvfb")
     need("xauth", "xauth")
     local copy = love_kit()
     local love_file = zip_game(copy, tmp .. "/dist", false)
     -- the save directory of identity "baseten-demo" (conf.lua)
-    sh(copy, "mkdir -p " .. q(tmp .. "/data/love/baseten-demo/baseten") .. " && cp build/love-kit/baseten/core.so "
+    sh(copy, "mkdir -p " .. q(tmp .. "/data/love/baseten-demo/baseten")
+      .. " && cp build/love-kit/linux/beside-the-love/baseten/core.so "
       .. q(tmp .. "/data/love/baseten-demo/baseten/"))
     local r = love_run("/", "love " .. q(love_file), true)
     assert.is_true(r.graphics)
@@ -456,7 +480,7 @@ describe("hosts, installed as their users install them", function()
     assert.truthy(log:find("the C core (baseten.core) is not installed for LuaJIT", 1, true), log)
     assert.truthy(log:find("make love-kit", 1, true), log)
     srv:reset()
-    sh(copy, "cp -r build/love-kit/baseten " .. q(tmp .. "/dist/"))
+    sh(copy, "cp -r build/love-kit/linux/beside-the-love/baseten " .. q(tmp .. "/dist/"))
     r = love_run("/", "love " .. q(love_file), false)
     assert.equal(tmp .. "/dist/baseten/core.so", r.core_path)
   end)
@@ -466,7 +490,7 @@ describe("hosts, installed as their users install them", function()
     local love_file = zip_game(copy, tmp .. "/dist", false)
     local love_bin = (sh(tmp, "readlink -f \"$(command -v love)\""):gsub("%s+$", ""))
     sh(tmp, "mkdir -p fused && cat " .. q(love_bin) .. " " .. q(love_file) .. " > fused/game && chmod +x fused/game"
-      .. " && cp -r " .. q(copy .. "/build/love-kit/baseten") .. " fused/ && rm fused/baseten/*.lua")
+      .. " && cp -r " .. q(copy .. "/build/love-kit/linux/beside-the-love/baseten") .. " fused/")
     local r = love_run("/", q(tmp .. "/fused/game"), false)
     assert.is_true(r.fused)
     assert.equal(tmp .. "/fused/baseten/core.so", r.core_path)
