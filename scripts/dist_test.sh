@@ -15,6 +15,12 @@
 #                    `make windows` builds (the user's interpreter), copied
 #                    into the empty folder with its DLL
 #
+#   LÖVE kit         build/love-kit/windows (make love-kit), when present:
+#                    its core.dll in baseten\ next to the .exe of a folder
+#                    laid out like a fused game, with luajit.exe standing in
+#                    for love.exe and found through LuaJIT's default
+#                    `!\?.dll` (no LUA_CPATH; the working folder elsewhere)
+#
 # First checks SHA256SUMS (sha256sum -c). DIST_TEST_OLDROOT=0 skips the
 # Debian 11 root; archives that are missing (DIST_TARGETS=linux) are
 # reported as not tested, and fail the run unless DIST_TARGETS says so.
@@ -82,7 +88,7 @@ oldroot_run() { # oldroot_run ABI INTERP
     timeout 60 "$2" "$dir/check.lua" "$dir/pkg" "$V" >"$tmp/old-$1.log" 2>&1 || rc=$?
   # INSTALL.txt names the oldest glibc and libcurl it was tested with: these
   local glibc curl
-  glibc=$(chroot "$oldroot" ldd --version | head -n 1 | grep -o '[0-9.]*$')
+  glibc=$(chroot "$oldroot" ldd --version | awk 'NR == 1 { print $NF }')
   curl=$(sed -n 's/^libcurl: \([0-9.]*\).*/\1/p' "$tmp/old-$1.log")
   if [ "$rc" -eq 0 ] && ! tr '\n' ' ' <"$oldroot$dir/pkg/INSTALL.txt" |
       grep -q "glibc $glibc and libcurl *$curl (Debian 11)"; then
@@ -134,6 +140,31 @@ if ls dist/baseten-"$V"-windows-*.zip >/dev/null 2>&1; then
   windows_run luajit luajit luajit.exe lua51.dll
 else
   missing "baseten-$V-windows-x86_64-*.zip" windows
+fi
+
+KIT=build/love-kit/windows
+if [ -f "$KIT/beside-the-love/baseten/core.dll" ]; then
+  # mygame/: the fused game's folder (mygame.exe is luajit.exe), its
+  # baseten\core.dll from the kit; the kit's Lua files stand in for the .love
+  game=$tmp/love/mygame
+  mkdir -p "$game" "$tmp/love/elsewhere"
+  cp "$OUT/luajit/luajit.exe" "$game/mygame.exe"
+  cp "$OUT/luajit/lua51.dll" "$game/"
+  cp -r "$KIT/beside-the-love/baseten" "$game/"
+  rc=0
+  (cd "$tmp/love/elsewhere" && env "${CHECK_ENV[@]}" CHECK_CPATH=default \
+    CHECK_LUA_DIR="$(winpath "$ROOT/$KIT/in-the-love")" timeout 120 "$WINE" "$game/mygame.exe" \
+    "$(winpath "$tmp/harness/check.lua")" "$(winpath "$game")" "$V") >"$tmp/love.log" 2>&1 || rc=$?
+  # found through !\?.dll: the .exe's own folder
+  if [ "$rc" -eq 0 ] && ! tr -d '\r' <"$tmp/love.log" | grep -qiF '\mygame\baseten\core.dll ('; then
+    echo "the core was not loaded from mygame\\baseten\\core.dll" >>"$tmp/love.log"
+    rc=1
+  fi
+  report "the LÖVE kit's core.dll beside a fused game (luajit.exe as mygame.exe, !\\?.dll) under Wine" "$rc" \
+    "$tmp/love.log"
+elif [[ " $TARGETS " == *" windows "* ]]; then
+  echo "dist_test: FAILED $KIT is missing (make love-kit)" >&2
+  status=1
 fi
 
 echo "dist_test: $ran runs in $((SECONDS - t_all)) s, $([ $status -eq 0 ] && echo all passed || echo SOME FAILED)"

@@ -3,7 +3,8 @@
 -- with an interpreter the user has (lua5.4, luajit, luajit.exe under Wine)
 -- and nothing from the build tree. Plain Lua 5.1-5.4, no other module.
 --
--- DIR is the unpacked archive: DIR/lua/baseten/*.lua and core.so/core.dll.
+-- DIR is the unpacked archive: DIR/lua/baseten/*.lua and core.so/core.dll
+-- (CHECK_LUA_DIR names another folder holding baseten/*.lua: a LÖVE kit's).
 -- CHECK_URL is the test server (its mock model echoes "You said: ...") and
 -- CHECK_KEY the key it wants. With CHECK_CPATH=default, package.cpath is
 -- left as the interpreter has it (the LÖVE kit's `!\?.dll` case), else it is
@@ -17,7 +18,8 @@ local url = assert(os.getenv("CHECK_URL"), "CHECK_URL is not set")
 local key = assert(os.getenv("CHECK_KEY"), "CHECK_KEY is not set")
 
 local lua_dir = dir .. sep .. "lua" .. sep
-package.path = lua_dir .. "?.lua;" .. lua_dir .. "?" .. sep .. "init.lua"
+local lua_files = os.getenv("CHECK_LUA_DIR") and (os.getenv("CHECK_LUA_DIR") .. sep) or lua_dir
+package.path = lua_files .. "?.lua;" .. lua_files .. "?" .. sep .. "init.lua"
 if os.getenv("CHECK_CPATH") ~= "default" then
   package.cpath = lua_dir .. "?." .. (windows and "dll" or "so")
 end
