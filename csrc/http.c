@@ -493,6 +493,9 @@ static void set_tls_proxy(lua_State *L, bt_transfer *t, int opts) {
     curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 0L);
   }
+  /* Schannel only; other backends ignore the bit */
+  if (opt_bool(L, opts, "ssl_no_revoke"))
+    curl_easy_setopt(t->easy, CURLOPT_SSL_OPTIONS, (long)CURLSSLOPT_NO_REVOKE);
 }
 
 static void set_timeouts(lua_State *L, bt_transfer *t, int opts) {
@@ -543,7 +546,7 @@ static void transfer_configure(lua_State *L, bt_transfer *t, int opts) {
 }
 
 /* engine:request{url=, method=, headers={"K: v"}, body=, timeout=,
- * connect_timeout=, idle_timeout=, ca_file=, ca_path=, proxy=, insecure=,
+ * connect_timeout=, idle_timeout=, ca_file=, ca_path=, proxy=, insecure=, ssl_no_revoke=,
  * user_agent=, stream=, max_event=, max_body=} -> transfer, already
  * running. Times are seconds, sizes bytes. */
 static int engine_request(lua_State *L) {

@@ -64,6 +64,18 @@ SCRIPT='{"responses": [
   {"json": '$COMPLETION'},
   {"delay": 4, "json": '$COMPLETION'}]}'
 
+# nginx with TLS in front of the mock (spec/windows/tls_front.lua, on the
+# Lua 5.4 build): SMOKE_TLS_URL names localhost, the certificate's name;
+# SMOKE_TLS_IP_URL the same server as 127.0.0.1, a host name mismatch
+[ -f .rocks/5.4/lib/lua/5.4/baseten/core.so ] || LUA_VERSIONS=5.4 bash scripts/build.sh
+(source scripts/env.sh 5.4 && exec lua5.4 spec/windows/tls_front.lua "$MOCK_PORT" "$tmp/tls" $$) \
+  >"$tmp/tls.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 500); do [ -s "$tmp/tls" ] && break; sleep 0.02; done
+[ -s "$tmp/tls" ] || { cat "$tmp/tls.log" >&2; echo "windows_smoke: the TLS server did not start" >&2; exit 1; }
+read -r tls_url tls_ip_url tls_ca <"$tmp/tls"
+export SMOKE_TLS_URL=$tls_url SMOKE_TLS_IP_URL=$tls_ip_url SMOKE_TLS_CA="$(winpath "$tls_ca")"
+
 export SMOKE_URL=http://127.0.0.1:$MOCK_PORT/v1 SMOKE_KEY=smoke-key
 export SMOKE_SCRIPTED_URL=http://127.0.0.1:$SCRIPTED_PORT/v1
 export LUA_PATH="$(winpath "$ROOT/lua")\\?.lua;$(winpath "$ROOT/lua")\\?\\init.lua"

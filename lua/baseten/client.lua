@@ -107,7 +107,9 @@ end
 --   received before a request fails), `max_retries` (2), `headers` (extra
 --   headers on every request), `ca_file`, `ca_path`, `proxy` (else libcurl's
 --   proxy environment variables apply), `insecure` (turns TLS verification
---   off: for local development only), `log` (function(event) called with a
+--   off: for local development only), `ssl_no_revoke` (true: no certificate
+--   revocation check, for networks whose proxies break Windows' check;
+--   ignored where the TLS backend has none, as OpenSSL), `log` (function(event) called with a
 --   table per request, retry, response and final error: `event`, `attempt`,
 --   `method`, `url`, `status`, `kind`, `request_id`, `elapsed` seconds,
 --   `http_version`, `authorization = "Bearer [REDACTED]"`; never the key;
@@ -129,6 +131,9 @@ function M.new(opts)
   end
   if opts.model ~= nil and type(opts.model) ~= "string" then error("baseten.new: model must be a string", 2) end
   if opts.log ~= nil and type(opts.log) ~= "function" then error("baseten.new: log must be a function", 2) end
+  if opts.ssl_no_revoke ~= nil and type(opts.ssl_no_revoke) ~= "boolean" then
+    error("baseten.new: ssl_no_revoke must be a boolean", 2)
+  end
   local self = setmetatable({
     base_url = base:gsub("/+$", ""),
     model = opts.model,
@@ -138,6 +143,7 @@ function M.new(opts)
     max_retries = option_number(opts, "max_retries", 2),
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
     insecure = opts.insecure and true or nil,
+    ssl_no_revoke = opts.ssl_no_revoke or nil,
     _engine = core.engine(),
     _extra = header_list(opts.headers, "baseten.new"),
     _keyless = opts.api_key == false or nil, -- sends no key on purpose (a local server)
