@@ -137,4 +137,25 @@ describe("README.md", function()
         .. ": a json.null reached the output\n" .. stdout)
     end)
   end
+
+  it("the Errors example prints what its comment says, run as script.lua", function()
+    local block = readme:match("\n```lua\n(local stream = baseten%.check%(.-print%(ok, why%)[^\n]*)\n```")
+    assert(block, "no Errors example with print(ok, why) in README.md")
+    local want = block:match("print%(ok, why%)%s+%-%->%s+([^\n]*)")
+    local dir = util.tmpdir()
+    local sf = assert(io.open(dir .. "/script.lua", "wb"))
+    sf:write((block:gsub("%s+%-%->[^\n]*", "")))
+    sf:close()
+    local prelude = 'baseten = require("baseten") client = baseten.new{ model = "deepseek-ai/DeepSeek-V3.1" }'
+    local code, stdout, stderr = util.run(util.interpreter() .. " -e " .. util.quote(prelude) .. " script.lua",
+      { cwd = dir, env = "-u BASETEN_API_KEY BASETEN_BASE_URL=" .. util.quote(srv.url) })
+    os.execute("rm -rf " .. util.quote(dir))
+    assert(code == 0, stderr)
+    local last = stdout:match("([^\n]*)\n?$")
+    -- the comment's "false  script.lua:5: ... [request_id ...]": the same up to the id
+    local prefix = assert(want:match("^(.-)%[request_id %.%.%.%]$"), want):gsub("%s+", " ")
+    local got = last:gsub("%s+", " ")
+    assert.equal(prefix, got:sub(1, #prefix), "printed:\n" .. last .. "\nthe README says:\n" .. want)
+    assert.truthy(got:sub(#prefix + 1):find("^%[request_id [^]]+%]$"), last)
+  end)
 end)
