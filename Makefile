@@ -103,6 +103,10 @@ windows-smoke:
 demo: deps
 	@LUA_VERSIONS=5.4 bash scripts/build.sh
 	@bash -c 'source scripts/env.sh 5.4 && lua5.4 examples/demo.lua'
+	@echo
+	@echo "Your own script, with this build: source scripts/env.sh 5.4 && lua5.4 myscript.lua"
+	@echo "With no key, the bundled server: python3 spec/support/server.py --port 8000 &"
+	@echo "  then: export BASETEN_BASE_URL=http://127.0.0.1:8000/v1 BASETEN_API_KEY=local"
 
 # luacheck (.luacheckrc), clang-format (.clang-format), cppcheck and
 # `luarocks lint`. clang-format checks every C file (.clang-format).
