@@ -174,5 +174,6 @@ dist-test:
 release:
 	@VERSION=$(VERSION) bash scripts/release.sh
 
+# everything built in the clone (not the caches in /var/cache/baseten)
 clean:
-	rm -rf build .rocks .rocks-*.log
+	rm -rf build .rocks .rocks-*.log dist baseten lua/baseten/core.so lua/baseten/core.dll lua/baseten/core.origin
