@@ -23,6 +23,7 @@
 #endif
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 #endif
 
 #include <curl/curl.h>
@@ -112,6 +113,14 @@ void bt_sleep(double seconds) {
 #endif
 
 /* ---------------------------------------------------------------- text */
+
+/* ------------------------------------------------------------- process */
+
+#if defined(_WIN32)
+long bt_process_id(void) { return (long)GetCurrentProcessId(); }
+#else
+long bt_process_id(void) { return (long)getpid(); }
+#endif
 
 static int ascii_lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
 

@@ -24,6 +24,10 @@ BT_HIDDEN double bt_mono_now(void);
 #define BT_SLEEP_MAX 1e9
 BT_HIDDEN void bt_sleep(double seconds);
 
+/* The id of this process: an engine made before a fork knows it is in the
+ * child when this differs from the id it recorded. */
+BT_HIDDEN long bt_process_id(void);
+
 /*
  * Compares at most n bytes ignoring ASCII case, like strncasecmp but the
  * same in every locale (HTTP header names are ASCII; a Turkish locale must

@@ -2,7 +2,7 @@
  * test_platform.c: unit tests for the OS layer (csrc/platform.c): the
  * monotonic clock, bt_sleep on every kind of double, and the ASCII case
  * compare. Built under ASan + UBSan with -fsanitize=float-cast-overflow,
- * so a double converted out of range (core.sleep(0/0) used to be one)
+ * so a double converted out of range (core.sleep(0/0), say)
  * fails the run. `make test-c` builds and runs it.
  */
 #include <math.h>

@@ -595,10 +595,14 @@ local json = {}
 --- Encodes a Lua value as JSON text. Tables with a `__tojson` metamethod
 -- encode as what it returns. A value that cannot be encoded (a function, a
 -- sparse array, a cycle) raises. Lua integers are written exactly; `-0.0`
--- is written `0`.
+-- is written `0`. `opts.max_depth` (1 to 1000, default 1000) bounds the
+-- nesting, counting the encodes a `__tojson` runs inside this one;
+-- `opts.sparse_ratio` (default 2, 0 = no limit) refuses a marked array whose
+-- largest index is above 10 and more than that many times its count.
 ---@param value any
+---@param opts? {max_depth?: integer, sparse_ratio?: number}
 ---@return string text
-function json.encode(value) end
+function json.encode(value, opts) end
 
 --- Decodes JSON text. Numbers: on Lua 5.3+ an integer literal that fits in
 -- 64 bits is that exact integer, and integral values within 2^53 are
@@ -618,7 +622,7 @@ function json.decode(text, opts) end
 
 --- Marks a table as a JSON array (an empty one encodes as `[]`). A marked
 -- table's holes encode as `null` up to its largest positive integer key;
--- other keys are left out.
+-- any other key raises (see `json.encode` for sparse arrays).
 ---@param t? table the table (default: a new one)
 ---@return table t
 function json.array(t) end
