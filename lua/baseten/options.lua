@@ -96,7 +96,7 @@ end
 M.CLIENT = {
   model = "string", timeout = "seconds", connect_timeout = "seconds", idle_timeout = "seconds",
   max_retries = "retries", headers = "headers", ca_file = "string", ca_path = "string",
-  proxy = "string", insecure = "boolean", log = "func",
+  proxy = "string", insecure = "boolean", ssl_no_revoke = "boolean", log = "func",
 }
 
 --- The per-call options every call takes (its `opts` argument, or the
