@@ -64,4 +64,7 @@ BT_HIDDEN void bt_new_class(lua_State *L, const char *name, const luaL_Reg *m);
 /* http_engine.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);
 
+/* vector.c: sets field "vector" (baseten.vector) of the table on top. */
+BT_HIDDEN void bt_vector_open(lua_State *L);
+
 #endif

@@ -82,6 +82,12 @@ describe("examples", function()
     assert.is_nil(out:find("failed", 1, true))
   end)
 
+  it("search.lua embeds a folder and finds the file about a question", function()
+    local out = check("examples/search.lua", { "embedded ", "files of examples",
+      "extract structured JSON with a schema\n  1. extract.lua" })
+    assert.is_nil(out:find("failed", 1, true))
+  end)
+
   it("migrate.lua sends the OpenAI-shaped request", function()
     check("examples/migrate.lua", { "You said: Say hello" })
   end)

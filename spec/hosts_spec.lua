@@ -381,6 +381,28 @@ describe("hosts, installed as their users install them", function()
     assert.equal("Bearer test-key", reqs[1].header_map.authorization)
   end)
 
+  it("Neovim: the example plugin's :BasetenSearch embeds the buffer without blocking and ranks with top_k", function()
+    local copy = plugin_copy()
+    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/search_driver.lua",
+      { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json" })
+    local _, r, log = run_host(tmp, cmd, tmp)
+    assert(r, "nvim wrote no result:\n" .. log)
+    assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
+    assert.is_true(r.command)
+    assert.is_nil(r.first_err)
+    assert.is_true(r.returned_before_done, "the command returned before the embeddings came")
+    assert.equal(4, r.first_embedded, "three chunks and the query")
+    assert.equal(21, r.first_items[1].lnum, "the chunk about retries ranks first")
+    assert.equal(3, #r.first_items)
+    assert.is_true(r.first_ticks >= 1, "the poll timer drove the embedding")
+    assert.equal(1, r.second_embedded, "an unchanged buffer's chunks are not embedded again")
+    assert.equal(41, r.second_lnum)
+    assert.is_true(r.max_heartbeat_gap_ms < 500, "the editor stalled " .. r.max_heartbeat_gap_ms .. " ms")
+    local posts = 0
+    for _, r0 in ipairs(srv:requests()) do if r0.path == "/v1/embeddings" then posts = posts + 1 end end
+    assert.equal(2, posts)
+  end)
+
   -- The example game, run by `cmd` in `dir`; checks the stream and frames.
   local function love_run(dir, cmd, windowed)
     srv:enqueue(slow_stream())

@@ -29,6 +29,7 @@ local async = require("baseten.async")
 local structured = require("baseten.structured")
 local agent = require("baseten.agent")
 local batch = require("baseten.batch")
+local embed = require("baseten.embed")
 
 local json = core.json
 local M = {}
@@ -264,5 +265,9 @@ Client.json = structured.json        -- structured output
 Client.run_tools = agent.run_tools   -- the tool-calling loop
 Client.batch = batch.batch           -- many requests at once
 Client.start_batch = batch.start_batch
+Client.embed = embed.embed           -- embeddings, rerank and classify
+Client.start_embed = embed.start_embed
+Client.rerank = embed.rerank
+Client.classify = embed.classify
 
 return M
