@@ -2,13 +2,14 @@
 #   make test   installs what is missing (Debian packages), builds for every
 #               Lua, runs the C unit tests and the busted suite on 5.4, 5.3,
 #               5.1 and LuaJIT
+#   make test-stress  the busted suite again with four busy loops on the CPUs
 #   make demo   a streamed chat and a tool call (local server unless
 #               BASETEN_API_KEY is set)
 CC ?= cc
 CFLAGS_DEV = -std=c99 -O1 -g -Wall -Wextra -Wpedantic -Werror -fPIC -fvisibility=hidden
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all deps deps-test build test test-c test-lua demo lint sanitize valgrind fuzz bench docs clean love-kit release
+.PHONY: all deps deps-test build test test-stress test-c test-lua demo lint sanitize valgrind fuzz bench docs clean love-kit release dist dist-test
 
 all: build
 
@@ -89,6 +90,11 @@ deps-test:
 test: deps deps-test build test-c
 	@bash scripts/test.sh
 
+# The busted suite with four busy-loop processes competing for the CPUs
+# (scripts/test_stress.sh): specs must count events, not seconds.
+test-stress: deps deps-test build
+	@bash scripts/test_stress.sh
+
 # Hardening. `make fuzz`: libFuzzer targets (clang, ASan + UBSan) for the SSE
 # parser and for JSON decode then encode, FUZZ_TIME seconds each; findings
 # land in build/fuzz/artifacts. `make sanitize`: the busted suite on Lua 5.4
@@ -122,6 +128,10 @@ windows-smoke:
 demo: deps
 	@LUA_VERSIONS=5.4 bash scripts/build.sh
 	@bash -c 'source scripts/env.sh 5.4 && lua5.4 examples/demo.lua'
+	@echo
+	@echo "Your own script, with this build: source scripts/env.sh 5.4 && lua5.4 myscript.lua"
+	@echo "With no key, the bundled server: python3 spec/support/server.py --port 8000 &"
+	@echo "  then: export BASETEN_BASE_URL=http://127.0.0.1:8000/v1 BASETEN_API_KEY=local"
 
 # luacheck (.luacheckrc), clang-format (.clang-format), cppcheck and
 # `luarocks lint`. clang-format checks every C file (.clang-format).
@@ -152,21 +162,43 @@ bench: build
 
 # LÖVE (README, "LÖVE"): build.lua builds the core for LuaJIT into
 # lua/baseten/core.so (what `love examples/love` loads in a clone), and
-# build/love-kit/baseten/ gets what a game copies in: the Lua files and core.so.
+# `make love-kit` gives one kit per platform in build/love-kit/{linux,windows}/:
+# in-the-love/baseten/*.lua, beside-the-love/baseten/core.so or core.dll,
+# README.txt (scripts/love_kit.sh; the Windows kit runs `make windows`).
+# `make love-demo` runs the example game against the bundled local server.
 LUAJIT ?= luajit
 lua/baseten/core.so: build.lua $(wildcard csrc/*.c csrc/*.h)
 	@$(LUAJIT) build.lua
 
-love-kit: deps lua/baseten/core.so
-	@rm -rf build/love-kit && mkdir -p build/love-kit/baseten
-	@cp lua/baseten/*.lua lua/baseten/core.so build/love-kit/baseten/
-	@rm -f build/love-kit/baseten/types.lua build/love-kit/baseten/health.lua
-	@echo "love-kit: build/love-kit/baseten (the README's LÖVE section says where each part goes)"
+.PHONY: love-kit-linux love-kit-windows love-demo
+love-kit: love-kit-linux love-kit-windows
+
+love-kit-linux: deps lua/baseten/core.so
+	@bash scripts/love_kit.sh linux
+
+love-kit-windows:
+	@bash scripts/love_kit.sh windows
+
+love-demo: deps lua/baseten/core.so
+	@bash scripts/love_demo.sh
+
+# The release archives: dist/baseten-V-{linux,windows}-x86_64-{lua5.4,luajit}.zip
+# and dist/SHA256SUMS (scripts/dist.sh; the Windows ones need `make windows`,
+# which it runs). `make dist-test` unpacks each into an empty folder and runs
+# a chat and a stream with the system lua5.4 and luajit, in a Debian 11 root,
+# and under Wine (scripts/dist_test.sh).
+dist: deps
+	@bash scripts/dist.sh
+
+dist-test:
+	@bash scripts/dist_test.sh
 
 # A versioned rockspec, rockspecs/baseten-$(VERSION)-1.rockspec, pinned to tag
-# v$(VERSION) and checked with `luarocks lint` (scripts/release.sh).
+# v$(VERSION) and checked with `luarocks lint`, then `make dist`
+# (scripts/release.sh), listing the files to attach to the release.
 release:
 	@VERSION=$(VERSION) bash scripts/release.sh
 
+# everything built in the clone (not the caches in /var/cache/baseten)
 clean:
-	rm -rf build .rocks .rocks-*.log
+	rm -rf build .rocks .rocks-*.log dist baseten lua/baseten/core.so lua/baseten/core.dll lua/baseten/core.origin

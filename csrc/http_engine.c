@@ -155,7 +155,7 @@ static int engine_perform(lua_State *L) {
 }
 
 /* engine:request{url=, method=, headers={"K: v"}, body=, timeout=,
- * connect_timeout=, idle_timeout=, ca_file=, ca_path=, proxy=, insecure=,
+ * connect_timeout=, idle_timeout=, ca_file=, ca_path=, proxy=, insecure=, ssl_no_revoke=,
  * user_agent=, stream=, max_event=, max_body=} -> transfer, already
  * running. Times are seconds, sizes bytes. */
 static int engine_request(lua_State *L) {

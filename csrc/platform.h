@@ -35,7 +35,10 @@ BT_HIDDEN long bt_process_id(void);
  */
 BT_HIDDEN int bt_ascii_ncasecmp(const char *a, const char *b, size_t n);
 
-/* Sets core.now, core.sleep and core.curl_version in the table on top. */
+/* Whether file descriptor fd is a terminal (isatty; _isatty on Windows). */
+BT_HIDDEN int bt_isatty(int fd);
+
+/* Sets core.now, core.sleep, core.isatty and core.curl_version in the table on top. */
 BT_HIDDEN void bt_platform_open(lua_State *L);
 
 #endif

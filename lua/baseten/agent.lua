@@ -341,23 +341,8 @@ function M.run_tools(self, req, opts)
   if req.model == nil and self.model == nil then
     error("baseten: run_tools: req.model is required (or set model on the client)", 2)
   end
-  local max_rounds = req.max_rounds
-  if max_rounds == nil then max_rounds = M.DEFAULT_MAX_ROUNDS end
-  if type(max_rounds) ~= "number" or max_rounds < 1 or max_rounds ~= math.floor(max_rounds) then
-    error("baseten: run_tools: req.max_rounds must be a positive integer", 2)
-  end
-  local history = req.reasoning_history
-  if history ~= nil and history ~= "keep" and history ~= "drop" then
-    error('baseten: run_tools: req.reasoning_history must be "keep" or "drop"', 2)
-  end
-  for _, k in ipairs({ "on_content", "on_reasoning", "on_tool_call", "on_tool_error" }) do
-    if req[k] ~= nil and not callable(req[k]) then
-      error("baseten: run_tools: req." .. k .. " must be a function", 2)
-    end
-  end
-  if req.tools ~= nil and type(req.tools) ~= "table" then
-    error("baseten: run_tools: req.tools must be an array", 2)
-  end
+  options.check(options.RUN_TOOLS, req, "baseten: run_tools", 2, "req.")
+  local max_rounds = req.max_rounds or M.DEFAULT_MAX_ROUNDS
   local handlers, names = handlers_of(req.tools)
   if not handlers then error("baseten: run_tools: " .. names, 2) end
   local copts = options.call(self, opts, "run_tools", 2)

@@ -93,7 +93,9 @@ end
 --   received before a request fails), `max_retries` (2), `headers` (extra
 --   headers on every request), `ca_file`, `ca_path`, `proxy` (else libcurl's
 --   proxy environment variables apply), `insecure` (turns TLS verification
---   off: for local development only), `log` (function(event) called with a
+--   off: for local development only), `ssl_no_revoke` (true: no certificate
+--   revocation check, for networks whose proxies break Windows' check;
+--   ignored where the TLS backend has none, as OpenSSL), `log` (function(event) called with a
 --   table per request, retry, response and final error: `event`, `attempt`,
 --   `method`, `url`, `status`, `kind`, `request_id`, `elapsed` seconds,
 --   `http_version`, `authorization = "Bearer [REDACTED]"`; never the key;
@@ -122,6 +124,7 @@ function M.new(opts)
     max_retries = opts.max_retries or 2,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
     insecure = opts.insecure or nil,
+    ssl_no_revoke = opts.ssl_no_revoke or nil,
   }, Client)
   runtime.new(self, {
     key = key,

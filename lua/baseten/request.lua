@@ -111,7 +111,7 @@ function M.wire(call)
     url = client.base_url .. call.path, method = call.method, stream = call.stream,
     headers = headers_for(call), timeout = call.opts.timeout, connect_timeout = client.connect_timeout,
     idle_timeout = client.idle_timeout, ca_file = client.ca_file, ca_path = client.ca_path,
-    proxy = client.proxy, insecure = client.insecure, user_agent = USER_AGENT,
+    proxy = client.proxy, insecure = client.insecure, ssl_no_revoke = client.ssl_no_revoke, user_agent = USER_AGENT,
   }
 end
 

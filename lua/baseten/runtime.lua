@@ -22,9 +22,14 @@ local Runtime = {}
 Runtime.__index = Runtime
 M.Runtime = Runtime
 
--- client -> runtime, and runtime -> key: weak, and off the objects, so that
--- no dump of a client or runtime (inspect, vim.print, a debugger) shows it.
-local of = setmetatable({}, { __mode = "k" })
+-- A client holds its runtime under this key (a table: no name to collide
+-- with, and a strong reference, so a client and its runtime, tasks and
+-- calls, which point back at it, are one cycle the collector frees on
+-- every Lua; a weak table client -> runtime would not be freed on 5.1
+-- while a task pointed back at its key).
+local KEY = setmetatable({}, { __tostring = function() return "baseten.runtime" end })
+-- runtime -> key: weak, and off the objects, so that no dump of a client or
+-- runtime (inspect, vim.print, a debugger) shows it.
 local secrets = setmetatable({}, { __mode = "k" })
 
 --- Usage totals with every count at 0.
@@ -57,13 +62,13 @@ function M.new(client, fields)
       return log(event)
     end
   end
-  of[client] = rt
+  rawset(client, KEY, rt)
   return rt
 end
 
 --- The runtime of a client (raises for anything else, at the caller's caller).
 function M.of(client)
-  local rt = of[client]
+  local rt = type(client) == "table" and rawget(client, KEY) or nil
   if rt == nil then error("baseten: expected a client made by baseten.new, got " .. type(client), 3) end
   return rt
 end

@@ -75,6 +75,7 @@ function baseten.check(v, err, ...) end
 ---@field ca_path? string A directory of CA certificates.
 ---@field proxy? string A proxy URL (else libcurl's proxy environment variables apply).
 ---@field insecure? boolean Turns TLS verification off: for local development only.
+---@field ssl_no_revoke? boolean No certificate revocation check (Windows' Schannel; ignored by OpenSSL).
 ---@field log? fun(event: table) Called with a table per request, retry and response (`BASETEN_LOG=debug` logs to stderr).
 
 --- Per-call options: the second argument of `chat`, `stream`, `json`,

@@ -1087,6 +1087,7 @@ class Handler(socketserver.BaseRequestHandler):
         GET  /_control/requests -> {"requests": [record, ...]}
         GET  /_control/stats    -> {"connections", "requests",
                                     "open_connections",
+                                    "open_connection_ids" (sorted),
                                     "distinct_connections", "queued",
                                     "hung_up": responses whose delay the
                                     client cut short by closing}
@@ -1142,6 +1143,9 @@ class Handler(socketserver.BaseRequestHandler):
                     "open_connections": sum(
                         1 for h in st.open_conns if h.kind != "control"
                         and not h.closed),
+                    "open_connection_ids": sorted(
+                        h.conn_id for h in st.open_conns
+                        if h.kind != "control" and not h.closed),
                     "distinct_connections": len(
                         set(r["connection_id"] for r in done)),
                     "queued": len(st.queue),
