@@ -62,6 +62,9 @@ BT_HIDDEN int bt_call_marked(lua_State *L, int *mark);
  * closure of guard with that function as its upvalue. */
 BT_HIDDEN void bt_set_marked(lua_State *L, const luaL_Reg *l, lua_CFunction guard);
 
+/* lproc.c: sets core.spawn (child processes, proc.h). */
+BT_HIDDEN void bt_proc_open(lua_State *L);
+
 /* http.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);
 

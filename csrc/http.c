@@ -307,18 +307,42 @@ static double check_wait(lua_State *L, int i) {
   return s < 0 ? 0 : s > 3600 ? 3600 : s;
 }
 
-/* engine:perform(wait) -> transfers still running. Waits at most wait
- * seconds for network activity, and only when a first round made no
- * progress; 0 never blocks. */
+/* perform's extra file descriptors (a child's pipes, MCP's stdio
+ * transport): an optional flat array {fd, events, ...}, events 1 for
+ * input, 2 for output. Returns how many were put in w. */
+#define MAX_EXTRA_FDS 48
+static unsigned extra_fds(lua_State *L, int i, struct curl_waitfd *w) {
+  unsigned n = 0;
+  int k, len;
+  if (lua_isnoneornil(L, i)) return 0;
+  luaL_checktype(L, i, LUA_TTABLE);
+  len = (int)lua_rawlen(L, i);
+  if (len / 2 > MAX_EXTRA_FDS) luaL_argerror(L, i, "more than 48 extra fds");
+  for (k = 1; k + 1 <= len; k += 2, n++) {
+    lua_rawgeti(L, i, k);
+    lua_rawgeti(L, i, k + 1);
+    w[n].fd = (curl_socket_t)luaL_checkinteger(L, -2);
+    w[n].events = (short)(luaL_checkinteger(L, -1) == 2 ? CURL_WAIT_POLLOUT : CURL_WAIT_POLLIN);
+    w[n].revents = 0;
+    lua_pop(L, 2);
+  }
+  return n;
+}
+
+/* engine:perform(wait[, fds]) -> transfers still running. Waits at most
+ * wait seconds for network activity (or for one of the extra fds), and
+ * only when a first round made no progress; 0 never blocks. */
 static int engine_perform(lua_State *L) {
   bt_engine *e = check_engine(L, 1);
   double wait = check_wait(L, 2);
+  struct curl_waitfd w[MAX_EXTRA_FDS];
+  unsigned nw = extra_fds(L, 3, w);
   int running = 0;
   CURLMcode rc;
   e->active = 0;
   rc = engine_round(e, &running, &wait);
-  if (rc == CURLM_OK && running > 0 && wait > 0) {
-    rc = curl_multi_poll(e->multi, NULL, 0, (int)(wait * 1000 + 0.5), NULL);
+  if (rc == CURLM_OK && (running > 0 || nw > 0) && wait > 0) {
+    rc = curl_multi_poll(e->multi, nw ? w : NULL, nw, (int)(wait * 1000 + 0.5), NULL);
     if (rc == CURLM_OK) rc = engine_round(e, &running, &wait);
   }
   if (rc != CURLM_OK) return luaL_error(L, "curl multi: %s", curl_multi_strerror(rc));
