@@ -63,7 +63,7 @@ test-lua: build
 # the host specs, nginx for TLS, and a locale with a ',' decimal point for
 # the JSON spec. scripts/test.sh fails on a pending spec, saying why.
 deps-test:
-	@bash scripts/deps.sh hosts tls locale
+	@bash scripts/deps.sh hosts tls locale mcp
 	@locale -a 2>/dev/null | grep -qi '^de_DE.utf8$$' || { echo "deps: generating the de_DE.UTF-8 locale" >&2; \
 	  $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) localedef -i de_DE -f UTF-8 de_DE.UTF-8; }
 
