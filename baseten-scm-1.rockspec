@@ -67,6 +67,10 @@ build = {
       ["baseten.uv"] = "lua/baseten/uv.lua",
       ["baseten.health"] = "lua/baseten/health.lua",
       ["baseten.mend"] = "lua/baseten/mend.lua",
+      ["baseten.mcp"] = "lua/baseten/mcp.lua",
+      ["baseten.mcp_stdio"] = "lua/baseten/mcp_stdio.lua",
+      ["baseten.mcp_http"] = "lua/baseten/mcp_http.lua",
+      ["baseten.mcp_tools"] = "lua/baseten/mcp_tools.lua",
    },
    -- the same library names for the link line (see external_dependencies)
    platforms = {

@@ -74,6 +74,7 @@ struct bt_transfer {
   CURLcode result;
   sse_parser sse;
   char request_id[128], retry_after[64], retry_after_ms[32], ctype[128];
+  char session_id[256]; /* Mcp-Session-Id (MCP's Streamable HTTP) */
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -139,7 +140,7 @@ static void on_status_line(bt_transfer *t, const char *line, size_t len) {
   const char *sp = memchr(line, ' ', len);
   t->status = sp ? strtol(sp + 1, NULL, 10) : 0;
   t->request_id[0] = t->retry_after[0] = t->retry_after_ms[0] = '\0';
-  t->ctype[0] = '\0';
+  t->ctype[0] = t->session_id[0] = '\0';
   t->headers_done = 0;
   t->header_bytes = 0;
 }
@@ -164,6 +165,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     copy_value(t->retry_after, sizeof t->retry_after, line + 12, len - 12);
   } else if (header_is(line, len, "content-type")) {
     copy_value(t->ctype, sizeof t->ctype, line + 13, len - 13);
+  } else if (header_is(line, len, "mcp-session-id")) {
+    copy_value(t->session_id, sizeof t->session_id, line + 15, len - 15);
   }
   return len;
 }
@@ -604,6 +607,7 @@ static int transfer_header(lua_State *L) {
   else if (strcmp(name, "retry-after") == 0) v = t->retry_after;
   else if (strcmp(name, "retry-after-ms") == 0) v = t->retry_after_ms;
   else if (strcmp(name, "content-type") == 0) v = t->ctype;
+  else if (strcmp(name, "mcp-session-id") == 0) v = t->session_id;
   else return luaL_argerror(L, 2, "header not captured");
   if (*v) lua_pushstring(L, v);
   else lua_pushnil(L);

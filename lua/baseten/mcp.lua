@@ -1,0 +1,498 @@
+--- MCP: the tools, resources and prompts of any Model Context Protocol
+-- server, over stdio or Streamable HTTP.
+--
+--     local mcp = require("baseten.mcp")
+--     local s = assert(mcp.connect{ command = {"npx", "-y", "@modelcontextprotocol/server-everything"} })
+--     for _, t in ipairs(assert(s:list_tools())) do print(t.name) end
+--     local r = assert(s:call_tool("echo", {message = "hi"}))
+--     print(r.content[1].text)
+--     client:run_tools{ messages = ..., tools = s:tools{ only = {"echo"} } }
+--     s:close()
+--
+-- Every method returns its value or `nil, err`; `err.kind` is `"mcp"` for
+-- a JSON-RPC error (`err.code`), a protocol violation or a server that
+-- exited, `"timeout"` when a call's time ran out (the server is then sent
+-- `notifications/cancelled`), `"canceled"` for `handle:cancel()`, and the
+-- HTTP kinds (`"connection"`, `"authentication"`, ...) for Streamable HTTP.
+-- A session whose server exited or broke the protocol is closed: later
+-- calls fail at once.
+-- @module baseten.mcp
+local core = require("baseten.core")
+local errors = require("baseten.errors")
+local stdio = require("baseten.mcp_stdio")
+local http = require("baseten.mcp_http")
+local tools_mod = require("baseten.mcp_tools")
+
+local json = core.json
+local now = core.now
+
+local M = {}
+
+--- The protocol versions offered, newest first; the first is sent.
+M.PROTOCOL_VERSIONS = { "2025-11-25", "2025-06-18" }
+--- Seconds a call may take when neither it nor the session says.
+M.DEFAULT_TIMEOUT = 60
+
+local Session = {}
+Session.__index = Session
+M.Session = Session
+
+local Handle = {}
+Handle.__index = Handle
+
+local function mcp_error(message, fields)
+  local e = { kind = "mcp", message = message }
+  for k, v in pairs(fields or {}) do e[k] = v end
+  return errors.new(e)
+end
+M.error = mcp_error
+
+local function check_fn(opts, key, where)
+  if opts[key] ~= nil and type(opts[key]) ~= "function" then error(where .. ": " .. key .. " must be a function", 3) end
+end
+
+local function check_timeout(v, where, level)
+  if v ~= nil and (type(v) ~= "number" or v <= 0 or v ~= v) then
+    error(where .. ": timeout must be a positive number", level + 1)
+  end
+end
+
+-- ------------------------------------------------------------ requests
+
+-- Ends request `r` once: its result or error, then its on_done.
+local function settle(self, r, result, err)
+  if r.finished then return end
+  r.finished, r.result, r.err = true, result, err
+  self.pending[r.id] = nil
+  if r.token ~= nil then self.progress[r.token] = nil end
+  if r.on_done then
+    local ok, e = pcall(r.on_done, result, err)
+    if not ok and self.raised == nil then self.raised = { e } end
+  end
+end
+
+-- Fails every pending request and closes the session (the transport died).
+local function fail_all(self, err)
+  self.dead = self.dead or err
+  for _, r in pairs(self.pending) do settle(self, r, nil, err) end
+  if self.transport then
+    self.transport:close(0.5)
+    self.transport = nil
+  end
+end
+
+local function send(self, msg)
+  if not self.transport then return nil, self.dead or mcp_error("the session is closed") end
+  local ok, why = self.transport:send(msg)
+  if not ok then
+    local err = errors.is_error(why) and why or mcp_error(tostring(why))
+    if not errors.is_error(why) then fail_all(self, err) end
+    return nil, err
+  end
+  return true
+end
+
+-- Starts request `method`: returns the request record (its `finished`,
+-- `result`, `err` fill in later), or nil, err.
+function Session:_start(method, params, opts)
+  opts = opts or {}
+  if not self.transport then return nil, self.dead or mcp_error("the session is closed") end
+  self.next_id = self.next_id + 1
+  local id = self.next_id
+  local r = { id = id, method = method, params = params, on_done = opts.on_done,
+              deadline = now() + (opts.timeout or self.timeout), on_progress = opts.on_progress }
+  if opts.on_progress then
+    r.token = "p" .. id
+    params = params or {}
+    local meta = {}
+    for k, v in pairs(params._meta or {}) do meta[k] = v end
+    meta.progressToken = r.token
+    params._meta = meta
+    self.progress[r.token] = r
+  end
+  self.pending[id] = r
+  local ok, err = send(self, { jsonrpc = "2.0", id = id, method = method, params = params or json.object({}) })
+  if not ok then
+    settle(self, r, nil, err)
+    return nil, err
+  end
+  return r
+end
+
+-- Cancels request r: tells the server (notifications/cancelled) and ends
+-- it with err. Responses that still come for it are ignored.
+local function cancel(self, r, err, reason)
+  if r.finished then return end
+  self.canceled[r.id] = true
+  if self.transport then
+    send(self, { jsonrpc = "2.0", method = "notifications/cancelled",
+                 params = { requestId = r.id, reason = reason } })
+  end
+  settle(self, r, nil, err)
+end
+
+-- Blocks until r is finished (poll drives everything meanwhile).
+local function await(self, r, err)
+  if not r then return nil, err end
+  while not r.finished do self:poll(math.max(0, math.min(r.deadline - now(), 0.25))) end
+  if r.err then return nil, r.err end
+  return r.result
+end
+
+function Session:_request(method, params, opts)
+  return await(self, self:_start(method, params, opts))
+end
+
+-- -------------------------------------------------- incoming messages
+
+local function reply(self, id, result, err)
+  if err then
+    send(self, { jsonrpc = "2.0", id = id, error = err })
+  else
+    send(self, { jsonrpc = "2.0", id = id, result = result or json.object({}) })
+  end
+end
+
+local function call_user(self, f, ...)
+  local ok, a, b = pcall(f, ...)
+  if not ok then
+    if self.raised == nil then self.raised = { a } end
+    return nil
+  end
+  return a, b
+end
+
+-- An elicitation/create request: the handler's answer, with the schema's
+-- defaults filled in for fields it left out; decline without a handler.
+local function elicit(self, params)
+  if not self.on_elicit then return { action = "decline" } end
+  local schema = type(params) == "table" and params.requestedSchema or {}
+  local action, content = call_user(self, self.on_elicit, params and params.message, schema)
+  if action ~= "accept" and action ~= "decline" and action ~= "cancel" then action = "decline" end
+  if action ~= "accept" then return { action = action } end
+  local out = {}
+  for k, v in pairs(type(content) == "table" and content or {}) do out[k] = v end
+  for k, prop in pairs(type(schema) == "table" and type(schema.properties) == "table" and schema.properties or {}) do
+    if out[k] == nil and type(prop) == "table" and prop.default ~= nil then out[k] = prop.default end
+  end
+  return { action = "accept", content = json.object(out) }
+end
+
+local function server_request(self, msg)
+  local m, id = msg.method, msg.id
+  if m == "ping" then return reply(self, id) end
+  if m == "elicitation/create" then return reply(self, id, elicit(self, msg.params)) end
+  if m == "roots/list" and self.roots then return reply(self, id, { roots = json.array(self.roots) }) end
+  reply(self, id, nil, { code = -32601, message = "method not found: " .. tostring(m) })
+end
+
+local function notification(self, msg)
+  local m, params = msg.method, msg.params
+  if m == "notifications/progress" and type(params) == "table" then
+    local r = self.progress[params.progressToken]
+    if r and r.on_progress then
+      call_user(self, r.on_progress, params.progress, params.total, params.message)
+    end
+  elseif m == "notifications/tools/list_changed" then
+    self.tool_list = nil -- session:tools() lists again
+  elseif m == "notifications/cancelled" and type(params) == "table" then
+    return -- the server gave up on one of its requests to us: none are long
+  end
+  if self.on_notification then call_user(self, self.on_notification, m, params) end
+end
+
+local function response(self, msg)
+  local r = self.pending[msg.id]
+  if r == nil then
+    if self.canceled[msg.id] then return end -- late answer to a canceled call
+    return fail_all(self, mcp_error("protocol violation: a response to unknown request id " .. tostring(msg.id)))
+  end
+  if type(msg.error) == "table" then
+    local e = msg.error
+    settle(self, r, nil, mcp_error(tostring(e.message or "JSON-RPC error"), { code = e.code, data = e.data,
+                                                                              method = r.method }))
+  elseif msg.result ~= nil then
+    settle(self, r, msg.result)
+  else
+    settle(self, r, nil, mcp_error("protocol violation: a response with neither result nor error"))
+  end
+end
+
+-- One decoded message (or batch) from the server.
+local function deliver(self, msg)
+  if msg[1] ~= nil then -- a JSON-RPC batch (2025-03-26)
+    for _, m in ipairs(msg) do if type(m) == "table" then deliver(self, m) end end
+    return
+  end
+  if msg.expired then return self:_reinit(msg.ids) end -- HTTP 404: the session expired
+  if msg.fault then
+    for _, id in ipairs(msg.ids or {}) do
+      local r = self.pending[id]
+      if r then settle(self, r, nil, msg.fault) end
+    end
+    return
+  end
+  if type(msg.method) == "string" then
+    if msg.id ~= nil then server_request(self, msg) else notification(self, msg) end
+  elseif msg.id ~= nil then
+    response(self, msg)
+  else
+    fail_all(self, mcp_error("protocol violation: a message that is neither request, response nor notification"))
+  end
+end
+
+-- ---------------------------------------------------------------- poll
+
+local function expire(self)
+  local t = now()
+  for _, r in pairs(self.pending) do
+    if not r.finished and t >= r.deadline then
+      cancel(self, r, errors.new({ kind = "timeout", message = "MCP " .. r.method .. " got no answer in time",
+                                   method = r.method }), "timeout")
+    end
+  end
+end
+
+local function step(self)
+  if not self.transport then return false end
+  local moved, why = self.transport:step(function(msg) deliver(self, msg) end)
+  if moved == nil then
+    fail_all(self, errors.is_error(why) and why or mcp_error(tostring(why)))
+    return true
+  end
+  return moved
+end
+
+--- Drives the session: reads what the server sent, answers its requests,
+-- runs callbacks, times out calls. Waits at most `timeout` seconds (default
+-- 0: never blocks), and only when nothing was ready. A callback that raised
+-- raises out of `poll` (once). Returns the number of calls still pending.
+-- @tparam[opt=0] number timeout
+-- @treturn integer
+function Session:poll(timeout)
+  timeout = timeout or 0
+  if type(timeout) ~= "number" or timeout < 0 then error("mcp: poll timeout must be a number >= 0", 2) end
+  local moved = step(self)
+  if not moved and timeout > 0 and self.transport then
+    local wait = timeout
+    for _, r in pairs(self.pending) do wait = math.min(wait, math.max(0, r.deadline - now())) end
+    if wait > 0 then self.transport:wait(wait) end
+    step(self)
+  end
+  expire(self)
+  local raised = self.raised
+  if raised then
+    self.raised = nil
+    error(raised[1], 0)
+  end
+  local n = 0
+  for _ in pairs(self.pending) do n = n + 1 end
+  return n
+end
+
+-- -------------------------------------------------------------- handshake
+
+local function client_capabilities(self)
+  local caps = {}
+  if self.on_elicit then caps.elicitation = json.object({}) end
+  if self.roots then caps.roots = { listChanged = false } end
+  return json.object(caps)
+end
+
+function Session:_handshake()
+  local info = self.client_info
+  local result, err = self:_request("initialize", {
+    protocolVersion = M.PROTOCOL_VERSIONS[1], capabilities = client_capabilities(self),
+    clientInfo = { name = info.name, version = info.version } })
+  if not result then return nil, err end
+  local version = type(result) == "table" and result.protocolVersion
+  local known = false
+  for _, v in ipairs(M.PROTOCOL_VERSIONS) do known = known or v == version end
+  if not known then
+    return nil, mcp_error("the server speaks MCP protocol version " .. tostring(version)
+      .. ", not one of " .. table.concat(M.PROTOCOL_VERSIONS, ", "))
+  end
+  self.protocol_version, self.server_info = version, result.serverInfo or {}
+  self.capabilities, self.instructions = result.capabilities or {}, result.instructions
+  if self.transport.initialized then self.transport:initialized(version) end
+  return send(self, { jsonrpc = "2.0", method = "notifications/initialized" })
+end
+
+-- The HTTP session expired (404): initialize once more, then send the
+-- requests it lost again; a second expiry fails them.
+function Session:_reinit(ids)
+  local lost = {}
+  for _, id in ipairs(ids or {}) do lost[#lost + 1] = self.pending[id] end
+  if self.reinitialized then
+    local err = mcp_error("the server forgot the session again (HTTP 404) after a new initialize")
+    for _, r in ipairs(lost) do settle(self, r, nil, err) end
+    return
+  end
+  self.reinitialized = true
+  for _, r in ipairs(lost) do self.pending[r.id] = nil end
+  self.transport:reset()
+  local ok, err = self:_handshake()
+  for _, r in ipairs(lost) do
+    self.pending[r.id] = r
+    if ok then ok, err = send(self, { jsonrpc = "2.0", id = r.id, method = r.method, params = r.params }) end
+    if not ok then settle(self, r, nil, err) end
+  end
+end
+
+--- Connects to a server and runs the handshake.
+-- `opts`: `command` (argv array: a stdio server) or `url` (Streamable
+-- HTTP); stdio: `env` (added to the inherited environment),
+-- `clear_env`, `cwd`, `log` (function(line), each stderr line; without
+-- it stderr is discarded); HTTP: `headers` (a table name -> value),
+-- `ca_file`, `proxy`, `insecure`; both: `timeout` (seconds per call,
+-- default 60), `client_info` (`{name, version}`, default baseten and
+-- its version), `on_elicit(message, schema) -> action, content`,
+-- `on_notification(method, params)`, `roots` (array of `{uri, name}`).
+-- @tparam table opts
+-- @return the session, or nil, err
+function M.connect(opts)
+  if type(opts) ~= "table" then error("mcp.connect: expected a table of options", 2) end
+  if (opts.command == nil) == (opts.url == nil) then error("mcp.connect: give either command or url", 2) end
+  check_timeout(opts.timeout, "mcp.connect", 2)
+  for _, k in ipairs({ "on_elicit", "on_notification", "log" }) do check_fn(opts, k, "mcp.connect") end
+  if opts.roots ~= nil and type(opts.roots) ~= "table" then error("mcp.connect: roots must be an array", 2) end
+  local info = opts.client_info or { name = "baseten", version = core.VERSION }
+  if type(info) ~= "table" or type(info.name) ~= "string" then
+    error("mcp.connect: client_info must be {name = ..., version = ...}", 2)
+  end
+  local tr, why
+  if opts.command then tr, why = stdio.open(opts, "mcp.connect") else tr, why = http.open(opts, "mcp.connect") end
+  if not tr then return nil, errors.is_error(why) and why or mcp_error(tostring(why)) end
+  local self = setmetatable({ transport = tr, timeout = opts.timeout or M.DEFAULT_TIMEOUT, next_id = 0,
+                              pending = {}, progress = {}, canceled = {}, client_info = info,
+                              on_elicit = opts.on_elicit, on_notification = opts.on_notification,
+                              roots = opts.roots, target = opts.url or table.concat(opts.command, " ") }, Session)
+  local ok, err = self:_handshake()
+  if not ok then
+    self:close()
+    if err.kind == "mcp" and not err.message:find("^during the handshake") then
+      err.message = "during the handshake: " .. err.message
+    end
+    return nil, err
+  end
+  return self
+end
+
+-- ------------------------------------------------------------- methods
+
+-- All pages of a list method: the items under `key`.
+local function list_all(self, method, key)
+  local out, cursor, pages = json.array(), nil, 0
+  repeat
+    local result, err = self:_request(method, cursor and { cursor = cursor } or nil)
+    if not result then return nil, err end
+    for _, item in ipairs(type(result[key]) == "table" and result[key] or {}) do out[#out + 1] = item end
+    cursor, pages = result.nextCursor, pages + 1
+    if pages > 10000 then return nil, mcp_error(method .. ": more than 10000 pages") end
+  until type(cursor) ~= "string"
+  return out
+end
+
+--- Every tool of the server, all pages: `{name, description, inputSchema, ...}`.
+function Session:list_tools() return list_all(self, "tools/list", "tools") end
+--- Every resource of the server, all pages.
+function Session:list_resources() return list_all(self, "resources/list", "resources") end
+--- Every prompt of the server, all pages.
+function Session:list_prompts() return list_all(self, "prompts/list", "prompts") end
+
+--- Reads a resource: `{contents = {...}}`.
+function Session:read_resource(uri)
+  if type(uri) ~= "string" then error("mcp: read_resource expects a uri string", 2) end
+  return self:_request("resources/read", { uri = uri })
+end
+
+--- Gets a prompt: `{description, messages}`.
+function Session:get_prompt(name, args)
+  if type(name) ~= "string" then error("mcp: get_prompt expects a name string", 2) end
+  return self:_request("prompts/get", { name = name, arguments = args and json.object(args) or nil })
+end
+
+--- Pings the server: true, or nil, err.
+function Session:ping()
+  local r, err = self:_request("ping")
+  if not r then return nil, err end
+  return true
+end
+
+local function call_params(name, args, opts, where)
+  if type(name) ~= "string" then error("mcp: " .. where .. " expects a tool name string", 3) end
+  if args ~= nil and type(args) ~= "table" then error("mcp: " .. where .. ": args must be a table", 3) end
+  opts = opts or {}
+  if type(opts) ~= "table" then error("mcp: " .. where .. ": opts must be a table", 3) end
+  check_timeout(opts.timeout, "mcp: " .. where, 3)
+  check_fn(opts, "on_progress", "mcp: " .. where)
+  check_fn(opts, "on_done", "mcp: " .. where)
+  return { name = name, arguments = json.object(args or {}) }, opts
+end
+
+--- Calls a tool: the result `{content, isError, structuredContent}`, or
+-- nil, err. A tool's own failure is a result with `isError = true`.
+-- `opts`: `timeout` (seconds; the session's by default), `on_progress(progress, total, message)`.
+function Session:call_tool(name, args, opts)
+  local params
+  params, opts = call_params(name, args, opts, "call_tool")
+  return self:_request("tools/call", params, opts)
+end
+
+--- Starts a tool call without blocking: a handle that `poll` drives.
+-- `opts` as `call_tool`, plus `on_done(result, err)`. `handle:done()`,
+-- `handle:result()` (result or nil, err), `handle:cancel()`.
+function Session:start_call(name, args, opts)
+  local params
+  params, opts = call_params(name, args, opts, "start_call")
+  local r, err = self:_start("tools/call", params, opts)
+  if not r then -- settled already (its on_done ran): a finished handle
+    r = { finished = true, err = err }
+  end
+  return setmetatable({ r = r, session = self }, Handle)
+end
+
+function Handle:done() return self.r.finished == true end
+function Handle:result()
+  if self.r.err then return nil, self.r.err end
+  return self.r.result
+end
+function Handle:cancel()
+  cancel(self.session, self.r, errors.new({ kind = "canceled", message = "the MCP call was canceled" }), "canceled")
+end
+
+--- The session's tools as entries for `run_tools`: see baseten.mcp_tools.
+function Session:tools(opts)
+  if not self.tool_list then
+    local list, err = self:list_tools()
+    if not list then return nil, err end
+    self.tool_list = list
+  end
+  return tools_mod.entries(self, self.tool_list, opts)
+end
+
+--- Ends the session: the HTTP session is deleted, the stdio server's
+-- stdin closed (then SIGTERM, then SIGKILL). Pending calls fail as
+-- canceled. Idempotent.
+function Session:close()
+  if self.transport then
+    local err = errors.new({ kind = "canceled", message = "the MCP session was closed" })
+    for _, r in pairs(self.pending) do settle(self, r, nil, err) end
+    self.transport:close()
+    self.transport = nil
+  end
+  self.dead = self.dead or mcp_error("the session is closed")
+end
+Session.__close = Session.close
+-- A collected session ends its server without a word to it (no DELETE):
+-- a finalizer must not wait on the network. (On 5.1 the process handle's
+-- own finalizer does it.)
+function Session:__gc()
+  if self.transport then self.transport:close(0.2, true) end
+end
+
+function Session:__tostring()
+  return "baseten.mcp session (" .. (self.transport and self.target or "closed") .. ")"
+end
+
+return M
