@@ -75,10 +75,10 @@ end
 local function fail_all(self, err)
   self.dead = self.dead or err
   for _, r in pairs(self.pending) do settle(self, r, nil, err) end
-  if self.transport then
-    self.transport:close(0.5)
-    self.transport = nil
-  end
+  local tr = self.transport
+  self.transport = nil
+  -- inside step the transport is still reading: step closes it after
+  if tr and self.stepping then self.close_after = tr elseif tr then tr:close(0.5) end
 end
 
 local function send(self, msg)
@@ -224,7 +224,11 @@ local function deliver(self, msg)
     for _, m in ipairs(msg) do if type(m) == "table" then deliver(self, m) end end
     return
   end
-  if msg.expired then return self:_reinit(msg.ids) end -- HTTP 404: the session expired
+  if msg.expired then -- HTTP 404: the session expired; step initializes again once it is out
+    self.expired = self.expired or {}
+    for _, id in ipairs(msg.ids or {}) do self.expired[#self.expired + 1] = id end
+    return
+  end
   if msg.fault then
     for _, id in ipairs(msg.ids or {}) do
       local r = self.pending[id]
@@ -254,8 +258,23 @@ local function expire(self)
 end
 
 local function step(self)
-  if not self.transport then return false end
-  local moved, why = self.transport:step(function(msg) deliver(self, msg) end)
+  local tr = self.transport
+  if not tr then return false end
+  self.stepping = true
+  local ok, moved, why = pcall(tr.step, tr, function(msg) if self.transport then deliver(self, msg) end end)
+  self.stepping = false
+  if self.close_after then
+    self.close_after = nil
+    tr:close(0.5)
+    return true
+  end
+  if not ok then error(moved, 0) end
+  local expired = self.expired
+  if expired then
+    self.expired = nil
+    self:_reinit(expired)
+    return true
+  end
   if moved == nil then
     fail_all(self, errors.is_error(why) and why or mcp_error(tostring(why)))
     return true

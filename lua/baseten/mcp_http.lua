@@ -208,6 +208,15 @@ end
 -- anything happened (never fails: faults go to `deliver` per call).
 function Http:step(deliver)
   if self.closed then return nil, "the session is closed" end
+  if self.stepping then return false end -- a callback's blocking call: the outer step goes on
+  self.stepping = true
+  local ok, moved = pcall(self.step_once, self, deliver)
+  self.stepping = false
+  if not ok then error(moved, 0) end
+  return moved
+end
+
+function Http:step_once(deliver)
   self.engine:perform(0)
   local moved, keep = false, {}
   for _, s in ipairs(self.streams) do
