@@ -86,7 +86,11 @@ end
 -- The session expired: forget its id, for a new initialize.
 function Http:reset()
   self.session_id, self.version, self.get_due = nil, nil, nil
-  for _, s in ipairs(self.streams) do if s.get then s.t:close() end end
+  local keep = {}
+  for _, s in ipairs(self.streams) do
+    if s.get then s.t:close() else keep[#keep + 1] = s end
+  end
+  self.streams = keep
 end
 
 local function open_get(self, last_id)
@@ -176,6 +180,11 @@ local function finish(self, s, deliver)
   local ok, kind, message = s.t:result()
   local body = (not s.sse) and s.t:body() or ""
   local status = s.status or 0
+  if not ok and not s.get and s.ids[1] ~= nil and (s.answered or 0) == 0 and not s.sse then
+    local k = (kind == "timeout" or kind == "tls") and kind or (kind == "too_large" or kind == "nomem")
+      and "invalid_response" or "connection"
+    return deliver({ fault = errors.new({ kind = k, message = tostring(message) }, self.secret), ids = s.ids })
+  end
   if s.get then
     if status == 405 or (status >= 400 and status ~= 404) then self.no_get = true end
     if status == 404 and self.session_id then return deliver({ expired = true, ids = {} }) end
