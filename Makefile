@@ -34,6 +34,12 @@ build/test_platform: csrc/platform.c csrc/platform.h csrc/test/test_platform.c
 	$(CC) $(CFLAGS_DEV) $(SAN) -fsanitize=float-cast-overflow -I/usr/include/lua5.4 -Icsrc \
 	  -o $@ csrc/test/test_platform.c csrc/platform.c -llua5.4 -lcurl -lm
 
+# child processes (MCP's stdio transport) alone: real children, under the sanitizers
+build/test_proc: csrc/proc.c csrc/lines.c csrc/proc.h csrc/buf.c csrc/platform.c csrc/test/test_proc.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_DEV) $(SAN) -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_proc.c csrc/proc.c csrc/lines.c \
+	  csrc/buf.c csrc/platform.c -llua5.4 -lcurl -lm
+
 # the whole core linked into a program: each libcurl allocation of a
 # request fails in turn (ASan's leak check at exit catches a dropped list),
 # and two threads open the module at once under ThreadSanitizer
@@ -49,10 +55,12 @@ build/test_threads: $(CORE_SRC) $(CORE_HDR) csrc/test/test_threads.c
 	$(CC) $(CFLAGS_DEV) -fsanitize=thread -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_threads.c \
 	  $(CORE_SRC) -llua5.4 -lcurl -lm -lpthread
 
-test-c: deps build/test_sse build/test_json_scan build/test_platform build/test_nomem build/test_threads
+test-c: deps build/test_sse build/test_json_scan build/test_platform build/test_proc build/test_nomem \
+  build/test_threads
 	@./build/test_sse
 	@./build/test_json_scan
 	@./build/test_platform
+	@./build/test_proc
 	@./build/test_nomem
 	@./build/test_threads
 

@@ -76,7 +76,8 @@ static int proc_spawn(lua_State *L) {
   o.argv = string_array(L, 1, "argv", 1);
   o.env = string_array(L, 1, "env", 0);
   lua_getfield(L, 1, "cwd");
-  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "spawn: cwd must be a string");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "spawn: cwd must be a string");
   o.cwd = lua_tostring(L, -1);
   lua_getfield(L, 1, "clear_env");
   o.clear_env = lua_toboolean(L, -1);
@@ -216,11 +217,16 @@ static int proc_read(lua_State *L) {
 }
 
 void bt_proc_open(lua_State *L) {
-  static const luaL_Reg m[] = {{"write", proc_write},   {"pump", proc_pump},
-                               {"fds", proc_fds},       {"status", proc_status},
-                               {"eof", proc_eof},       {"close", proc_close},
-                               {"__gc", proc_gc},       {"__close", proc_gc},
-                               {"__tostring", proc_tostring}, {NULL, NULL}};
+  static const luaL_Reg m[] = {{"write", proc_write},
+                               {"pump", proc_pump},
+                               {"fds", proc_fds},
+                               {"status", proc_status},
+                               {"eof", proc_eof},
+                               {"close", proc_close},
+                               {"__gc", proc_gc},
+                               {"__close", proc_gc},
+                               {"__tostring", proc_tostring},
+                               {NULL, NULL}};
   static const luaL_Reg reads[] = {{"read_line", read_line}, {"take_err", take_err}, {NULL, NULL}};
   luaL_newmetatable(L, PROC_MT);
   luaL_setfuncs(L, m, 0);

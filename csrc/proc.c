@@ -1,7 +1,7 @@
 /*
- * proc.c: child processes with non-blocking pipes (proc.h). The line
- * splitter first (plain C99), then the POSIX side (posix_spawn), then the
- * Windows side (CreateProcess, PeekNamedPipe).
+ * proc.c: child processes with non-blocking pipes (proc.h): the POSIX side
+ * (posix_spawn), then the Windows side (CreateProcess, PeekNamedPipe). The
+ * line splitter is lines.c.
  */
 #if defined(_WIN32)
 #ifndef WIN32_LEAN_AND_MEAN
@@ -30,43 +30,6 @@
 #define PUMP_MAX (1024u * 1024u)
 /* stderr kept but not taken: past this, the oldest half is dropped. */
 #define ERR_KEEP_MAX (256u * 1024u)
-
-/* ----------------------------------------------------------------- lines */
-
-int bt_lines_feed(bt_lines *l, const char *s, size_t n) {
-  if (l->off > 0 && l->off == l->b.len) { /* everything handed out: restart */
-    l->b.len = l->off = l->scan = 0;
-  } else if (l->off > 0 && l->off >= l->b.len / 2) { /* compact */
-    memmove(l->b.p, l->b.p + l->off, l->b.len - l->off);
-    l->b.len -= l->off;
-    l->scan -= l->off;
-    l->off = 0;
-  }
-  return bt_buf_append(&l->b, s, n);
-}
-
-int bt_lines_next(bt_lines *l, const char **line, size_t *len) {
-  const char *nl;
-  size_t n;
-  if (l->scan < l->off) l->scan = l->off;
-  nl = l->scan < l->b.len ? memchr(l->b.p + l->scan, '\n', l->b.len - l->scan) : NULL;
-  if (nl == NULL) {
-    l->scan = l->b.len;
-    return l->b.len - l->off > l->max ? -1 : 0;
-  }
-  n = (size_t)(nl - (l->b.p + l->off));
-  *line = l->b.p + l->off;
-  l->off += n + 1;
-  l->scan = l->off;
-  if (n > 0 && (*line)[n - 1] == '\r') n--;
-  *len = n;
-  return n > l->max ? -1 : 1;
-}
-
-void bt_lines_free(bt_lines *l) {
-  bt_buf_free(&l->b);
-  l->off = l->scan = 0;
-}
 
 void bt_proc_free(bt_proc *p) {
   bt_buf_free(&p->wbuf);
@@ -172,8 +135,8 @@ static int spawn_attrs(posix_spawnattr_t *at) {
   posix_spawnattr_setpgroup(at, 0);
   posix_spawnattr_setsigdefault(at, &def);
   posix_spawnattr_setsigmask(at, &none);
-  return posix_spawnattr_setflags(
-      at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  return posix_spawnattr_setflags(at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                          POSIX_SPAWN_SETSIGMASK);
 }
 
 static int spawn_child(bt_proc *p, const bt_proc_opts *o, int pipes[3][2], char **envp) {
@@ -287,7 +250,8 @@ static int drain(bt_proc *p, int *fd, int is_out) {
     if (r > 0) {
       total += (size_t)r;
       moved = 1;
-      if ((is_out ? bt_lines_feed(&p->lines, chunk, (size_t)r) : keep_err(p, chunk, (size_t)r)) != 0)
+      if ((is_out ? bt_lines_feed(&p->lines, chunk, (size_t)r) : keep_err(p, chunk, (size_t)r)) !=
+          0)
         return -1;
     } else if (r < 0 && errno == EINTR) {
       continue;
