@@ -71,6 +71,7 @@ build = {
       ["baseten.mcp_stdio"] = "lua/baseten/mcp_stdio.lua",
       ["baseten.mcp_http"] = "lua/baseten/mcp_http.lua",
       ["baseten.mcp_tools"] = "lua/baseten/mcp_tools.lua",
+      ["baseten.mcp_cli"] = "lua/baseten/mcp_cli.lua",
    },
    -- the same library names for the link line (see external_dependencies)
    platforms = {
