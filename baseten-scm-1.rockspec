@@ -72,6 +72,7 @@ build = {
       ["baseten.mcp_http"] = "lua/baseten/mcp_http.lua",
       ["baseten.mcp_tools"] = "lua/baseten/mcp_tools.lua",
       ["baseten.mcp_cli"] = "lua/baseten/mcp_cli.lua",
+      ["baseten.mcp_track"] = "lua/baseten/mcp_track.lua",
    },
    -- the same library names for the link line (see external_dependencies)
    platforms = {

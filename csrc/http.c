@@ -353,6 +353,51 @@ static int engine_perform(lua_State *L) {
   return 1;
 }
 
+/* engine:fds() -> {fd, events, ...}, timeout: the sockets curl waits on
+ * now (events 1 input, 2 output), for another engine's perform to wait on
+ * them too (an MCP session's engine inside a client's poll), and curl's
+ * next timeout in seconds (nil: none). Through curl_multi_fdset, so POSIX
+ * sees only fds below FD_SETSIZE. */
+static void push_fdset(lua_State *L, fd_set *set, int maxfd, int events, int *n) {
+#if defined(_WIN32)
+  u_int i;
+  (void)maxfd;
+  for (i = 0; i < set->fd_count; i++) {
+    lua_pushinteger(L, (lua_Integer)set->fd_array[i]);
+    lua_rawseti(L, -2, ++*n);
+    lua_pushinteger(L, events);
+    lua_rawseti(L, -2, ++*n);
+  }
+#else
+  int fd;
+  for (fd = 0; fd <= maxfd; fd++) {
+    if (!FD_ISSET(fd, set)) continue;
+    lua_pushinteger(L, fd);
+    lua_rawseti(L, -2, ++*n);
+    lua_pushinteger(L, events);
+    lua_rawseti(L, -2, ++*n);
+  }
+#endif
+}
+
+static int engine_fds(lua_State *L) {
+  bt_engine *e = check_engine(L, 1);
+  fd_set r, w, x;
+  int maxfd = -1, n = 0;
+  long ms = -1;
+  FD_ZERO(&r);
+  FD_ZERO(&w);
+  FD_ZERO(&x);
+  curl_multi_fdset(e->multi, &r, &w, &x, &maxfd);
+  lua_newtable(L);
+  push_fdset(L, &r, maxfd, 1, &n);
+  push_fdset(L, &w, maxfd, 2, &n);
+  curl_multi_timeout(e->multi, &ms);
+  if (ms >= 0) lua_pushnumber(L, (lua_Number)ms / 1000.0);
+  else lua_pushnil(L);
+  return 2;
+}
+
 static int engine_tostring(lua_State *L) {
   bt_engine *e = luaL_checkudata(L, 1, ENGINE_MT);
   if (e->closed) lua_pushliteral(L, "baseten.engine (closed)");
@@ -845,6 +890,7 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *m) {
 void bt_http_open(lua_State *L) {
   static const luaL_Reg engine_m[] = {{"request", engine_request},
                                       {"perform", engine_perform},
+                                      {"fds", engine_fds},
                                       {"close", engine_close},
                                       {"__gc", engine_close},
                                       {"__close", engine_close},

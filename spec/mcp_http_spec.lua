@@ -128,6 +128,22 @@ describe("mcp over Streamable HTTP", function()
     s:close()
   end)
 
+  it("client:poll drives a call and wakes on the session's sockets", function()
+    local client = require("baseten").new{ api_key = false, base_url = "http://127.0.0.1:9/v1" }
+    local s = assert(mcp.connect{ url = base .. "/sse/mcp", client = client })
+    local h = s:start_call("echo", { text = "f" })
+    local polls, t0 = 0, core.now()
+    while not h:done() do
+      polls = polls + 1
+      client:poll(30)
+      assert(polls < 100)
+    end
+    assert.truthy(core.now() - t0 < 15)
+    assert.equal("echo: f", assert(h:result()).content[1].text)
+    s:close()
+    client:close()
+  end)
+
   it("a server that is not there: a connection error", function()
     proc:close(0.05)
     local s, err = mcp.connect{ url = base .. "/json/mcp", timeout = 10 }

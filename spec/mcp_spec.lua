@@ -212,6 +212,30 @@ describe("mcp over stdio", function()
     s:close()
   end)
 
+  it("client:poll drives start_call of a session connected with client, and wakes on its pipe", function()
+    local client = baseten.new{ api_key = false, base_url = "http://127.0.0.1:9/v1" }
+    local s = assert(connect("ok", { client = client }))
+    local got
+    local h = s:start_call("echo", { text = "via client" }, { on_done = function(r) got = r end })
+    assert.equal(1, client:pending())
+    local polls, t0 = 0, require("baseten.core").now()
+    while not h:done() do
+      polls = polls + 1
+      client:poll(30) -- wakes when the server writes, not after 30 s
+      assert(polls < 100)
+    end
+    assert.truthy(require("baseten.core").now() - t0 < 15)
+    assert.equal("echo: via client", got.content[1].text)
+    assert.equal(0, client:pending())
+    -- a closed client cancels what it drives
+    local h2 = assert(connect("silent", { client = client })):start_call("echo", {})
+    client:close()
+    client:poll(0)
+    local _, err = h2:result()
+    assert.equal("canceled", err.kind)
+    s:close()
+  end)
+
   it("cancel sends notifications/cancelled and ends the handle as canceled", function()
     local rec = tmpname()
     local s = assert(connect("silent", { record = rec }))

@@ -75,6 +75,8 @@ end
 -- A batch (batch.lua) joins the handles poll drives: it has a `_step`
 -- method in place of `advance`, an `_abort` in place of `complete`, and
 -- sets `_phase` and `_due` (the next time it has work besides the network).
+-- An MCP call (mcp.lua) does too, and has `_fds`: what poll's wait also
+-- waits on.
 function M._track(client, h)
   local list = handles_of(client)
   list[#list + 1] = h
@@ -226,6 +228,21 @@ local function serve(list)
   return first_err
 end
 
+-- The file descriptors tracked handles wait on besides the engine's own
+-- (an MCP session's `_fds`: a child's pipes, its engine's sockets), or nil.
+local function extra_fds(list)
+  local fds
+  for _, h in ipairs(list) do
+    if h._fds then
+      for _, v in ipairs(h:_fds()) do
+        fds = fds or {}
+        fds[#fds + 1] = v
+      end
+    end
+  end
+  return fds
+end
+
 -- Whether some request has a transfer on the engine (not just a retry due).
 local function has_transfer(list)
   for _, h in ipairs(list) do
@@ -278,7 +295,7 @@ function Client:poll(timeout)
     local wait = next_wait(list, timeout)
     if wait > 0 then
       if has_transfer(list) then
-        self._engine:perform(wait)
+        self._engine:perform(wait, extra_fds(list))
       else
         -- only retries are due: nothing for curl to wait on, so sleep (else
         -- drain and poll(t) loops would spin until the retry is due)

@@ -22,6 +22,7 @@ local errors = require("baseten.errors")
 local stdio = require("baseten.mcp_stdio")
 local http = require("baseten.mcp_http")
 local tools_mod = require("baseten.mcp_tools")
+local track = require("baseten.mcp_track")
 
 local json = core.json
 local now = core.now
@@ -366,7 +367,9 @@ end
 -- `ca_file`, `proxy`, `insecure`; both: `timeout` (seconds per call,
 -- default 60), `client_info` (`{name, version}`, default baseten and
 -- its version), `on_elicit(message, schema) -> action, content`,
--- `on_notification(method, params)`, `roots` (array of `{uri, name}`).
+-- `on_notification(method, params)`, `roots` (array of `{uri, name}`),
+-- `client` (a baseten client whose `poll` drives this session's
+-- `start_call` handles).
 -- @tparam table opts
 -- @return the session, or nil, err
 function M.connect(opts)
@@ -375,6 +378,9 @@ function M.connect(opts)
   check_timeout(opts.timeout, "mcp.connect", 2)
   for _, k in ipairs({ "on_elicit", "on_notification", "log" }) do check_fn(opts, k, "mcp.connect") end
   if opts.roots ~= nil and type(opts.roots) ~= "table" then error("mcp.connect: roots must be an array", 2) end
+  if opts.client ~= nil and (type(opts.client) ~= "table" or type(opts.client.poll) ~= "function") then
+    error("mcp.connect: client must be a baseten client", 2)
+  end
   local info = opts.client_info or { name = "baseten", version = core.VERSION }
   if type(info) ~= "table" or type(info.name) ~= "string" then
     error("mcp.connect: client_info must be {name = ..., version = ...}", 2)
@@ -385,7 +391,8 @@ function M.connect(opts)
   local self = setmetatable({ transport = tr, timeout = opts.timeout or M.DEFAULT_TIMEOUT, next_id = 0,
                               pending = {}, progress = {}, canceled = {}, client_info = info,
                               on_elicit = opts.on_elicit, on_notification = opts.on_notification,
-                              roots = opts.roots, target = opts.url or table.concat(opts.command, " ") }, Session)
+                              roots = opts.roots, client = opts.client,
+                              target = opts.url or table.concat(opts.command, " ") }, Session)
   local ok, err = self:_handshake()
   if not ok then
     self:close()
@@ -458,15 +465,22 @@ function Session:call_tool(name, args, opts)
   return self:_request("tools/call", params, opts)
 end
 
---- Starts a tool call without blocking: a handle that `poll` drives.
--- `opts` as `call_tool`, plus `on_done(result, err)`. `handle:done()`,
--- `handle:result()` (result or nil, err), `handle:cancel()`.
+--- Starts a tool call without blocking: a handle that `session:poll`
+-- drives, and `client:poll` too when the session was connected with
+-- `client = client` (its wait then waits on the server's pipes or sockets
+-- as well as the client's transfers). `opts` as `call_tool`, plus
+-- `on_done(result, err)`. `handle:done()`, `handle:result()` (result or
+-- nil, err), `handle:cancel()`.
 function Session:start_call(name, args, opts)
   local params
   params, opts = call_params(name, args, opts, "start_call")
   local r, err = self:_start("tools/call", params, opts)
   if not r then -- settled already (its on_done ran): a finished handle
     r = { finished = true, err = err }
+  elseif self.client then
+    track.track(self, r, function(message)
+      cancel(self, r, errors.new({ kind = "canceled", message = message }), "canceled")
+    end)
   end
   return setmetatable({ r = r, session = self }, Handle)
 end

@@ -139,7 +139,7 @@ local function decode_into(data, deliver)
 end
 
 -- The SSE bytes of stream s: each event's message delivered.
-local function read_sse(self, s, deliver)
+local function read_sse(s, deliver)
   local bytes = s.t:body()
   if bytes == "" then return false end
   for _, ev in ipairs(s.sse:feed(bytes)) do
@@ -243,7 +243,7 @@ function Http:step_once(deliver)
         moved = true
       end
       if s.sse then
-        local got, why = read_sse(self, s, deliver)
+        local got, why = read_sse(s, deliver)
         if got == nil then
           deliver({ fault = errors.new({ kind = "mcp", message = why }), ids = s.ids })
           s.t:close()
@@ -252,7 +252,7 @@ function Http:step_once(deliver)
         moved = moved or got
       end
       if not s.dead and s.t:state() == "done" then
-        if s.sse then read_sse(self, s, deliver) end
+        if s.sse then read_sse(s, deliver) end
         if not s.judged then s.status = status end
         replacement = finish(self, s, deliver)
         s.t:close()
@@ -283,6 +283,20 @@ function Http:wait(seconds)
   end
   if self.get_due and not self.no_get then seconds = math.min(seconds, math.max(0, self.get_due - now())) end
   if seconds > 0 then self.engine:perform(seconds) end
+end
+
+--- What another loop's wait should wait on: this engine's sockets (a
+-- flat `{fd, events, ...}`), and the seconds until curl or a resume
+-- needs a look.
+function Http:wait_on()
+  if self.closed then return {}, nil end
+  local fds, due = self.engine:fds()
+  local t = now()
+  for _, s in ipairs(self.streams) do
+    if s.due then due = math.min(due or math.huge, math.max(0, s.due - t)) end
+  end
+  if self.get_due and not self.no_get then due = math.min(due or math.huge, math.max(0, self.get_due - t)) end
+  return fds, due
 end
 
 --- Ends the session: DELETE (unless `quiet`), then every transfer.

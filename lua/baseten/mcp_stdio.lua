@@ -117,6 +117,14 @@ function Stdio:wait(seconds)
   end
 end
 
+--- What another loop's wait should wait on: the pipes (a flat
+-- `{fd, events, ...}`), and the seconds until the next look is due
+-- (Windows: pipes cannot join a socket wait, so a short interval).
+function Stdio:wait_on()
+  local fds = self.p and self.p:fds() or {}
+  return fds, fds[1] == nil and 0.01 or nil
+end
+
 function Stdio:close(grace)
   if self.p then
     self.p:close(grace)
