@@ -73,6 +73,7 @@ build = {
       ["baseten.mcp_tools"] = "lua/baseten/mcp_tools.lua",
       ["baseten.mcp_cli"] = "lua/baseten/mcp_cli.lua",
       ["baseten.mcp_track"] = "lua/baseten/mcp_track.lua",
+      ["baseten.mcp_incoming"] = "lua/baseten/mcp_incoming.lua",
    },
    -- the same library names for the link line (see external_dependencies)
    platforms = {

@@ -23,6 +23,7 @@ local stdio = require("baseten.mcp_stdio")
 local http = require("baseten.mcp_http")
 local tools_mod = require("baseten.mcp_tools")
 local track = require("baseten.mcp_track")
+local incoming = require("baseten.mcp_incoming")
 
 local json = core.json
 local now = core.now
@@ -144,107 +145,10 @@ function Session:_request(method, params, opts)
   return await(self, self:_start(method, params, opts))
 end
 
--- -------------------------------------------------- incoming messages
-
-local function reply(self, id, result, err)
-  if err then
-    send(self, { jsonrpc = "2.0", id = id, error = err })
-  else
-    send(self, { jsonrpc = "2.0", id = id, result = result or json.object({}) })
-  end
-end
-
-local function call_user(self, f, ...)
-  local ok, a, b = pcall(f, ...)
-  if not ok then
-    if self.raised == nil then self.raised = { a } end
-    return nil
-  end
-  return a, b
-end
-
--- An elicitation/create request: the handler's answer, with the schema's
--- defaults filled in for fields it left out; decline without a handler.
-local function elicit(self, params)
-  if not self.on_elicit then return { action = "decline" } end
-  local schema = type(params) == "table" and params.requestedSchema or {}
-  local action, content = call_user(self, self.on_elicit, params and params.message, schema)
-  if action ~= "accept" and action ~= "decline" and action ~= "cancel" then action = "decline" end
-  if action ~= "accept" then return { action = action } end
-  local out = {}
-  for k, v in pairs(type(content) == "table" and content or {}) do out[k] = v end
-  for k, prop in pairs(type(schema) == "table" and type(schema.properties) == "table" and schema.properties or {}) do
-    if out[k] == nil and type(prop) == "table" and prop.default ~= nil then out[k] = prop.default end
-  end
-  return { action = "accept", content = json.object(out) }
-end
-
-local function server_request(self, msg)
-  local m, id = msg.method, msg.id
-  if m == "ping" then return reply(self, id) end
-  if m == "elicitation/create" then return reply(self, id, elicit(self, msg.params)) end
-  if m == "roots/list" and self.roots then return reply(self, id, { roots = json.array(self.roots) }) end
-  reply(self, id, nil, { code = -32601, message = "method not found: " .. tostring(m) })
-end
-
-local function notification(self, msg)
-  local m, params = msg.method, msg.params
-  if m == "notifications/progress" and type(params) == "table" then
-    local r = self.progress[params.progressToken]
-    if r and r.on_progress then
-      call_user(self, r.on_progress, params.progress, params.total, params.message)
-    end
-  elseif m == "notifications/tools/list_changed" then
-    self.tool_list = nil -- session:tools() lists again
-  elseif m == "notifications/cancelled" and type(params) == "table" then
-    return -- the server gave up on one of its requests to us: none are long
-  end
-  if self.on_notification then call_user(self, self.on_notification, m, params) end
-end
-
-local function response(self, msg)
-  local r = self.pending[msg.id]
-  if r == nil then
-    if self.canceled[msg.id] then return end -- late answer to a canceled call
-    return fail_all(self, mcp_error("protocol violation: a response to unknown request id " .. tostring(msg.id)))
-  end
-  if type(msg.error) == "table" then
-    local e = msg.error
-    settle(self, r, nil, mcp_error(tostring(e.message or "JSON-RPC error"), { code = e.code, data = e.data,
-                                                                              method = r.method }))
-  elseif msg.result ~= nil then
-    settle(self, r, msg.result)
-  else
-    settle(self, r, nil, mcp_error("protocol violation: a response with neither result nor error"))
-  end
-end
-
--- One decoded message (or batch) from the server.
-local function deliver(self, msg)
-  if msg[1] ~= nil then -- a JSON-RPC batch (2025-03-26)
-    for _, m in ipairs(msg) do if type(m) == "table" then deliver(self, m) end end
-    return
-  end
-  if msg.expired then -- HTTP 404: the session expired; step initializes again once it is out
-    self.expired = self.expired or {}
-    for _, id in ipairs(msg.ids or {}) do self.expired[#self.expired + 1] = id end
-    return
-  end
-  if msg.fault then
-    for _, id in ipairs(msg.ids or {}) do
-      local r = self.pending[id]
-      if r then settle(self, r, nil, msg.fault) end
-    end
-    return
-  end
-  if type(msg.method) == "string" then
-    if msg.id ~= nil then server_request(self, msg) else notification(self, msg) end
-  elseif msg.id ~= nil then
-    response(self, msg)
-  else
-    fail_all(self, mcp_error("protocol violation: a message that is neither request, response nor notification"))
-  end
-end
+-- Messages from the server go through baseten.mcp_incoming, which calls
+-- back into these.
+local ops = { settle = settle, fail_all = fail_all, send = send, mcp_error = mcp_error }
+local function deliver(self, msg) incoming.deliver(self, msg, ops) end
 
 -- ---------------------------------------------------------------- poll
 
@@ -357,6 +261,34 @@ function Session:_reinit(ids)
     if ok then ok, err = send(self, { jsonrpc = "2.0", id = r.id, method = r.method, params = r.params }) end
     if not ok then settle(self, r, nil, err) end
   end
+end
+
+local registry = {}
+
+--- Registers a server's connect options under a name, for
+-- `:checkhealth baseten` to report (a Neovim plugin that configures MCP
+-- servers calls it). Registering a name again replaces it.
+-- @tparam string name
+-- @tparam table opts the options of `connect`
+function M.register(name, opts)
+  if type(name) ~= "string" or name == "" then error("mcp.register: name must be a non-empty string", 2) end
+  if type(opts) ~= "table" or (opts.command == nil) == (opts.url == nil) then
+    error("mcp.register: opts must be connect options with command or url", 2)
+  end
+  for i, e in ipairs(registry) do
+    if e.name == name then
+      registry[i] = { name = name, opts = opts }
+      return
+    end
+  end
+  registry[#registry + 1] = { name = name, opts = opts }
+end
+
+--- The registered servers, in order: an array of `{name, opts}` (copies).
+function M.registered()
+  local out = {}
+  for i, e in ipairs(registry) do out[i] = { name = e.name, opts = e.opts } end
+  return out
 end
 
 --- Connects to a server and runs the handshake.
@@ -474,15 +406,7 @@ end
 function Session:start_call(name, args, opts)
   local params
   params, opts = call_params(name, args, opts, "start_call")
-  local r, err = self:_start("tools/call", params, opts)
-  if not r then -- settled already (its on_done ran): a finished handle
-    r = { finished = true, err = err }
-  elseif self.client then
-    track.track(self, r, function(message)
-      cancel(self, r, errors.new({ kind = "canceled", message = message }), "canceled")
-    end)
-  end
-  return setmetatable({ r = r, session = self }, Handle)
+  return self:start("tools/call", params, opts)
 end
 
 function Handle:done() return self.r.finished == true end
@@ -492,6 +416,26 @@ function Handle:result()
 end
 function Handle:cancel()
   cancel(self.session, self.r, errors.new({ kind = "canceled", message = "the MCP call was canceled" }), "canceled")
+end
+
+--- Starts any request without blocking (one page of `tools/list`,
+-- `resources/read`, ...): a handle like `start_call`'s, whose result is
+-- the JSON-RPC result. `opts`: `timeout`, `on_done(result, err)`.
+function Session:start(method, params, opts)
+  if type(method) ~= "string" then error("mcp: start expects a method name", 2) end
+  if params ~= nil and type(params) ~= "table" then error("mcp: start: params must be a table", 2) end
+  opts = opts or {}
+  check_timeout(opts.timeout, "mcp: start", 2)
+  check_fn(opts, "on_done", "mcp: start")
+  local r, err = self:_start(method, params, opts)
+  if not r then
+    r = { finished = true, err = err }
+  elseif self.client then
+    track.track(self, r, function(message)
+      cancel(self, r, errors.new({ kind = "canceled", message = message }), "canceled")
+    end)
+  end
+  return setmetatable({ r = r, session = self }, Handle)
 end
 
 --- The session's tools as entries for `run_tools`: see baseten.mcp_tools.

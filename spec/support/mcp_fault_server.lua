@@ -13,6 +13,8 @@
 --   huge_list      tools/list in 50 pages of 100 tools each
 --   old_version    answers initialize with protocol 2024-11-05
 --   stderr_flood   writes 4 MiB to stderr before answering tools/call
+-- The echo tool: text "fail" gives isError, "big" 100000 bytes, "slow"
+-- answers after 0.5 s.
 local mode, record = arg[1] or "ok", arg[2]
 local rec = record and io.open(record, "a")
 
@@ -74,6 +76,7 @@ handlers["tools/call"] = function(id, line)
     return result(id, '{"content":[{"type":"text","text":"it failed"}],"isError":true}')
   end
   if arg_text == "big" then return result(id, text(("y"):rep(100000))) end
+  if arg_text == "slow" then os.execute("sleep 0.5") end
   result(id, text("echo: " .. arg_text))
 end
 
