@@ -74,6 +74,7 @@ build = {
       ["baseten.mcp_cli"] = "lua/baseten/mcp_cli.lua",
       ["baseten.mcp_track"] = "lua/baseten/mcp_track.lua",
       ["baseten.mcp_incoming"] = "lua/baseten/mcp_incoming.lua",
+      ["baseten.mcp_registry"] = "lua/baseten/mcp_registry.lua",
    },
    -- the same library names for the link line (see external_dependencies)
    platforms = {

@@ -73,7 +73,56 @@ describe("mcp over stdio", function()
     assert.truthy(log:find('"capabilities":{}', 1, true))
   end)
 
-  it("rejects bad options at the caller's line", function()
+  it("start_connect returns at once; poll runs the handshake, then on_ready", function()
+    local ready, ready_err
+    local s = assert(mcp.start_connect{ command = { "lua5.4", FAULT, "ok" },
+                                        on_ready = function(sess, err) ready, ready_err = sess, err end })
+    local _, early = s:ping() -- before the handshake: fails at once, never blocks
+    assert.equal("mcp", early.kind)
+    local polls = 0
+    while not ready do
+      polls = polls + 1
+      s:poll(0.05)
+      assert(polls < 2000)
+    end
+    assert.is_nil(ready_err)
+    assert.equal(s, ready)
+    assert.equal("2025-06-18", s.protocol_version)
+    assert.is_true(s:ping())
+    s:close()
+    local failed
+    local f = assert(mcp.start_connect{ command = { "lua5.4", FAULT, "handshake_exit" },
+                                        on_ready = function(_, err) failed = err end })
+    polls = 0
+    while not failed do
+      polls = polls + 1
+      f:poll(0.05)
+      assert(polls < 2000)
+    end
+    assert.equal("mcp", failed.kind)
+    assert.truthy(failed.message:find("during the handshake"))
+  end)
+
+  it("raises bad options at the caller's line", function()
+    local function line_of(f)
+      local ok, e = pcall(f)
+      assert.is_false(ok)
+      return tostring(e):match("mcp_spec%.lua:(%d+):")
+    end
+    local here = debug.getinfo(1, "l").currentline
+    assert.equal(tostring(here + 1), line_of(function() mcp.connect{ command = { 1 } } end))
+    assert.equal(tostring(here + 2), line_of(function() mcp.connect{ command = { "x" }, env = { A = {} } } end))
+    assert.equal(tostring(here + 3), line_of(function() mcp.connect{ url = "http://x", headers = { ["a b"] = "1" } } end))
+    assert.equal(tostring(here + 4), line_of(function() mcp.start_connect{ command = { "x" }, log = 1 } end))
+    local s = assert(connect("ok"))
+    local l2 = debug.getinfo(1, "l").currentline
+    assert.equal(tostring(l2 + 1), line_of(function() s:call_tool("echo", {}, { on_progress = 1 }) end))
+    assert.equal(tostring(l2 + 2), line_of(function() s:start_call("echo", 1) end))
+    assert.equal(tostring(l2 + 3), line_of(function() s:tools{ filter = 1 } end))
+    s:close()
+  end)
+
+  it("rejects bad options", function()
     assert.has_error(function() mcp.connect{ command = "lua5.4 x.lua" } end)
     assert.has_error(function() mcp.connect{ command = { "x" }, url = "http://x" } end)
     assert.has_error(function() mcp.connect{ command = { "x" }, timeout = -1 } end)

@@ -24,6 +24,7 @@ local http = require("baseten.mcp_http")
 local tools_mod = require("baseten.mcp_tools")
 local track = require("baseten.mcp_track")
 local incoming = require("baseten.mcp_incoming")
+local registry = require("baseten.mcp_registry")
 
 local json = core.json
 local now = core.now
@@ -49,8 +50,10 @@ local function mcp_error(message, fields)
 end
 M.error = mcp_error
 
-local function check_fn(opts, key, where)
-  if opts[key] ~= nil and type(opts[key]) ~= "function" then error(where .. ": " .. key .. " must be a function", 3) end
+local function check_fn(opts, key, where, level)
+  if opts[key] ~= nil and type(opts[key]) ~= "function" then
+    error(where .. ": " .. key .. " must be a function", level + 1)
+  end
 end
 
 local function check_timeout(v, where, level)
@@ -74,13 +77,15 @@ local function settle(self, r, result, err)
 end
 
 -- Fails every pending request and closes the session (the transport died).
+-- A server that broke the protocol gets no grace: SIGTERM, then SIGKILL
+-- 50 ms later, so a poll never waits long on it.
 local function fail_all(self, err)
   self.dead = self.dead or err
   for _, r in pairs(self.pending) do settle(self, r, nil, err) end
   local tr = self.transport
   self.transport = nil
   -- inside step the transport is still reading: step closes it after
-  if tr and self.stepping then self.close_after = tr elseif tr then tr:close(0.5) end
+  if tr and self.stepping then self.close_after = tr elseif tr then tr:close(0.05) end
 end
 
 local function send(self, msg)
@@ -99,6 +104,9 @@ end
 function Session:_start(method, params, opts)
   opts = opts or {}
   if not self.transport then return nil, self.dead or mcp_error("the session is closed") end
+  if self.connecting and method ~= "initialize" then
+    return nil, mcp_error("the session is still connecting (start_connect: wait for on_ready)")
+  end
   self.next_id = self.next_id + 1
   local id = self.next_id
   local r = { id = id, method = method, params = params, on_done = opts.on_done,
@@ -170,7 +178,7 @@ local function step(self)
   self.stepping = false
   if self.close_after then
     self.close_after = nil
-    tr:close(0.5)
+    tr:close(0.05)
     return true
   end
   if not ok then error(moved, 0) end
@@ -223,11 +231,15 @@ local function client_capabilities(self)
   return json.object(caps)
 end
 
-function Session:_handshake()
+function Session:_init_params()
   local info = self.client_info
-  local result, err = self:_request("initialize", {
-    protocolVersion = M.PROTOCOL_VERSIONS[1], capabilities = client_capabilities(self),
-    clientInfo = { name = info.name, version = info.version } })
+  return { protocolVersion = M.PROTOCOL_VERSIONS[1], capabilities = client_capabilities(self),
+           clientInfo = { name = info.name, version = info.version } }
+end
+
+-- The initialize result: checks the version, keeps what the server said,
+-- sends notifications/initialized. true, or nil, err.
+function Session:_initialized(result, err)
   if not result then return nil, err end
   local version = type(result) == "table" and result.protocolVersion
   local known = false
@@ -240,6 +252,10 @@ function Session:_handshake()
   self.capabilities, self.instructions = result.capabilities or {}, result.instructions
   if self.transport.initialized then self.transport:initialized(version) end
   return send(self, { jsonrpc = "2.0", method = "notifications/initialized" })
+end
+
+function Session:_handshake()
+  return self:_initialized(self:_request("initialize", self:_init_params()))
 end
 
 -- The HTTP session expired (404): initialize once more, then send the
@@ -263,32 +279,43 @@ function Session:_reinit(ids)
   end
 end
 
-local registry = {}
-
 --- Registers a server's connect options under a name, for
--- `:checkhealth baseten` to report (a Neovim plugin that configures MCP
--- servers calls it). Registering a name again replaces it.
--- @tparam string name
--- @tparam table opts the options of `connect`
-function M.register(name, opts)
-  if type(name) ~= "string" or name == "" then error("mcp.register: name must be a non-empty string", 2) end
-  if type(opts) ~= "table" or (opts.command == nil) == (opts.url == nil) then
-    error("mcp.register: opts must be connect options with command or url", 2)
+-- `:checkhealth baseten` to report (see baseten.mcp_registry).
+M.register = registry.register
+--- The registered servers: an array of `{name, opts}`.
+M.registered = registry.registered
+
+local function handshake_error(self, err)
+  self:close()
+  if err.kind == "mcp" and not err.message:find("^during the handshake") then
+    err.message = "during the handshake: " .. err.message
   end
-  for i, e in ipairs(registry) do
-    if e.name == name then
-      registry[i] = { name = name, opts = opts }
-      return
-    end
-  end
-  registry[#registry + 1] = { name = name, opts = opts }
+  return err
 end
 
---- The registered servers, in order: an array of `{name, opts}` (copies).
-function M.registered()
-  local out = {}
-  for i, e in ipairs(registry) do out[i] = { name = e.name, opts = e.opts } end
-  return out
+-- A session with its transport open, before the handshake; where names
+-- the caller in errors (raised at the caller's caller's line).
+local function open_session(opts, where)
+  if type(opts) ~= "table" then error(where .. ": expected a table of options", 3) end
+  if (opts.command == nil) == (opts.url == nil) then error(where .. ": give either command or url", 3) end
+  check_timeout(opts.timeout, where, 3)
+  for _, k in ipairs({ "on_elicit", "on_notification", "log", "on_ready" }) do check_fn(opts, k, where, 3) end
+  if opts.roots ~= nil and type(opts.roots) ~= "table" then error(where .. ": roots must be an array", 3) end
+  if opts.client ~= nil and (type(opts.client) ~= "table" or type(opts.client.poll) ~= "function") then
+    error(where .. ": client must be a baseten client", 3)
+  end
+  local info = opts.client_info or { name = "baseten", version = core.VERSION }
+  if type(info) ~= "table" or type(info.name) ~= "string" then
+    error(where .. ": client_info must be {name = ..., version = ...}", 3)
+  end
+  local tr, why
+  if opts.command then tr, why = stdio.open(opts, where) else tr, why = http.open(opts, where) end
+  if not tr then return nil, errors.is_error(why) and why or mcp_error(tostring(why)) end
+  return setmetatable({ transport = tr, timeout = opts.timeout or M.DEFAULT_TIMEOUT, next_id = 0,
+                        pending = {}, progress = {}, canceled = {}, client_info = info,
+                        on_elicit = opts.on_elicit, on_notification = opts.on_notification,
+                        roots = opts.roots, client = opts.client,
+                        target = opts.url or table.concat(opts.command, " ") }, Session)
 end
 
 --- Connects to a server and runs the handshake.
@@ -305,37 +332,34 @@ end
 -- @tparam table opts
 -- @return the session, or nil, err
 function M.connect(opts)
-  if type(opts) ~= "table" then error("mcp.connect: expected a table of options", 2) end
-  if (opts.command == nil) == (opts.url == nil) then error("mcp.connect: give either command or url", 2) end
-  check_timeout(opts.timeout, "mcp.connect", 2)
-  for _, k in ipairs({ "on_elicit", "on_notification", "log" }) do check_fn(opts, k, "mcp.connect") end
-  if opts.roots ~= nil and type(opts.roots) ~= "table" then error("mcp.connect: roots must be an array", 2) end
-  if opts.client ~= nil and (type(opts.client) ~= "table" or type(opts.client.poll) ~= "function") then
-    error("mcp.connect: client must be a baseten client", 2)
-  end
-  local info = opts.client_info or { name = "baseten", version = core.VERSION }
-  if type(info) ~= "table" or type(info.name) ~= "string" then
-    error("mcp.connect: client_info must be {name = ..., version = ...}", 2)
-  end
-  local tr, why
-  if opts.command then tr, why = stdio.open(opts, "mcp.connect") else tr, why = http.open(opts, "mcp.connect") end
-  if not tr then return nil, errors.is_error(why) and why or mcp_error(tostring(why)) end
-  local self = setmetatable({ transport = tr, timeout = opts.timeout or M.DEFAULT_TIMEOUT, next_id = 0,
-                              pending = {}, progress = {}, canceled = {}, client_info = info,
-                              on_elicit = opts.on_elicit, on_notification = opts.on_notification,
-                              roots = opts.roots, client = opts.client,
-                              target = opts.url or table.concat(opts.command, " ") }, Session)
-  local ok, err = self:_handshake()
-  if not ok then
-    self:close()
-    if err.kind == "mcp" and not err.message:find("^during the handshake") then
-      err.message = "during the handshake: " .. err.message
-    end
-    return nil, err
-  end
+  local self, err = open_session(opts, "mcp.connect")
+  if not self then return nil, err end
+  local ok, herr = self:_handshake()
+  if not ok then return nil, handshake_error(self, herr) end
   return self
 end
 
+--- Connects without blocking: returns the session at once, with its
+-- handshake in flight; `session:poll` (or `client:poll` with `client`)
+-- drives it, and `opts.on_ready(session, err)` runs once it is done
+-- (`err` set, and the session closed, when it failed). Calls made before
+-- then fail with kind `"mcp"`. Options as `connect`.
+-- @tparam table opts
+-- @return the session, or nil, err when the server cannot be started
+function M.start_connect(opts)
+  local self, err = open_session(opts, "mcp.start_connect")
+  if not self then return nil, err end
+  local on_ready = opts.on_ready
+  self.connecting = true
+  local r = self:_start("initialize", self:_init_params(), { on_done = function(result, rerr)
+    self.connecting = nil
+    local ok, herr = self:_initialized(result, rerr)
+    if not ok then herr = handshake_error(self, herr) end
+    if on_ready then on_ready(self, herr) end
+  end })
+  if r and self.client then track.track(self, r, function(message) self:close() self.dead = mcp_error(message) end) end
+  return self
+end
 -- ------------------------------------------------------------- methods
 
 -- All pages of a list method: the items under `key`.
@@ -383,8 +407,8 @@ local function call_params(name, args, opts, where)
   opts = opts or {}
   if type(opts) ~= "table" then error("mcp: " .. where .. ": opts must be a table", 3) end
   check_timeout(opts.timeout, "mcp: " .. where, 3)
-  check_fn(opts, "on_progress", "mcp: " .. where)
-  check_fn(opts, "on_done", "mcp: " .. where)
+  check_fn(opts, "on_progress", "mcp: " .. where, 3)
+  check_fn(opts, "on_done", "mcp: " .. where, 3)
   return { name = name, arguments = json.object(args or {}) }, opts
 end
 
@@ -426,7 +450,7 @@ function Session:start(method, params, opts)
   if params ~= nil and type(params) ~= "table" then error("mcp: start: params must be a table", 2) end
   opts = opts or {}
   check_timeout(opts.timeout, "mcp: start", 2)
-  check_fn(opts, "on_done", "mcp: start")
+  check_fn(opts, "on_done", "mcp: start", 2)
   local r, err = self:_start(method, params, opts)
   if not r then
     r = { finished = true, err = err }
@@ -440,12 +464,14 @@ end
 
 --- The session's tools as entries for `run_tools`: see baseten.mcp_tools.
 function Session:tools(opts)
+  tools_mod.check(opts or {}, 2) -- bad options raise before any request
   if not self.tool_list then
     local list, err = self:list_tools()
     if not list then return nil, err end
     self.tool_list = list
   end
-  return tools_mod.entries(self, self.tool_list, opts)
+  local out = tools_mod.entries(self, self.tool_list, opts)
+  return out
 end
 
 --- Ends the session: the HTTP session is deleted, the stdio server's

@@ -29,10 +29,10 @@ local function header_lines(headers, where)
   local out = {}
   for k, v in pairs(headers or {}) do
     if type(k) ~= "string" or not k:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-      error(where .. ": bad header name " .. tostring(k), 4)
+      error(where .. ": bad header name " .. tostring(k), 5)
     end
     if (type(v) ~= "string" and type(v) ~= "number") or tostring(v):find("[\r\n%z]") then
-      error(where .. ": bad value for header " .. k, 4)
+      error(where .. ": bad value for header " .. k, 5)
     end
     out[#out + 1] = k .. ": " .. tostring(v)
   end
@@ -42,9 +42,9 @@ end
 
 function M.open(opts, where)
   if type(opts.url) ~= "string" or not opts.url:match("^https?://") then
-    error(where .. ": url must be an http:// or https:// URL", 3)
+    error(where .. ": url must be an http:// or https:// URL", 4)
   end
-  if opts.headers ~= nil and type(opts.headers) ~= "table" then error(where .. ": headers must be a table", 3) end
+  if opts.headers ~= nil and type(opts.headers) ~= "table" then error(where .. ": headers must be a table", 4) end
   return setmetatable({ url = opts.url, extra = header_lines(opts.headers, where), engine = core.engine(),
                         streams = {}, tls = { ca_file = opts.ca_file, proxy = opts.proxy, insecure = opts.insecure },
                         secret = opts.headers and (opts.headers.Authorization or opts.headers.authorization) }, Http)

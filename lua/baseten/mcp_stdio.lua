@@ -19,14 +19,14 @@ local function env_list(env, where)
   local out, keys = {}, {}
   for k in pairs(env or {}) do
     if type(k) ~= "string" or k == "" or k:find("[=%z]") then
-      error(where .. ": env keys must be non-empty strings without '=' or NUL", 4)
+      error(where .. ": env keys must be non-empty strings without '=' or NUL", 5)
     end
     keys[#keys + 1] = k
   end
   table.sort(keys)
   for _, k in ipairs(keys) do
     local v = env[k]
-    if type(v) ~= "string" and type(v) ~= "number" then error(where .. ": env." .. k .. " must be a string", 4) end
+    if type(v) ~= "string" and type(v) ~= "number" then error(where .. ": env." .. k .. " must be a string", 5) end
     out[#out + 1] = k .. "=" .. tostring(v)
   end
   return out
@@ -37,15 +37,15 @@ end
 -- @return the transport, or nil, why
 function M.open(opts, where)
   local argv = opts.command
-  if type(argv) ~= "table" or argv[1] == nil then error(where .. ": command must be a non-empty argv array", 3) end
+  if type(argv) ~= "table" or argv[1] == nil then error(where .. ": command must be a non-empty argv array", 4) end
   for i, a in ipairs(argv) do
-    if type(a) ~= "string" then error(where .. ": command[" .. i .. "] must be a string", 3) end
+    if type(a) ~= "string" then error(where .. ": command[" .. i .. "] must be a string", 4) end
   end
-  if opts.env ~= nil and type(opts.env) ~= "table" then error(where .. ": env must be a table", 3) end
-  if opts.cwd ~= nil and type(opts.cwd) ~= "string" then error(where .. ": cwd must be a string", 3) end
-  if opts.log ~= nil and type(opts.log) ~= "function" then error(where .. ": log must be a function", 3) end
+  if opts.env ~= nil and type(opts.env) ~= "table" then error(where .. ": env must be a table", 4) end
+  if opts.cwd ~= nil and type(opts.cwd) ~= "string" then error(where .. ": cwd must be a string", 4) end
+  if opts.log ~= nil and type(opts.log) ~= "function" then error(where .. ": log must be a function", 4) end
   local max_line = opts.max_line or M.MAX_LINE
-  if type(max_line) ~= "number" or max_line < 1 then error(where .. ": max_line must be a positive number", 3) end
+  if type(max_line) ~= "number" or max_line < 1 then error(where .. ": max_line must be a positive number", 4) end
   local p, why = core.spawn{ argv = argv, env = env_list(opts.env, where), clear_env = opts.clear_env and true,
                              cwd = opts.cwd, keep_err = opts.log ~= nil, max_line = max_line }
   if not p then return nil, why .. " (" .. argv[1] .. ")" end

@@ -65,13 +65,21 @@ local function selected(opts, name)
   return opts.filter == nil or opts.filter(name) and true or false
 end
 
-local function check(opts)
-  if type(opts) ~= "table" then error("mcp: tools expects a table of options", 4) end
-  if opts.only ~= nil and type(opts.only) ~= "table" then error("mcp: tools: only must be an array of names", 4) end
-  if opts.filter ~= nil and type(opts.filter) ~= "function" then error("mcp: tools: filter must be a function", 4) end
-  if opts.prefix ~= nil and type(opts.prefix) ~= "string" then error("mcp: tools: prefix must be a string", 4) end
+--- Checks the options of `session:tools`; raises `level` frames up.
+-- @return the output limit in bytes
+function M.check(opts, level)
+  level = (level or 1) + 1
+  if type(opts) ~= "table" then error("mcp: tools expects a table of options", level) end
+  if opts.only ~= nil and type(opts.only) ~= "table" then error("mcp: tools: only must be an array of names", level) end
+  if opts.filter ~= nil and type(opts.filter) ~= "function" then
+    error("mcp: tools: filter must be a function", level)
+  end
+  if opts.prefix ~= nil and type(opts.prefix) ~= "string" then error("mcp: tools: prefix must be a string", level) end
   local max = opts.max_output or M.MAX_OUTPUT
-  if type(max) ~= "number" or max < 1 then error("mcp: tools: max_output must be a positive number", 4) end
+  if type(max) ~= "number" or max < 1 then error("mcp: tools: max_output must be a positive number", level) end
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
+    error("mcp: tools: timeout must be a positive number", level)
+  end
   return max
 end
 
@@ -80,7 +88,7 @@ end
 -- every name), `max_output` (bytes), `timeout` (per call).
 function M.entries(session, list, opts)
   opts = opts or {}
-  local max = check(opts)
+  local max = M.check(opts, 3)
   local out = {}
   for _, t in ipairs(list) do
     if type(t) == "table" and type(t.name) == "string" and selected(opts, t.name) then
@@ -96,7 +104,7 @@ function M.entries(session, list, opts)
         name = wire_name((opts.prefix or "") .. name), description = t.description, parameters = schema,
         handler = function(args)
           local result, err = session:call_tool(name, args, { timeout = opts.timeout })
-          if not result then return nil, tostring(err) end
+          if not result then return nil, limit(tostring(err), max) end
           local text = limit(M.result_text(result), max)
           if result.isError then return nil, text end
           return text

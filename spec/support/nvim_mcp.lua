@@ -1,8 +1,8 @@
 -- Runs inside a headless `nvim -u NONE` (spec/mcp_nvim_spec.lua starts it
 -- with LUA_PATH and LUA_CPATH on the 5.1 build, which Neovim's LuaJIT
 -- loads): connects to the fault server (BASETEN_TEST_SERVER, a command
--- line), then lists its tools and calls the slow echo (0.5 s) through
--- session:start, driven by a 10 ms libuv timer that polls with 0, while a
+-- line) with start_connect, then lists its tools and calls the slow echo
+-- (0.5 s) through session:start, all driven by a 10 ms libuv timer that polls with 0, while a
 -- 5 ms heartbeat timer counts the editor's ticks; then registers the
 -- server and keeps the lines of :checkhealth baseten. Writes a JSON
 -- result file and quits.
@@ -15,12 +15,18 @@ local uv = vim.uv or vim.loop
 protect(function()
   local mcp = require("baseten.mcp")
   local words = vim.split(assert(os.getenv("BASETEN_TEST_SERVER")), " ", { trimempty = true })
-  local s = assert(mcp.connect{ command = words })
   local heartbeat = harness.heartbeat()
   heartbeat.streaming = true
   local listed, called, polls = nil, nil, 0
-  s:start("tools/list", nil, { on_done = function(r, err) listed = r or tostring(err) end })
-  s:start_call("echo", { text = "slow" }, { on_done = function(r, err) called = r or tostring(err) end })
+  -- connect without blocking too: the calls start once the handshake is done
+  local s = assert(mcp.start_connect{ command = words, on_ready = function(sess, err)
+    if err then
+      listed, called = tostring(err), tostring(err)
+      return
+    end
+    sess:start("tools/list", nil, { on_done = function(r, lerr) listed = r or tostring(lerr) end })
+    sess:start_call("echo", { text = "slow" }, { on_done = function(r, cerr) called = r or tostring(cerr) end })
+  end })
   local timer = uv.new_timer()
   timer:start(10, 10, vim.schedule_wrap(protect(function()
     polls = polls + 1
