@@ -12,13 +12,15 @@
  *   p:eof()           -> stdout ended and every line was read
  *   p:close([grace])  -> ends the child (proc.h); __gc and __close too
  *
- * read_line and take_err lend the buffers to lua_pushlstring, which can
- * run a GC step and so any __gc: they run marked (bt_call_marked), and a
- * close meanwhile leaves the buffers for the read to free.
+ * read_line and take_err hand the child's output to lua_pushlstring,
+ * which can run a GC step and so any __gc: they are reads (lend.h) that
+ * move the output state out while they run, so a close meanwhile frees
+ * nothing under them.
  */
 #include <string.h>
 
 #include "bt.h"
+#include "lend.h"
 #include "proc.h"
 
 #define PROC_MT "baseten.core.proc"
@@ -30,13 +32,19 @@
 
 typedef struct lproc {
   bt_proc p;
-  int state; /* 0 running, 1 closed */
-  int reading;
+  int state;       /* 0 running, 1 closed */
+  bt_lender lend;  /* lends out to read_line and take_err */
+  bt_proc_out out; /* what the child wrote */
 } lproc;
 
+static void out_free(void *o) { bt_proc_out_free(o); }
+
+/* A process neither closed nor out on a read. */
 static lproc *check_proc(lua_State *L, int i) {
   lproc *lp = luaL_checkudata(L, i, PROC_MT);
   if (lp->state != 0) luaL_error(L, "attempt to use a closed baseten process");
+  if (bt_lend_busy(&lp->lend))
+    luaL_error(L, "process is being read (by the code this finalizer interrupted)");
   return lp;
 }
 
@@ -89,8 +97,9 @@ static int proc_spawn(lua_State *L) {
   lp = lua_newuserdata(L, sizeof *lp);
   memset(lp, 0, sizeof *lp);
   lp->state = 1; /* closed until the child exists */
+  BT_LEND_INIT(&lp->lend, &lp->out, out_free, "process");
   luaL_setmetatable(L, PROC_MT);
-  if (bt_proc_spawn(&lp->p, &o, err, sizeof err) != 0) {
+  if (bt_proc_spawn(&lp->p, &o, &lp->out, err, sizeof err) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
@@ -100,10 +109,14 @@ static int proc_spawn(lua_State *L) {
 }
 
 static void proc_end(lproc *lp, double grace) {
-  if (lp->state != 0) return;
+  if (lp->state != 0) {
+    bt_lend_close(&lp->lend); /* a failed spawn: nothing was read */
+    return;
+  }
   lp->state = 1;
-  bt_proc_close(&lp->p, grace);
-  if (!lp->reading) bt_proc_free(&lp->p); /* else the read frees them */
+  bt_proc_close(&lp->p, grace); /* detaches out: a read may hold it */
+  bt_proc_free(&lp->p);
+  bt_lend_close(&lp->lend); /* frees out now, or when the read ends */
 }
 
 static int proc_close(lua_State *L) {
@@ -133,9 +146,7 @@ static int proc_write(lua_State *L) {
 
 static int proc_pump(lua_State *L) {
   lproc *lp = check_proc(L, 1);
-  int rc;
-  if (lp->reading) return luaL_error(L, "process is being read");
-  rc = bt_proc_pump(&lp->p);
+  int rc = bt_proc_pump(&lp->p);
   if (rc < 0) return luaL_error(L, "not enough memory");
   lua_pushboolean(L, rc);
   return 1;
@@ -171,7 +182,7 @@ static int proc_status(lua_State *L) {
 
 static int proc_eof(lua_State *L) {
   lproc *lp = check_proc(L, 1);
-  lua_pushboolean(L, lp->p.out_eof && lp->p.lines.off == lp->p.lines.b.len);
+  lua_pushboolean(L, lp->p.out_eof && lp->out.lines.off == lp->out.lines.b.len);
   return 1;
 }
 
@@ -182,12 +193,13 @@ static int proc_tostring(lua_State *L) {
   return 1;
 }
 
-/* The readers, run marked (see the top of this file). */
+/* The readers (upvalue 1 of proc_read): they work on the lent copy. */
 static int read_line(lua_State *L) {
   lproc *lp = lua_touserdata(L, 1);
+  bt_proc_out *o = bt_lend_state(&lp->lend);
   const char *line = NULL;
   size_t len = 0;
-  int rc = bt_lines_next(&lp->p.lines, &line, &len);
+  int rc = bt_lines_next(&o->lines, &line, &len);
   if (rc == 0) return 0;
   if (rc < 0) {
     lua_pushboolean(L, 0);
@@ -200,20 +212,16 @@ static int read_line(lua_State *L) {
 
 static int take_err(lua_State *L) {
   lproc *lp = lua_touserdata(L, 1);
-  if (lp->p.errb.len == 0) return 0;
-  lua_pushlstring(L, lp->p.errb.p, lp->p.errb.len);
-  lp->p.errb.len = 0;
+  bt_proc_out *o = bt_lend_state(&lp->lend);
+  if (o->errb.len == 0) return 0;
+  lua_pushlstring(L, o->errb.p, o->errb.len);
+  o->errb.len = 0;
   return 1;
 }
 
 static int proc_read(lua_State *L) {
   lproc *lp = check_proc(L, 1);
-  int rc;
-  if (lp->reading) return luaL_error(L, "process is being read");
-  rc = bt_call_marked(L, &lp->reading);
-  if (lp->state != 0) bt_proc_free(&lp->p);
-  if (rc != 0) return lua_error(L);
-  return lua_gettop(L);
+  return bt_lend_finish(L, bt_lend_read(L, &lp->lend));
 }
 
 void bt_proc_open(lua_State *L) {
@@ -228,11 +236,8 @@ void bt_proc_open(lua_State *L) {
                                {"__tostring", proc_tostring},
                                {NULL, NULL}};
   static const luaL_Reg reads[] = {{"read_line", read_line}, {"take_err", take_err}, {NULL, NULL}};
-  luaL_newmetatable(L, PROC_MT);
-  luaL_setfuncs(L, m, 0);
-  bt_set_marked(L, reads, proc_read);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "__index");
+  bt_new_class(L, PROC_MT, m);
+  bt_lend_methods(L, reads, proc_read);
   lua_pop(L, 1);
   lua_pushcfunction(L, proc_spawn);
   lua_setfield(L, -2, "spawn");

@@ -34,23 +34,33 @@
 void bt_proc_free(bt_proc *p) {
   bt_buf_free(&p->wbuf);
   p->woff = 0;
-  bt_lines_free(&p->lines);
-  bt_buf_free(&p->errb);
+}
+
+void bt_proc_out_free(bt_proc_out *o) {
+  bt_lines_free(&o->lines);
+  bt_buf_free(&o->errb);
 }
 
 /* Keeps stderr bytes, dropping the oldest half when too many wait. */
 static int keep_err(bt_proc *p, const char *s, size_t n) {
-  if (!p->keep_err) return 0;
-  if (p->errb.len + n > ERR_KEEP_MAX) {
-    size_t drop = p->errb.len / 2;
-    memmove(p->errb.p, p->errb.p + drop, p->errb.len - drop);
-    p->errb.len -= drop;
+  bt_buf *e;
+  if (!p->keep_err || p->sink == NULL) return 0;
+  e = &p->sink->errb;
+  if (e->len + n > ERR_KEEP_MAX) {
+    size_t drop = e->len / 2;
+    memmove(e->p, e->p + drop, e->len - drop);
+    e->len -= drop;
     if (n > ERR_KEEP_MAX / 2) {
       s += n - ERR_KEEP_MAX / 2;
       n = ERR_KEEP_MAX / 2;
     }
   }
-  return bt_buf_append(&p->errb, s, n);
+  return bt_buf_append(e, s, n);
+}
+
+/* stdout bytes into the lines; dropped once the process is closing. */
+static int feed_out(bt_proc *p, const char *s, size_t n) {
+  return p->sink ? bt_lines_feed(&p->sink->lines, s, n) : 0;
 }
 
 static void set_err(char *err, size_t errlen, const char *what, const char *detail) {
@@ -158,12 +168,13 @@ static int spawn_child(bt_proc *p, const bt_proc_opts *o, int pipes[3][2], char 
   return rc;
 }
 
-int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, char *err, size_t errlen) {
+int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, bt_proc_out *out, char *err, size_t errlen) {
   int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}, i, rc = 0;
   char **envp;
   memset(p, 0, sizeof *p);
   p->in = p->out = p->err = -1;
-  p->lines.max = o->max_line;
+  p->sink = out;
+  out->lines.max = o->max_line;
   p->keep_err = o->keep_err;
   for (i = 0; i < 3 && rc == 0; i++) rc = make_pipe(pipes[i]) != 0 ? errno : 0;
   envp = rc == 0 ? env_build(o->env, o->clear_env) : NULL;
@@ -250,9 +261,7 @@ static int drain(bt_proc *p, int *fd, int is_out) {
     if (r > 0) {
       total += (size_t)r;
       moved = 1;
-      if ((is_out ? bt_lines_feed(&p->lines, chunk, (size_t)r) : keep_err(p, chunk, (size_t)r)) !=
-          0)
-        return -1;
+      if ((is_out ? feed_out(p, chunk, (size_t)r) : keep_err(p, chunk, (size_t)r)) != 0) return -1;
     } else if (r < 0 && errno == EINTR) {
       continue;
     } else {
@@ -313,6 +322,7 @@ static int wait_exit(bt_proc *p, double s) {
 void bt_proc_close(bt_proc *p, double grace) {
   close_fd(&p->in);
   p->keep_err = 0;
+  p->sink = NULL; /* what comes now is dropped: out may be lent to a read */
   if (p->running && !wait_exit(p, grace)) {
     kill(-(pid_t)p->pid, SIGTERM);
     kill((pid_t)p->pid, SIGTERM);
@@ -419,13 +429,14 @@ static int create(bt_proc *p, const bt_proc_opts *o, char *cmd, char *envb, HAND
   return 0;
 }
 
-int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, char *err, size_t errlen) {
+int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, bt_proc_out *out, char *err, size_t errlen) {
   HANDLE par[3] = {NULL, NULL, NULL}, child[3] = {NULL, NULL, NULL};
   bt_buf cmd = BT_BUF_INIT, envb = BT_BUF_INIT;
   int rc = 0, i;
   DWORD mode = PIPE_READMODE_BYTE | PIPE_NOWAIT;
   memset(p, 0, sizeof *p);
-  p->lines.max = o->max_line;
+  p->sink = out;
+  out->lines.max = o->max_line;
   p->keep_err = o->keep_err;
   for (i = 0; i < 3 && rc == 0; i++) rc = make_pipe(&par[i], &child[i], i > 0);
   if (rc == 0) rc = command_line(&cmd, o->argv);
@@ -490,7 +501,7 @@ static int drain(bt_proc *p, void **h, int is_out) {
       break;
     total += r;
     moved = 1;
-    if ((is_out ? bt_lines_feed(&p->lines, chunk, r) : keep_err(p, chunk, r)) != 0) return -1;
+    if ((is_out ? feed_out(p, chunk, r) : keep_err(p, chunk, r)) != 0) return -1;
   }
   return moved;
 }
@@ -531,6 +542,7 @@ static int wait_exit(bt_proc *p, double s) {
 void bt_proc_close(bt_proc *p, double grace) {
   close_handle(&p->in);
   p->keep_err = 0;
+  p->sink = NULL; /* what comes now is dropped: out may be lent to a read */
   if (p->running && !wait_exit(p, grace)) {
     TerminateProcess((HANDLE)p->process, 1);
     note_exit(p, INFINITE);

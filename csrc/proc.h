@@ -48,6 +48,17 @@ typedef struct bt_proc_opts {
   int keep_err;            /* keep stderr bytes for bt_proc_take_err */
 } bt_proc_opts;
 
+/* What the child wrote: stdout cut into lines, stderr kept. Separate from
+ * bt_proc so that its owner can lend it to a read (lend.h) while the pipes
+ * stay put; all zeros is a valid empty state. */
+typedef struct bt_proc_out {
+  bt_lines lines; /* stdout */
+  bt_buf errb;    /* stderr bytes kept */
+} bt_proc_out;
+
+/* Frees what an out state holds. */
+BT_PROC_HIDDEN void bt_proc_out_free(bt_proc_out *o);
+
 typedef struct bt_proc {
 #if defined(_WIN32)
   void *process, *in, *out, *err; /* HANDLEs; NULL when closed */
@@ -61,13 +72,14 @@ typedef struct bt_proc {
   int write_err; /* stdin broke (the child closed it or exited) */
   bt_buf wbuf;   /* stdin bytes not yet written */
   size_t woff;
-  bt_lines lines; /* stdout */
-  bt_buf errb;    /* stderr bytes kept */
+  bt_proc_out *sink; /* where pumped output goes (the owner's) */
 } bt_proc;
 
-/* Starts a child. 0, or -1 with a message in err (always NUL-terminated);
- * on failure p holds nothing to free. */
-BT_PROC_HIDDEN int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, char *err, size_t errlen);
+/* Starts a child whose output goes to out (its lines limited to
+ * o->max_line). 0, or -1 with a message in err (always NUL-terminated); on
+ * failure p holds nothing to free. */
+BT_PROC_HIDDEN int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, bt_proc_out *out, char *err,
+                                 size_t errlen);
 
 /* Queues n bytes for stdin and writes what the pipe takes now. 0, or -1
  * when stdin is closed or broken, or memory is short. */
@@ -90,7 +102,7 @@ BT_PROC_HIDDEN int bt_proc_fds(const bt_proc *p, int fds[3], int events[3]);
  * read may be borrowing them). Idempotent. */
 BT_PROC_HIDDEN void bt_proc_close(bt_proc *p, double grace);
 
-/* Frees the buffers. Idempotent. */
+/* Frees the stdin buffer (not out: its owner frees that). Idempotent. */
 BT_PROC_HIDDEN void bt_proc_free(bt_proc *p);
 
 #endif

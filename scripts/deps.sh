@@ -14,6 +14,9 @@ for g in "$@"; do
   case "$g" in
     tools) PKGS+=(clang libclang-rt-14-dev valgrind locales libcjson-dev) ;; # cJSON: the fuzz reference
     hosts) PKGS+=(neovim love xvfb xauth zip lua-luv) ;;
+    # make dist and its test: zip, objdump (binutils), a Debian 11 root
+    dist) PKGS+=(zip unzip binutils) ;;
+    oldroot) PKGS+=(debootstrap) ;;
     locale) PKGS+=(locales) ;; # the Makefile's deps-test then generates de_DE.UTF-8
     tls) PKGS+=(nginx-light openssl) ;;
     docs) PKGS+=(lua-ldoc lua-discount cppcheck clang-format) ;;
@@ -52,9 +55,13 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "deps: installing ${missing[*]}" >&2
+  # apt-get is quiet: say what it does and roughly how long it takes
+  n=${#missing[@]}
+  if [ "$n" -le 5 ]; then about="under a minute"; elif [ "$n" -le 25 ]; then about="about 1-2 minutes"; else about="about 2-5 minutes"; fi
+  echo "deps: installing $n Debian package$([ "$n" -eq 1 ] || echo s) with apt-get ($about): ${missing[*]}" >&2
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "deps: installed $n package$([ "$n" -eq 1 ] || echo s)" >&2
 fi
 for g in "$@"; do
   if [ "$g" = mcp ]; then mcp_servers; fi

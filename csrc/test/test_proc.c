@@ -62,20 +62,22 @@ static void test_lines(void) {
 static int run(const char *const *argv, const char *const *env, int clear, const char *cwd,
                const char *input, char *out, size_t cap) {
   bt_proc p;
+  bt_proc_out po;
   bt_proc_opts o;
   char err[128];
   double end = bt_mono_now() + 20;
   size_t n = 0;
   memset(&o, 0, sizeof o);
   o.argv = argv, o.env = env, o.clear_env = clear, o.cwd = cwd, o.max_line = 1 << 20;
-  if (bt_proc_spawn(&p, &o, err, sizeof err) != 0) return -1;
+  memset(&po, 0, sizeof po);
+  if (bt_proc_spawn(&p, &o, &po, err, sizeof err) != 0) return -1;
   if (input) CHECK(bt_proc_write(&p, input, strlen(input)) == 0);
   out[0] = '\0';
   while (!p.out_eof && bt_mono_now() < end) {
     const char *line;
     size_t len;
     CHECK(bt_proc_pump(&p) >= 0);
-    while (bt_lines_next(&p.lines, &line, &len) == 1 && n + len + 2 < cap) {
+    while (bt_lines_next(&po.lines, &line, &len) == 1 && n + len + 2 < cap) {
       memcpy(out + n, line, len);
       n += len;
       out[n++] = '|';
@@ -85,6 +87,7 @@ static int run(const char *const *argv, const char *const *env, int clear, const
   }
   bt_proc_close(&p, 2);
   bt_proc_free(&p);
+  bt_proc_out_free(&po);
   CHECK(!p.running);
   return p.code;
 }
@@ -115,6 +118,7 @@ static void test_children(void) {
 
 static void test_dead_stdin_and_kill(void) {
   bt_proc p;
+  bt_proc_out po;
   bt_proc_opts o;
   char err[128], big[65536];
   const char *quit[] = {"sh", "-c", "exit 0", NULL};
@@ -123,9 +127,10 @@ static void test_dead_stdin_and_kill(void) {
   double t;
   int i, rc = 0;
   memset(&o, 0, sizeof o);
+  memset(&po, 0, sizeof po);
   memset(big, 'x', sizeof big);
   o.argv = quit, o.max_line = 100;
-  CHECK(bt_proc_spawn(&p, &o, err, sizeof err) == 0);
+  CHECK(bt_proc_spawn(&p, &o, &po, err, sizeof err) == 0);
   t = bt_mono_now() + 10;
   while (p.running && bt_mono_now() < t) bt_proc_pump(&p), bt_sleep(0.01);
   for (i = 0; i < 100 && rc == 0; i++) rc = bt_proc_write(&p, big, sizeof big);
@@ -133,14 +138,15 @@ static void test_dead_stdin_and_kill(void) {
   bt_proc_close(&p, 1);
   bt_proc_free(&p);
   o.argv = stubborn;
-  CHECK(bt_proc_spawn(&p, &o, err, sizeof err) == 0);
+  CHECK(bt_proc_spawn(&p, &o, &po, err, sizeof err) == 0);
   t = bt_mono_now() + 10;
-  while (p.lines.b.len == 0 && bt_mono_now() < t) bt_proc_pump(&p), bt_sleep(0.01);
+  while (po.lines.b.len == 0 && bt_mono_now() < t) bt_proc_pump(&p), bt_sleep(0.01);
   bt_proc_close(&p, 0.2); /* stdin, TERM (ignored), then KILL */
   CHECK(!p.running);
   CHECK(p.code == -9);
   bt_proc_close(&p, 0.2); /* idempotent */
   bt_proc_free(&p);
+  bt_proc_out_free(&po);
 }
 
 int main(void) {

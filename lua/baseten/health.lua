@@ -1,6 +1,7 @@
 --- baseten.health: `:checkhealth baseten` in Neovim.
 --
--- Reports the library and core versions, the Lua the core was built for
+-- Reports the library and core versions, where the core came from (built
+-- from source or which prebuilt archive: build.lua's core.origin), the Lua the core was built for
 -- and the Lua running (an ERROR when they differ, or when the core does not
 -- load, with the command that builds the right one), libcurl's version, TLS
 -- backend and HTTP/2 support, and whether `BASETEN_API_KEY` is set (never
@@ -96,6 +97,11 @@ function M.check()
   end
   local so = source_of("baseten.core", package.cpath)
   ok("core " .. tostring(core.VERSION) .. " loaded from " .. so)
+  -- build.lua writes core.origin next to the core it installs
+  local f = io.open((so:gsub("[^/\\]*$", "")) .. "core.origin", "rb")
+  local origin = f and f:read("*l")
+  if f then f:close() end
+  info(origin and ("installed: " .. origin) or "installed: not by build.lua (luarocks, make, or by hand)")
   if core.LUA_VERSION == nil then
     warn("this core does not say which Lua it was built for (built from an older baseten): rebuild it with "
       .. abi.build_command())

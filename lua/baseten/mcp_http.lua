@@ -120,7 +120,7 @@ local function probe_old(self)
   local parser, deadline = core.sse.new(), now() + 5
   while now() < deadline do
     self.engine:perform(0.1)
-    for _, ev in ipairs(parser:feed(t:body())) do
+    for _, ev in ipairs(parser:feed(t:body()) or {}) do
       if ev.event == "endpoint" then self.old_transport = true end
     end
     if self.old_transport or t:state() ~= "running" then break end
@@ -142,7 +142,9 @@ end
 local function read_sse(s, deliver)
   local bytes = s.t:body()
   if bytes == "" then return false end
-  for _, ev in ipairs(s.sse:feed(bytes)) do
+  local events, too_big = s.sse:feed(bytes)
+  if not events then return nil, "the server's SSE stream: " .. tostring(too_big) end
+  for _, ev in ipairs(events) do
     if ev.id then s.last_id = ev.id end
     if ev.data ~= "" then
       local ok, why = decode_into(ev.data, function(msg)

@@ -27,6 +27,7 @@
 ---@field json baseten.json JSON in C: `encode`, `decode`, `null`, `array`, `object`, `is_array`.
 ---@field sse baseten.sse The incremental Server-Sent Events parser: `sse.new()`.
 ---@field errors baseten.errors Error helpers: `errors.is_error(v)`, `errors.KINDS`.
+---@field vector baseten.vectorlib Packed float32 vectors in C, and `top_k`.
 local baseten = {}
 
 --- Makes a client. Every option is optional; see `ClientOptions`.
@@ -74,6 +75,7 @@ function baseten.check(v, err, ...) end
 ---@field ca_path? string A directory of CA certificates.
 ---@field proxy? string A proxy URL (else libcurl's proxy environment variables apply).
 ---@field insecure? boolean Turns TLS verification off: for local development only.
+---@field ssl_no_revoke? boolean No certificate revocation check (Windows' Schannel; ignored by OpenSSL).
 ---@field log? fun(event: table) Called with a table per request, retry and response (`BASETEN_LOG=debug` logs to stderr).
 
 --- Per-call options: the second argument of `chat`, `stream`, `json`,
@@ -447,6 +449,36 @@ function Client:batch(requests, opts) end
 ---@return baseten.Batch handle
 function Client:start_batch(requests, opts) end
 
+--- Embeds texts (`/embeddings`, batched, in input order). With
+-- `opts.partial`, returns `vectors, errs` (nil vectors where a request failed).
+---@param inputs string|string[]
+---@param opts? baseten.EmbedOptions
+---@return baseten.Vector[]|nil vectors
+---@return baseten.Error|table<integer, baseten.Error>|nil err_or_errs
+function Client:embed(inputs, opts) end
+
+--- The same as `embed`, without waiting: `poll` drives it.
+---@param inputs string|string[]
+---@param opts? baseten.EmbedOptions
+---@return baseten.EmbedHandle handle
+function Client:start_embed(inputs, opts) end
+
+--- Reranks `texts` against `query` (BEI `/rerank`): every text's
+-- `{index, score[, text]}`, best first; `index` indexes `texts`.
+---@param query string
+---@param texts string[]
+---@param opts? baseten.EmbedOptions plus `return_text`, `raw_scores`, `truncate`
+---@return {index: integer, score: number, text?: string}[]|nil results
+---@return baseten.Error? err
+function Client:rerank(query, texts, opts) end
+
+--- Classifies texts (BEI `/predict`): per input, an array of `{label, score}`.
+---@param inputs string|string[]
+---@param opts? baseten.EmbedOptions plus `raw_scores`, `truncate`
+---@return {label: string, score: number}[][]|nil results
+---@return baseten.Error? err
+function Client:classify(inputs, opts) end
+
 --- The running usage totals of this client across every call (blocking,
 -- streamed, non-blocking, retried, canceled), each response counted once
 -- when it ends; a stream closed early counts the usage it had received.
@@ -571,6 +603,84 @@ function Batch:result() end
 ---@return baseten.BatchProgress
 function Batch:progress() end
 
+-- == Embeddings ============================================================
+
+--- The options of `Client:embed`, `start_embed`, `rerank` and `classify`.
+---@class baseten.EmbedOptions
+---@field model? string Default: the client's.
+---@field dimensions? integer
+---@field encoding_format? "base64"|"float" Default "base64" (decoded in C; a server sending floats works too).
+---@field batch_size? integer Inputs per request (32).
+---@field max_chars_per_request? integer Characters per request at most; a longer input goes alone.
+---@field concurrency? integer Requests in flight at most (16).
+---@field hedge_delay? number Seconds before a still unanswered request is sent once more (5 % budget).
+---@field timeout? number Seconds for the whole call.
+---@field partial? boolean Return `vectors, errs` instead of failing the call.
+---@field on_progress? fun(p: table) `done`, `failed`, `total`, `requests`, `in_flight`, `hedges`, `retries`, `elapsed`, `per_second`.
+---@field on_batch? fun(first: integer, last: integer, err: baseten.Error?, seconds: number) Once per request as it settles.
+---@field on_done? fun(result: any, err_or_errs: any) `start_embed`: when the call ends, inside `poll`.
+---@field max_retries? integer
+---@field headers? table<string, string>
+
+--- A non-blocking embedding call, from `Client:start_embed`.
+---@class baseten.EmbedHandle
+local EmbedHandle = {}
+---@return boolean
+function EmbedHandle:done() end
+--- Ends the call: every transfer closed; the result is `nil, err` (`canceled`).
+function EmbedHandle:cancel() end
+--- `vectors` (and `errs` with `partial`), or `nil, err`, once done; nothing before.
+---@return baseten.Vector[]|nil
+---@return any
+function EmbedHandle:result() end
+---@return table
+function EmbedHandle:progress() end
+
+--- A float32 vector (userdata): `#v`, `v[i]` (1-based, read-only).
+---@class baseten.Vector
+local Vector = {}
+---@param w baseten.Vector
+---@return number
+function Vector:dot(w) end
+--- The cosine; 0 when either is a zero vector.
+---@param w baseten.Vector
+---@return number
+function Vector:cosine(w) end
+---@return number
+function Vector:norm() end
+---@return baseten.Vector
+function Vector:normalized() end
+---@return number[]
+function Vector:totable() end
+
+--- `baseten.vector`.
+---@class baseten.vectorlib
+local vectorlib = {}
+---@param t number[]
+---@return baseten.Vector
+function vectorlib.from(t) end
+--- From little-endian float32 bytes; `nil, why` when they are not whole finite float32 values.
+---@param s string
+---@return baseten.Vector|nil
+---@return string? why
+function vectorlib.frombytes(s) end
+--- To little-endian float32 bytes.
+---@param v baseten.Vector
+---@return string
+function vectorlib.tobytes(v) end
+--- From base64 of little-endian float32; `nil, why` on bad text.
+---@param s string
+---@return baseten.Vector|nil
+---@return string? why
+function vectorlib.frombase64(s) end
+--- The `k` vectors closest to `q` by cosine: indices and scores, best first.
+---@param q baseten.Vector
+---@param vectors baseten.Vector[]
+---@param k integer
+---@return integer[] indices
+---@return number[] scores
+function vectorlib.top_k(q, vectors, k) end
+
 -- == Error helpers =========================================================
 
 --- Error helpers, `baseten.errors`.
@@ -595,10 +705,14 @@ local json = {}
 --- Encodes a Lua value as JSON text. Tables with a `__tojson` metamethod
 -- encode as what it returns. A value that cannot be encoded (a function, a
 -- sparse array, a cycle) raises. Lua integers are written exactly; `-0.0`
--- is written `0`.
+-- is written `0`. `opts.max_depth` (1 to 1000, default 1000) bounds the
+-- nesting, counting the encodes a `__tojson` runs inside this one;
+-- `opts.sparse_ratio` (default 2, 0 = no limit) refuses a marked array whose
+-- largest index is above 10 and more than that many times its count.
 ---@param value any
+---@param opts? {max_depth?: integer, sparse_ratio?: number}
 ---@return string text
-function json.encode(value) end
+function json.encode(value, opts) end
 
 --- Decodes JSON text. Numbers: on Lua 5.3+ an integer literal that fits in
 -- 64 bits is that exact integer, and integral values within 2^53 are
@@ -618,7 +732,7 @@ function json.decode(text, opts) end
 
 --- Marks a table as a JSON array (an empty one encodes as `[]`). A marked
 -- table's holes encode as `null` up to its largest positive integer key;
--- other keys are left out.
+-- any other key raises (see `json.encode` for sparse arrays).
 ---@param t? table the table (default: a new one)
 ---@return table t
 function json.array(t) end
