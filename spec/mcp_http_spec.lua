@@ -70,13 +70,31 @@ describe("mcp over Streamable HTTP", function()
     assert.equal("s1", del.session)
   end)
 
-  it("takes an SSE answer with a notification before it", function()
+  it("takes an SSE answer with a notification before it, and server messages on the GET stream", function()
     local notes = {}
     local s = assert(mcp.connect{ url = base .. "/sse/mcp",
                                   on_notification = function(m, p) notes[#notes + 1] = m .. " " .. tostring(p.data) end })
     assert.equal("echo: b", assert(s:call_tool("echo", { text = "b" })).content[1].text)
-    assert.same("notifications/message working", notes[#notes])
+    local got = false
+    for _ = 1, 400 do
+      for _, n in ipairs(notes) do got = got or n == "notifications/message from the GET stream" end
+      if got then break end
+      s:poll(0.05)
+    end
+    assert.is_true(got, table.concat(notes, "\n"))
+    local working = false
+    for _, n in ipairs(notes) do working = working or n == "notifications/message working" end
+    assert.is_true(working)
     s:close()
+    local gets = 0
+    for _, e in ipairs(entries(logf)) do
+      if e.method == "GET" then
+        gets = gets + 1
+        assert.equal("text/event-stream", e.accept)
+        assert.equal("s1", e.session)
+      end
+    end
+    assert.equal(1, gets) -- the server's retry (60 s) holds the next one back
   end)
 
   it("an expired session (404): initializes again once and sends the call again", function()

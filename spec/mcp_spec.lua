@@ -286,6 +286,54 @@ describe("mcp over stdio", function()
     s:close()
   end)
 
+  it("tools/list_changed: the next tools() lists again", function()
+    local seen = {}
+    local s = assert(connect("changing", { on_notification = function(m) seen[#seen + 1] = m end }))
+    assert.equal(2, #assert(s:tools()))
+    assert.equal(2, #assert(s:tools())) -- kept: no new list
+    assert(s:call_tool("echo", { text = "x" }))
+    s:poll(0)
+    assert.same({ "notifications/tools/list_changed" }, seen)
+    local tools = assert(s:tools())
+    assert.equal(3, #tools)
+    assert.equal("added", tools[3]["function"].name)
+    s:close()
+  end)
+
+  it("elicitation: the handler's answer with the schema's defaults; decline without a handler", function()
+    local asked
+    local s = assert(connect("elicit", { on_elicit = function(message, schema)
+      asked = { message, schema.properties.color.default }
+      return "accept", { name = "Ada" }
+    end }))
+    local r = assert(s:call_tool("echo", {}))
+    local reply = require("baseten").json.decode(r.content[1].text)
+    assert.same({ "Your name?", "blue" }, asked)
+    assert.equal("e1", reply.id)
+    assert.same({ action = "accept", content = { name = "Ada", color = "blue", n = 3 } }, reply.result)
+    s:close()
+    s = assert(connect("elicit"))
+    reply = require("baseten").json.decode(assert(s:call_tool("echo", {})).content[1].text)
+    assert.same({ action = "decline" }, reply.result)
+    s:close()
+  end)
+
+  it("a session the collector frees ends its server", function()
+    local rec = tmpname()
+    do
+      local s = assert(connect("pid", { record = rec }))
+      assert.is_true(s:ping())
+    end
+    local pid = read(rec):match("pid (%d+)")
+    assert.truthy(pid)
+    assert.truthy(io.open("/proc/" .. pid .. "/stat", "r"), "the server runs")
+    for _ = 1, 3 do collectgarbage("collect") end
+    local f = io.open("/proc/" .. pid .. "/stat", "r") -- gone, and reaped (no zombie)
+    if f then f:close() end
+    assert.is_nil(f)
+    os.remove(rec)
+  end)
+
   it("cancel sends notifications/cancelled and ends the handle as canceled", function()
     local rec = tmpname()
     local s = assert(connect("silent", { record = rec }))

@@ -13,10 +13,22 @@
 --   huge_list      tools/list in 50 pages of 100 tools each
 --   old_version    answers initialize with protocol 2024-11-05
 --   stderr_flood   writes 4 MiB to stderr before answering tools/call
+--   changing       after the first tools/call: notifications/tools/list_changed,
+--                  and tools/list has a third tool, "added"
+--   elicit         tools/call asks elicitation/create (a schema with
+--                  defaults) and answers with the response line it got
+--   pid            writes "pid N" (its process id) to the record file first
 -- The echo tool: text "fail" gives isError, "big" 100000 bytes, "slow"
 -- answers after 0.5 s.
 local mode, record = arg[1] or "ok", arg[2]
 local rec = record and io.open(record, "a")
+local called = false
+if mode == "pid" and rec then
+  local stat = io.open("/proc/self/stat", "r")
+  rec:write("pid ", stat and stat:read("*l"):match("^(%d+)") or "?", "\n")
+  rec:flush()
+  if stat then stat:close() end
+end
 
 local function send(s)
   io.stdout:write(s, "\n")
@@ -51,12 +63,28 @@ function handlers.ping(id) result(id, "{}") end
 
 handlers["tools/list"] = function(id, line)
   if mode == "huge_list" then return result(id, tools_page(line:match('"cursor":"(%d+)"'))) end
+  local added = (mode == "changing" and called) and ',{"name":"added","inputSchema":{"type":"object"}}' or ""
   result(id, '{"tools":[{"name":"echo","description":"echoes","inputSchema":{"type":"object",'
     .. '"properties":{"text":{"type":"string"}}}},{"name":"shout","description":"upper case",'
-    .. '"inputSchema":{"type":"object","properties":{"text":{"type":"string"}}}}]}')
+    .. '"inputSchema":{"type":"object","properties":{"text":{"type":"string"}}}}' .. added .. ']}')
+end
+
+local function json_string(v)
+  return '"' .. v:gsub('[%c"\\]', function(c) return ("\\u%04x"):format(c:byte()) end) .. '"'
 end
 
 handlers["tools/call"] = function(id, line)
+  called = true
+  if mode == "changing" then send('{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}') end
+  if mode == "elicit" then
+    send('{"jsonrpc":"2.0","id":"e1","method":"elicitation/create","params":{"message":"Your name?",'
+      .. '"requestedSchema":{"type":"object","properties":{"name":{"type":"string"},'
+      .. '"color":{"type":"string","default":"blue"},"n":{"type":"integer","default":3}}}}}')
+    for reply in io.lines() do
+      if reply:find('"id":"e1"', 1, true) then return result(id, text(json_string(reply):sub(2, -2))) end
+    end
+    return
+  end
   if mode == "garbage" then return send("this is not json {") end
   if mode == "long" then return send(('{"jsonrpc":"2.0","id":%s,"result":"%s"}'):format(id, ("x"):rep(2 * 1048576))) end
   if mode == "crash" then os.exit(3) end

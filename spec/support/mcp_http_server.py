@@ -5,8 +5,9 @@ log file named by argv[1]: method, path, the MCP headers, the body.
 
 The first path segment picks the behaviour:
   /json/mcp        answers every request with one JSON body
-  /sse/mcp         answers every request with an SSE stream (a progress
-                   notification first, then the response)
+  /sse/mcp         answers every request with an SSE stream (a
+                   notification first, then the response); its GET stream
+                   sends one notification (retry 60 s) and ends
   /expire/mcp      after initialize, answers the first tools/call with 404
                    (session expired); a new initialize gets a new session
   /expire_all/mcp  every request after initialize gets 404
@@ -140,6 +141,11 @@ class Handler(BaseHTTPRequestHandler):
             self.sse("/messages?sessionId=1", event="endpoint")
             return
         session = self.headers.get("Mcp-Session-Id")
+        if mode == "sse":  # the GET stream: one server notification, then the end
+            self.sse_start()
+            self.sse({"jsonrpc": "2.0", "method": "notifications/message",
+                      "params": {"level": "info", "data": "from the GET stream"}}, retry=60000)
+            return
         if mode == "resume" and self.headers.get("Last-Event-ID") == "e1" and session in PENDING:
             self.sse_start()
             self.sse(PENDING.pop(session), ev_id="e2")
