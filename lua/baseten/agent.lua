@@ -30,7 +30,7 @@ M.DEFAULT_MAX_ROUNDS = 10
 
 -- Client-side keys of a run_tools request, never sent to the server.
 local STRIP = { max_rounds = true, on_content = true, on_reasoning = true, on_tool_call = true,
-                on_tool_error = true, reasoning_history = true }
+                on_tool_error = true, reasoning_history = true, confirm = true }
 
 --- What `run_tools` does with the reasoning of the assistant messages it
 -- sends back when `req.reasoning_history` is not given: "keep" (see
@@ -159,6 +159,26 @@ function M.answer(call, handlers, names, on_error)
   return text
 end
 
+--- `req.confirm(name, args)` before a call: nil when it allows the call,
+-- else the tool message that tells the model it was refused (a tool
+-- error). Asked only for calls whose tool has a handler and whose
+-- arguments decode; a confirm that raises raises out of `run_tools`.
+-- @tparam table call a tool call
+-- @tparam table handlers as `answer`'s
+-- @tparam function confirm returns true to allow; false (or nil) and an
+--   optional reason to refuse
+-- @treturn[opt] string the refusal
+function M.refusal(call, handlers, confirm)
+  local fn = type(call) == "table" and call["function"] or nil
+  local name = type(fn) == "table" and fn.name or nil
+  if type(name) ~= "string" or not handlers[name] then return nil end
+  local args = arguments_of(name, fn.arguments)
+  if args == nil then return nil end
+  local yes, why = confirm(name, args)
+  if yes then return nil end
+  return "error: the user refused to run tool " .. quote(name) .. (why ~= nil and (": " .. tostring(why)) or "")
+end
+
 local function message_of(resp)
   local choice = type(resp) == "table" and type(resp.choices) == "table" and resp.choices[1] or nil
   local msg = type(choice) == "table" and choice.message or nil
@@ -232,7 +252,8 @@ local function run_calls(ctx, calls, round)
     if type(call) == "table" then
       if round > 0 and (type(call.id) ~= "string" or call.id == "") then call.id = "call_" .. round .. "_" .. i end
       if ctx.on_tool_call then callback(ctx.on_tool_call, nil, call) end
-      local text = M.answer(call, ctx.handlers, ctx.names, ctx.on_error)
+      local text = ctx.confirm and M.refusal(call, ctx.handlers, ctx.confirm)
+        or M.answer(call, ctx.handlers, ctx.names, ctx.on_error)
       local t = ctx.transcript
       t[#t + 1] = { role = "tool", tool_call_id = call.id, content = text }
     end
@@ -323,8 +344,12 @@ end
 -- Lua position ("file.lua:12: "); `req.on_tool_error(name, full)` and the
 -- log (event `tool_error`) get the full text with its traceback. An
 -- `on_tool_error` that raises raises out of `run_tools`, as every callback.
--- `max_rounds`, `on_content`, `on_reasoning`, `on_tool_call`, `on_tool_error` and
--- `reasoning_history` are never sent. A
+-- `req.confirm(name, args)` is asked before each call (its arguments
+-- decoded): returning false (or nil), optionally with a reason, refuses
+-- it, and the model gets `error: the user refused to run tool "x": <reason>`
+-- as the tool message (`baseten.mcp` tools from servers you did not write).
+-- `max_rounds`, `on_content`, `on_reasoning`, `on_tool_call`, `on_tool_error`,
+-- `confirm` and `reasoning_history` are never sent. A
 -- callback that raises raises out of `run_tools` (the transfer closed).
 -- Only the first choice of each response is used.
 -- @tparam table req the request, as OpenAI's Chat Completions JSON, plus
@@ -351,6 +376,7 @@ function M.run_tools(self, req, opts)
   for i, m in ipairs(req.messages) do transcript[i] = m end
   local on_tool_error = req.on_tool_error
   local ctx = { transcript = transcript, handlers = handlers, names = names, on_tool_call = req.on_tool_call,
+                confirm = req.confirm,
                 on_error = function(name, full)
                   request.emit(self, { event = "tool_error", tool = name, error = full })
                   if on_tool_error then on_tool_error(name, full) end
