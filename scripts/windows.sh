@@ -182,8 +182,15 @@ build_core() { # build_core DIR LUA_INCDIR LUA_DLL
   $CC "${CORE_CFLAGS[@]}" -shared -s -static-libgcc -Wl,--no-insert-timestamp -I"$2" -I"$CURL_INC" -Icsrc \
     -o "$1/baseten/core.dll" "${CORE_SRC[@]}" "${CURL_LIBS[@]}" "$3"
 }
-build_core "$OUT/luajit" "$C_LUAJIT/include" "$OUT/luajit/lua51.dll"
-build_core "$OUT/lua54" "$C_LUA54/include" "$OUT/lua54/lua54.dll"
+# skipped when core.dll is newer than every source (make dist and make
+# love-kit run this script again after make windows)
+stale() { [ ! -f "$1" ] || [ -n "$(find csrc baseten-scm-1.rockspec scripts/windows.sh -newer "$1" -print -quit)" ]; }
+if stale "$OUT/luajit/baseten/core.dll"; then
+  build_core "$OUT/luajit" "$C_LUAJIT/include" "$OUT/luajit/lua51.dll"
+fi
+if stale "$OUT/lua54/baseten/core.dll"; then
+  build_core "$OUT/lua54" "$C_LUA54/include" "$OUT/lua54/lua54.dll"
+fi
 done_step
 
 step check
