@@ -11,9 +11,10 @@
 --     LuaJIT archive from a local HTTP server (BASETEN_DIST_URL), then the
 --     same stream and :checkhealth; an archive with one byte changed fails
 --     with the checksum message, no core and a non-zero exit.
---   * LÖVE: `make love-kit`, then the example game as a folder
---     (`love examples/love`, as the README says), zipped as a .love with the
---     core in the save directory, and fused, each headless or under xvfb-run.
+--   * LÖVE: `make love-kit-linux`, then the example game as a folder
+--     (`love examples/love`, as the README says; `make love-demo`; the
+--     no-key message), zipped as a .love with the core in the save
+--     directory, and fused, each headless or under xvfb-run.
 -- A host that is not installed fails the test with a message (CI and
 -- `make test` install them: scripts/deps.sh hosts).
 --
