@@ -12,5 +12,5 @@ for v in ${*:-5.4 5.1}; do
   mkdir -p "bench/out/dev/$v/baseten"
   ${CC:-cc} -std=c99 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Wpedantic \
     -I"$inc" -Icsrc -o "bench/out/dev/$v/baseten/core.so" \
-    csrc/*.c -lcurl # every file: a list here went stale when platform.c came
+    csrc/*.c -lcurl
 done

@@ -12,7 +12,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! command -v n
   bash scripts/deps.sh bench
 fi
 mkdir -p bench/out
-# openai-node and Baseten's performance client, pinned by bench/package-lock.json
+# openai-node and @basetenlabs/performance-client, pinned by bench/package-lock.json
 if [ ! -f bench/node_modules/openai/package.json ] ||
    [ ! -f bench/node_modules/@basetenlabs/performance-client-linux-x64-gnu/package.json ] ||
    [ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]; then
@@ -20,6 +20,7 @@ if [ ! -f bench/node_modules/openai/package.json ] ||
 fi
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_consumer bench/c_consumer.c -lcurl -lcjson
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_batch bench/c_batch.c -lcurl -lcjson
+${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -D_POSIX_C_SOURCE=199309L -o bench/out/c_topk bench/c_topk.c -lm
 # the dev build: BENCH_DEV=1 runs on it, and instructions.lua always does
 bash bench/build_dev.sh 5.4 5.1
 # BENCH_BEFORE_REF=main (any git ref): that tree too, into bench/out/before,
@@ -39,8 +40,13 @@ source scripts/env.sh 5.4
 if [ "${BENCH_DEV:-}" = 1 ]; then # the runner loads the dev build too
   export LUA_PATH="$PWD/?.lua;$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH="$PWD/bench/out/dev/5.4/?.so;;"
 fi
+# BENCH_ONLY=embed: the embeddings section alone (bench/embed.lua); a whole
+# run ends with it and instructions.lua (run.lua rewrites RESULTS.md, the
+# other two add their sections)
+if [ "${BENCH_ONLY:-}" = embed ]; then BENCH_ROOT=$(pwd) exec lua5.4 bench/embed.lua "$@"; fi
 BENCH_ROOT=$(pwd) lua5.4 bench/run.lua "$@"
+if [ -z "${BENCH_ONLY:-}" ]; then BENCH_ROOT=$(pwd) lua5.4 bench/embed.lua; fi
 # instruction counts (callgrind) and the byte-at-a-time stream: issue 26
-if [ "${BENCH_ONLY:-}" != batch ] && [ "${BENCH_INSTR:-1}" = 1 ]; then
+if [ -z "${BENCH_ONLY:-}" ] && [ "${BENCH_INSTR:-1}" = 1 ]; then
   BENCH_ROOT=$(pwd) lua5.4 bench/instructions.lua >/dev/null
 fi

@@ -1,31 +1,44 @@
 /*
  * bt.h: the few functions one csrc/ file offers another. All hidden (see
- * compat.h); each file keeps everything else static.
+ * base.h); each file keeps everything else static.
+ *
+ * How every Lua function of the core reports trouble (one convention):
+ *   - Misuse raises, at the caller: a bad argument or option, a closed or
+ *     busy handle, an engine used in a forked child, a value json.encode
+ *     cannot write.
+ *   - Lua's own allocator failing raises, as any lua_push* does.
+ *   - Any other failure (bytes from the network, the server or the caller's
+ *     text that cannot be had or used) returns nil, a message, and then
+ *     whatever the caller still needs: json.decode -> nil, why;
+ *     parser:feed -> nil, why, the events completed before the failure;
+ *     transfer:next_event -> nil, why.
+ *   transfer:result() is a query, not a failure: nothing while running,
+ *   true, or false, kind, message, curl code for how the transfer ended.
  */
 #ifndef BT_BT_H
 #define BT_BT_H
 
 #include <stddef.h>
 #include "compat.h"
+#include "json.h"
 
-/* json_enc.c: sets field "json" of the table on top of the stack. */
+/* json_mod.c: sets field "json" of the table on top of the stack. */
 BT_HIDDEN void bt_json_open(lua_State *L);
+
+/* The upvalues of every function of the json table (json_mod.c). */
+#define UV_ARRAY_MT lua_upvalueindex(1)
+#define UV_OBJECT_MT lua_upvalueindex(2)
+#define UV_ENCODER lua_upvalueindex(3) /* the cached encoder, or false */
+/* containers open in the encodes that the running encode is nested in
+ * (through __tojson); 0 when none runs */
+#define UV_DEPTH lua_upvalueindex(4)
+
+/* json_enc.c: json.encode, and the encoder's metatable. */
+BT_HIDDEN int bt_json_encode(lua_State *L);
+BT_HIDDEN void bt_json_enc_open(lua_State *L);
 
 /* json_dec.c: sets field "decode" of the json table on top of the stack. */
 BT_HIDDEN void bt_json_dec_open(lua_State *L);
-
-/* Flags of bt_json_push_decoded (json.h repeats them). */
-#ifndef BT_JSON_DROP_NULLS
-/* An object member whose value is null is left out (a null in an array
- * stays json.null, so positions hold). */
-#define BT_JSON_DROP_NULLS 1u
-/* A lone \uD800-\uDFFF escape becomes its 3-byte generalized UTF-8 form
- * (ED A0..BF xx), so a later joiner can pair a high half ending one string
- * with a low half starting the next. */
-#define BT_JSON_LONE_WTF8 2u
-/* A lone surrogate becomes U+FFFD. */
-#define BT_JSON_LONE_REPLACE 4u
-#endif
 
 /*
  * json_dec.c: decodes len bytes at s and pushes the value (1). On malformed
@@ -44,32 +57,24 @@ BT_HIDDEN int bt_json_push_decoded(lua_State *L, const char *s, size_t len, unsi
 /* lsse.c: sets field "sse" of the table on top of the stack. */
 BT_HIDDEN void bt_sse_open(lua_State *L);
 
-/*
- * core.c: for methods that lend C-owned bytes to Lua or to the JSON decoder
- * (http.c, lsse.c). Any allocation while such bytes are read can run a GC
- * step, and so any __gc, which may close or reuse the object that owns
- * them. So the method is a closure of a guard over the reader, and the
- * guard calls bt_call_marked: it calls the reader (upvalue 1 of the running
- * function) with the guard's arguments, under lua_pcall, with *mark set to 1
- * until the reader ends, however it ends. While *mark is set, the owner's
- * close must only detach and leave the bytes; the guard frees them after.
- * Returns lua_pcall's status; the results (or the error) are then the whole
- * stack.
- */
-BT_HIDDEN int bt_call_marked(lua_State *L, int *mark);
+/* core.c: makes (or finds) the metatable name with the functions of m and
+ * __index pointing at itself, and leaves it on the stack. */
+BT_HIDDEN void bt_new_class(lua_State *L, const char *name, const luaL_Reg *m);
 
-/* core.c: sets, in the table on top of the stack, each function of l as a
- * closure of guard with that function as its upvalue. */
-BT_HIDDEN void bt_set_marked(lua_State *L, const luaL_Reg *l, lua_CFunction guard);
+/* lproc.c: sets core.spawn (child processes, proc.h). */
+BT_HIDDEN void bt_proc_open(lua_State *L);
 
-/* ldelta.c: for t:next_text (http.c). When the event is a "message" whose
+/* ldelta.c: for t:next_text (http_transfer.c). When the event is a "message" whose
  * data delta.c recognises, pushes its row of values (see ldelta.c; the
  * last three when head) and returns how many; else pushes nothing and
  * returns 0, and the event takes the full path. */
 struct sse_event;
 BT_HIDDEN int bt_delta_push_event(lua_State *L, const struct sse_event *ev, int head);
 
-/* http.c: sets the engine constructor. */
+/* http_engine.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);
+
+/* vector.c: sets field "vector" (baseten.vector) of the table on top. */
+BT_HIDDEN void bt_vector_open(lua_State *L);
 
 #endif

@@ -10,11 +10,7 @@
 -- a core built for another Lua fails with a bare "undefined symbol": say why
 local core_ok, core = pcall(require, "baseten.core")
 if not core_ok then error(require("baseten.abi").explain(core), 0) end
-local client = require("baseten.client")
-require("baseten.async") -- adds start, poll, await, spawn to clients
-require("baseten.structured") -- adds json to clients
-require("baseten.agent") -- adds run_tools to clients
-require("baseten.batch") -- adds batch, start_batch to clients
+local client = require("baseten.client") -- a client has every method when it is made
 local tool = require("baseten.tool")
 local errors = require("baseten.errors")
 
@@ -31,6 +27,11 @@ M.json = core.json
 
 --- The incremental Server-Sent Events parser: `baseten.sse.new()`.
 M.sse = core.sse
+
+--- Packed float32 vectors in C (embeddings): `from`, `frombytes`,
+-- `frombase64`, `tobytes`, `top_k`; methods `dot`, `cosine`, `norm`,
+-- `normalized`, `totable`, `#v`, `v[i]`.
+M.vector = core.vector
 
 --- Makes a client. See `baseten.client.new` for the options.
 M.new = client.new

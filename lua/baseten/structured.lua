@@ -9,17 +9,17 @@
 --     }
 --     if not value then print(resp.kind, resp.message) end   -- resp is err here
 --
--- Loading this module adds `json` to every client (`require("baseten")`
--- does it).
+-- `M.json(client, req, opts)` is the client's `json` method (baseten.client
+-- puts it in the method table).
 -- @module baseten.structured
 local core = require("baseten.core")
 local errors = require("baseten.errors")
-local client_mod = require("baseten.client")
+local options = require("baseten.options")
+local runtime = require("baseten.runtime")
 local schema_mod = require("baseten.schema")
 local request = require("baseten.request")
 
 local json = core.json
-local Client = client_mod.Client
 
 local M = {}
 
@@ -119,20 +119,16 @@ end
 -- @tparam[opt] table opts `timeout`, `max_retries`, `headers` for this call
 -- @return the decoded value, or nil
 -- @treturn table the response (`resp.usage`, ...), or the error
-function Client:json(req, opts)
+function M.json(self, req, opts)
   if type(req) ~= "table" then error("baseten: json expects a request table", 2) end
-  local s = req.schema
-  if s ~= nil and type(s) ~= "table" then error("baseten: json: req.schema must be a table", 2) end
-  if req.schema_name ~= nil and type(req.schema_name) ~= "string" then
-    error("baseten: json: req.schema_name must be a string", 2)
-  end
+  options.check(options.JSON, req, "baseten: json", 2, "req.")
   local rf, schema = M.response_format(req)
   local stream = req.stream and true or false
   local over = { response_format = rf }
   if stream then over.stream = true end
-  local body = self:_body(req, over, STRIP, "json")
-  local resp, err = request.run(request.new(self, "POST", "/chat/completions", body, stream,
-                                            client_mod.call_options(self, opts)))
+  local body = request.chat_body(self, req, over, STRIP, "json", 2)
+  local copts = options.call(self, opts, "json", 2)
+  local resp, err = request.new(self, "POST", "/chat/completions", body, stream, copts):run()
   if resp and stream then
     local st = resp
     resp, err = st:final()
@@ -143,7 +139,7 @@ function Client:json(req, opts)
 end
 
 local function fail(client, fields)
-  return nil, errors.new(fields, client and client:_secret() or nil)
+  return nil, errors.new(fields, client and runtime.of(client):secret() or nil)
 end
 
 --- Judges a chat completion that should carry JSON (internal to
@@ -179,7 +175,11 @@ function M.judge(client, resp, schema)
                             .. ": " .. text:sub(1, 120) })
   end
   if schema ~= nil then
-    local ok, path, what = schema_mod.validate(value, schema)
+    local ok, path, what, report = schema_mod.validate(value, schema)
+    for _, skip in ipairs(client and report.skipped or {}) do -- checks not made: say so
+      request.emit(client, { event = "schema_skipped", path = skip.path, pattern = skip.pattern,
+                             reason = skip.reason })
+    end
     if not ok then
       return fail(client, { kind = "schema_mismatch", response = resp, content = text, value = value,
                             path = path, message = path .. ": " .. what .. cut })
