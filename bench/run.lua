@@ -514,9 +514,18 @@ if ONLY == "batch" then
     local f = io.open(RESULTS, "rb")
     local old = f and f:read("*a") or ""
     if f then f:close() end
-    local at = old:find("\n## Batch:", 1, true)
-    if at then old = old:sub(1, at) elseif old:sub(1, 9) == "## Batch:" then old = "" end
-    write_file(RESULTS, old .. (old ~= "" and not old:find("\n\n$") and "\n" or "") .. text)
+    -- the batch section ends where the next section, note or marked block
+    -- starts (the embeddings and instructions sections follow it)
+    local at = old:find("\n## Batch:", 1, true) or (old:sub(1, 9) == "## Batch:" and 0)
+    local rest = ""
+    if at then
+      local stop = #old + 1 -- batch_report writes no ### heading: one starts a note kept here
+      for _, mark in ipairs({ "\n## ", "\n### ", "\n<!-- " }) do stop = math.min(stop, old:find(mark, at + 2, true) or stop) end
+      rest = old:sub(stop + 1)
+      old = old:sub(1, at)
+    end
+    write_file(RESULTS, old .. (old ~= "" and not old:find("\n\n$") and "\n" or "") .. text
+      .. (rest ~= "" and "\n" .. rest or ""))
     io.stderr:write(("bench: wrote the batch section of %s in %.0f s\n"):format(RESULTS, now() - t0))
   end
   os.exit(0)
