@@ -320,13 +320,17 @@ describe("mcp over stdio", function()
 
   it("a session the collector frees ends its server", function()
     local rec = tmpname()
+    local pid
     do
       local s = assert(connect("pid", { record = rec }))
       assert.is_true(s:ping())
+      pid = read(rec):match("pid (%d+)")
+      assert.truthy(pid)
+      local f = io.open("/proc/" .. pid .. "/stat", "r")
+      assert.truthy(f, "the server runs")
+      f:close()
+      assert.truthy(s) -- alive until here (the GC-torture pass collects at once)
     end
-    local pid = read(rec):match("pid (%d+)")
-    assert.truthy(pid)
-    assert.truthy(io.open("/proc/" .. pid .. "/stat", "r"), "the server runs")
     for _ = 1, 3 do collectgarbage("collect") end
     local f = io.open("/proc/" .. pid .. "/stat", "r") -- gone, and reaped (no zombie)
     if f then f:close() end
