@@ -67,6 +67,7 @@ build = {
       ["baseten.request"] = "lua/baseten/request.lua",
       ["baseten.structured"] = "lua/baseten/structured.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
+      ["baseten.toolloop"] = "lua/baseten/toolloop.lua",
       ["baseten.batch"] = "lua/baseten/batch.lua",
       ["baseten.embed"] = "lua/baseten/embed.lua",
       ["baseten.embed_shapes"] = "lua/baseten/embed_shapes.lua",

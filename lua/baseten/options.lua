@@ -50,6 +50,12 @@ function CHECKS.func(v)
   return type(mt) == "table" and mt.__call ~= nil, "a function"
 end
 
+function CHECKS.session(v)
+  if v == false then return true end
+  return type(v) == "string" and v ~= "" and #v <= 256 and not M.breaks_header(v),
+    "a non-empty string of at most 256 bytes without CR, LF or NUL, or false"
+end
+
 function CHECKS.table(v)
   return type(v) == "table", "a table"
 end
@@ -97,14 +103,29 @@ M.CLIENT = {
   model = "string", timeout = "seconds", connect_timeout = "seconds", idle_timeout = "seconds",
   max_retries = "retries", headers = "headers", ca_file = "string", ca_path = "string",
   proxy = "string", insecure = "boolean", ssl_no_revoke = "boolean", log = "func",
+  session = "session", prices = "table", fallback = "table",
 }
 
 --- The per-call options every call takes (its `opts` argument, or the
 -- handlers table of `start`, or the options of `batch`).
-M.CALL = { timeout = "seconds", max_retries = "retries", headers = "headers" }
+M.CALL = { timeout = "seconds", max_retries = "retries", headers = "headers", session = "session" }
+
+--- The header that pins a conversation to one replica (prompt-cache affinity).
+M.SESSION_HEADER = "x-session-affinity"
+
+-- The header lines of one call: the session's first (the call's, else the
+-- client's), so that an explicit header of the same name wins.
+local function call_headers(client, copts)
+  local lines = M.header_lines(copts and copts.headers)
+  local session = copts and copts.session
+  if session == nil then session = client.session end
+  if type(session) == "string" then table.insert(lines, 1, M.SESSION_HEADER .. ": " .. session) end
+  return lines
+end
 
 --- The options of `batch` and `start_batch` besides `CALL`.
-M.BATCH = { concurrency = "positive_integer", on_result = "func", on_progress = "func", on_done = "func" }
+M.BATCH = { concurrency = "positive_integer", on_result = "func", on_progress = "func", on_done = "func",
+            max_total_tokens = "positive_integer" }
 
 --- The handlers of `start` besides `CALL`.
 M.HANDLERS = { on_chunk = "func", on_done = "func" }
@@ -170,14 +191,14 @@ end
 -- @treturn table `{timeout, max_retries, headers}` (headers as lines)
 function M.call(client, copts, where, level)
   if copts == nil then
-    return { timeout = client.timeout, max_retries = client.max_retries, headers = {} }
+    return { timeout = client.timeout, max_retries = client.max_retries, headers = call_headers(client, nil) }
   end
   if type(copts) ~= "table" then error("baseten: " .. where .. ": options must be a table", level + 1) end
   M.check(M.CALL, copts, "baseten: " .. where, level + 1)
   local timeout, retries = copts.timeout, copts.max_retries
   if timeout == nil then timeout = client.timeout end
   if retries == nil then retries = client.max_retries end
-  return { timeout = timeout, max_retries = retries, headers = M.header_lines(copts.headers) }
+  return { timeout = timeout, max_retries = retries, headers = call_headers(client, copts) }
 end
 
 return M

@@ -274,8 +274,19 @@ end
 -- `baseten.runtime`), and nowhere else: a stream's usage is the last one
 -- it received (servers send it cumulative), so a stream closed early
 -- counts what arrived before.
-function Call:finished(usage)
-  self.rt:count(usage)
+function Call:finished(usage, model)
+  local rt = self.rt
+  if rt:priced() and usage then model = self:model_name() or model end
+  rt:count(usage, model)
+end
+
+--- The model the call's body names (decoded once; for prices only).
+function Call:model_name()
+  if self.model == nil then
+    local ok, doc = pcall(json.decode, self.body or "null")
+    self.model = ok and type(doc) == "table" and type(doc.model) == "string" and doc.model or false
+  end
+  return self.model or nil
 end
 
 --- How responses are decoded: what the client returns holds no null
@@ -302,7 +313,7 @@ function Call:decode(t)
     return nil, err
   end
   accumulate.normalize(doc) -- `reasoning` also as `reasoning_content`
-  self:finished(type(doc.usage) == "table" and doc.usage or nil)
+  self:finished(type(doc.usage) == "table" and doc.usage or nil, doc.model)
   return doc
 end
 

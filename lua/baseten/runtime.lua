@@ -51,7 +51,9 @@ function M.new(client, fields)
     lingering = {},  -- transfers finishing after their stream's [DONE]
     activity = 0,    -- a count of chunks and completions, to see whether a poll served anything
     is_closed = false,
+    prices = fields.prices, -- model -> {prompt, completion, cached} per million tokens, or nil
   }, Runtime)
+  if rt.prices then rt.usage_totals.cost = 0 end
   secrets[rt] = fields.key
   local log = fields.log
   if log then
@@ -130,10 +132,27 @@ local function count(t, k)
   return type(v) == "number" and v or 0
 end
 
+--- Whether the client was given `prices` (so a response's model is
+-- worth finding for its cost).
+function Runtime:priced()
+  return self.prices ~= nil
+end
+
+-- The cost of one response's usage at `price` (per million tokens):
+-- cached prompt tokens at `cached` (else at `prompt`).
+local function cost_of(usage, price)
+  local p, c = count(usage, "prompt_tokens"), count(usage, "completion_tokens")
+  local cached = math.min(count(usage.prompt_tokens_details, "cached_tokens"), p)
+  local pp, cp = tonumber(price.prompt) or 0, tonumber(price.completion) or 0
+  local kp = tonumber(price.cached) or pp
+  return ((p - cached) * pp + cached * kp + c * cp) / 1e6
+end
+
 --- One response ended: adds it to the usage totals (`client:usage()`).
 -- Every response passes here exactly once (see `baseten.request`).
 -- @param usage the response's `usage` table, or nil
-function Runtime:count(usage)
+-- @tparam[opt] string model the model it is priced as (with `prices`)
+function Runtime:count(usage, model)
   local u = self.usage_totals
   u.requests = u.requests + 1
   if type(usage) == "table" then
@@ -141,6 +160,8 @@ function Runtime:count(usage)
     u.completion_tokens = u.completion_tokens + count(usage, "completion_tokens")
     u.reasoning_tokens = u.reasoning_tokens + count(usage.completion_tokens_details, "reasoning_tokens")
     u.cached_tokens = u.cached_tokens + count(usage.prompt_tokens_details, "cached_tokens")
+    local price = self.prices and model ~= nil and self.prices[model]
+    if type(price) == "table" then u.cost = u.cost + cost_of(usage, price) end
   end
   if self.counted then self.counted(usage) end
 end
@@ -155,7 +176,10 @@ end
 function Runtime:usage(reset)
   local copy = {}
   for k, v in pairs(self.usage_totals) do copy[k] = v end
-  if reset then self.usage_totals = M.zero_usage() end
+  if reset then
+    self.usage_totals = M.zero_usage()
+    if self.prices then self.usage_totals.cost = 0 end
+  end
   return copy
 end
 
