@@ -125,6 +125,7 @@ function M.new(opts)
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
     insecure = opts.insecure or nil,
     ssl_no_revoke = opts.ssl_no_revoke or nil,
+    fallback = opts.fallback, -- clients tried in order after this one's retries fail (see baseten.request)
     session = opts.session, -- x-session-affinity on every call (see baseten.options)
   }, Client)
   runtime.new(self, {

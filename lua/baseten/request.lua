@@ -235,8 +235,9 @@ function Call:judge()
     observe(self, "ok", t)
     return "ok", t
   end
-  err.attempts = self.attempt
+  err.attempts = (self.spent or 0) + self.attempt
   err.elapsed = now - self.t0
+  if self.via then err.via, err.fallbacks = self.via, self.tried end
   if err.retryable and self.attempt <= self.opts.max_retries then
     local delay = M.backoff(self.attempt - 1, err.retry_after)
     rt:emit({ event = "retry", kind = err.kind, status = err.status or "-", delay = delay,
@@ -245,16 +246,87 @@ function Call:judge()
     observe(self, "retry", err)
     return "retry", delay
   end
+  if M.falls_back(err) and self:next_fallback() then return self:fall_back(err, took) end
+  self:release()
   rt:emit({ event = "error", kind = err.kind, status = err.status or "-", attempt = self.attempt,
             request_id = err.request_id or "-", elapsed = took })
   observe(self, "fail", err)
   return "fail", err
 end
 
+-- The errors a call falls back on once its client's retries are spent:
+-- no connection, a timeout before any byte, 429 and 5xx. Never another
+-- 4xx, and never a stream that delivered data (it is not judged again).
+local FALLBACK_KINDS = { connection = true, timeout = true, rate_limit = true, server = true }
+
+--- Whether `err` (a call's final error) sends the call to a fallback client.
+function M.falls_back(err)
+  return FALLBACK_KINDS[err.kind] == true and (err.status ~= nil or err.retryable == true)
+end
+
+--- The fallback client the call would go to next, or nil.
+function Call:next_fallback()
+  local list = self.opts.fallback
+  if not list or self.rt:closed() then return nil end
+  local home = self.home_rt or self.rt
+  if home:closed() then return nil end
+  local c = list[(self.via or 0) + 1]
+  if c ~= nil and runtime.of(c):closed() then return nil end
+  return c
+end
+
+-- The body with `model` replaced (a fallback client's own model).
+local function with_model(body, model)
+  local ok, doc = pcall(json.decode, body)
+  if not ok or type(doc) ~= "table" or doc.model == model then return body end
+  doc.model = model
+  local eok, text = pcall(json.encode, doc)
+  return eok and text or body
+end
+
+--- A call that fell back has ended: its first client's poll stops
+-- running the fallback's engine for it. Idempotent.
+function Call:release()
+  local home = self.home_rt
+  if home and not self.released and self.rt ~= home then
+    self.released = true
+    home:unborrow(self.rt)
+  end
+end
+
+--- Moves the call to its next fallback client after `err` (the current
+-- client's last error): the fallback's base URL, key, model, timeout and
+-- retries from now on (the call's own header lines stay). Logs a
+-- `fallback` event on the first client's log, and returns `"retry", 0`:
+-- the next attempt goes at once, on the fallback.
+function Call:fall_back(err, took)
+  local to = self:next_fallback()
+  local home = self.home_rt or self.rt
+  self.home_rt = home
+  self.tried = self.tried or {}
+  self.tried[#self.tried + 1] = err
+  self.via = (self.via or 0) + 1
+  home:emit({ event = "fallback", kind = err.kind, status = err.status or "-", attempt = self.attempt,
+              from = self.client.base_url, to = to.base_url, via = self.via, elapsed = took })
+  self.spent = (self.spent or 0) + self.attempt
+  self.attempt = 0
+  if self.rt ~= home then home:unborrow(self.rt) end
+  self.client, self.rt = to, runtime.of(to)
+  home:borrow(self.rt)
+  self.opts = { timeout = to.timeout, max_retries = to.max_retries, headers = self.opts.headers,
+                fallback = self.opts.fallback }
+  self.wire = nil
+  if to.model ~= nil and self.body and self.method == "POST" then self.body = with_model(self.body, to.model) end
+  self.model = nil
+  self.retry_at = core.now()
+  observe(self, "retry", err)
+  return "retry", 0
+end
+
 --- The `canceled` error of this call (default message: the client was closed).
 function Call:canceled(message)
   local err = errors.new({ kind = "canceled", message = message or "the client was closed",
-                           attempts = self.attempt })
+                           attempts = (self.spent or 0) + self.attempt })
   if self.t0 then err.elapsed = core.now() - self.t0 end
   return err
 end
@@ -265,6 +337,7 @@ function Call:cancel(message)
   local t = self.t
   self.t, self.retry_at = nil, nil
   if t then t:close() end
+  self:release()
   return self:canceled(message)
 end
 
@@ -275,6 +348,7 @@ end
 -- it received (servers send it cumulative), so a stream closed early
 -- counts what arrived before.
 function Call:finished(usage, model)
+  self:release()
   local rt = self.rt
   if rt:priced() and usage then model = self:model_name() or model end
   rt:count(usage, model)
@@ -320,9 +394,23 @@ end
 --- What a successful attempt gives: the decoded response, or for a
 -- streaming call a Stream (which reports to `finished` when it ends).
 function Call:result(t)
-  if not self.stream then return self:decode(t) end
+  if not self.stream then
+    local doc, err = self:decode(t)
+    if doc and self.via then doc._baseten = self:answered_by() end
+    return doc, err
+  end
   local stream_mod = require("baseten.stream") -- here: stream.lua requires this module
-  return stream_mod.new(self.client, t, function(usage) self:finished(usage) end)
+  local s = stream_mod.new(self.client, t, function(usage) self:finished(usage) end)
+  if self.via then s.via = self:answered_by() end
+  return s
+end
+
+--- Which client answered a call that fell back: `{via = n (the n-th
+-- fallback), client = it, base_url, model, errors = the earlier clients'
+-- errors}`; a response of a fallback carries it as `resp._baseten`.
+function Call:answered_by()
+  local c = self.client
+  return { via = self.via, client = c, base_url = c.base_url, model = c.model, errors = self.tried }
 end
 
 --- The error of a call to Baseten's own servers (inference.baseten.co,
@@ -343,13 +431,13 @@ end
 -- out each retry's delay. Returns the transfer or nil, err (`canceled` on
 -- a closed client).
 function Call:send()
-  local rt = self.rt
   local no_key = self:missing_key()
   if no_key then return nil, no_key end
   while true do
     local _, cerr = self:launch()
     if cerr then return nil, cerr end
     while not self:settled() do
+      local rt = self.rt -- (a fallback moves the call to another client)
       if rt:closed() then return nil, self:cancel() end
       rt:perform(1)
     end
