@@ -396,7 +396,7 @@ end
 function Call:result(t)
   if not self.stream then
     local doc, err = self:decode(t)
-    if doc and self.via then doc._baseten = self:answered_by() end
+    if doc and self.via then doc[M.ANSWERED_KEY] = self:answered_by() end
     return doc, err
   end
   local stream_mod = require("baseten.stream") -- here: stream.lua requires this module
@@ -404,6 +404,11 @@ function Call:result(t)
   if self.via then s.via = self:answered_by() end
   return s
 end
+
+--- The key of a response from a fallback client that says who answered
+-- (`resp._baseten.via`): a documented key of the response table, not a
+-- private field of an object.
+M.ANSWERED_KEY = "_baseten"
 
 --- Which client answered a call that fell back: `{via = n (the n-th
 -- fallback), client = it, base_url, model, errors = the earlier clients'
