@@ -287,6 +287,23 @@ describe("cancel", function()
     assert.equal(1, count_requests(srv))
   end)
 
+  it("a plain request during its retry's backoff, and a stream: nothing more is sent", function()
+    client = baseten.new{ api_key = "k", base_url = srv.url, model = "deepseek-ai/DeepSeek-V3.1", max_retries = 3 }
+    srv:enqueue({ status = 503, headers = { ["Retry-After"] = "1" } })
+    local done
+    local h = client:start({ messages = msgs("hi") }, { on_done = function(_, err) done = err end })
+    poll_until(client, function() return count_requests(srv) == 1 end)
+    for _ = 1, 5 do client:poll(0) end
+    h:cancel()
+    assert.equal("canceled", done.kind)
+    srv:enqueue(slow_stream({ "a ", "b ", "c ", "d ", "e" }))
+    local s = assert(client:stream{ messages = msgs("hi") })
+    assert.is_table(s:next())
+    s:close()
+    poll_for(client, 1.5)
+    assert.equal(2, count_requests(srv))
+  end)
+
   it("between rounds: no next round; the transcript resumes with run_tools and start_tools", function()
     local done, h
     h = client:start_tools({
