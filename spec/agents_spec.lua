@@ -346,6 +346,22 @@ describe("cancel", function()
     assert.equal(1, count_requests(srv))
   end)
 
+  it("from on_tool_call: that handler and the next never start", function()
+    local started, done, h = 0, nil, nil
+    h = client:start_tools({
+      messages = msgs("Weather in Paris and Tokyo?"),
+      tools = { weather_tool(function(args) started = started + 1; return sync_weather(args) end) },
+      on_tool_call = function() h:cancel() end,
+      on_done = function(_, _, err) done = err end,
+    })
+    poll_until(client, function() return done ~= nil end)
+    poll_for(client, 0.3)
+    assert.equal(0, started)
+    assert.equal("canceled", done.kind)
+    assert.equal("user,assistant", roles(done.transcript))
+    assert.equal(1, count_requests(srv))
+  end)
+
   it("during a batch: queued requests are never sent", function()
     local reqs = {}
     for i = 1, 6 do reqs[i] = { messages = msgs("n" .. i) } end

@@ -104,10 +104,11 @@ local function settings(client, req, opts, where, level)
 end
 
 -- A raising callback ends the loop as canceled; its error goes out boxed.
+-- A callback that canceled the loop stops it too: `stop` is then true.
 local function guard(self, f, ...)
   local e = task.call(f, ...)
   if e then self:abort("a callback raised: " .. tostring(e.err)) end
-  return e
+  return e, self.ended
 end
 
 -- Token total of a response's usage.
@@ -218,8 +219,8 @@ function Loop:next_call()
   local round = self.round
   if round > 0 and (type(call.id) ~= "string" or call.id == "") then call.id = "call_" .. round .. "_" .. self.ci end
   if self.s.on_tool_call then
-    local e = guard(self, self.s.on_tool_call, call)
-    if e then return e end
+    local e, stop = guard(self, self.s.on_tool_call, call)
+    if stop then return e end -- canceled by on_tool_call: its handler never starts
   end
   local handler, args, name = agent.prepare(call, self.s.handlers, self.s.names)
   if not handler then return self:answered(call, args) end
@@ -288,16 +289,16 @@ function Loop:respond(resp)
   self.tokens = self.tokens + tokens_of(resp)
   if s.on_reasoning and not self.req.stream and type(msg.reasoning_content) == "string"
       and msg.reasoning_content ~= "" then
-    local e = guard(self, s.on_reasoning, msg.reasoning_content)
-    if e then return e end
+    local e, stop = guard(self, s.on_reasoning, msg.reasoning_content)
+    if stop then return e end
   end
   if s.on_content and not self.req.stream and type(msg.content) == "string" and msg.content ~= "" then
-    local e = guard(self, s.on_content, msg.content)
-    if e then return e end
+    local e, stop = guard(self, s.on_content, msg.content)
+    if stop then return e end
   end
   if s.on_round then
-    local e = guard(self, s.on_round, self.round, resp)
-    if e then return e end
+    local e, stop = guard(self, s.on_round, self.round, resp)
+    if stop then return e end
   end
   local calls = agent.calls_of(msg)
   if not calls or self.round >= s.max_rounds then return self:finish(resp, t) end
