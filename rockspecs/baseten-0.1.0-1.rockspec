@@ -68,6 +68,7 @@ build = {
       ["baseten.structured"] = "lua/baseten/structured.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
       ["baseten.toolloop"] = "lua/baseten/toolloop.lua",
+      ["baseten.chatbody"] = "lua/baseten/chatbody.lua",
       ["baseten.batch"] = "lua/baseten/batch.lua",
       ["baseten.embed"] = "lua/baseten/embed.lua",
       ["baseten.embed_shapes"] = "lua/baseten/embed_shapes.lua",

@@ -422,11 +422,17 @@ describe("session affinity", function()
                                      { session = false }))
     local plain = baseten.new{ api_key = "k", base_url = srv.url, model = "deepseek-ai/DeepSeek-V3.1" }
     assert.is_table(plain:chat{ messages = msgs("a") })
+    local started
+    plain:start({ messages = msgs("a") }, { session = "s-8", on_done = function() started = true end })
+    poll_until(plain, function() return started end)
+    local batched = plain:batch({ { messages = msgs("a") } }, { session = "s-7" })
+    assert.is_table(batched[1])
     local done
     plain:start_tools({ messages = msgs("Weather in Paris?"), tools = { weather_tool(sync_weather) },
                         session = "s-9", on_done = function() done = true end })
     poll_until(plain, function() return done end)
-    assert.same({ "conv-1", "conv-2", "conv-1", "conv-1", false, false, false, "s-9", "s-9" }, sessions())
+    assert.same({ "conv-1", "conv-2", "conv-1", "conv-1", false, false, false, "s-8", "s-7", "s-9", "s-9" },
+                sessions())
   end)
 end)
 

@@ -109,6 +109,7 @@ local function new_batch(client, requests, opts, where, level, track)
   opts = check_options(opts, where, level + 1)
   local copts = options.call(client, {
     timeout = opts.timeout, max_retries = opts.max_retries, headers = opts.headers, session = opts.session,
+    fallback = opts.fallback,
   }, where, level + 1)
   local concurrency = opts.concurrency or M.DEFAULT_CONCURRENCY
   local t0 = now()
