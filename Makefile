@@ -35,6 +35,12 @@ build/test_platform: csrc/platform.c csrc/platform.h csrc/test/test_platform.c
 	$(CC) $(CFLAGS_DEV) $(SAN) -fsanitize=float-cast-overflow -I/usr/include/lua5.4 -Icsrc \
 	  -o $@ csrc/test/test_platform.c csrc/platform.c -llua5.4 -lcurl -lm
 
+# child processes (MCP's stdio transport) alone: real children, under the sanitizers
+build/test_proc: csrc/proc.c csrc/lines.c csrc/proc.h csrc/buf.c csrc/platform.c csrc/test/test_proc.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_DEV) $(SAN) -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_proc.c csrc/proc.c csrc/lines.c \
+	  csrc/buf.c csrc/platform.c -llua5.4 -lcurl -lm
+
 # the vector math alone (no Lua)
 build/test_vecmath: csrc/vecmath.c csrc/vecmath.h csrc/test/test_vecmath.c
 	@mkdir -p build
@@ -64,12 +70,13 @@ build/test_threads: $(CORE_SRC) $(CORE_HDR) csrc/test/test_threads.c
 	$(CC) $(CFLAGS_DEV) -fsanitize=thread -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_threads.c \
 	  $(CORE_SRC) -llua5.4 -lcurl -lm -lpthread
 
-test-c: deps build/test_sse build/test_json_scan build/test_platform build/test_vecmath build/test_nomem \
-  build/test_guards build/test_threads
+test-c: deps build/test_sse build/test_json_scan build/test_platform build/test_vecmath build/test_proc \
+  build/test_nomem build/test_guards build/test_threads
 	@./build/test_sse
 	@./build/test_vecmath
 	@./build/test_json_scan
 	@./build/test_platform
+	@./build/test_proc
 	@./build/test_nomem
 	@./build/test_guards
 	@./build/test_threads
@@ -81,7 +88,7 @@ test-lua: build
 # the host specs, nginx for TLS, and locales whose decimal point is ',' (de_DE)
 # and two bytes (ps_AF) for the JSON spec. scripts/test.sh fails on a pending spec, saying why.
 deps-test:
-	@bash scripts/deps.sh hosts tls locale
+	@bash scripts/deps.sh hosts tls locale mcp
 	@locale -a 2>/dev/null | grep -qi '^de_DE.utf8$$' || { echo "deps: generating the de_DE.UTF-8 locale" >&2; \
 	  $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) localedef -i de_DE -f UTF-8 de_DE.UTF-8; }
 	@locale -a 2>/dev/null | grep -qi '^ps_AF.utf8$$' || { echo "deps: generating the ps_AF.UTF-8 locale" >&2; \

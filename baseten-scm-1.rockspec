@@ -47,6 +47,7 @@ build = {
             "csrc/http_engine.c", "csrc/http_transfer.c", "csrc/http_fail.c", "csrc/sse.c", "csrc/lsse.c",
             "csrc/json_enc.c", "csrc/json_mod.c", "csrc/json_dec.c", "csrc/json_scan.c", "csrc/platform.c",
             "csrc/vecmath.c", "csrc/vector.c",
+            "csrc/proc.c", "csrc/lproc.c", "csrc/lines.c",
          },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
@@ -79,6 +80,14 @@ build = {
       ["baseten.options"] = "lua/baseten/options.lua",
       ["baseten.runtime"] = "lua/baseten/runtime.lua",
       ["baseten.task"] = "lua/baseten/task.lua",
+      ["baseten.mcp"] = "lua/baseten/mcp.lua",
+      ["baseten.mcp_stdio"] = "lua/baseten/mcp_stdio.lua",
+      ["baseten.mcp_http"] = "lua/baseten/mcp_http.lua",
+      ["baseten.mcp_tools"] = "lua/baseten/mcp_tools.lua",
+      ["baseten.mcp_cli"] = "lua/baseten/mcp_cli.lua",
+      ["baseten.mcp_track"] = "lua/baseten/mcp_track.lua",
+      ["baseten.mcp_incoming"] = "lua/baseten/mcp_incoming.lua",
+      ["baseten.mcp_registry"] = "lua/baseten/mcp_registry.lua",
    },
    -- the same library names for the link line (see external_dependencies)
    platforms = {

@@ -371,6 +371,16 @@ local function install_prebuilt(opts, why_not_source)
     fail(("unpacking %s failed (%s): nothing was installed. Install %s, or unzip it by hand into this folder")
       :format(p.archive, trim(out or ""):gsub("\n", " "), opts.windows and "tar.exe" or "unzip"))
   end
+  -- under LuaJIT on Linux (Neovim), check that it loads here: the Linux core
+  -- needs libcurl.so.4 at run time, which a machine without libcurl's headers may lack
+  if rawget(_G, "jit") and not opts.windows then
+    local f, lerr = package.loadlib(p.core_from, "luaopen_baseten_core")
+    if not f then
+      fail(("the prebuilt core of %s does not load here (%s): nothing was installed. It needs libcurl.so.4"
+        .. " (Debian/Ubuntu: sudo apt-get install libcurl4; Fedora: libcurl; Arch: curl)")
+        :format(p.archive, trim(tostring(lerr)):gsub("\n", " ")))
+    end
+  end
   -- a temporary file, then rename: a failed copy leaves the old core
   local data = read_all(p.core_from)
   local tmp = p.core_to .. ".tmp"

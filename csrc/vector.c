@@ -180,9 +180,11 @@ static const vec **topk_gather(lua_State *L, const vec *q, size_t n) {
     const vec *v;
     lua_rawgeti(L, 2, (int)(i + 1));
     v = (const vec *)luaL_testudata(L, -1, VEC_MT);
-    if (v == NULL)
+    if (v == NULL) {
       luaL_error(L, "baseten.vector.top_k: vectors[%d] is a %s, not a vector", (int)(i + 1),
                  luaL_typename(L, -1));
+      return NULL; /* not reached: luaL_error does not return */
+    }
     if (v->n != q->n)
       luaL_error(L, "baseten.vector.top_k: vectors[%d] has %d dimensions, the query %d",
                  (int)(i + 1), (int)v->n, (int)q->n);

@@ -70,6 +70,13 @@ unpack() { # unpack ARCHIVE DIR: into a new empty folder
   mkdir -p "$2"
   [ -z "$(ls -A "$2")" ] || { echo "dist_test: $2 is not empty" >&2; exit 1; }
   unzip -q "dist/$1" -d "$2"
+  # the fixed layout, and INSTALL.txt names the version the core reports (check.lua)
+  local f
+  for f in INSTALL.txt LICENSE lua/baseten/init.lua; do
+    [ -f "$2/$f" ] || { echo "dist_test: FAILED $1 has no $f" >&2; status=1; }
+  done
+  head -n 1 "$2/INSTALL.txt" | grep -q "^baseten $V for " ||
+    { echo "dist_test: FAILED $1: INSTALL.txt does not start with \"baseten $V for\"" >&2; status=1; }
 }
 
 linux_run() { # linux_run ABI INTERP

@@ -182,8 +182,24 @@ build_core() { # build_core DIR LUA_INCDIR LUA_DLL
   $CC "${CORE_CFLAGS[@]}" -shared -s -static-libgcc -Wl,--no-insert-timestamp -I"$2" -I"$CURL_INC" -Icsrc \
     -o "$1/baseten/core.dll" "${CORE_SRC[@]}" "${CURL_LIBS[@]}" "$3"
 }
-build_core "$OUT/luajit" "$C_LUAJIT/include" "$OUT/luajit/lua51.dll"
-build_core "$OUT/lua54" "$C_LUA54/include" "$OUT/lua54/lua54.dll"
+# skipped when core.dll is newer than every source (make dist and make
+# love-kit run this script again after make windows)
+# (only C sources and headers count: luarocks make leaves .o files in csrc/)
+stale() {
+  [ ! -f "$1" ] || [ -n "$(find csrc baseten-scm-1.rockspec scripts/windows.sh \( -name '*.[ch]' -o -name '*.rockspec' \
+    -o -name '*.sh' \) -newer "$1" -print -quit)" ]
+}
+# the two builds side by side (JOBS=2)
+core_pids=()
+if stale "$OUT/luajit/baseten/core.dll"; then
+  build_core "$OUT/luajit" "$C_LUAJIT/include" "$OUT/luajit/lua51.dll" &
+  core_pids+=($!)
+fi
+if stale "$OUT/lua54/baseten/core.dll"; then
+  build_core "$OUT/lua54" "$C_LUA54/include" "$OUT/lua54/lua54.dll" &
+  core_pids+=($!)
+fi
+for p in "${core_pids[@]}"; do wait "$p" || { echo "windows: building core.dll failed" >&2; exit 1; }; done
 done_step
 
 step check

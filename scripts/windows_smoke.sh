@@ -4,7 +4,8 @@
 # builds them), against two local test servers (spec/support/server.py on
 # 127.0.0.1): one answering as the mock model and wanting a key, one loaded
 # before each run with the scripted responses the suite expects (a 429,
-# its retry, a slow response). Prints each run's "N passed, N failed" line
+# its retry, a slow response), and an MCP stdio server (the specs' fault
+# server on lua54.exe). Prints each run's "N passed, N failed" line
 # and fails if either run failed.
 #
 # Wine's prefix lives in build/windows/wine (scripts/wine.sh).
@@ -79,6 +80,9 @@ export SMOKE_TLS_URL=$tls_url SMOKE_TLS_IP_URL=$tls_ip_url SMOKE_TLS_CA="$(winpa
 export SMOKE_URL=http://127.0.0.1:$MOCK_PORT/v1 SMOKE_KEY=smoke-key
 export SMOKE_SCRIPTED_URL=http://127.0.0.1:$SCRIPTED_PORT/v1
 export LUA_PATH="$(winpath "$ROOT/lua")\\?.lua;$(winpath "$ROOT/lua")\\?\\init.lua"
+# MCP over stdio: the specs' fault server, run by the Windows lua54.exe
+export SMOKE_MCP_LUA="$(winpath "$OUT/lua54/lua54.exe")"
+export SMOKE_MCP_SERVER="$(winpath "$ROOT/spec/support/mcp_fault_server.lua")"
 
 wine_prefix
 

@@ -150,6 +150,16 @@ describe("build.lua", function()
     assert.is_false(core_left())
   end)
 
+  it("under LuaJIT, refuses a prebuilt core that does not load, and installs nothing", function()
+    local dist, name = fake_dist("not a shared object")
+    local out, ok = build("PATH=" .. q(path_without_cc(true)) .. " BASETEN_DIST_URL=" .. q("file://" .. dist),
+      "/usr/bin/luajit")
+    assert.is_false(ok)
+    assert.truthy(out:find("the prebuilt core of " .. name .. " does not load here", 1, true), out)
+    assert.truthy(out:find("libcurl4", 1, true), out)
+    assert.is_false(core_left())
+  end)
+
   it("says what failed: a missing archive, a missing entry in SHA256SUMS, no curl", function()
     local dist, name = fake_dist("stand-in core")
     local bin = path_without_cc(true)

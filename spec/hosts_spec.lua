@@ -11,9 +11,10 @@
 --     LuaJIT archive from a local HTTP server (BASETEN_DIST_URL), then the
 --     same stream and :checkhealth; an archive with one byte changed fails
 --     with the checksum message, no core and a non-zero exit.
---   * LÖVE: `make love-kit`, then the example game as a folder
---     (`love examples/love`, as the README says), zipped as a .love with the
---     core in the save directory, and fused, each headless or under xvfb-run.
+--   * LÖVE: `make love-kit-linux`, then the example game as a folder
+--     (`love examples/love`, as the README says; `make love-demo`; the
+--     no-key message), zipped as a .love with the core in the save
+--     directory, and fused, each headless or under xvfb-run.
 -- A host that is not installed fails the test with a message (CI and
 -- `make test` install them: scripts/deps.sh hosts).
 --
@@ -457,10 +458,14 @@ describe("hosts, installed as their users install them", function()
     assert(ok and r.ok, "love failed: " .. tostring(r.err) .. "\n" .. log)
     assert.equal(EXPECTED, r.text)
     assert.equal(20, r.chunks)
-    -- frames kept coming while tokens arrived, and tokens came over many frames
-    assert.is_true(r.frames_streaming >= 20, "only " .. r.frames_streaming .. " frames while streaming")
-    assert.is_true(r.frames_with_tokens >= 10, "tokens arrived in only " .. r.frames_with_tokens .. " frames")
-    assert.is_true(r.max_frame_ms < 250, "a frame took " .. r.max_frame_ms .. " ms")
+    -- frames kept coming while tokens arrived, and tokens came over many
+    -- frames (a stream read inside one frame gives 1 and 1). The bounds are
+    -- 5x below what an idle machine shows (about 60 frames, 20 with
+    -- tokens): under load the game draws fewer frames in the same second
+    assert.is_true(r.frames_streaming >= 12, "only " .. r.frames_streaming .. " frames while streaming")
+    assert.is_true(r.frames_with_tokens >= 4, "tokens arrived in only " .. r.frames_with_tokens .. " frames")
+    -- less than the stream's 1 s, which a frame that read it whole would take
+    assert.is_true(r.max_frame_ms < 750, "a frame took " .. r.max_frame_ms .. " ms")
     -- (no bound on streaming_ms: on a busy machine a stalled game sees
     -- the first tokens late and the rest in a burst; frames_with_tokens
     -- above counts that they came over many frames)

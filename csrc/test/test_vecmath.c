@@ -189,7 +189,7 @@ static void test_topk(void) {
     {
       size_t better = 0;
       for (i = 0; i < 1000; i++)
-        if (all[i] > kscore[9] || (all[i] == kscore[9] && i < kidx[9])) better++;
+        if (all[i] > kscore[9] || (all[i] == kscore[9] && kidx[9] > i)) better++;
       ok(better == 9, "exactly nine rank above the tenth");
     }
   }

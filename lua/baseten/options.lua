@@ -164,7 +164,7 @@ M.HANDLERS = { on_chunk = "func", on_done = "func" }
 -- one of those values).
 M.RUN_TOOLS = {
   max_rounds = "positive_integer", reasoning_history = { "keep", "drop" }, tools = "table",
-  on_content = "func", on_reasoning = "func", on_tool_call = "func", on_tool_error = "func",
+  on_content = "func", on_reasoning = "func", on_tool_call = "func", on_tool_error = "func", confirm = "func",
 }
 
 --- The client-side keys of a `json` request.

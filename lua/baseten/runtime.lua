@@ -297,6 +297,20 @@ local function next_wait(list, timeout)
   return timeout
 end
 
+-- What tasks wait on besides the engine's transfers (an MCP call's
+-- `wait_fds`: a child's pipes, its session engine's sockets), or nil.
+local function extra_fds(list)
+  local fds
+  for _, task in ipairs(list) do
+    local f = task.wait_fds and task:wait_fds()
+    for _, v in ipairs(f or {}) do
+      fds = fds or {}
+      fds[#fds + 1] = v
+    end
+  end
+  return fds
+end
+
 local function on_network(list)
   for _, task in ipairs(list) do
     if task:on_network() then return true end
@@ -341,7 +355,7 @@ function Runtime:poll(timeout)
       if next(self.borrowed) ~= nil then wait = math.min(wait, M.BORROWED_WAIT) end
       if wait > 0 then
         if on_network(list) then
-          self.engine:perform(wait)
+          self.engine:perform(wait, extra_fds(list))
           perform_borrowed(self)
         else
           -- only timers are due: nothing for curl to wait on, so sleep

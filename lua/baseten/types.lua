@@ -170,7 +170,7 @@ function baseten.check(v, err, ...) end
 ---@field on_tool_result? fun(call: baseten.ToolCall, text: string) After each call is answered, with the tool message's content.
 ---@field on_round? fun(n: integer, resp: baseten.ChatResponse) Round n's response is in (before its tools run).
 ---@field on_done? fun(resp: baseten.ChatResponse?, transcript: baseten.Message[]?, err: baseten.Error?) `start_tools`: once, at the end.
----@field confirm? fun(name: string, args: table, resolve: fun(allowed: boolean, reason: string?)): boolean?, string? Asked before each call: return true/false, or nothing and call `resolve` later.
+---@field confirm? fun(name: string, args: table, resolve: fun(allowed: boolean, reason: string?)): boolean?, string? Asked before each call whose tool has a handler: true allows; false (and a reason) refuses (the model gets a tool error); or return nothing and call `resolve(allowed, reason)` later (`start_tools`; in `run_tools` nothing refuses).
 ---@field max_total_tokens? integer Stops the run once its responses' tokens reach it (`err.kind == "budget"`).
 ---@field transcript? baseten.Message[] Resume from an error's `transcript` (in place of `messages`).
 ---@field session? string|false The conversation's affinity id (default: a random one per loop; `false`: none).
@@ -805,5 +805,109 @@ function SseParser:reset() end
 
 --- Frees the parser. Idempotent; `__gc` and `__close` call it.
 function SseParser:close() end
+
+--- The options of `baseten.mcp.connect` (`require("baseten.mcp")`):
+-- `command` (stdio) or `url` (Streamable HTTP).
+---@class baseten.McpOptions
+---@field command? string[] The server's argv (never a shell string); argv[1] is looked up on PATH.
+---@field env? table<string, string> Added to the inherited environment (stdio).
+---@field clear_env? boolean Start from an empty environment instead (stdio).
+---@field cwd? string The server's working folder (stdio).
+---@field log? fun(line: string) Each line the server writes to stderr; without it stderr is read and dropped.
+---@field url? string A Streamable HTTP endpoint, `http://` or `https://`.
+---@field headers? table<string, string> Extra headers on every HTTP request (a bearer token).
+---@field timeout? number Seconds per call by default. Default 60.
+---@field client_info? {name: string, version: string} Default `baseten` and its version.
+---@field on_elicit? fun(message: string, schema: table): ("accept"|"decline"|"cancel"), table? Answers `elicitation/create`; fields left out come from the schema's defaults. Without it the client declines.
+---@field on_notification? fun(method: string, params: table?) Every server notification.
+---@field roots? {uri: string, name: string?}[] Answers `roots/list`.
+---@field client? baseten.Client Whose `poll` also drives this session's non-blocking calls.
+
+--- A connected MCP server (`require("baseten.mcp").connect(opts)`). Every
+-- method returns its value or `nil, err` (`err.kind` `"mcp"` with the
+-- JSON-RPC `code`, `"timeout"`, `"canceled"` or an HTTP kind).
+---@class baseten.McpSession
+---@field server_info table The server's `serverInfo` (`name`, `version`).
+---@field capabilities table The server's capabilities.
+---@field protocol_version string The protocol version agreed on.
+local McpSession = {}
+
+--- Every tool of the server, all pages.
+---@return table[]? tools `{name, description, inputSchema, ...}`
+---@return baseten.Error? err
+function McpSession:list_tools() end
+
+--- Calls a tool: `{content, isError, structuredContent}`.
+---@param name string
+---@param args? table
+---@param opts? {timeout: number?, on_progress: fun(progress: number, total: number?, message: string?)?}
+---@return table? result
+---@return baseten.Error? err
+function McpSession:call_tool(name, args, opts) end
+
+--- Starts a tool call without blocking; `poll` drives it.
+---@param name string
+---@param args? table
+---@param opts? {timeout: number?, on_progress: function?, on_done: fun(result: table?, err: baseten.Error?)?}
+---@return baseten.McpHandle
+function McpSession:start_call(name, args, opts) end
+
+--- Starts any request without blocking (`"tools/list"`, `"resources/read"`, ...).
+---@param method string
+---@param params? table
+---@param opts? {timeout: number?, on_done: fun(result: table?, err: baseten.Error?)?}
+---@return baseten.McpHandle
+function McpSession:start(method, params, opts) end
+
+--- Reads the server, runs callbacks, times calls out; waits at most `timeout` seconds.
+---@param timeout? number Default 0: never blocks.
+---@return integer pending calls still pending
+function McpSession:poll(timeout) end
+
+--- The server's tools as `run_tools` entries.
+---@param opts? {only: string[]?, filter: fun(name: string): boolean?, prefix: string?, max_output: integer?, timeout: number?}
+---@return baseten.Tool[]? tools
+---@return baseten.Error? err
+function McpSession:tools(opts) end
+
+---@return table[]? resources
+---@return baseten.Error? err
+function McpSession:list_resources() end
+
+---@param uri string
+---@return table? result `{contents}`
+---@return baseten.Error? err
+function McpSession:read_resource(uri) end
+
+---@return table[]? prompts
+---@return baseten.Error? err
+function McpSession:list_prompts() end
+
+---@param name string
+---@param args? table<string, string>
+---@return table? result `{description, messages}`
+---@return baseten.Error? err
+function McpSession:get_prompt(name, args) end
+
+---@return boolean? ok
+---@return baseten.Error? err
+function McpSession:ping() end
+
+--- Ends the session (stdio: stdin closed, SIGTERM, SIGKILL; HTTP: DELETE). Idempotent.
+function McpSession:close() end
+
+--- A non-blocking MCP call.
+---@class baseten.McpHandle
+local McpHandle = {}
+
+---@return boolean
+function McpHandle:done() end
+
+---@return table? result
+---@return baseten.Error? err
+function McpHandle:result() end
+
+--- Cancels the call: the server gets `notifications/cancelled`.
+function McpHandle:cancel() end
 
 return baseten

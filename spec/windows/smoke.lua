@@ -13,6 +13,8 @@
 --   SMOKE_TLS_URL       nginx with TLS in front of SMOKE_URL, as https://localhost
 --   SMOKE_TLS_IP_URL    the same as https://127.0.0.1: not the certificate's name
 --   SMOKE_TLS_CA        the CA that signed its certificate (a Windows path)
+--   SMOKE_MCP_LUA       lua54.exe (Windows path), which runs
+--   SMOKE_MCP_SERVER    spec/support/mcp_fault_server.lua (Windows path)
 -- The last line is "N passed, N failed"; the exit status is 0 only when
 -- nothing failed.
 local baseten = require("baseten")
@@ -238,6 +240,43 @@ case("baseten.json round trips non-ASCII text", function()
   -- and across the wire, both ways, unchanged
   local resp = ok(new_client():chat { messages = user(UNICODE) })
   eq(resp.choices[1].message.content, ECHO .. UNICODE, "echoed by the server")
+end)
+
+-- MCP's stdio transport on Windows: the fault server of the specs (plain
+-- Lua) run by lua54.exe, spawned by this core with CreateProcess and read
+-- through PeekNamedPipe
+local MCP_LUA = os.getenv("SMOKE_MCP_LUA")
+local MCP_SERVER = os.getenv("SMOKE_MCP_SERVER")
+case("an MCP stdio server: tools/list and tools/call, then close", function()
+  check(MCP_LUA and MCP_SERVER, "SMOKE_MCP_LUA and SMOKE_MCP_SERVER are not set")
+  local mcp = require("baseten.mcp")
+  local lines = {}
+  local s = ok(mcp.connect { command = { MCP_LUA, MCP_SERVER, "stderr_flood" }, timeout = 60,
+                             log = function(line) lines[#lines + 1] = line end })
+  eq(s.server_info.name, "fault", "server name")
+  local tools = ok(s:list_tools())
+  eq(#tools, 2, "tools")
+  eq(tools[1].name, "echo", "first tool")
+  local r = ok(s:call_tool("echo", { text = UNICODE }))
+  eq(r.content[1].text, "echo: " .. UNICODE, "the call's text")
+  check(#lines > 1000, "stderr reached the log (" .. #lines .. " lines)")
+  -- a non-blocking call driven by poll
+  local h = s:start_call("echo", { text = "nb" })
+  local polls = 0
+  while not h:done() do
+    polls = polls + 1
+    s:poll(0.05)
+    check(polls < 2000, "the call never finished")
+  end
+  eq(ok(h:result()).content[1].text, "echo: nb", "non-blocking call")
+  s:close()
+  local _, err = s:ping()
+  eq(err.kind, "mcp", "a closed session")
+  -- a server that exits mid-call
+  local c = ok(mcp.connect { command = { MCP_LUA, MCP_SERVER, "crash" }, timeout = 60 })
+  local res, cerr = c:call_tool("echo", {})
+  eq(res, nil, "no result from a crashed server")
+  eq(cerr.kind, "mcp", "crash kind")
 end)
 
 print(string.format("%d passed, %d failed", passed, failed))
