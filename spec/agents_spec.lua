@@ -202,8 +202,24 @@ describe("client:start_tools", function()
     assert.has_error(function()
       client:run_tools{ messages = msgs("Weather in Paris?"),
                         tools = { weather_tool(function() return function() end end) } }
-    end, 'baseten: run_tools: tool "get_weather" (or its confirm) answers later, through resolve:'
-      .. " use client:start_tools for asynchronous handlers")
+    end, 'baseten: run_tools: tool "get_weather" (or its confirm) answers later, through resolve,'
+      .. " and nothing run_tools drives can answer it: use client:start_tools")
+  end)
+
+  it("run_tools drives the client's other tasks while a handler waits on one of them", function()
+    local resp, transcript = client:run_tools{
+      messages = msgs("Weather in Paris?"),
+      tools = { weather_tool(function(args)
+        return function(resolve) -- the handler asks another model, non-blocking
+          client:start({ messages = msgs("about " .. args.city) }, { on_done = function(r, e)
+            resolve(r and r.choices[1].message.content, e and tostring(e))
+          end })
+        end
+      end) },
+    }
+    assert.is_table(resp, tostring(transcript))
+    assert.equal("Hello from the local test server. You said: about Paris", transcript[3].content)
+    assert.equal(3, count_requests(srv))
   end)
 
   it("streams each round's text to on_content", function()

@@ -472,10 +472,16 @@ local function drive(loop)
       if due then
         core.sleep(math.max(due - core.now(), 0))
       elseif loop.waiting and not loop.waiting.answered then
-        local name = loop.waiting.call["function"] and loop.waiting.call["function"].name
-        loop:abort("waiting for an answer run_tools cannot get")
-        error("baseten: run_tools: tool \"" .. tostring(name) .. "\" (or its confirm) answers later, through"
-          .. " resolve: use client:start_tools for asynchronous handlers", 0)
+        -- a handler waits on something: only the client's other tasks (a
+        -- start_call of an MCP session, a request of its own) can answer it
+        if rt:pending() > 0 then
+          rt:poll(0.05)
+        else
+          local name = loop.waiting.call["function"] and loop.waiting.call["function"].name
+          loop:abort("waiting for an answer run_tools cannot get")
+          error("baseten: run_tools: tool \"" .. tostring(name) .. "\" (or its confirm) answers later, through"
+            .. " resolve, and nothing run_tools drives can answer it: use client:start_tools", 0)
+        end
       end
     end
   end
