@@ -141,6 +141,12 @@ describe("fallback", function()
     primary:enqueue({ status = 503 })
     local resps = plain:batch({ { messages = msgs("hi") } }, { fallback = { local_model() } })
     assert.equal(1, resps[1]._baseten.via)
+    primary:enqueue({ status = 503 })
+    local tool = baseten.tool{ name = "get_weather", parameters = { type = "object",
+      properties = { city = { type = "string" } } }, handler = function(a) return { city = a.city } end }
+    local r2, t2 = plain:run_tools({ messages = msgs("Weather in Paris?"), tools = { tool } },
+                                   { fallback = { local_model() } })
+    assert.is_table(r2, tostring(t2))
     -- embeddings and model lists never fall back (another client's model answers chats)
     primary:enqueue({ status = 503 })
     assert.is_nil(client_with{ max_retries = 0 }:models())

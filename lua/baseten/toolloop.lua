@@ -98,7 +98,7 @@ local function settings(client, req, opts, where, level)
   if session == nil then session = req.session end
   if session == nil and client.session == nil then session = M.session_id() end
   local copts = { timeout = opts.timeout, max_retries = opts.max_retries, headers = opts.headers,
-                  session = session }
+                  session = session, fallback = opts.fallback }
   s.copts = options.call(client, copts, where, level)
   return s
 end
