@@ -98,6 +98,8 @@ function baseten.check(v, err, ...) end
 ---@field timeout? number Seconds for the whole request.
 ---@field max_retries? integer Retries after the first attempt.
 ---@field headers? table<string, string> Extra headers for this request.
+---@field session? string|false `x-session-affinity` for this request (`false`: none).
+---@field fallback? baseten.Client[] The fallback clients of this request (`{}`: none).
 
 --- The second argument of `Client:batch` and `Client:start_batch`.
 ---@class baseten.BatchOptions
@@ -109,6 +111,9 @@ function baseten.check(v, err, ...) end
 ---@field timeout? number Seconds for each request.
 ---@field max_retries? integer Retries after the first attempt, per request (default: the client's).
 ---@field headers? table<string, string> Extra headers for every request.
+---@field session? string|false `x-session-affinity` for every request (`false`: none).
+---@field fallback? baseten.Client[] The fallback clients of every request (`{}`: none).
+---@field max_total_tokens? integer Stops the batch once its responses' tokens reach it: the requests not done end with `err.kind == "budget"`.
 
 --- What `on_progress` gets (and `Batch:progress` returns).
 ---@class baseten.BatchProgress
