@@ -61,7 +61,13 @@ BT_HIDDEN void bt_sse_open(lua_State *L);
  * __index pointing at itself, and leaves it on the stack. */
 BT_HIDDEN void bt_new_class(lua_State *L, const char *name, const luaL_Reg *m);
 
+/* lproc.c: sets core.spawn (child processes, proc.h). */
+BT_HIDDEN void bt_proc_open(lua_State *L);
+
 /* http_engine.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);
+
+/* vector.c: sets field "vector" (baseten.vector) of the table on top. */
+BT_HIDDEN void bt_vector_open(lua_State *L);
 
 #endif

@@ -70,6 +70,7 @@ struct bt_transfer {
   bt_lender lend; /* lends rx to the reads */
   bt_rx rx;
   char request_id[128], retry_after[64], retry_after_ms[32], ctype[128];
+  char session_id[256]; /* Mcp-Session-Id (MCP's Streamable HTTP) */
   char errbuf[CURL_ERROR_SIZE];
 };
 

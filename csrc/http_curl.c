@@ -71,7 +71,7 @@ static void on_status_line(bt_transfer *t, const char *line, size_t len) {
   const char *sp = memchr(line, ' ', len);
   t->status = sp ? strtol(sp + 1, NULL, 10) : 0;
   t->request_id[0] = t->retry_after[0] = t->retry_after_ms[0] = '\0';
-  t->ctype[0] = '\0';
+  t->ctype[0] = t->session_id[0] = '\0';
   t->headers_done = 0;
   t->header_bytes = 0;
 }
@@ -96,6 +96,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     copy_value(t->retry_after, sizeof t->retry_after, line + 12, len - 12);
   } else if (header_is(line, len, "content-type")) {
     copy_value(t->ctype, sizeof t->ctype, line + 13, len - 13);
+  } else if (header_is(line, len, "mcp-session-id")) {
+    copy_value(t->session_id, sizeof t->session_id, line + 15, len - 15);
   }
   return len;
 }

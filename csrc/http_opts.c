@@ -130,6 +130,9 @@ static void set_tls_proxy(lua_State *L, bt_transfer *t, int opts) {
     curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 0L);
   }
+  /* Schannel only; other backends ignore the bit */
+  if (opt_bool(L, opts, "ssl_no_revoke"))
+    curl_easy_setopt(t->easy, CURLOPT_SSL_OPTIONS, (long)CURLSSLOPT_NO_REVOKE);
 }
 
 static void set_timeouts(lua_State *L, bt_transfer *t, int opts) {

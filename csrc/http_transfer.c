@@ -56,6 +56,7 @@ static int transfer_header(lua_State *L) {
   else if (strcmp(name, "retry-after") == 0) v = t->retry_after;
   else if (strcmp(name, "retry-after-ms") == 0) v = t->retry_after_ms;
   else if (strcmp(name, "content-type") == 0) v = t->ctype;
+  else if (strcmp(name, "mcp-session-id") == 0) v = t->session_id;
   else return luaL_argerror(L, 2, "header not captured");
   if (*v) lua_pushstring(L, v);
   else lua_pushnil(L);

@@ -179,6 +179,7 @@ describe("baseten batch", function()
     local code, _, err = run({ "--max-retries", "0", "-c", "1" })
     assert.equal(1, code)
     assert.matches("3 of 6 requests succeeded, 3 failed", err)
+    assert.matches("failures: 3 rate_limit;", err) -- why, by error kind
     local by_id, n = records(output)
     assert.equal(6, n)
     local failed = 0

@@ -158,6 +158,20 @@ describe("against the test server", function()
   end)
   after_each(function() client:close() end)
 
+  it("a client dropped with a request pending is collected, on every Lua", function()
+    srv:enqueue({ delay = 5, json = util.completion("late") })
+    local weak = setmetatable({}, { __mode = "k" })
+    local function make() -- its own frame, so no stack slot keeps the client
+      local c = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL }
+      c:start({ messages = msgs() })
+      c:poll(0)
+      weak[c] = true
+    end
+    make()
+    for _ = 1, 4 do collectgarbage() end
+    assert.is_nil(next(weak))
+  end)
+
   describe("a closed client", function()
     before_each(function() client:close() end)
 
@@ -240,6 +254,10 @@ describe("against the test server", function()
       raises_here(function() client:batch({ req }, { timeout = 0 / 0 }) end, "timeout")
       raises_here(function() client:start_batch({ req }, { max_retries = 1e9 }) end, "max_retries")
       raises_here(function() client:chat(req, "fast") end, "options")
+      -- the client-side keys of a request, from the same tables
+      raises_here(function() client:run_tools{ messages = msgs(), max_rounds = 0 } end, "req.max_rounds")
+      raises_here(function() client:run_tools{ messages = msgs(), reasoning_history = "x" } end, '"keep" or "drop"')
+      raises_here(function() client:json{ messages = msgs(), schema = 5 } end, "req.schema")
       assert.equal(0, client:pending())
       assert.equal(0, #srv:requests())
     end)

@@ -257,7 +257,8 @@ end
 -- @treturn table|nil the summary: `total` (requests sent), `succeeded`,
 --   `failed`, `skipped` (already answered), `malformed`, `dropped_lines`
 --   (line numbers of incomplete output lines dropped on resume),
---   `elapsed`, `requests_per_second`, `tokens`, `stopped` (why the batch
+--   `elapsed`, `requests_per_second`, `tokens`, `kinds` (failed requests
+--   counted by error kind), `stopped` (why the batch
 --   stopped early: a message), `status` (0, or 1 when a request failed or a
 --   line was malformed)
 -- @treturn[opt] string the error: the input or output cannot be read or
@@ -286,7 +287,7 @@ function M.run(client, opts)
   -- ids unique across runs: the time, and the sub-second monotonic clock
   local stamp = ("%x%06x"):format(os.time(), math.floor(core.now() % 1 * 0xffffff))
   local s = { total = #todo, succeeded = 0, failed = 0, skipped = prior.count, malformed = #input.malformed,
-              dropped_lines = prior.dropped, elapsed = 0, requests_per_second = 0, tokens = 0 }
+              dropped_lines = prior.dropped, elapsed = 0, requests_per_second = 0, tokens = 0, kinds = {} }
   local werr
   local ok, perr = pcall(client.batch, client, reqs, {
     concurrency = opts.concurrency or 32, keep = false,
@@ -295,7 +296,13 @@ function M.run(client, opts)
       local wrote
       wrote, werr = append(out, opts.output, line)
       if not wrote then error(werr, 0) end -- stops the batch
-      if resp then s.succeeded = s.succeeded + 1 else s.failed = s.failed + 1 end
+      if resp then
+        s.succeeded = s.succeeded + 1
+      else
+        s.failed = s.failed + 1
+        local kind = type(rerr2) == "table" and rerr2.kind or "error"
+        s.kinds[kind] = (s.kinds[kind] or 0) + 1
+      end
     end,
     on_progress = function(p)
       s.elapsed, s.requests_per_second, s.tokens = p.elapsed, p.requests_per_second, p.tokens
@@ -305,7 +312,7 @@ function M.run(client, opts)
   local closed, cerr = out:close()
   if not werr and not closed then werr = "cannot write " .. opts.output .. ": " .. tostring(cerr) end
   if werr then return nil, werr, s, "output" end
-  if not ok then s.stopped = tostring(perr) end
+  if not ok then s.stopped = tostring(perr):gsub("^[^\n]-%.lua:%d+: ", "") end -- no internal file path
   s.status = (s.failed > 0 or s.malformed > 0 or s.stopped) and 1 or 0
   return s
 end

@@ -121,11 +121,7 @@ end
 -- @treturn table the response (`resp.usage`, ...), or the error
 function M.json(self, req, opts)
   if type(req) ~= "table" then error("baseten: json expects a request table", 2) end
-  local s = req.schema
-  if s ~= nil and type(s) ~= "table" then error("baseten: json: req.schema must be a table", 2) end
-  if req.schema_name ~= nil and type(req.schema_name) ~= "string" then
-    error("baseten: json: req.schema_name must be a string", 2)
-  end
+  options.check(options.JSON, req, "baseten: json", 2, "req.")
   local rf, schema = M.response_format(req)
   local stream = req.stream and true or false
   local over = { response_format = rf }

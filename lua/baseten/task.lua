@@ -14,6 +14,9 @@
 --                        -- besides the network (a retry, a timer), or nil
 --     task:on_network()  -- whether a transfer of it is on the engine
 --     task:done()        -- whether it has ended
+--     task:wait_fds()    -- optional: file descriptors (flat {fd, events,
+--                        -- ...}) poll's wait also waits on (an MCP call:
+--                        -- a child's pipes, its own engine's sockets)
 --
 -- What users call, given by the base class:
 --
