@@ -431,6 +431,27 @@ local function row_pieces(c, rc, r, f)
   return f, fk
 end
 
+--- One read of what is buffered for a text consumer, never waiting on the
+-- network (internal; baseten.toolloop's on_content and on_reasoning): the
+-- text fast path's read. Returns true and the next chunk's pieces, as up
+-- to three `piece, kind` pairs in `pieces()` order (none for a chunk
+-- without text); nil at the end; nil, err on failure; or false when no
+-- whole event is buffered yet.
+function Stream:read_pieces()
+  local v, x, rc, r, f = read_text(self)
+  if v == true then
+    if rc or r or f then return true, row_pieces(x, rc, r, f) end
+    if x and x ~= "" then return true, x, "content" end
+    return true
+  end
+  if v then
+    local q = M.pieces_of(v)
+    if q then return true, q[1], q[2], q[3], q[4], q[5], q[6] end
+    return true
+  end
+  return v, x
+end
+
 --- An iterator over every non-empty text delta of choice 0, in arrival
 -- order, as `piece, kind`: kind is `"reasoning"` (the model's thinking,
 -- whichever spelling the server used), `"content"` (the answer) or

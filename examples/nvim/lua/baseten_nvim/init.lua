@@ -8,6 +8,7 @@
 --     }
 --     :BasetenChat Explain this error message
 --     :BasetenSearch where are the retries decided
+--     :BasetenAgent What does the function under the cursor do?
 --
 -- `:BasetenChat` opens a scratch buffer and streams the reply into it. The
 -- request runs on the client's libcurl engine; baseten.uv's timer calls
@@ -24,6 +25,14 @@
 -- until it changes, so a second search embeds only the query. Embeddings
 -- come from `embed_base_url` (default: base_url; on Baseten, your
 -- embedding deployment's .../sync/v1) with `embed_model`.
+--
+-- `:BasetenAgent` runs a tool loop (client:start_tools, driven by the same
+-- timer) whose tools read the editor's buffers: each tool call is asked
+-- first through `vim.ui.select` (config.confirm = false skips it), the tool
+-- answers on the main loop (an asynchronous handler), and the rounds'
+-- text streams into a scratch buffer. <C-c> in that buffer (or
+-- :BasetenCancel) cancels the loop at once: nothing more is sent, and what
+-- was done is kept in `job.transcript` (`M.resume(job)` goes on from it).
 --
 -- baseten itself is a plugin too (its repository, with build.lua): install
 -- both with your plugin manager, and nothing else is needed. `rocks_tree`
@@ -44,6 +53,9 @@ local config = {
   embed_dimensions = nil,
   chunk_lines = 20, -- lines per chunk of a searched buffer
   search_results = 5,
+  confirm = true, -- :BasetenAgent asks before each tool call (vim.ui.select)
+  tools = {}, -- more baseten.tool values for :BasetenAgent
+  max_rounds = 6,
 }
 
 local client -- made on first use
@@ -76,8 +88,10 @@ end
 
 --- Cancels every pending request (their buffers say so).
 function M.cancel_all()
-  for _, job in ipairs(M.jobs) do
-    if not job.done and job.handle then job.handle:cancel() end
+  for _, list in ipairs({ M.jobs, M.agents }) do
+    for _, job in ipairs(list) do
+      if not job.done and job.handle then job.handle:cancel() end
+    end
   end
 end
 
@@ -213,6 +227,132 @@ function M.chat(prompt)
     end,
   })
   return job
+end
+
+-------------------------------------------------------------- agent
+
+--- Every tool loop started, newest last: `{buf, source, handle, text,
+-- rounds, calls, results, confirms, done, err, transcript, ticks_at_start,
+-- ticks_at_done}`.
+M.agents = {}
+
+-- The buffer whose name ends with `name`, else `fallback`.
+local function find_buffer(name, fallback)
+  if type(name) == "string" and name ~= "" then
+    for _, b in ipairs(vim.api.nvim_list_bufs()) do
+      local full = vim.api.nvim_buf_get_name(b)
+      if vim.api.nvim_buf_is_loaded(b) and full ~= "" and full:sub(-#name) == name then return b end
+    end
+  end
+  return fallback
+end
+
+-- The editor's tools: asynchronous handlers that answer on the main loop.
+local function editor_tools(baseten, job)
+  local tools = {
+    baseten.tool{ name = "read_buffer", description = "The text of a buffer: by the end of its file name,"
+        .. " else the one the user was in", parameters = { type = "object",
+        properties = { name = { type = "string", description = "the end of the buffer's file name" } } },
+      handler = function(args)
+        return function(resolve)
+          vim.schedule(function()
+            local b = find_buffer(args.name, job.source)
+            if not vim.api.nvim_buf_is_valid(b) then return resolve(nil, "no such buffer") end
+            resolve(table.concat(vim.api.nvim_buf_get_lines(b, 0, -1, false), "\n"))
+          end)
+        end
+      end },
+    baseten.tool{ name = "list_buffers", description = "The names of the loaded buffers",
+      parameters = { type = "object", properties = {} },
+      handler = function()
+        local names = {}
+        for _, b in ipairs(vim.api.nvim_list_bufs()) do
+          if vim.api.nvim_buf_is_loaded(b) then names[#names + 1] = vim.api.nvim_buf_get_name(b) end
+        end
+        return names
+      end },
+  }
+  for _, t in ipairs(config.tools) do tools[#tools + 1] = t end
+  return tools
+end
+
+-- Asks through vim.ui.select (dressing, telescope, or the built-in list).
+local function ask_user(job)
+  return function(name, args, resolve)
+    job.confirms = job.confirms + 1
+    local shown = vim.json and vim.json.encode(args) or vim.fn.json_encode(args)
+    vim.ui.select({ "Allow", "Deny" }, { prompt = ("Run tool %s %s?"):format(name, shown) }, function(choice)
+      resolve(choice == "Allow", choice == nil and "dismissed" or nil)
+    end)
+  end
+end
+
+-- Starts a loop for `job` from `req` (new, or resumed from a transcript).
+local function run_agent(job, req)
+  local baseten = require("baseten")
+  local buf = job.buf
+  req.tools = editor_tools(baseten, job)
+  req.stream, req.max_rounds = true, config.max_rounds
+  job.ticks_at_start = M.ticks()
+  job.handle = get_client():start_tools(req, {
+    confirm = config.confirm and ask_user(job) or nil,
+    on_content = function(piece)
+      job.text = job.text .. piece
+      append(buf, piece)
+    end,
+    on_round = function(n) job.rounds = n end,
+    on_tool_call = function(call)
+      job.calls = job.calls + 1
+      append(buf, "\n[" .. call["function"].name .. " " .. tostring(call["function"].arguments) .. "]\n")
+    end,
+    on_tool_result = function(_, text)
+      job.results = job.results + 1
+      append(buf, "[" .. #text .. " bytes back]\n")
+    end,
+    on_done = function(_, transcript, err)
+      job.done, job.err, job.transcript = true, err, transcript
+      job.ticks_at_done = M.ticks()
+      if err then append(buf, "\n\n[" .. (err.kind == "canceled" and "canceled" or tostring(err)) .. "]") end
+    end,
+  })
+  driver:kick()
+  return job
+end
+
+--- Runs a tool loop on `prompt`; its text streams into a new scratch
+-- buffer (<C-c> there cancels it). Returns the job.
+function M.agent(prompt)
+  if type(prompt) ~= "string" or prompt == "" then
+    notify("usage: :BasetenAgent {prompt}", vim.log.levels.WARN)
+    return nil
+  end
+  local ok, c = pcall(get_client)
+  if not ok then
+    notify(c, vim.log.levels.ERROR)
+    return nil
+  end
+  local source = vim.api.nvim_get_current_buf()
+  local buf = open_buffer()
+  local job = { buf = buf, source = source, prompt = prompt, text = "", rounds = 0, calls = 0, results = 0,
+                confirms = 0, done = false }
+  M.agents[#M.agents + 1] = job
+  vim.keymap.set("n", "<C-c>", function()
+    if job.handle and not job.done then job.handle:cancel() end
+  end, { buffer = buf, desc = "Cancel this Baseten agent" })
+  vim.api.nvim_create_autocmd("BufWipeout", {
+    buffer = buf, once = true,
+    callback = function()
+      if job.handle and not job.done then job.handle:cancel() end
+    end,
+  })
+  return run_agent(job, { messages = { { role = "user", content = prompt } } })
+end
+
+--- Goes on with a canceled (or failed) agent from its transcript, in its buffer.
+function M.resume(job)
+  if not (job and job.done and job.transcript) then return nil end
+  job.done, job.err = false, nil
+  return run_agent(job, { transcript = job.transcript })
 end
 
 -------------------------------------------------------------- search
