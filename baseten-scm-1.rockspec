@@ -45,6 +45,7 @@ build = {
          sources = {
             "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/sse.c", "csrc/lsse.c",
             "csrc/json_enc.c", "csrc/json_dec.c", "csrc/json_scan.c", "csrc/platform.c",
+            "csrc/jpartial.c", "csrc/jpartial_lua.c",
          },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },

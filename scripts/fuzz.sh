@@ -22,7 +22,7 @@ FUZZ_TIME=${FUZZ_TIME:-120}
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
 FLAGS=(-std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
-JSON_SRC=(csrc/json_enc.c csrc/json_dec.c csrc/json_scan.c csrc/buf.c)
+JSON_SRC=(csrc/json_enc.c csrc/json_dec.c csrc/json_scan.c csrc/jpartial.c csrc/jpartial_lua.c csrc/buf.c)
 mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corpus/json_diff" \
   "$OUT/artifacts"
 

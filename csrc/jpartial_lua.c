@@ -1,0 +1,268 @@
+/*
+ * jpartial_lua.c: baseten.json.partial, the resumable parser (jpartial.c)
+ * applied to one live Lua value.
+ *
+ *   local p = json.partial({drop_nulls = true, lone_surrogates = "error",
+ *                           max_depth = 1000})
+ *   p:feed(text)  -> the snapshot (the same table on every feed once the
+ *                    root is a container; nil while nothing is complete
+ *                    enough to show), or nil, err (sticky)
+ *   p:result()    -> the whole value (as json.decode of all that was fed),
+ *                    or nil, err while it is incomplete or invalid
+ *   p:path()      -> the keys and indices of the value being filled
+ *
+ * The events go into the live value through a state table, kept in the
+ * registry for the userdata: [1] the root value; [2d + 1] the container
+ * open at depth d, [2d + 2] its current key (object) or index (array).
+ *
+ * Lending: feed reads the text (a Lua string held on the stack, which
+ * cannot move or be freed) and the parser's own buffers (held by the
+ * userdata, also on the stack). Pushing a value can run a GC step, and so a
+ * __gc that feeds this very parser: feed runs under bt_call_marked, and a
+ * feed while one is running raises instead of moving the buffers under it.
+ */
+#include <string.h>
+
+#include "bt.h"
+#include "jpartial.h"
+
+#define JP_MT "baseten.json.partial"
+
+typedef struct {
+  jp_parser p;
+  int busy; /* a feed is running (bt_call_marked) */
+  int ref;  /* the state table, in the registry */
+  int drop; /* drop null members */
+  int open; /* p is initialised (jp_free not yet run) */
+} partial_ud;
+
+static partial_ud *check_partial(lua_State *L) {
+  return (partial_ud *)luaL_checkudata(L, 1, JP_MT);
+}
+
+/* Sets st[slot] to the value on top, popping it. */
+static void set_slot(lua_State *L, int st, int slot) { lua_rawseti(L, st, slot); }
+
+/* The value on top goes where ev says, and stays on top. */
+static void place(lua_State *L, const partial_ud *u, int st, const jp_event *ev) {
+  int d = ev->depth;
+  if (d == 0) {
+    lua_pushvalue(L, -1);
+    set_slot(L, st, 1);
+    return;
+  }
+  lua_rawgeti(L, st, 2 * d + 1); /* the container */
+  if (ev->index > 0) {
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, (int)ev->index);
+    lua_pushinteger(L, (lua_Integer)ev->index);
+    set_slot(L, st, 2 * d + 2);
+  } else {
+    lua_rawgeti(L, st, 2 * d + 2); /* the member's name */
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 1);
+  (void)u;
+}
+
+static void apply(lua_State *L, const partial_ud *u, int st, const jp_event *ev) {
+  switch (ev->type) {
+  case JP_KEY:
+    lua_pushlstring(L, ev->s, ev->n);
+    set_slot(L, st, 2 * ev->depth + 2);
+    return;
+  case JP_END:
+    lua_pushnil(L);
+    set_slot(L, st, 2 * ev->depth + 1);
+    lua_pushnil(L);
+    set_slot(L, st, 2 * ev->depth + 2);
+    return;
+  case JP_OBJECT: lua_createtable(L, 0, 0); break;
+  case JP_ARRAY:
+    lua_createtable(L, 0, 0);
+    luaL_getmetatable(L, BT_JSON_ARRAY_MT); /* as the decoder marks every array */
+    lua_setmetatable(L, -2);
+    break;
+  case JP_STRING: lua_pushlstring(L, ev->s, ev->n); break;
+  case JP_NUMBER: bt_json_push_number(L, &ev->num); break;
+  case JP_TRUE: lua_pushboolean(L, 1); break;
+  case JP_FALSE: lua_pushboolean(L, 0); break;
+  case JP_NULL:
+    if (u->drop && ev->depth > 0 && ev->index == 0) return; /* a null member */
+    lua_pushlightuserdata(L, NULL);
+    break;
+  }
+  place(L, u, st, ev);
+  if (ev->type == JP_OBJECT || ev->type == JP_ARRAY) {
+    set_slot(L, st, 2 * (ev->depth + 1) + 1);
+    lua_pushnil(L);
+    set_slot(L, st, 2 * (ev->depth + 1) + 2);
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
+static int push_error(lua_State *L, const jp_parser *p) {
+  char msg[128];
+  jp_error_message(p, msg, sizeof msg);
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  return 2;
+}
+
+/* p:feed(text), run by partial_guard with the parser marked busy. */
+static int partial_feed(lua_State *L) {
+  partial_ud *u = check_partial(L);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  jp_event ev;
+  int rc, st;
+  if (u->p.code != BT_JSON_OK) return push_error(L, &u->p);
+  lua_settop(L, 2); /* s stays alive at 2 while it is read */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
+  st = lua_gettop(L);
+  luaL_checkstack(L, 8, "json.partial");
+  jp_input(&u->p, s, n);
+  while ((rc = jp_next(&u->p, &ev)) == JP_EVENT) apply(L, u, st, &ev);
+  jp_input(&u->p, NULL, 0); /* s is not held past the call */
+  if (rc == JP_ERROR) return push_error(L, &u->p);
+  lua_rawgeti(L, st, 1);
+  return 1;
+}
+
+/* Runs the method (upvalue 1) with the parser marked busy; a raise in it
+ * (out of memory while a value was made) leaves the live value behind the
+ * parser, so the parser fails from then on. */
+static int partial_guard(lua_State *L) {
+  partial_ud *u = check_partial(L);
+  if (u->busy) return luaL_error(L, "json.partial: feed while this parser is feeding");
+  if (!u->open) return luaL_error(L, "json.partial: parser is closed");
+  if (bt_call_marked(L, &u->busy) != 0) {
+    if (u->p.code == BT_JSON_OK) {
+      u->p.code = BT_JSON_E_NOMEM;
+      u->p.with_pos = 0;
+    }
+    return lua_error(L);
+  }
+  return lua_gettop(L);
+}
+
+/* p:result(): ends a copy of the parser (jp_end's checks read the parser's
+ * buffers and write only the copy), so feeding may go on after it. */
+static int partial_result(lua_State *L) {
+  partial_ud *u = check_partial(L);
+  jp_parser end;
+  jp_event ev;
+  int rc, pushed = 0;
+  if (u->p.code != BT_JSON_OK) return push_error(L, &u->p);
+  end = u->p;
+  end.dirty = 0;
+  jp_end(&end);
+  while ((rc = jp_next(&end, &ev)) == JP_EVENT) { /* only a root number ends at the end */
+    bt_json_push_number(L, &ev.num);
+    pushed = 1;
+  }
+  if (rc == JP_ERROR) return push_error(L, &end);
+  if (!pushed) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
+    lua_rawgeti(L, -1, 1);
+  }
+  return 1;
+}
+
+/* p:path(): {key or index, ...} down to the value being filled. */
+static int partial_path(lua_State *L) {
+  partial_ud *u = check_partial(L);
+  int d, n = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
+  lua_createtable(L, u->p.depth, 0);
+  for (d = 1; d <= u->p.depth; d++) {
+    lua_rawgeti(L, -2, 2 * d + 2);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      break;
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  luaL_getmetatable(L, BT_JSON_ARRAY_MT);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+static int partial_gc(lua_State *L) {
+  partial_ud *u = (partial_ud *)luaL_checkudata(L, 1, JP_MT);
+  if (u->open) {
+    jp_free(&u->p);
+    luaL_unref(L, LUA_REGISTRYINDEX, u->ref);
+    u->open = 0;
+  }
+  return 0;
+}
+
+static int partial_tostring(lua_State *L) {
+  partial_ud *u = check_partial(L);
+  lua_pushfstring(L, "baseten.json.partial (%d bytes%s)", (int)jp_offset(&u->p),
+                  u->p.code != BT_JSON_OK ? ", failed" : "");
+  return 1;
+}
+
+/* json.partial([opts]): drop_nulls (true), lone_surrogates, max_depth. */
+static void partial_options(lua_State *L, int *drop, unsigned *flags, int *max_depth) {
+  const char *lone;
+  if (lua_isnoneornil(L, 1)) return;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "drop_nulls");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TBOOLEAN) luaL_argerror(L, 1, "drop_nulls must be a boolean");
+    *drop = lua_toboolean(L, -1);
+  }
+  lua_getfield(L, 1, "lone_surrogates");
+  lone = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (lone != NULL && strcmp(lone, "replace") == 0) *flags |= BT_JSON_LONE_REPLACE;
+  else if (lone != NULL && strcmp(lone, "wtf8") == 0) *flags |= BT_JSON_LONE_WTF8;
+  else if (!lua_isnil(L, -1) && (lone == NULL || strcmp(lone, "error") != 0))
+    luaL_argerror(L, 1, "lone_surrogates must be \"error\", \"replace\" or \"wtf8\"");
+  lua_getfield(L, 1, "max_depth");
+  if (!lua_isnil(L, -1)) {
+    lua_Number v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || v != (lua_Number)(int)v || v < 1 || v > BT_JSON_MAX_DEPTH)
+      luaL_argerror(L, 1, "max_depth must be an integer from 1 to 1000");
+    *max_depth = (int)v;
+  }
+  lua_pop(L, 3);
+}
+
+static int json_partial(lua_State *L) {
+  int drop = 1, max_depth = BT_JSON_MAX_DEPTH;
+  unsigned flags = 0;
+  partial_ud *u;
+  partial_options(L, &drop, &flags, &max_depth);
+  u = (partial_ud *)lua_newuserdata(L, sizeof *u);
+  memset(u, 0, sizeof *u);
+  u->ref = LUA_NOREF;
+  luaL_setmetatable(L, JP_MT);
+  lua_newtable(L);
+  u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  jp_init(&u->p, flags, max_depth);
+  u->drop = drop;
+  u->open = 1;
+  return 1;
+}
+
+void bt_json_partial_open(lua_State *L) {
+  static const luaL_Reg plain[] = {{"result", partial_result},
+                                   {"path", partial_path},
+                                   {"__gc", partial_gc},
+                                   {"__tostring", partial_tostring},
+                                   {NULL, NULL}};
+  static const luaL_Reg marked[] = {{"feed", partial_feed}, {NULL, NULL}};
+  luaL_newmetatable(L, JP_MT);
+  luaL_setfuncs(L, plain, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  bt_set_marked(L, marked, partial_guard);
+  lua_pop(L, 1);
+  lua_pushcfunction(L, json_partial);
+  lua_setfield(L, -2, "partial");
+}
