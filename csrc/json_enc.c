@@ -547,7 +547,6 @@ void bt_json_open(lua_State *L) {
   lua_pushboolean(L, 0); /* the encoder cache starts empty */
   luaL_setfuncs(L, funcs, 3);
   bt_json_dec_open(L);
-  bt_json_partial_open(L);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_setfield(L, -2, "json");

@@ -2,8 +2,9 @@
 # make fuzz: libFuzzer targets, built with clang under ASan + UBSan, for the
 # SSE parser (csrc/fuzz/fuzz_sse.c), for JSON decode then encode
 # (csrc/fuzz/fuzz_json.c), for the JSON scanner alone (fuzz_json_scan.c)
-# and for the decoder against cJSON (fuzz_json_diff.c: the two must agree
-# but for the deliberate differences listed there). Each runs FUZZ_TIME
+# for the decoder against cJSON (fuzz_json_diff.c: the two must agree
+# but for the deliberate differences listed there) and for the resumable
+# parser json.partial (fuzz_jpartial.c: every split against the decoder). Each runs FUZZ_TIME
 # seconds (default 120). The JSON targets share the json dictionary, seeds
 # and checked-in corpus; each keeps its own build/fuzz/corpus/<target>.
 #
@@ -22,8 +23,9 @@ FUZZ_TIME=${FUZZ_TIME:-120}
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
 FLAGS=(-std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
-JSON_SRC=(csrc/json_enc.c csrc/json_dec.c csrc/json_scan.c csrc/jpartial.c csrc/jpartial_lua.c csrc/buf.c)
+JSON_SRC=(csrc/json_enc.c csrc/json_dec.c csrc/json_scan.c csrc/buf.c)
 mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corpus/json_diff" \
+  "$OUT/corpus/jpartial" \
   "$OUT/artifacts"
 
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_sse" csrc/fuzz/fuzz_sse.c csrc/sse.c csrc/buf.c
@@ -32,6 +34,9 @@ mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corp
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_json_scan" csrc/fuzz/fuzz_json_scan.c csrc/json_scan.c
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_json_diff" \
   csrc/fuzz/fuzz_json_diff.c "${JSON_SRC[@]}" -llua5.4 -lcjson
+# the resumable parser: its feed runs under core.c's guard, so the whole core
+"$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_jpartial" \
+  csrc/fuzz/fuzz_jpartial.c csrc/*.c -llua5.4 -lcurl
 
 rm -rf "$OUT/seeds"
 lua5.4 scripts/fuzz_seeds.lua "$OUT/seeds" spec/*.lua
@@ -83,7 +88,8 @@ run_target() { # "name max_len [seeds]"
   read -r -a a <<<"$1"
   run "${a[@]}" >"$OUT/${a[0]}.out" 2>&1
 }
-targets=("sse 8192" "json 16384" "json_scan 16384 json" "json_diff 16384 json")
+# jpartial checks every prefix (quadratic in the input): inputs up to 1 KB
+targets=("sse 8192" "json 16384" "json_scan 16384 json" "json_diff 16384 json" "jpartial 1024 json")
 status=0
 parallel "${FUZZ_JOBS:-2}" run_target "${targets[@]}" || status=1
 for t in "${targets[@]}"; do cat "$OUT/${t%% *}.out"; done
