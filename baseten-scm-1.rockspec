@@ -61,6 +61,7 @@ build = {
       ["baseten.schema"] = "lua/baseten/schema.lua",
       ["baseten.request"] = "lua/baseten/request.lua",
       ["baseten.structured"] = "lua/baseten/structured.lua",
+      ["baseten.partial"] = "lua/baseten/partial.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
       ["baseten.batch"] = "lua/baseten/batch.lua",
       ["baseten.abi"] = "lua/baseten/abi.lua",

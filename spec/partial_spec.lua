@@ -31,7 +31,7 @@ local function consistent(s, f)
 end
 
 local function feed_pieces(text, cuts, opts)
-  local p, at, snap, err = json.partial(opts), 1, nil, nil
+  local p, at, snap, err = json.partial(opts), 1, nil, nil -- luacheck: ignore 311
   for _, c in ipairs(cuts) do
     snap, err = p:feed(text:sub(at, c))
     at = c + 1

@@ -17,6 +17,7 @@ local client_mod = require("baseten.client")
 local toolmod = require("baseten.tool")
 local request = require("baseten.request")
 local stream_mod = require("baseten.stream")
+local partial = require("baseten.partial")
 
 local json = core.json
 local null = json.null
@@ -30,6 +31,7 @@ M.DEFAULT_MAX_ROUNDS = 10
 
 -- Client-side keys of a run_tools request, never sent to the server.
 local STRIP = { max_rounds = true, on_content = true, on_reasoning = true, on_tool_call = true,
+                on_tool_call_delta = true,
                 on_tool_error = true, reasoning_history = true }
 
 --- What `run_tools` does with the reasoning of the assistant messages it
@@ -188,6 +190,7 @@ local function ask(self, req, transcript, copts)
   local s, err = request.run(request.new(self, "POST", "/chat/completions", body, stream, copts))
   if not s then return nil, err end
   local on_content, on_reasoning = req.on_content, req.on_reasoning
+  local tracker = stream and req.on_tool_call_delta and partial.tracker(req.on_tool_call_delta)
   if not stream then
     local resp = s
     local msg = resp and message_of(resp)
@@ -206,6 +209,7 @@ local function ask(self, req, transcript, copts)
       return nil, cerr
     end
     if chunk == nil then break end
+    if tracker then callback(tracker.chunk, s, tracker, chunk) end
     local pieces = (on_content or on_reasoning) and stream_mod.pieces_of(chunk)
     if pieces then
       for i = 1, #pieces, 2 do
@@ -346,7 +350,7 @@ function Client:run_tools(req, opts)
   if history ~= nil and history ~= "keep" and history ~= "drop" then
     error('baseten: run_tools: req.reasoning_history must be "keep" or "drop"', 2)
   end
-  for _, k in ipairs({ "on_content", "on_reasoning", "on_tool_call", "on_tool_error" }) do
+  for _, k in ipairs({ "on_content", "on_reasoning", "on_tool_call", "on_tool_call_delta", "on_tool_error" }) do
     if req[k] ~= nil and not callable(req[k]) then
       error("baseten: run_tools: req." .. k .. " must be a function", 2)
     end

@@ -48,6 +48,7 @@ local errors = require("baseten.errors")
 local stream_mod = require("baseten.stream")
 local request = require("baseten.request")
 local client_mod = require("baseten.client")
+local partial = require("baseten.partial")
 
 local Client = client_mod.Client
 local M = {}
@@ -169,15 +170,22 @@ end
 --- Starts a request without waiting for it.
 -- @tparam table req a chat request; `req.stream = true` streams
 -- @tparam[opt] table handlers `on_chunk(chunk)`, `on_done(resp, err)`, and
---   the call options `timeout`, `max_retries`, `headers`
+--   the call options `timeout`, `max_retries`, `headers`; `json = true` (or
+--   `on_partial`) asks for JSON as `client:json` does, streams, calls
+--   `on_partial(snapshot, path)` from `poll` after each content delta and
+--   `on_done(value, resp)` (or `nil, err`) with the judged value;
+--   `on_tool_call_delta(index, name, args_snapshot)` (baseten.partial)
 -- @treturn Handle
 function Client:start(req, handlers)
   if handlers ~= nil and type(handlers) ~= "table" then error("baseten: start expects a handlers table", 2) end
   handlers = handlers or {}
-  for _, k in ipairs({ "on_chunk", "on_done" }) do
+  for _, k in ipairs({ "on_chunk", "on_done", "on_partial", "on_tool_call_delta" }) do
     if handlers[k] ~= nil and type(handlers[k]) ~= "function" then
       error("baseten: handlers." .. k .. " must be a function", 2)
     end
+  end
+  if type(req) == "table" and (handlers.json or handlers.on_partial or handlers.on_tool_call_delta) then
+    req, handlers = partial.adapt(self, req, handlers) -- JSON watched while it streams
   end
   local stream = type(req) == "table" and req.stream and true or false
   local body = self:_body(req, stream and { stream = true } or nil, nil, "start")

@@ -250,12 +250,19 @@ end
 -- Returns four values on success (`stream, nil, nil, stream`) so that a
 -- generic `for` over it closes the stream on `break` (Lua 5.4).
 -- @tparam table req
--- @tparam[opt] table opts
+-- @tparam[opt] table opts the call options (`timeout`, `max_retries`,
+--   `headers`), and `on_tool_call_delta(index, name, args_snapshot)`: each
+--   tool call's arguments as a live table while they stream (baseten.partial)
 -- @treturn Stream or nil, err
 function Client:stream(req, opts)
   local body = self:_body(req, { stream = true }, nil, "stream")
+  local on_delta = type(opts) == "table" and opts.on_tool_call_delta or nil
+  if on_delta ~= nil and type(on_delta) ~= "function" then
+    error("baseten: stream: on_tool_call_delta must be a function", 2)
+  end
   local s, err = request.run(request.new(self, "POST", "/chat/completions", body, true, call_options(self, opts)))
   if not s then return nil, err end
+  if on_delta then s:on_tool_call_delta(on_delta) end
   return s, nil, nil, s
 end
 

@@ -17,6 +17,8 @@ local errors = require("baseten.errors")
 local client_mod = require("baseten.client")
 local schema_mod = require("baseten.schema")
 local request = require("baseten.request")
+local partial = require("baseten.partial")
+local stream_mod = require("baseten.stream")
 
 local json = core.json
 local Client = client_mod.Client
@@ -116,7 +118,10 @@ end
 -- `err.response`, the response it judged.
 -- @tparam table req the request, as OpenAI's Chat Completions JSON, plus
 --   `schema` and `schema_name`
--- @tparam[opt] table opts `timeout`, `max_retries`, `headers` for this call
+-- @tparam[opt] table opts `timeout`, `max_retries`, `headers` for this call,
+--   and `on_partial(snapshot, path)`: streams the reply and calls it after
+--   each content delta with the value parsed so far, one live table updated
+--   in place (see baseten.partial; snapshots are not validated)
 -- @return the decoded value, or nil
 -- @treturn table the response (`resp.usage`, ...), or the error
 function Client:json(req, opts)
@@ -126,14 +131,20 @@ function Client:json(req, opts)
   if req.schema_name ~= nil and type(req.schema_name) ~= "string" then
     error("baseten: json: req.schema_name must be a string", 2)
   end
+  local on_partial = type(opts) == "table" and opts.on_partial or nil
+  if on_partial ~= nil and type(on_partial) ~= "function" then
+    error("baseten: json: opts.on_partial must be a function", 2)
+  end
   local rf, schema = M.response_format(req)
-  local stream = req.stream and true or false
+  local stream = (req.stream or on_partial) and true or false
   local over = { response_format = rf }
   if stream then over.stream = true end
   local body = self:_body(req, over, STRIP, "json")
   local resp, err = request.run(request.new(self, "POST", "/chat/completions", body, stream,
                                             client_mod.call_options(self, opts)))
-  if resp and stream then
+  if resp and on_partial then
+    resp, err = partial.drain(resp, on_partial, stream_mod.content_of)
+  elseif resp and stream then
     local st = resp
     resp, err = st:final()
     st:close()
