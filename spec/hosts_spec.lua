@@ -9,7 +9,8 @@
 --     same way.
 --   * LÖVE: `make love-kit`, then the example game as a folder
 --     (`love examples/love`, as the README says), zipped as a .love with the
---     core in the save directory, and fused, each headless or under xvfb-run.
+--     core in the save directory, and fused, each headless or under xvfb-run;
+--     the NPC example (`love examples/love-npc`) under xvfb-run.
 -- A host that is not installed fails the test with a message (CI and
 -- `make test` install them: scripts/deps.sh hosts).
 --
@@ -347,6 +348,32 @@ describe("hosts, installed as their users install them", function()
     assert.is_false(r.graphics)
     assert.equal(copy .. "/examples/love/../../lua/baseten/core.so", r.core_path)
   end)
+
+  it("LÖVE: the NPC example (`love examples/love-npc`) draws its line while the JSON streams, under xvfb-run",
+    function()
+      local copy = love_kit()
+      local full = host_env(tmp, {
+        BASETEN_LOVE_TEST = "1", BASETEN_LOVE_HEADLESS = "0", BASETEN_LOVE_RESULT = tmp .. "/result.json",
+        BASETEN_BASE_URL = srv.url, BASETEN_API_KEY = "test-key", BASETEN_MODEL = "test/npc-paced",
+        BASETEN_PROMPT = "hello",
+      }) .. " timeout 60 xvfb-run -a -s '-screen 0 1024x768x24' love examples/love-npc"
+      local ok, r, log = run_host(copy, full, tmp)
+      assert(r, "love wrote no result:\n" .. log)
+      assert(ok and r.ok, "love failed: " .. tostring(r.err) .. "\n" .. log)
+      assert.is_true(r.graphics)
+      assert.equal("happy", r.mood)
+      assert.equal("Well met, traveller! You said: hello", r.say)
+      -- a partial line was on screen frames before the reply ended (counted in frames, not seconds)
+      assert.is_number(r.partial_frame)
+      assert.is_true(r.done_frame - r.partial_frame >= 5,
+        "partial line at frame " .. tostring(r.partial_frame) .. ", done at " .. tostring(r.done_frame))
+      assert.is_true(r.partial_draws >= 5, "a partial line was drawn in " .. r.partial_draws .. " frames")
+      assert.is_true(r.partials >= 10, "on_partial ran " .. r.partials .. " times")
+      local reqs = srv:requests()
+      assert.equal(1, #reqs)
+      assert.is_true(reqs[1].json.stream)
+      assert.equal("json_schema", reqs[1].json.response_format.type)
+    end)
 
   it("LÖVE: a zipped game.love with the core in the save directory, drawing under xvfb-run", function()
     need("xvfb-run", "xvfb")
