@@ -61,7 +61,8 @@ local function talk()
               partials = 0, started = core.now() }
   npc = n
   n.handle = client:start({
-    model = os.getenv("BASETEN_MODEL") or (os.getenv("BASETEN_API_KEY") and "deepseek-ai/DeepSeek-V3.1" or "test/npc-paced"),
+    model = os.getenv("BASETEN_MODEL")
+      or (os.getenv("BASETEN_API_KEY") and "deepseek-ai/DeepSeek-V3.1" or "test/npc-paced"),
     messages = { { role = "user", content = PROMPT } },
     schema = SCHEMA, schema_name = "npc",
   }, {
