@@ -6,7 +6,7 @@
 --     folder on the runtimepath, and no LUA_PATH or LUA_CPATH, streams into a
 --     buffer through baseten.uv, cancels a stream and passes :checkhealth
 --     (spec/support/nvim_plugin.lua); the example plugin (examples/nvim) the
---     same way.
+--     same way, its edit plan (:BasetenPlan) filling in while the JSON streams.
 --   * LÖVE: `make love-kit`, then the example game as a folder
 --     (`love examples/love`, as the README says), zipped as a .love with the
 --     core in the save directory, and fused, each headless or under xvfb-run;
@@ -335,6 +335,29 @@ describe("hosts, installed as their users install them", function()
     sh(tmp .. "/game", "zip -q -r " .. q(dir .. "/game.love") .. " .")
     return dir .. "/game.love"
   end
+
+  it("Neovim: the example plugin's :BasetenPlan shows the edit plan filling in while its JSON streams", function()
+    local copy = plugin_copy()
+    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/plan_driver.lua",
+      { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json", BASETEN_TEST_PROMPT = "rename foo" })
+    local _, r, log = run_host(tmp, cmd, tmp)
+    assert(r, "nvim wrote no result:\n" .. log)
+    assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
+    assert.is_true(r.command)
+    assert.is_nil(r.err)
+    local step = "Well met, traveller! You said: rename foo"
+    assert.same({ file = "main.lua", steps = { { line = 1, text = step } } }, r.value)
+    assert.equal("# Edit plan\n\nfile: main.lua\n1. line 1: " .. step, r.text)
+    -- the buffer showed the plan growing before the end: a partial step's text
+    local partial_step = false
+    for _, view in ipairs(r.partial_views) do
+      local text = view:match("\n1%. line 1: ([^\n]*)$")
+      if view:find("(streaming...)", 1, true) and text and #text > 0 and #text < #step then partial_step = true end
+    end
+    assert.is_true(partial_step, "no partial step was shown:\n" .. table.concat(r.partial_views, "\n--\n"))
+    assert.is_true(r.updates >= 10, "on_partial ran " .. r.updates .. " times")
+    assert.is_true(srv:requests()[1].json.stream)
+  end)
 
   it("LÖVE: `love examples/love` in a clone after `make love-kit`, as the README says", function()
     local copy = love_kit()

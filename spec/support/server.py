@@ -461,6 +461,8 @@ def example_for(schema, name, user_text, root, depth=0):
                 return ws[0] + " " + ws[1]
         cw = city_words(user_text)
         return cw[0] if cw else "example"
+    if lname == "file":
+        return "main.lua"
     if lname in ("say", "line", "text"):  # a line worth watching arrive
         return "Well met, traveller! You said: " + user_text
     return "example"
