@@ -83,6 +83,7 @@ static int value_event(jp_parser *p, jp_event *ev, jp_type type) {
   ev->s = NULL;
   ev->n = 0;
   ev->done = 1;
+  ev->fresh = 1;
   return JP_EVENT;
 }
 
@@ -110,6 +111,7 @@ static void start_string(jp_parser *p, int is_key) {
   p->mode = M_STRING;
   p->is_key = is_key;
   p->dirty = !is_key; /* a value that has begun is shown, even empty */
+  p->reported = 0;
   p->str.len = 0;
   p->esc_len = 0;
   p->u8_len = 0;
@@ -120,6 +122,8 @@ static int string_event(jp_parser *p, jp_event *ev, int done) {
   ev->s = p->str.p != NULL ? p->str.p : "";
   ev->n = p->str.len;
   ev->done = done;
+  ev->fresh = !p->reported;
+  p->reported = 1;
   p->dirty = 0;
   return JP_EVENT;
 }

@@ -53,6 +53,7 @@ typedef struct {
   const char *s;
   size_t n;
   int done;           /* JP_STRING: the closing quote has come */
+  int fresh;          /* JP_STRING: the first event of this string */
   bt_json_number num; /* JP_NUMBER */
 } jp_event;
 
@@ -72,6 +73,7 @@ typedef struct {
   size_t index;        /* the current value's index (see jp_event) */
   int is_key;          /* the string being read is a name */
   int dirty;           /* the value string grew since it was last reported */
+  int reported;        /* the value string has had an event */
   bt_buf str;          /* the string being read, escapes decoded */
   bt_buf num;          /* the number being read, as written */
   unsigned char esc[12];

@@ -18,8 +18,8 @@
  * Lending: feed reads the text (a Lua string held on the stack, which
  * cannot move or be freed) and the parser's own buffers (held by the
  * userdata, also on the stack). Pushing a value can run a GC step, and so a
- * __gc that feeds this very parser: feed runs under bt_call_marked, and a
- * feed while one is running raises instead of moving the buffers under it.
+ * __gc that feeds this very parser: feed marks the parser busy, and a feed
+ * while one is running raises instead of moving the buffers under it.
  */
 #include <string.h>
 
@@ -30,10 +30,12 @@
 
 typedef struct {
   jp_parser p;
-  int busy; /* a feed is running (bt_call_marked) */
-  int ref;  /* the state table, in the registry */
-  int drop; /* drop null members */
-  int open; /* p is initialised (jp_free not yet run) */
+  int busy;                /* a feed is running */
+  int ref;                 /* the state table, in the registry */
+  int drop;                /* drop null members */
+  int open;                /* p is initialised (jp_free not yet run) */
+  unsigned long path_ver;  /* bumped by every event that can change the path */
+  unsigned long path_made; /* path_ver when the path in st[2] was made, + 1 */
 } partial_ud;
 
 static partial_ud *check_partial(lua_State *L) {
@@ -66,7 +68,8 @@ static void place(lua_State *L, const partial_ud *u, int st, const jp_event *ev)
   (void)u;
 }
 
-static void apply(lua_State *L, const partial_ud *u, int st, const jp_event *ev) {
+static void apply(lua_State *L, partial_ud *u, int st, const jp_event *ev) {
+  if (ev->type != JP_STRING || ev->fresh) u->path_ver++;
   switch (ev->type) {
   case JP_KEY:
     lua_pushlstring(L, ev->s, ev->n);
@@ -111,41 +114,41 @@ static int push_error(lua_State *L, const jp_parser *p) {
   return 2;
 }
 
-/* p:feed(text), run by partial_guard with the parser marked busy. */
+/*
+ * p:feed(text). The parser is marked busy while events go into Lua (any
+ * push can run a GC step and so a __gc that feeds this parser: that feed
+ * raises instead of moving the buffers under this one). No lua_pcall per
+ * feed (it cost more than a small piece's parse): only a memory error can
+ * raise between the mark and its clearing, and it leaves the mark set, so
+ * the parser, whose live value would now lag its state, refuses every
+ * later feed.
+ */
 static int partial_feed(lua_State *L) {
-  partial_ud *u = check_partial(L);
+  partial_ud *u = (partial_ud *)lua_touserdata(L, 1);
   size_t n;
-  const char *s = luaL_checklstring(L, 2, &n);
+  const char *s;
   jp_event ev;
   int rc, st;
+  if (u == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
+    luaL_checkudata(L, 1, JP_MT); /* raises the usual message */
+  s = luaL_checklstring(L, 2, &n);
+  if (u->busy)
+    return luaL_error(
+        L, "json.partial: feed while this parser is feeding (or after it ran out of memory)");
+  if (!u->open) return luaL_error(L, "json.partial: parser is closed");
   if (u->p.code != BT_JSON_OK) return push_error(L, &u->p);
   lua_settop(L, 2); /* s stays alive at 2 while it is read */
   lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
   st = lua_gettop(L);
   luaL_checkstack(L, 8, "json.partial");
+  u->busy = 1;
   jp_input(&u->p, s, n);
   while ((rc = jp_next(&u->p, &ev)) == JP_EVENT) apply(L, u, st, &ev);
   jp_input(&u->p, NULL, 0); /* s is not held past the call */
+  u->busy = 0;
   if (rc == JP_ERROR) return push_error(L, &u->p);
   lua_rawgeti(L, st, 1);
   return 1;
-}
-
-/* Runs the method (upvalue 1) with the parser marked busy; a raise in it
- * (out of memory while a value was made) leaves the live value behind the
- * parser, so the parser fails from then on. */
-static int partial_guard(lua_State *L) {
-  partial_ud *u = check_partial(L);
-  if (u->busy) return luaL_error(L, "json.partial: feed while this parser is feeding");
-  if (!u->open) return luaL_error(L, "json.partial: parser is closed");
-  if (bt_call_marked(L, &u->busy) != 0) {
-    if (u->p.code == BT_JSON_OK) {
-      u->p.code = BT_JSON_E_NOMEM;
-      u->p.with_pos = 0;
-    }
-    return lua_error(L);
-  }
-  return lua_gettop(L);
 }
 
 /* p:result(): ends a copy of the parser (jp_end's checks read the parser's
@@ -171,11 +174,17 @@ static int partial_result(lua_State *L) {
   return 1;
 }
 
-/* p:path(): {key or index, ...} down to the value being filled. */
+/* p:path(): {key or index, ...} down to the value being filled. The same
+ * table while the path stays the same (a string growing over many feeds),
+ * kept in st[2]: a new one costs as much as a small feed. */
 static int partial_path(lua_State *L) {
   partial_ud *u = check_partial(L);
   int d, n = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
+  if (u->path_made == u->path_ver + 1) {
+    lua_rawgeti(L, -1, 2);
+    return 1;
+  }
   lua_createtable(L, u->p.depth, 0);
   for (d = 1; d <= u->p.depth; d++) {
     lua_rawgeti(L, -2, 2 * d + 2);
@@ -185,8 +194,11 @@ static int partial_path(lua_State *L) {
     }
     lua_rawseti(L, -2, ++n);
   }
-  luaL_getmetatable(L, BT_JSON_ARRAY_MT);
-  lua_setmetatable(L, -2);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* the array mark, kept as an upvalue: */
+  lua_setmetatable(L, -2);               /* no registry lookup by name per call */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, 2);
+  u->path_made = u->path_ver + 1;
   return 1;
 }
 
@@ -252,16 +264,19 @@ static int json_partial(lua_State *L) {
 
 void bt_json_partial_open(lua_State *L) {
   static const luaL_Reg plain[] = {{"result", partial_result},
-                                   {"path", partial_path},
                                    {"__gc", partial_gc},
                                    {"__tostring", partial_tostring},
                                    {NULL, NULL}};
-  static const luaL_Reg marked[] = {{"feed", partial_feed}, {NULL, NULL}};
   luaL_newmetatable(L, JP_MT);
   luaL_setfuncs(L, plain, 0);
   lua_pushvalue(L, -1);
   lua_setfield(L, -2, "__index");
-  bt_set_marked(L, marked, partial_guard);
+  lua_pushvalue(L, -1); /* feed's upvalue: its metatable, for a cheap type check */
+  lua_pushcclosure(L, partial_feed, 1);
+  lua_setfield(L, -2, "feed");
+  luaL_getmetatable(L, BT_JSON_ARRAY_MT);
+  lua_pushcclosure(L, partial_path, 1);
+  lua_setfield(L, -2, "path");
   lua_pop(L, 1);
   lua_pushcfunction(L, json_partial);
   lua_setfield(L, -2, "partial");

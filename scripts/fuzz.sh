@@ -34,7 +34,7 @@ mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corp
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_json_scan" csrc/fuzz/fuzz_json_scan.c csrc/json_scan.c
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_json_diff" \
   csrc/fuzz/fuzz_json_diff.c "${JSON_SRC[@]}" -llua5.4 -lcjson
-# the resumable parser: its feed runs under core.c's guard, so the whole core
+# the resumable parser: core.c registers json.partial, so the whole core
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_jpartial" \
   csrc/fuzz/fuzz_jpartial.c csrc/*.c -llua5.4 -lcurl
 

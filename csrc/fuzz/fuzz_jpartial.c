@@ -5,7 +5,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I/usr/include/lua5.4 \
  *     -o build/fuzz_jpartial csrc/fuzz/fuzz_jpartial.c csrc/[a-z]*.c -llua5.4 -lcurl
  *
- * (the whole core: json.partial's feed runs under core.c's bt_call_marked)
+ * (the whole core: core.c registers json.partial)
  *
  * The first byte picks the lone-surrogate rule and seeds the splits; the
  * rest is the text. Oracles:

@@ -111,12 +111,29 @@ function Watcher:feed(piece)
   end
   if type(snap) == "table" then
     self._root, self._fed = snap, nil -- a table root is live: no replay needed
+    self.feed = Watcher._feed_table -- from now on, the short path
   elseif self._fed then -- a scalar root so far: kept for a replay up to a closing fence
     self._fed[#self._fed + 1] = piece
   end
   self._nfed = self._nfed + #piece
   if snap == nil then return nil end
   return snap, self._p:path()
+end
+
+-- Watcher:feed once the fence is behind and the root is a table: the
+-- parser alone, until it says something (then the whole path above).
+function Watcher:_feed_table(piece)
+  local p = self._p
+  local snap, err = p:feed(piece)
+  if err then
+    self.feed = nil -- back to the method
+    local root = after_root(self, err, piece)
+    if root ~= nil then return root, {} end
+    self._err = err
+    return nil, err
+  end
+  self._nfed = self._nfed + #piece
+  return snap, p:path()
 end
 
 --- The JSON error so far, or nil.
@@ -239,23 +256,22 @@ end
 -- @return the accumulated response, or nil, err
 function M.drain(stream, fn, content_of)
   local w = M.watcher()
-  while true do
-    local chunk, err = stream:next()
-    if err then
-      stream:close()
-      return nil, err
-    end
-    if chunk == nil then break end
-    if not w:error() then
-      local ok, e = pcall(w.chunk, w, chunk, content_of, fn)
-      if not ok then
-        stream:close()
-        error(e, 0)
+  local ok, resp, err = pcall(function()
+    while true do
+      local chunk, err = stream:next()
+      if err then return nil, err end
+      if chunk == nil then return stream:final() end
+      if not w._err then
+        local piece = content_of(chunk)
+        if piece then
+          local snap, path = w:feed(piece)
+          if snap ~= nil then fn(snap, path) end
+        end
       end
     end
-  end
-  local resp, err = stream:final()
+  end)
   stream:close()
+  if not ok then error(resp, 0) end
   return resp, err
 end
 
