@@ -43,7 +43,8 @@ build = {
    modules = {
       ["baseten.core"] = {
          sources = {
-            "csrc/core.c", "csrc/buf.c", "csrc/http.c", "csrc/sse.c", "csrc/lsse.c",
+            "csrc/core.c", "csrc/buf.c", "csrc/lend.c", "csrc/http_curl.c", "csrc/http_opts.c",
+            "csrc/http_engine.c", "csrc/http_transfer.c", "csrc/http_fail.c", "csrc/sse.c", "csrc/lsse.c",
             "csrc/json_enc.c", "csrc/json_dec.c", "csrc/json_scan.c", "csrc/platform.c",
             "csrc/jpartial.c", "csrc/jpartial_lua.c",
          },
@@ -68,6 +69,9 @@ build = {
       ["baseten.uv"] = "lua/baseten/uv.lua",
       ["baseten.health"] = "lua/baseten/health.lua",
       ["baseten.mend"] = "lua/baseten/mend.lua",
+      ["baseten.options"] = "lua/baseten/options.lua",
+      ["baseten.runtime"] = "lua/baseten/runtime.lua",
+      ["baseten.task"] = "lua/baseten/task.lua",
    },
    -- the same library names for the link line (see external_dependencies)
    platforms = {

@@ -12,6 +12,5 @@ for v in ${*:-5.4 5.1}; do
   mkdir -p "bench/out/dev/$v/baseten"
   ${CC:-cc} -std=c99 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Wpedantic \
     -I"$inc" -Icsrc -o "bench/out/dev/$v/baseten/core.so" \
-    csrc/core.c csrc/buf.c csrc/http.c csrc/json_enc.c csrc/json_dec.c csrc/json_scan.c \
-    csrc/sse.c csrc/lsse.c csrc/jpartial.c csrc/jpartial_lua.c csrc/platform.c -lcurl
+    csrc/*.c -lcurl
 done

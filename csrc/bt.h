@@ -54,25 +54,11 @@ BT_HIDDEN void bt_json_partial_open(lua_State *L);
 /* lsse.c: sets field "sse" of the table on top of the stack. */
 BT_HIDDEN void bt_sse_open(lua_State *L);
 
-/*
- * core.c: for methods that lend C-owned bytes to Lua or to the JSON decoder
- * (http.c, lsse.c). Any allocation while such bytes are read can run a GC
- * step, and so any __gc, which may close or reuse the object that owns
- * them. So the method is a closure of a guard over the reader, and the
- * guard calls bt_call_marked: it calls the reader (upvalue 1 of the running
- * function) with the guard's arguments, under lua_pcall, with *mark set to 1
- * until the reader ends, however it ends. While *mark is set, the owner's
- * close must only detach and leave the bytes; the guard frees them after.
- * Returns lua_pcall's status; the results (or the error) are then the whole
- * stack.
- */
-BT_HIDDEN int bt_call_marked(lua_State *L, int *mark);
+/* core.c: makes (or finds) the metatable name with the functions of m and
+ * __index pointing at itself, and leaves it on the stack. */
+BT_HIDDEN void bt_new_class(lua_State *L, const char *name, const luaL_Reg *m);
 
-/* core.c: sets, in the table on top of the stack, each function of l as a
- * closure of guard with that function as its upvalue. */
-BT_HIDDEN void bt_set_marked(lua_State *L, const luaL_Reg *l, lua_CFunction guard);
-
-/* http.c: sets the engine constructor. */
+/* http_engine.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);
 
 #endif

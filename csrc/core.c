@@ -1,8 +1,7 @@
 /*
  * core.c: luaopen_baseten_core, the one symbol this module exports. Each
- * concept lives in its own file (json_enc.c, lsse.c, http.c) and adds its part
- * to the module table here. Also the guard for methods that lend C-owned
- * bytes (bt.h).
+ * concept lives in its own file (json_enc.c, lsse.c, http_*.c) and adds its part
+ * to the module table here.
  */
 #include <curl/curl.h>
 
@@ -13,22 +12,11 @@
 
 BT_EXPORT int luaopen_baseten_core(lua_State *L);
 
-int bt_call_marked(lua_State *L, int *mark) {
-  int rc;
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  *mark = 1;
-  rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-  *mark = 0;
-  return rc;
-}
-
-void bt_set_marked(lua_State *L, const luaL_Reg *l, lua_CFunction guard) {
-  for (; l->name != NULL; l++) {
-    lua_pushcfunction(L, l->func);
-    lua_pushcclosure(L, guard, 1);
-    lua_setfield(L, -2, l->name);
-  }
+void bt_new_class(lua_State *L, const char *name, const luaL_Reg *m) {
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, m, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
 }
 
 /*

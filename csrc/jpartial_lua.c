@@ -18,8 +18,12 @@
  * Lending: feed reads the text (a Lua string held on the stack, which
  * cannot move or be freed) and the parser's own buffers (held by the
  * userdata, also on the stack). Pushing a value can run a GC step, and so a
- * __gc that feeds this very parser: feed marks the parser busy, and a feed
- * while one is running raises instead of moving the buffers under it.
+ * __gc that feeds or closes this very parser: feed marks the parser busy; a
+ * feed while one is running raises, and a close only marks it closing, and
+ * the running feed stops and frees the buffers as it ends. This is what
+ * lend.h's move-out does, without its lua_pcall per read: a feed of one
+ * byte cost 250 ns with it and 150 ns without (bench/RESULTS.md), and the
+ * parser's only owner of moving bytes is itself.
  */
 #include <string.h>
 
@@ -34,12 +38,25 @@ typedef struct {
   int ref;                 /* the state table, in the registry */
   int drop;                /* drop null members */
   int open;                /* p is initialised (jp_free not yet run) */
+  int closing;             /* closed during a feed: the feed frees it as it ends */
   unsigned long path_ver;  /* bumped by every event that can change the path */
   unsigned long path_made; /* path_ver when the path in st[2] was made, + 1 */
 } partial_ud;
 
+/* The parser at 1, open: a closed one raises. */
 static partial_ud *check_partial(lua_State *L) {
-  return (partial_ud *)luaL_checkudata(L, 1, JP_MT);
+  partial_ud *u = (partial_ud *)luaL_checkudata(L, 1, JP_MT);
+  if (!u->open || u->closing) luaL_error(L, "json.partial: attempt to use a closed parser");
+  return u;
+}
+
+/* Frees the parser's buffers and its live value. */
+static void release(lua_State *L, partial_ud *u) {
+  if (!u->open) return;
+  jp_free(&u->p);
+  luaL_unref(L, LUA_REGISTRYINDEX, u->ref);
+  u->ref = LUA_NOREF;
+  u->open = 0;
 }
 
 /* Sets st[slot] to the value on top, popping it. */
@@ -132,10 +149,10 @@ static int partial_feed(lua_State *L) {
   if (u == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
     luaL_checkudata(L, 1, JP_MT); /* raises the usual message */
   s = luaL_checklstring(L, 2, &n);
+  if (!u->open || u->closing) return luaL_error(L, "json.partial: attempt to use a closed parser");
   if (u->busy)
     return luaL_error(
         L, "json.partial: feed while this parser is feeding (or after it ran out of memory)");
-  if (!u->open) return luaL_error(L, "json.partial: parser is closed");
   if (u->p.code != BT_JSON_OK) return push_error(L, &u->p);
   lua_settop(L, 2); /* s stays alive at 2 while it is read */
   lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
@@ -143,9 +160,16 @@ static int partial_feed(lua_State *L) {
   luaL_checkstack(L, 8, "json.partial");
   u->busy = 1;
   jp_input(&u->p, s, n);
-  while ((rc = jp_next(&u->p, &ev)) == JP_EVENT) apply(L, u, st, &ev);
+  while ((rc = jp_next(&u->p, &ev)) == JP_EVENT && !u->closing) apply(L, u, st, &ev);
   jp_input(&u->p, NULL, 0); /* s is not held past the call */
   u->busy = 0;
+  if (u->closing) { /* p:close() ran inside a push (a __gc): free what it left */
+    u->closing = 0;
+    release(L, u);
+    lua_pushnil(L);
+    lua_pushliteral(L, "json.partial: the parser was closed during the feed");
+    return 2;
+  }
   if (rc == JP_ERROR) return push_error(L, &u->p);
   lua_rawgeti(L, st, 1);
   return 1;
@@ -202,20 +226,29 @@ static int partial_path(lua_State *L) {
   return 1;
 }
 
-static int partial_gc(lua_State *L) {
+/* p:close(), __close: frees the parser now, or, inside a feed of it (a
+ * __gc run by one of its pushes), as that feed ends: the feed's buffers
+ * are not freed under it. Idempotent. */
+static int partial_close(lua_State *L) {
   partial_ud *u = (partial_ud *)luaL_checkudata(L, 1, JP_MT);
-  if (u->open) {
-    jp_free(&u->p);
-    luaL_unref(L, LUA_REGISTRYINDEX, u->ref);
-    u->open = 0;
-  }
+  if (u->busy) u->closing = u->open;
+  else release(L, u);
+  return 0;
+}
+
+/* __gc: no feed runs (a running feed holds the parser on its stack), but
+ * one that a memory error ended may have left the busy mark: free anyway. */
+static int partial_gc(lua_State *L) {
+  release(L, (partial_ud *)luaL_checkudata(L, 1, JP_MT));
   return 0;
 }
 
 static int partial_tostring(lua_State *L) {
-  partial_ud *u = check_partial(L);
-  lua_pushfstring(L, "baseten.json.partial (%d bytes%s)", (int)jp_offset(&u->p),
-                  u->p.code != BT_JSON_OK ? ", failed" : "");
+  partial_ud *u = (partial_ud *)luaL_checkudata(L, 1, JP_MT);
+  if (!u->open || u->closing) lua_pushliteral(L, "baseten.json.partial (closed)");
+  else
+    lua_pushfstring(L, "baseten.json.partial (%d bytes%s)", (int)jp_offset(&u->p),
+                    u->p.code != BT_JSON_OK ? ", failed" : "");
   return 1;
 }
 
@@ -263,10 +296,9 @@ static int json_partial(lua_State *L) {
 }
 
 void bt_json_partial_open(lua_State *L) {
-  static const luaL_Reg plain[] = {{"result", partial_result},
-                                   {"__gc", partial_gc},
-                                   {"__tostring", partial_tostring},
-                                   {NULL, NULL}};
+  static const luaL_Reg plain[] = {{"result", partial_result},       {"close", partial_close},
+                                   {"__close", partial_close},       {"__gc", partial_gc},
+                                   {"__tostring", partial_tostring}, {NULL, NULL}};
   luaL_newmetatable(L, JP_MT);
   luaL_setfuncs(L, plain, 0);
   lua_pushvalue(L, -1);

@@ -31,16 +31,19 @@ local completion = util.completion
 local run = util.drain
 
 describe("client:batch", function()
-  local srv, client, events
+  local srv, client, events, on_event
 
   setup(function() srv = server.start() end)
   teardown(function() if srv then srv:stop() end end)
 
   before_each(function()
     srv:reset()
-    events = {}
+    events, on_event = {}, nil
     client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 2,
-                          log = function(e) e.at = core.now(); events[#events + 1] = e end }
+                          log = function(e)
+                            e.at = core.now(); events[#events + 1] = e
+                            if on_event then on_event(e) end
+                          end }
   end)
 
   after_each(function() client:close() end)
@@ -129,7 +132,7 @@ describe("client:batch", function()
     srv:config{ rate_limit = { share = 1, count = 3, retry_after = "0" } }
     local h
     local trace = {} -- the window at every attempt's launch and end
-    client.log = function() if h then trace[#trace + 1] = h:progress().concurrency end end
+    on_event = function() if h then trace[#trace + 1] = h:progress().concurrency end end
     h = client:start_batch(requests(40), { concurrency = 8 })
     run(client)
     local resps, errs = h:result()
@@ -149,7 +152,7 @@ describe("client:batch", function()
     srv:config{ rate_limit = { share = 1, count = 4, retry_after = "0" } }
     local h
     local trace = {}
-    client.log = function() if h then trace[#trace + 1] = h:progress().concurrency end end
+    on_event = function() if h then trace[#trace + 1] = h:progress().concurrency end end
     -- one request at a time until the window is known: concurrency 8, but
     -- only one request, so its four 429s come one after the other
     client.max_retries = 4

@@ -258,6 +258,54 @@ describe("baseten.json.partial", function()
     assert.are.equal(0, (#r - 1) % 50)
   end)
 
+  it("close() frees it; using it after raises; close is idempotent and tostring says (closed)", function()
+    local p = json.partial()
+    p:feed('{"a":"b')
+    p:close()
+    p:close()
+    assert.matches("%(closed%)", tostring(p))
+    assert.has_error(function() p:feed("x") end, "json.partial: attempt to use a closed parser")
+    assert.has_error(function() p:result() end)
+    assert.has_error(function() p:path() end)
+  end)
+
+  it("a close from a finalizer during a feed stops that feed, which frees the parser as it ends", function()
+    local function finalized(fn)
+      if newproxy then
+        local u = newproxy(true)
+        getmetatable(u).__gc = fn
+        return u
+      end
+      return setmetatable({}, { __gc = fn })
+    end
+    local p = json.partial()
+    local closed, feeding, res
+    local piece = string.rep('"abcdefghijklmnopqrstuvwxyz0123456789abcdefghij",', 50)
+    p:feed("[")
+    local pause = collectgarbage("setpause", 0)
+    local stepmul = collectgarbage("setstepmul", 1000)
+    for _ = 1, 5000 do
+      finalized(function()
+        if feeding and not closed then
+          closed = true
+          p:close()
+        end
+      end)
+      feeding = true
+      local v, e = p:feed(piece) -- nothing allocates between the flag and the call
+      feeding = false
+      res = { v, e }
+      if closed then break end
+    end
+    collectgarbage("setpause", pause)
+    collectgarbage("setstepmul", stepmul)
+    assert.is_true(closed, "no finalizer ran during a feed")
+    assert.is_nil(res[1])
+    assert.matches("closed during the feed", res[2])
+    assert.matches("%(closed%)", tostring(p))
+    collectgarbage()
+  end)
+
   it("a parser never finished is collected", function()
     local weak = setmetatable({}, { __mode = "k" })
     do

@@ -106,7 +106,7 @@ describe("the one request path", function()
                           headers = { ["X-Client"] = "k1" },
                           log = function(e) events[#events + 1] = e end }
     -- the usage plug-in point: every finished response passes here once
-    client._on_finished = function() finished = finished + 1 end
+    require("baseten.runtime").of(client):on_count(function() finished = finished + 1 end)
   end)
 
   after_each(function()

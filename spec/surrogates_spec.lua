@@ -85,7 +85,7 @@ describe("split surrogate pairs", function()
   it("the server's split models do send each half alone, escaped", function()
     local s = assert(client:stream{ model = "test/utf16-split-1-0", messages = { { role = "user", content = "😀" } } })
     local t = s._t
-    while t:state() == "running" do client._engine:perform(0.05) end
+    while t:state() == "running" do require("baseten.runtime").of(client):perform(0.05) end
     local raw = t:body() -- the bytes as they came, before any decoding
     s:close()
     assert.truthy(raw:find('"content":"\\ud83d"', 1, true), raw)
@@ -274,8 +274,8 @@ describe("split surrogate pairs", function()
       local s = assert(client:stream{ messages = { { role = "user", content = "x" } } })
       local deadline = os.time() + 10
       while not s._q and os.time() < deadline do
-        assert.is_false(s:_read_buffered())
-        client._engine:perform(0.05)
+        assert.is_false(s:read_buffered())
+        require("baseten.runtime").of(client):perform(0.05)
       end
       s:close()
       assert.equal("abc" .. FFFD, s:snapshot().choices[1].message.content)

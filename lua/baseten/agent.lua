@@ -8,12 +8,13 @@
 --     }
 --     print(resp.choices[1].message.content)
 --
--- Loading this module adds `run_tools` to every client (`require("baseten")`
--- does it).
+-- `M.run_tools(client, req, opts)` is the client's `run_tools` method
+-- (baseten.client puts it in the method table).
 -- @module baseten.agent
 local core = require("baseten.core")
 local errors = require("baseten.errors")
-local client_mod = require("baseten.client")
+local options = require("baseten.options")
+local runtime = require("baseten.runtime")
 local toolmod = require("baseten.tool")
 local request = require("baseten.request")
 local stream_mod = require("baseten.stream")
@@ -22,7 +23,6 @@ local partial = require("baseten.partial")
 local json = core.json
 local null = json.null
 local concat = table.concat
-local Client = client_mod.Client
 
 local M = {}
 
@@ -186,8 +186,8 @@ local function ask(self, req, transcript, copts)
   local stream = req.stream and true or false
   local over = { messages = wire_messages(transcript, req.reasoning_history) }
   if stream then over.stream = true end
-  local body = self:_body(req, over, STRIP, "run_tools")
-  local s, err = request.run(request.new(self, "POST", "/chat/completions", body, stream, copts))
+  local body = request.chat_body(self, req, over, STRIP, "run_tools", 3)
+  local s, err = request.new(self, "POST", "/chat/completions", body, stream, copts):run()
   if not s then return nil, err end
   local on_content, on_reasoning = req.on_content, req.on_reasoning
   local tracker = stream and req.on_tool_call_delta and partial.tracker(req.on_tool_call_delta)
@@ -333,11 +333,10 @@ end
 -- @treturn table the last response, or nil
 -- @treturn table the transcript (`messages`), or the error: the error of the
 --   round that failed, with `err.messages` the transcript so far
-function Client:run_tools(req, opts)
+function M.run_tools(self, req, opts)
   if type(req) ~= "table" then error("baseten: run_tools expects a request table", 2) end
-  if type(req.messages) ~= "table" or req.messages[1] == nil then
-    error("baseten: run_tools: req.messages must be a non-empty array", 2)
-  end
+  local problem = request.messages_problem(req.messages)
+  if problem then error("baseten: run_tools: req.messages " .. problem, 2) end
   if req.model == nil and self.model == nil then
     error("baseten: run_tools: req.model is required (or set model on the client)", 2)
   end
@@ -360,7 +359,7 @@ function Client:run_tools(req, opts)
   end
   local handlers, names = handlers_of(req.tools)
   if not handlers then error("baseten: run_tools: " .. names, 2) end
-  local copts = client_mod.call_options(self, opts)
+  local copts = options.call(self, opts, "run_tools", 2)
 
   local transcript = json.array()
   for i, m in ipairs(req.messages) do transcript[i] = m end
@@ -381,7 +380,7 @@ function Client:run_tools(req, opts)
     local msg = message_of(resp)
     if not msg then
       return nil, errors.new({ kind = "invalid_response", message = "the response has no message",
-                               response = resp, messages = transcript }, self:_secret())
+                               response = resp, messages = transcript }, runtime.of(self):secret())
     end
     transcript[#transcript + 1] = msg
     local calls = calls_of(msg)

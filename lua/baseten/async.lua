@@ -42,132 +42,170 @@
 -- any coroutine `await` is a blocking call (`chat`, or for a streaming
 -- request a stream whose chunks go to `on_chunk`). On Lua 5.1 (not LuaJIT)
 -- `await` cannot yield across a `pcall` inside the coroutine.
+--
+-- Each started request is a Handle: a task (see baseten.task) that owns
+-- one Call (see baseten.request). Its methods: `done()`, `cancel()`,
+-- `result()`, and the task interface `poll` uses.
+--
+-- These functions take the client first; baseten.client makes them its
+-- methods (`client:start`, `client:poll`, ...).
 -- @module baseten.async
 local core = require("baseten.core")
 local errors = require("baseten.errors")
-local stream_mod = require("baseten.stream")
 local request = require("baseten.request")
-local client_mod = require("baseten.client")
+local options = require("baseten.options")
+local runtime = require("baseten.runtime")
+local task = require("baseten.task")
 local partial = require("baseten.partial")
 
-local Client = client_mod.Client
 local M = {}
 
-local Handle = {}
+local Handle = setmetatable({}, { __index = task.Task })
 Handle.__index = Handle
 M.Handle = Handle
 
-local function handles_of(client)
-  local list = client._handles
-  if not list then
-    list = {}
-    client._handles = list
-  end
-  return list
-end
-
-local function remove_handle(client, h)
-  local list = handles_of(client)
-  for i = #list, 1, -1 do
-    if list[i] == h then table.remove(list, i) end
-  end
-end
-
--- A batch (batch.lua) joins the handles poll drives: it has a `_step`
--- method in place of `advance`, an `_abort` in place of `complete`, and
--- sets `_phase` and `_due` (the next time it has work besides the network).
-function M._track(client, h)
-  local list = handles_of(client)
-  list[#list + 1] = h
-end
-M._untrack = remove_handle
-
--- A callback's error, boxed so that even error(nil) or error(false) is not
--- mistaken for "no error" on its way out of poll.
-local function raised(e)
-  if e == nil then e = "baseten: a callback raised nil" end
-  return { err = e }
-end
-
-local function launch(h)
-  request.launch(h._call)
-  h._phase = "waiting"
-end
-
--- Runs on_done once; returns the callback's error (boxed), if it raised.
-local function complete(h, resp, err)
-  if h._finished then return nil end
-  h._finished = true
+-- The request ends: its transfer or stream closed, on_done run (once).
+-- Returns the callback's error (boxed), if it raised.
+function Handle:_complete(resp, err)
+  if self.ended then return nil end
   -- a request canceled mid-stream carries what arrived, as a failed one does
-  if err and err.partial == nil and h._stream then err.partial = h._stream:snapshot() end
-  h.response, h.error = resp, err
-  h._client._activity = (h._client._activity or 0) + 1
-  local t = h._call.t
-  h._call.t = nil
-  if h._stream then h._stream:close() elseif t then t:close() end
-  h._stream = nil
-  remove_handle(h._client, h)
-  if h._on_done then
-    local ok, e = pcall(h._on_done, resp, err)
-    if not ok then return raised(e) end
-  end
-  return nil
+  local s = self._stream
+  if err and err.partial == nil and s then err.partial = s:snapshot() end
+  self.response, self.error = resp, err
+  self._stream = nil
+  if s then s:close() else self._call:cancel() end
+  return self:finish(resp, err)
 end
 
 -- A streaming handle: hand every buffered chunk to on_chunk.
-local function pump_stream(h)
-  while not h._finished do -- on_chunk may cancel its own request
-    local chunk, err = h._stream:_read_buffered()
+function Handle:_pump()
+  while not self.ended do -- on_chunk may cancel its own request
+    local chunk, err = self._stream:read_buffered()
     if chunk == false then return nil end
     if chunk == nil then
-      if err then return complete(h, nil, err) end
-      return complete(h, h._stream:snapshot(), nil)
+      if err then return self:_complete(nil, err) end
+      return self:_complete(self._stream:snapshot(), nil)
     end
-    h._client._activity = (h._client._activity or 0) + 1
-    if h._on_chunk then
-      local ok, e = pcall(h._on_chunk, chunk)
-      if not ok then
-        complete(h, nil, errors.new({ kind = "canceled", message = "on_chunk raised: " .. tostring(e) }))
-        return raised(e)
+    self.rt:touch()
+    if self._on_chunk then
+      local e = task.call(self._on_chunk, chunk)
+      if e then
+        self:_complete(nil, errors.new({ kind = "canceled", message = "on_chunk raised: " .. tostring(e.err) }))
+        return e
       end
     end
   end
   return nil
 end
 
--- Advances one handle as far as it can go without waiting: the
--- non-blocking side of request.send (the same launch, judge and result).
-local function advance(h)
-  local call = h._call
-  -- a callback run earlier in this poll may have canceled this request
-  if h._finished then return nil end
-  -- or closed the client (its retry may be due now: never launch it)
-  if h._client._closed then return complete(h, nil, request.canceled(call)) end
-  if h._phase == "refused" then return complete(h, nil, h._refusal) end
-  if h._phase == "retry" then
-    if core.now() < h._retry_at then return nil end
-    launch(h)
-  end
-  if h._phase == "waiting" then
-    if not request.settled(call) then return nil end
-    local what, v = request.judge(call)
-    if what == "retry" then
-      h.attempts = call.attempt -- retries made so far
-      h._retry_at = core.now() + v
-      h._phase = "retry"
-      return nil
-    end
-    if what == "fail" then return complete(h, nil, v) end
-    local resp, err = request.result(call, v)
-    if not call.stream or not resp then return complete(h, resp, err) end
-    h._stream = resp
-    h._phase = "streaming"
-  end
-  if h._phase == "streaming" then return pump_stream(h) end
+-- (Re)launches the call: a closed client ends the request as canceled.
+function Handle:_launch()
+  local _, err = self._call:launch()
+  if err then return self:_complete(nil, err) end
+  self._phase = "waiting"
   return nil
 end
 
---- Starts a request without waiting for it.
+--- Advances the request as far as it can go without waiting: the
+-- non-blocking side of `Call:send` (the same launch, judge and result).
+-- Part of the task interface (baseten.task).
+function Handle:step()
+  local call = self._call
+  -- a callback run earlier in this poll may have canceled this request
+  if self.ended then return nil end
+  -- or closed the client (its retry may be due now: never launch it)
+  if self.rt:closed() then return self:_complete(nil, call:canceled()) end
+  if self._phase == "refused" then return self:_complete(nil, self._refusal) end
+  if self._phase == "retry" then
+    if core.now() < call:due() then return nil end
+    local e = self:_launch()
+    if self.ended then return e end
+  end
+  if self._phase == "waiting" then
+    if not call:settled() then return nil end
+    local what, v = call:judge()
+    if what == "retry" then
+      self.attempts = call.attempt -- retries made so far
+      self._phase = "retry"
+      return nil
+    end
+    if what == "fail" then return self:_complete(nil, v) end
+    local resp, err = call:result(v)
+    if not call.stream or not resp then return self:_complete(resp, err) end
+    self._stream = resp
+    self._phase = "streaming"
+  end
+  if self._phase == "streaming" then return self:_pump() end
+  return nil
+end
+
+--- Ends the request now as canceled (task interface).
+function Handle:abort(message)
+  if self.ended then return nil end
+  return self:_complete(nil, self._call:canceled(message))
+end
+
+--- When a retry is due, or nil (task interface).
+function Handle:next_due()
+  if self._phase == "retry" then return self._call:due() end
+  return nil
+end
+
+--- Whether its transfer is on the engine (task interface).
+function Handle:on_network()
+  return self._phase == "waiting" or self._phase == "streaming"
+end
+
+function Handle:__tostring()
+  return "baseten.handle (" .. (self.ended and "done" or (self._phase or "new")) .. ")"
+end
+
+local function check_handlers(handlers, where, level)
+  if handlers == nil then return {} end
+  if type(handlers) ~= "table" then error("baseten: " .. where .. " expects a handlers table", level + 1) end
+  options.check(options.HANDLERS, handlers, "baseten: " .. where .. ": handlers", level + 1)
+  return handlers
+end
+
+-- The handlers of start that watch JSON while it streams (baseten.partial).
+local PARTIAL_HANDLERS = { json = "boolean", on_partial = "func", on_tool_call_delta = "func" }
+
+-- start, raising at `level` counted from its caller.
+local function start(client, req, handlers, where, level)
+  handlers = check_handlers(handlers, where, level + 1)
+  if type(req) == "table" and (handlers.json or handlers.on_partial or handlers.on_tool_call_delta) then
+    options.check(PARTIAL_HANDLERS, handlers, "baseten: " .. where .. ": handlers", level + 1)
+    req, handlers = partial.adapt(client, req, handlers) -- JSON watched while it streams
+  end
+  local stream = type(req) == "table" and req.stream and true or false
+  local body = request.chat_body(client, req, stream and { stream = true } or nil, nil, where, level + 1)
+  local opts = options.call(client, {
+    timeout = handlers.timeout, max_retries = handlers.max_retries, headers = handlers.headers,
+  }, where, level + 1)
+  local h = setmetatable({
+    _on_chunk = handlers.on_chunk,
+    _call = request.new(client, "POST", "/chat/completions", body, stream, opts),
+    attempts = 0,
+  }, Handle)
+  task.init(h, client, handlers.on_done)
+  return Handle._begin(h)
+end
+
+-- The first launch, unless the call cannot go (no key for Baseten's own
+-- servers, a closed client): then on_done runs in the next poll.
+function Handle:_begin()
+  local refusal = self._call:missing_key() or (self.rt:closed() and self._call:canceled())
+  if refusal then
+    self._refusal, self._phase = refusal, "refused"
+  else
+    self:_launch()
+  end
+  return self
+end
+
+--- Starts a request without waiting for it (`client:start`).
+-- On a closed client the request ends as canceled in the next poll.
+-- @tparam Client client
 -- @tparam table req a chat request; `req.stream = true` streams
 -- @tparam[opt] table handlers `on_chunk(chunk)`, `on_done(resp, err)`, and
 --   the call options `timeout`, `max_retries`, `headers`; `json = true` (or
@@ -176,161 +214,30 @@ end
 --   `on_done(value, resp)` (or `nil, err`) with the judged value;
 --   `on_tool_call_delta(index, name, args_snapshot)` (baseten.partial)
 -- @treturn Handle
-function Client:start(req, handlers)
-  if handlers ~= nil and type(handlers) ~= "table" then error("baseten: start expects a handlers table", 2) end
-  handlers = handlers or {}
-  for _, k in ipairs({ "on_chunk", "on_done", "on_partial", "on_tool_call_delta" }) do
-    if handlers[k] ~= nil and type(handlers[k]) ~= "function" then
-      error("baseten: handlers." .. k .. " must be a function", 2)
-    end
-  end
-  if type(req) == "table" and (handlers.json or handlers.on_partial or handlers.on_tool_call_delta) then
-    req, handlers = partial.adapt(self, req, handlers) -- JSON watched while it streams
-  end
-  local stream = type(req) == "table" and req.stream and true or false
-  local body = self:_body(req, stream and { stream = true } or nil, nil, "start")
-  local opts = client_mod.call_options(self, {
-    timeout = handlers.timeout, max_retries = handlers.max_retries, headers = handlers.headers })
-  local h = setmetatable({
-    _client = self, _on_chunk = handlers.on_chunk, _on_done = handlers.on_done,
-    _call = request.new(self, "POST", "/chat/completions", body, stream, opts),
-    attempts = 0,
-  }, Handle)
-  local refusal = request.missing_key(h._call)
-  if refusal then
-    h._refusal, h._phase = refusal, "refused" -- on_done runs in the next poll
-  else
-    launch(h) -- first: a closed client raises here, and nothing is left pending
-  end
-  local list = handles_of(self)
-  list[#list + 1] = h
+function M.start(client, req, handlers)
+  local h = start(client, req, handlers, "start", 2) -- not a tail call: it would change the level
   return h
 end
 
-local function next_wait(list, timeout)
-  local now = core.now()
-  for _, h in ipairs(list) do
-    local due = h._phase == "retry" and h._retry_at or h._due
-    if due then timeout = math.min(timeout, math.max(due - now, 0)) end
-  end
-  return timeout
-end
-
-local function copy(list)
-  local out = {}
-  for i, h in ipairs(list) do out[i] = h end
-  return out
-end
-
--- Steps every handle once (over a copy: finishing removes from the list).
--- Returns the first callback error (boxed), after every handle had its turn.
-local function serve(list)
-  local first_err = nil
-  for _, h in ipairs(copy(list)) do
-    local e
-    if h._step then e = h:_step() else e = advance(h) end
-    if first_err == nil then first_err = e end
-  end
-  return first_err
-end
-
--- Whether some request has a transfer on the engine (not just a retry due).
-local function has_transfer(list)
-  for _, h in ipairs(list) do
-    if h._phase ~= "retry" and h._phase ~= "refused" then return true end
-  end
-  return false
-end
-
--- A closed client: every request still pending ends as canceled. Returns
--- the first callback error (boxed).
-local function cancel_all(client, message)
-  local first_err = nil
-  for _, h in ipairs(copy(handles_of(client))) do
-    local e
-    if h._abort then e = h:_abort(message) else e = complete(h, nil, request.canceled(h._call, message)) end
-    if first_err == nil then first_err = e end
-  end
-  return first_err
-end
-
---- Drives every non-blocking request of this client; callbacks run here.
--- Waits at most `timeout` seconds for network activity (default 0: never
--- blocks), and only when nothing was ready. Returns the number of requests
--- still unfinished. On a closed client every pending request ends as
--- canceled.
+--- Drives every non-blocking request of this client (`client:poll`);
+-- callbacks run here. Waits at most `timeout` seconds for network activity
+-- (default 0: never blocks), and only when nothing was ready. Returns the
+-- number of requests still unfinished. On a closed client every pending
+-- request ends as canceled.
+-- @tparam Client client
 -- @tparam[opt=0] number timeout
 -- @treturn integer
-function Client:poll(timeout)
-  timeout = timeout or 0
-  if type(timeout) ~= "number" or timeout < 0 then error("baseten: poll timeout must be a number >= 0", 2) end
-  local list = handles_of(self)
-  if #list == 0 then return 0 end
-  if self._closed then
-    local e = cancel_all(self, "the client was closed")
-    if e ~= nil then error(e.err, 0) end
-    return 0
+function M.poll(client, timeout)
+  if timeout == nil then timeout = 0 end
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
+    error("baseten: poll timeout must be a number >= 0, not " .. tostring(timeout), 2)
   end
-  stream_mod._sweep(self) -- transfers finishing after their stream's [DONE]
-  -- Serve what is buffered; read what the sockets hold (never waiting) and
-  -- serve that; wait for the network only when neither gave anything.
-  -- (engine:perform(t) waits even after it read data, so it must not be
-  -- the first read.)
-  local before = self._activity or 0
-  local first_err = serve(list)
-  if first_err == nil and #list > 0 and has_transfer(list) and not self._closed then
-    self._engine:perform(0)
-    first_err = serve(list)
-  end
-  if first_err == nil and #list > 0 and (self._activity or 0) == before and not self._closed then
-    local wait = next_wait(list, timeout)
-    if wait > 0 then
-      if has_transfer(list) then
-        self._engine:perform(wait)
-      else
-        -- only retries are due: nothing for curl to wait on, so sleep (else
-        -- drain and poll(t) loops would spin until the retry is due)
-        core.sleep(wait)
-      end
-      first_err = serve(list)
-    end
-  end
-  -- a callback closed the client: whatever it left pending ends here
-  if self._closed and #list > 0 then
-    local e = cancel_all(self, "the client was closed")
-    if first_err == nil then first_err = e end
-  end
-  if first_err ~= nil then error(first_err.err, 0) end
-  return #list
+  return runtime.of(client):poll(timeout)
 end
 
---- The number of requests of this client still unfinished.
-function Client:pending()
-  return #handles_of(self)
-end
-
---- Whether on_done has run.
-function Handle:done()
-  return self._finished == true
-end
-
---- Aborts the request at once: the transfer is closed, its connection
--- freed, and on_done runs now with `err.kind == "canceled"`. Idempotent.
--- An on_done that raises raises out of cancel.
-function Handle:cancel()
-  if self._finished then return end
-  local e = complete(self, nil, request.canceled(self._call, "the request was canceled"))
-  if e ~= nil then error(e.err, 0) end
-end
-
---- The response and error once done: `resp` or `nil, err`; nothing before.
-function Handle:result()
-  if not self._finished then return nil end
-  return self.response, self.error
-end
-
-function Handle:__tostring()
-  return "baseten.handle (" .. (self._finished and "done" or (self._phase or "new")) .. ")"
+--- The number of requests of this client still unfinished (`client:pending`).
+function M.pending(client)
+  return runtime.of(client):pending()
 end
 
 -- await outside a coroutine: a blocking call, with on_chunk honoured.
@@ -352,18 +259,19 @@ local function await_blocking(self, req, handlers)
 end
 
 --- Inside a coroutine: starts the request and yields until poll finishes
--- it, then returns `resp` or `nil, err`. Outside a coroutine it is a plain
--- blocking call (`chat`; a streaming request with `on_chunk` streams and
--- calls it for each chunk). `handlers` may carry `on_chunk` for a
--- streaming request, and `timeout`, `max_retries`, `headers`.
+-- it, then returns `resp` or `nil, err` (`client:await`). Outside a
+-- coroutine it is a plain blocking call (`chat`; a streaming request with
+-- `on_chunk` streams and calls it for each chunk). `handlers` may carry
+-- `on_chunk` for a streaming request, and `timeout`, `max_retries`, `headers`.
+-- @tparam Client self
 -- @tparam table req
 -- @tparam[opt] table handlers
-function Client:await(req, handlers)
+function M.await(self, req, handlers)
   local co, main = coroutine.running()
   if co == nil or main then return await_blocking(self, req, handlers) end
-  handlers = handlers or {}
+  handlers = check_handlers(handlers, "await", 2)
   local result
-  self:start(req, {
+  start(self, req, {
     on_chunk = handlers.on_chunk, timeout = handlers.timeout,
     max_retries = handlers.max_retries, headers = handlers.headers,
     on_done = function(resp, err)
@@ -375,17 +283,18 @@ function Client:await(req, handlers)
         if not ok then error(e, 0) end
       end
     end,
-  })
+  }, "await", 2)
   -- a resume by anyone but on_done (a foreign scheduler) just yields again
   while result == nil do coroutine.yield() end
   return result[1], result[2]
 end
 
 --- Runs `fn(...)` in a new coroutine right away (until its first await)
--- and returns the coroutine; poll then drives it. An error inside it
--- raises out of whichever call resumed it (spawn, or poll).
+-- and returns the coroutine; poll then drives it (`client:spawn`). An
+-- error inside it raises out of whichever call resumed it (spawn, or poll).
+-- @tparam Client _ the client
 -- @tparam function fn
-function Client.spawn(_, fn, ...)
+function M.spawn(_, fn, ...)
   local co = coroutine.create(fn)
   local ok, e = coroutine.resume(co, ...)
   if not ok then error(e, 0) end
@@ -393,17 +302,19 @@ function Client.spawn(_, fn, ...)
 end
 
 --- Polls until every request of this client has finished (or `timeout`
--- seconds pass). Handy in scripts that mix `spawn` and `await`.
+-- seconds pass; `client:drain`). Handy in scripts that mix `spawn` and `await`.
+-- @tparam Client client
 -- @tparam[opt] number timeout
 -- @treturn integer requests still unfinished
-function Client:drain(timeout)
+function M.drain(client, timeout)
+  local rt = runtime.of(client)
   local deadline = timeout and (core.now() + timeout)
-  while #handles_of(self) > 0 do
+  while rt:pending() > 0 do
     local left = deadline and (deadline - core.now()) or 1
     if left <= 0 then break end
-    self:poll(math.min(left, 1))
+    rt:poll(math.min(left, 1))
   end
-  return #handles_of(self)
+  return rt:pending()
 end
 
 return M

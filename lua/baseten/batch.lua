@@ -10,9 +10,10 @@
 --     local h = client:start_batch(requests, opts) -- the same, driven by poll
 --     client:poll(0) ... h:done(), h:progress(), h:cancel(), h:result()
 --
--- Every request is a non-streamed chat built with `request.new` and driven
--- the way `async.lua`'s `advance` drives one: launch, `settled`, `judge`,
--- `result`, so retries (the client's `max_retries` and backoff), logging
+-- A Batch is a task (see baseten.task) that `poll` drives, or that
+-- `batch` drives itself, blocking. Every request is a non-streamed chat
+-- Call (see baseten.request), driven the way async.lua's Handle drives
+-- one: `launch`, `settled`, `judge`, `result`, so retries (the client's `max_retries` and backoff), logging
 -- and usage totals are those of every other call. The batch watches each
 -- attempt through `call.on_attempt`:
 --
@@ -32,14 +33,17 @@
 -- request's transfer is closed as soon as it is decoded; with `keep =
 -- false` the responses are only handed to `on_result`, so memory stays flat
 -- however many requests the batch holds.
+--
+-- `M.batch(client, requests, opts)` and `M.start_batch(...)` are the
+-- client's `batch` and `start_batch` methods (baseten.client puts them in
+-- the method table).
 -- @module baseten.batch
 local core = require("baseten.core")
 local errors = require("baseten.errors")
 local request = require("baseten.request")
-local client_mod = require("baseten.client")
-local async = require("baseten.async")
+local options = require("baseten.options")
+local task = require("baseten.task")
 
-local Client = client_mod.Client
 local now = core.now
 local json_null = core.json.null
 local floor, max, min = math.floor, math.max, math.min
@@ -52,52 +56,38 @@ M.PROGRESS_INTERVAL = 0.1
 --- The default `concurrency`.
 M.DEFAULT_CONCURRENCY = 32
 
-local Batch = {}
+local Batch = setmetatable({}, { __index = task.Task })
 Batch.__index = Batch
 M.Batch = Batch
 
 local PATH = "/chat/completions"
 
--- A callback's error, boxed as async.lua boxes them (error(nil) too).
-local function raised(e)
-  if e == nil then e = "baseten: a callback raised nil" end
-  return { err = e }
-end
+local raised = task.raised
 
--- The checks `Client:_body` makes, made up front for every request, so
--- that a plainly wrong request raises before anything is sent.
-local function check_requests(client, requests, where)
-  if type(requests) ~= "table" then error("baseten: " .. where .. " expects an array of requests", 3) end
+-- The checks `request.chat_body` makes, made up front for every request,
+-- so that a plainly wrong request raises before anything is sent; at
+-- `level` counted from the caller of check_requests.
+local function check_requests(client, requests, where, level)
+  level = level + 1
+  if type(requests) ~= "table" then error("baseten: " .. where .. " expects an array of requests", level) end
   local n = #requests
-  local function bad(i, what) error("baseten: " .. where .. ": requests[" .. i .. "]" .. what, 4) end
+  local function bad(i, what) error("baseten: " .. where .. ": requests[" .. i .. "]" .. what, level + 1) end
   local default_model = client.model
   for i = 1, n do
     local req = requests[i]
     if type(req) ~= "table" then bad(i, " is not a request table") end
-    local msgs = req.messages
-    if type(msgs) ~= "table" or (msgs[1] == nil and next(msgs) == nil) then
-      bad(i, ".messages must be a non-empty array")
-    end
+    local problem = request.messages_problem(req.messages)
+    if problem then bad(i, ".messages " .. problem) end
     if req.model == nil and default_model == nil then bad(i, ".model is required (or set model on the client)") end
     if req.stream and req.stream ~= json_null then bad(i, ".stream: batch requests are not streamed") end
   end
   return n
 end
 
-local OPTION_FUNCTIONS = { "on_result", "on_progress", "on_done" }
-
-local function check_options(opts, where)
+local function check_options(opts, where, level)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then error("baseten: " .. where .. " options must be a table", 3) end
-  local c = opts.concurrency
-  if c ~= nil and (type(c) ~= "number" or c < 1 or c % 1 ~= 0) then
-    error("baseten: " .. where .. ": concurrency must be a positive integer", 3)
-  end
-  for _, k in ipairs(OPTION_FUNCTIONS) do
-    if opts[k] ~= nil and type(opts[k]) ~= "function" then
-      error("baseten: " .. where .. ": " .. k .. " must be a function", 3)
-    end
-  end
+  if type(opts) ~= "table" then error("baseten: " .. where .. " options must be a table", level + 1) end
+  options.check(options.BATCH, opts, "baseten: " .. where, level + 1)
   return opts
 end
 
@@ -112,16 +102,18 @@ local function tokens_of(resp)
   return (type(p) == "number" and p or 0) + (type(c) == "number" and c or 0)
 end
 
-local function new_batch(client, requests, opts, where)
-  local n = check_requests(client, requests, where)
-  opts = check_options(opts, where)
-  local copts = client_mod.call_options(client, {
-    timeout = opts.timeout, max_retries = opts.max_retries, headers = opts.headers })
+-- A new batch; raises at `level` counted from its caller. `track`: poll
+-- drives it (start_batch), else its caller does (batch).
+local function new_batch(client, requests, opts, where, level, track)
+  local n = check_requests(client, requests, where, level + 1)
+  opts = check_options(opts, where, level + 1)
+  local copts = options.call(client, {
+    timeout = opts.timeout, max_retries = opts.max_retries, headers = opts.headers }, where, level + 1)
   local concurrency = opts.concurrency or M.DEFAULT_CONCURRENCY
   local t0 = now()
   local b = setmetatable({
-    _client = client, _requests = requests, _n = n, _copts = copts,
-    _on_result = opts.on_result, _on_progress = opts.on_progress, _on_done = opts.on_done,
+    _requests = requests, _n = n, _copts = copts,
+    _on_result = opts.on_result, _on_progress = opts.on_progress,
     _keep = opts.keep ~= false,
     _next = 1,        -- the next request never launched
     _active = {},     -- calls with a transfer on the engine
@@ -133,14 +125,17 @@ local function new_batch(client, requests, opts, where)
     _done = 0, _failed = 0, _tokens = 0, _retries = 0, _rate_limited = 0,
     _t0 = t0, _last_progress = t0,
     resps = {}, errs = {},
-    _phase = "waiting", -- what async.lua's poll reads: "waiting" while a
-                        -- transfer is on the engine, else "retry"
   }, Batch)
-  b._observe = function(outcome, v) b:_observed(outcome, v) end
-  local probe = request.new(client, "POST", PATH, nil, false, copts)
-  b._refusal = n > 0 and request.missing_key(probe) or nil
-  b._wire = request.wire(probe) -- one for every call of the batch
-  return b
+  task.init(b, client, opts.on_done, not track)
+  return Batch._setup(b)
+end
+
+function Batch:_setup()
+  self._observe = function(outcome, v) self:_observed(outcome, v) end
+  local probe = request.new(self.client, "POST", PATH, nil, false, self._copts)
+  self._refusal = self._n > 0 and probe:missing_key() or nil
+  self._wire = request.wire(probe) -- one for every call of the batch
+  return self
 end
 
 --- The window's rule, seen from every attempt (request.judge calls it).
@@ -161,8 +156,8 @@ end
 -- A callback raised: no callback runs any more, what is left of the batch
 -- is canceled, and the error goes out (boxed) of poll or batch.
 function Batch:_raised(e, name)
-  self._on_result, self._on_progress, self._on_done = nil, nil, nil
-  self:_abort(name .. " raised: " .. tostring(e))
+  self._on_result, self._on_progress, self.on_done = nil, nil, nil
+  self:abort(name .. " raised: " .. tostring(e))
   return raised(e)
 end
 
@@ -177,8 +172,7 @@ function Batch:_finish(i, resp, err, request_id)
     self._failed = self._failed + 1
     if self._keep then self.errs[i] = err end
   end
-  local client = self._client
-  client._activity = (client._activity or 0) + 1
+  self.rt:touch()
   local cb = self._on_result
   if cb then
     local ok, e = pcall(cb, i, resp, err, request_id or (err and err.request_id))
@@ -193,7 +187,7 @@ end
 function Batch:_take()
   if self._ready[1] then return table.remove(self._ready, 1) end
   local call
-  local client = self._client
+  local client = self.client
   while self._next <= self._n do
     local i = self._next
     self._next = i + 1
@@ -202,7 +196,7 @@ function Batch:_take()
       local e = self:_finish(i, nil, errors.new({ kind = r.kind, message = r.message, attempts = 0, elapsed = 0 }))
       if e then return nil, e end
     else
-      local ok, body = pcall(client._body, client, self._requests[i], nil, nil, "batch")
+      local ok, body = pcall(request.chat_body, client, self._requests[i], nil, nil, "batch", 1)
       if ok then
         call = request.new(client, "POST", PATH, body, false, self._copts)
         call.i = i
@@ -220,17 +214,16 @@ end
 
 -- Judges one settled call. Returns a boxed error when on_result raised.
 function Batch:_judge(call)
-  local what, v = request.judge(call)
+  local what, v = call:judge()
   if what == "retry" then
     self._retries = self._retries + 1
-    call.retry_at = now() + v
     local w = self._waiting
     w[#w + 1] = call
     return nil
   end
   if what == "fail" then return self:_finish(call.i, nil, v) end
   local rid = v:header("x-request-id")
-  local resp, err = request.result(call, v)
+  local resp, err = call:result(v)
   return self:_finish(call.i, resp, err, rid)
 end
 
@@ -263,39 +256,47 @@ function Batch:_report(t, force)
   return nil
 end
 
--- Every request done: the batch ends (once).
+-- Every request done: the batch ends (once), on_progress and on_done run.
 function Batch:_complete()
-  if self._finished then return nil end
-  self._finished = true
-  self._phase = "done"
-  async._untrack(self._client, self)
+  if self.ended then return nil end
   local e = self:_report(now(), true)
-  if e then return e end
-  local cb = self._on_done
-  if cb then
-    local ok, err = pcall(cb, self.resps, self.errs)
-    if not ok then return raised(err) end
-  end
-  return nil
+  local e2 = self:finish(self.resps, self.errs)
+  return e or e2
 end
 
---- Advances the batch as far as it can go without waiting (poll calls it
--- through async.lua; the blocking `batch` in a loop). Returns a boxed
--- error when a callback raised.
-function Batch:_step()
-  if self._finished then return nil end
-  if self._client._closed then return self:_abort("the client was closed") end
+-- Launches one call. A call that cannot start (a closed client, or a
+-- failure inside the library) ends with its error: the batch goes on.
+function Batch:_launch(call)
+  local ok, t, err = pcall(call.launch, call)
+  if ok and t then
+    local active = self._active
+    active[#active + 1] = call
+    return nil
+  end
+  if not ok then
+    err = errors.new({ kind = "canceled", attempts = call.attempt, message = "the request could not be started: "
+      .. tostring(t) }, self.rt:secret())
+  end
+  return self:_finish(call.i, nil, err)
+end
+
+--- Advances the batch as far as it can go without waiting (task
+-- interface: poll calls it; the blocking `batch` calls it in a loop).
+-- Returns a boxed error when a callback raised.
+function Batch:step()
+  if self.ended then return nil end
+  if self.rt:closed() then return self:abort("the client was closed") end
   local active = self._active
   -- the attempts that ended (swap-remove: order in `active` is no matter)
   local i, n = 1, #active
   while i <= n do
     local call = active[i]
-    if call.t:state() ~= "running" then
+    if call:settled() then
       active[i] = active[n]
       active[n] = nil
       n = n - 1
       local e = self:_judge(call)
-      if e or self._finished then return e end -- on_result may cancel the batch
+      if e or self.ended then return e end -- on_result may cancel the batch
     else
       i = i + 1
     end
@@ -306,7 +307,7 @@ function Batch:_step()
   local j = 1
   while j <= #waiting do
     local call = waiting[j]
-    if call.retry_at <= t then
+    if call:due() <= t then
       local ready = self._ready
       ready[#ready + 1] = call
       waiting[j] = waiting[#waiting]
@@ -316,72 +317,67 @@ function Batch:_step()
     end
   end
   -- launch into the window, unless a Retry-After holds us back
-  if self._client._closed then return self:_abort("the client was closed") end
+  if self.rt:closed() then return self:abort("the client was closed") end
   if t >= self._pause_until then
     while #active < self._window do
       local call, e = self:_take()
-      if e or self._finished then return e end
+      if e or self.ended then return e end
       if not call then break end
-      request.launch(call)
-      active[#active + 1] = call
+      e = self:_launch(call)
+      if e or self.ended then return e end
     end
   end
   if self._done == self._n then return self:_complete() end
-  local e = self:_report(t, false)
-  if e or self._finished then return e end
-  self:_schedule(t)
-  return nil
+  return self:_report(t, false)
 end
 
--- Sets what poll reads: `_phase` ("waiting" when a transfer is on the
--- engine, else "retry") and `_due`, the next time the batch has something
--- to do without the network (a retry, the end of a pause, a progress call).
-function Batch:_schedule(t)
+--- The next time the batch has something to do without the network (a
+-- retry, the end of a pause, a progress call), or nil (task interface).
+function Batch:next_due()
+  if self.ended then return nil end
   local due = nil
   for _, call in ipairs(self._waiting) do
-    if due == nil or call.retry_at < due then due = call.retry_at end
+    local at = call:due()
+    if due == nil or at < due then due = at end
   end
   local has_work = self._ready[1] ~= nil or self._next <= self._n
-  if has_work and #self._active < self._window and self._pause_until > t then
+  if has_work and #self._active < self._window and self._pause_until > now() then
     due = due and min(due, self._pause_until) or self._pause_until
   end
   if self._on_progress then
     local p = self._last_progress + M.PROGRESS_INTERVAL
     due = due and min(due, p) or p
   end
-  self._due = due
-  self._retry_at = due or t
-  self._phase = #self._active > 0 and "waiting" or "retry"
+  return due
 end
 
--- Seconds until `_due` (at most `cap`).
-function Batch:_wait(cap)
-  local due = self._due
+--- Whether a request of the batch is on the engine (task interface).
+function Batch:on_network()
+  return #self._active > 0
+end
+
+-- Seconds until the batch's `next_due` (at most `cap`).
+local function wait_for(b, cap)
+  local due = b:next_due()
   if due == nil then return cap end
   return max(0, min(cap, due - now()))
 end
 
--- Ends every unfinished request as canceled (its transfer closed at once),
--- then the batch. Returns a boxed error when a callback raised (after one
--- raised, the callbacks are dropped and the rest ends quietly).
-function Batch:_abort(message)
-  if self._finished or self._aborting then return nil end
+--- Ends every unfinished request as canceled (its transfer closed at
+-- once), then the batch (task interface). Returns a boxed error when a
+-- callback raised (after one raised, the callbacks are dropped and the
+-- rest ends quietly).
+function Batch:abort(message)
+  if self.ended or self._aborting then return nil end
   self._aborting = true
   local calls = {}
-  for _, list in ipairs({ self._active, self._waiting }) do
+  for _, list in ipairs({ self._active, self._waiting, self._ready }) do
     for _, call in ipairs(list) do calls[#calls + 1] = call end
   end
-  for _, call in ipairs(self._ready) do calls[#calls + 1] = call end
   self._active, self._waiting, self._ready = {}, {}, {}
-  for _, call in ipairs(calls) do
-    if call.t then
-      call.t:close()
-      call.t = nil
-    end
-  end
   local first = nil
   for _, call in ipairs(calls) do
-    local e = self:_finish(call.i, nil, request.canceled(call, message))
+    local e = self:_finish(call.i, nil, call:cancel(message))
     if first == nil then first = e end
   end
   while self._next <= self._n do
@@ -394,32 +390,21 @@ function Batch:_abort(message)
   return first or e
 end
 
---- Whether every request has ended (with a response, an error, or canceled).
----@return boolean
-function Batch:done()
-  return self._finished == true
-end
-
 --- Cancels every request not yet ended: transfers are closed at once, and
 -- each such request ends with `err.kind == "canceled"` (on_result runs for
 -- it). Idempotent. A callback that raises raises out of cancel.
 function Batch:cancel()
-  local e = self:_abort("the batch was canceled")
+  local e = self:abort("the batch was canceled")
   if e ~= nil then error(e.err, 0) end
 end
 
---- `resps, errs` once done; nothing before.
-function Batch:result()
-  if not self._finished then return nil end
-  return self.resps, self.errs
-end
-
 function Batch:__tostring()
-  if self._finished then return "baseten.batch (done, " .. self._n .. " requests)" end
+  if self.ended then return "baseten.batch (done, " .. self._n .. " requests)" end
   return ("baseten.batch (%d/%d done, %d in flight)"):format(self._done, self._n, #self._active)
 end
 
---- Sends many non-streamed chat requests at once and waits for all of them.
+--- Sends many non-streamed chat requests at once and waits for all of them
+-- (`client:batch`).
 -- `opts`: `concurrency` (32: requests in flight at most), `on_result(i,
 -- resp, err, request_id)` once per request as each ends, `on_progress(p)`
 -- at most every 0.1 s and once at the end (see `Batch:progress`),
@@ -427,21 +412,23 @@ end
 -- errors go to on_result only, and resps and errs stay empty), and the
 -- call options `timeout`, `max_retries`, `headers` for every request.
 -- A request that fails never stops the batch. A callback that raises
--- cancels what is left and raises out of `batch`.
+-- cancels what is left and raises out of `batch`. On a closed client every
+-- request ends as canceled.
+-- @tparam Client client
 -- @tparam table requests an array of chat requests (as for `chat`)
 -- @tparam[opt] table opts
 -- @treturn table resps: `resps[i]` the response of request i, or nil
 -- @treturn table errs: `errs[i]` its error, or nil
-function Client:batch(requests, opts)
-  local b = new_batch(self, requests, opts, "batch")
-  local engine = self._engine
+function M.batch(client, requests, opts)
+  local b = new_batch(client, requests, opts, "batch", 2, false)
+  local rt = b.rt
   while true do
-    local e = b:_step()
+    local e = b:step()
     if e ~= nil then error(e.err, 0) end
-    if b._finished then break end
-    local wait = b:_wait(1)
-    if #b._active > 0 then
-      engine:perform(wait)
+    if b:done() then break end
+    local wait = wait_for(b, 1)
+    if b:on_network() then
+      rt:perform(wait)
     elseif wait > 0 then
       core.sleep(wait)
     end
@@ -449,17 +436,18 @@ function Client:batch(requests, opts)
   return b.resps, b.errs
 end
 
---- The same as `batch`, without waiting: returns a Batch handle that
--- `client:poll` drives (callbacks run inside poll; one that raises raises
--- out of poll and cancels what is left of the batch). `handle:done()`,
--- `handle:progress()`, `handle:cancel()`, `handle:result()`.
+--- The same as `batch`, without waiting (`client:start_batch`): returns a
+-- Batch handle that `client:poll` drives (callbacks run inside poll; one
+-- that raises raises out of poll and cancels what is left of the batch).
+-- `handle:done()`, `handle:progress()`, `handle:cancel()`,
+-- `handle:result()`. On a closed client every request ends as canceled
+-- at the next poll.
+-- @tparam Client client
 -- @tparam table requests
 -- @tparam[opt] table opts as for `batch`
 -- @treturn Batch
-function Client:start_batch(requests, opts)
-  local b = new_batch(self, requests, opts, "start_batch")
-  if self._closed then error("baseten: start_batch: the client is closed", 2) end
-  async._track(self, b)
+function M.start_batch(client, requests, opts)
+  local b = new_batch(client, requests, opts, "start_batch", 2, true)
   return b
 end
 

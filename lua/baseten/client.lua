@@ -1,15 +1,40 @@
---- The client: `baseten.new{...}` and its blocking calls.
+--- The client: `baseten.new{...}` and its method table.
 -- Every request runs as a transfer on the client's one libcurl multi
--- engine, so blocking, streaming and non-blocking requests share its
--- connections.
+-- engine (its runtime, see baseten.runtime), so blocking, streaming and
+-- non-blocking requests share its connections.
+--
+-- A client is complete when it is made: every method is in the method
+-- table below, whichever modules the caller required. No module adds
+-- methods to `Client` by being required.
+--
+-- How a feature becomes a method (the pattern for every later one:
+-- `start_tools`, `embed`, `rerank`, `classify`, MCP tools):
+--   1. Write it as its own module, `lua/baseten/<feature>.lua`, exporting
+--      plain functions that take the client first: `function M.embed(client,
+--      inputs, opts)`. It must not require this module (use
+--      `baseten.request` for calls, `baseten.options` for option checks,
+--      `baseten.task` for non-blocking work that `poll` drives).
+--   2. Add one line to the method table here: `Client.embed = embed.embed`.
+--   3. Add the module to the rockspec, and its types to types.lua.
+-- Raise at the caller's line with level 2 inside such a function: it is
+-- called as the method itself, so level 2 is the user's code.
 -- @module baseten.client
 local core = require("baseten.core")
 local errors = require("baseten.errors")
-local toolmod = require("baseten.tool")
 local request = require("baseten.request")
+local options = require("baseten.options")
+local runtime = require("baseten.runtime")
+-- the features, each its own module (see the method table below)
+local async = require("baseten.async")
+local structured = require("baseten.structured")
+local agent = require("baseten.agent")
+local batch = require("baseten.batch")
 
 local json = core.json
 local M = {}
+
+-- client:stream's options besides the call options (baseten.partial).
+local STREAM_OPTS = { on_tool_call_delta = "func" }
 
 --- Default base URL of Baseten's Model APIs.
 M.DEFAULT_BASE_URL = "https://inference.baseten.co/v1"
@@ -19,19 +44,6 @@ local Client = {}
 Client.__index = Client
 M.Client = Client
 
--- The key lives here, not on the client table, so that no dump of the
--- client (inspect, vim.print, a debugger) can show it.
-local secrets = setmetatable({}, { __mode = "k" })
-
-local function option_number(opts, name, default)
-  local v = opts[name]
-  if v == nil then return default end
-  if type(v) ~= "number" or v < 0 then
-    error("baseten.new: " .. name .. " must be a non-negative number", 3)
-  end
-  return v
-end
-
 local function stderr_logger(event)
   local parts = {}
   for k, v in pairs(event) do
@@ -39,30 +51,6 @@ local function stderr_logger(event)
   end
   table.sort(parts)
   io.stderr:write("baseten: ", event.event, " ", table.concat(parts, " "), "\n")
-end
-
--- Whether a header name, value or key holds a byte that would end the
--- header line (CR, LF) or the C string (NUL): such text could inject headers.
-local function breaks_header(s)
-  return s:find("\r", 1, true) or s:find("\n", 1, true) or s:find("\0", 1, true)
-end
-
-local function header_list(headers, where)
-  local list = {}
-  if headers == nil then return list end
-  if type(headers) ~= "table" then error(where .. ": headers must be a table", 4) end
-  for k, v in pairs(headers) do
-    if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
-      error(where .. ": headers must map names to strings", 4)
-    end
-    if breaks_header(k) or breaks_header(tostring(v)) then
-      error(where .. ": header " .. (breaks_header(k) and "names" or ("\"" .. k .. "\"")) ..
-        " must not contain CR, LF or NUL", 4)
-    end
-    list[#list + 1] = k .. ": " .. v
-  end
-  table.sort(list)
-  return list
 end
 
 -- A plain slug: ASCII letters, digits, "-" and "_", starting with a letter
@@ -122,108 +110,59 @@ function M.new(opts)
   if key == nil then key = os.getenv("BASETEN_API_KEY") end
   if key == false or key == "" then key = nil end
   if key ~= nil and type(key) ~= "string" then error("baseten.new: api_key must be a string", 2) end
-  if key and breaks_header(key) then error("baseten.new: api_key must not contain CR, LF or NUL", 2) end
+  if key and options.breaks_header(key) then error("baseten.new: api_key must not contain CR, LF or NUL", 2) end
   local base = M.deployment_url(opts) or opts.base_url or os.getenv("BASETEN_BASE_URL") or M.DEFAULT_BASE_URL
-  if type(base) ~= "string" or not base:match("^https?://") then
-    error("baseten.new: base_url must be an http(s) URL", 2)
-  end
-  if opts.model ~= nil and type(opts.model) ~= "string" then error("baseten.new: model must be a string", 2) end
-  if opts.log ~= nil and type(opts.log) ~= "function" then error("baseten.new: log must be a function", 2) end
+  local why = M.url_problem(base)
+  if why then error("baseten.new: invalid_request: base_url " .. why, 2) end
+  options.check(options.CLIENT, opts, "baseten.new", 2)
   local self = setmetatable({
     base_url = base:gsub("/+$", ""),
     model = opts.model,
-    timeout = option_number(opts, "timeout", 600),
-    connect_timeout = option_number(opts, "connect_timeout", 10),
-    idle_timeout = option_number(opts, "idle_timeout", nil),
-    max_retries = option_number(opts, "max_retries", 2),
+    timeout = opts.timeout or 600,
+    connect_timeout = opts.connect_timeout or 10,
+    idle_timeout = opts.idle_timeout,
+    max_retries = opts.max_retries or 2,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
-    insecure = opts.insecure and true or nil,
-    _engine = core.engine(),
-    _extra = header_list(opts.headers, "baseten.new"),
-    _keyless = opts.api_key == false or nil, -- sends no key on purpose (a local server)
+    insecure = opts.insecure or nil,
   }, Client)
-  self._usage = M.zero_usage()
-  secrets[self] = key
-  local log = opts.log or (os.getenv("BASETEN_LOG") == "debug" and stderr_logger or nil)
-  if log then
-    -- every string a log event carries is scrubbed of the key: a server may
-    -- echo it back (in the request id), and the URL is the user's
-    self.log = function(event)
-      for k, v in pairs(event) do event[k] = errors.scrub(v, secrets[self]) end
-      return log(event)
-    end
-  end
+  runtime.new(self, {
+    key = key,
+    keyless = opts.api_key == false, -- sends no key on purpose (a local server)
+    headers = options.header_lines(opts.headers),
+    log = opts.log or (os.getenv("BASETEN_LOG") == "debug" and stderr_logger or nil),
+  })
   return self
+end
+
+-- What is wrong with a base URL, or nil: an http(s) URL whose host is a
+-- name or an address (no space, control byte or other character that
+-- libcurl would take for a connection failure, retried three times).
+function M.url_problem(base)
+  if type(base) ~= "string" then return "must be a string, not a " .. type(base) end
+  local scheme, rest = base:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme or (scheme:lower() ~= "http" and scheme:lower() ~= "https") then
+    return "must be an http(s) URL: " .. string.format("%q", base:sub(1, 80))
+  end
+  if rest:find("[%z\1-\32\127]") then
+    return "must not contain spaces or control characters: " .. string.format("%q", base:sub(1, 80))
+  end
+  local authority = rest:match("^[^/?#]*")
+  local host = authority:gsub("^.*@", "")
+  if host:sub(1, 1) == "[" then
+    if not host:match("^%[[%x:.]+%]:?%d*$") then return "has a malformed IPv6 host: " .. host end
+    return nil
+  end
+  local name, port = host:match("^([^:]*):?(.*)$")
+  if name == "" then return "has no host: " .. string.format("%q", base:sub(1, 80)) end
+  if not name:match("^[A-Za-z0-9%-%._~%%]+$") then return "has a malformed host: " .. string.format("%q", name) end
+  if port ~= "" and not (port:match("^%d+$") and tonumber(port) <= 65535) then
+    return "has a malformed port: " .. string.format("%q", port)
+  end
+  return nil
 end
 
 function Client:__tostring()
   return "baseten.client (" .. self.base_url .. (self.model and (", " .. self.model) or "") .. ")"
-end
-
---- The API key as it must be scrubbed from any text (internal).
-function Client:_secret()
-  return secrets[self]
-end
-
---- Options of one call, from the client and the call's second argument.
-local function call_options(self, copts)
-  if copts ~= nil and type(copts) ~= "table" then error("baseten: call options must be a table", 3) end
-  copts = copts or {}
-  return {
-    timeout = copts.timeout or self.timeout,
-    max_retries = copts.max_retries or self.max_retries,
-    headers = header_list(copts.headers, "baseten"),
-  }
-end
-
--- A field the API defines as an array: an empty plain table goes as [].
-local function as_array(v)
-  if type(v) == "table" and next(v) == nil and getmetatable(v) == nil then return json.array() end
-  return v
-end
-
--- The messages with their array fields (`content` parts, `tool_calls`)
--- marked, copying only what changes (the caller's tables stay as they are).
-local function messages_array(list)
-  local out = json.array()
-  for i, m in ipairs(list) do
-    if type(m) == "table" and (as_array(m.content) ~= m.content or as_array(m.tool_calls) ~= m.tool_calls) then
-      local copy = {}
-      for k, v in pairs(m) do copy[k] = v end
-      copy.content, copy.tool_calls = as_array(m.content), as_array(m.tool_calls)
-      m = copy
-    end
-    out[i] = m
-  end
-  return out
-end
-
---- Checks a chat request and makes the JSON body (internal).
--- `over` sets keys (e.g. `stream = true`); `strip` names client-only keys
--- that must not reach the server.
-function Client:_body(req, over, strip, where)
-  if type(req) ~= "table" then error("baseten: " .. where .. " expects a request table", 3) end
-  if type(req.messages) ~= "table" or (req.messages[1] == nil and next(req.messages) == nil) then
-    error("baseten: " .. where .. ": req.messages must be a non-empty array", 3)
-  end
-  local body = {}
-  for k, v in pairs(req) do
-    if not (strip and strip[k]) then body[k] = v end
-  end
-  if body.model == nil then body.model = self.model end
-  if body.model == nil then
-    error("baseten: " .. where .. ": req.model is required (or set model on the client)", 3)
-  end
-  if type(body.tools) == "table" then
-    local tools = json.array()
-    for i, t in ipairs(body.tools) do tools[i] = toolmod.wire_shape(t) end
-    body.tools = tools
-  end
-  for k, v in pairs(over or {}) do body[k] = v end
-  if body.stream == true and body.stream_options == nil then body.stream_options = { include_usage = true } end
-  body.stop = as_array(body.stop)
-  body.messages = messages_array(body.messages)
-  return json.encode(body)
 end
 
 --- The wait before retry n (see `baseten.request.backoff`).
@@ -237,12 +176,20 @@ M.backoff = request.backoff
 -- @treturn table the response (`resp.choices[1].message.content`, `resp.usage`), or nil, err
 function Client:chat(req, opts)
   if type(req) == "table" and req.stream then
-    local s, err = self:stream(req, opts)
+    local s, err = M.open_stream(self, req, opts, "chat", 2)
     if not s then return nil, err end
     return s:final()
   end
-  local body = self:_body(req, nil, nil, "chat")
-  return request.run(request.new(self, "POST", "/chat/completions", body, false, call_options(self, opts)))
+  local body = request.chat_body(self, req, nil, nil, "chat", 2)
+  return request.new(self, "POST", "/chat/completions", body, false, options.call(self, opts, "chat", 2)):run()
+end
+
+--- A streamed chat completion (internal: `stream`, and `chat` with
+-- `req.stream`); raises at `level` counted from its caller.
+function M.open_stream(client, req, opts, where, level)
+  local body = request.chat_body(client, req, { stream = true }, nil, where, level + 1)
+  local copts = options.call(client, opts, where, level + 1)
+  return request.new(client, "POST", "/chat/completions", body, true, copts):run()
 end
 
 --- Starts a streamed chat completion.
@@ -255,12 +202,9 @@ end
 --   tool call's arguments as a live table while they stream (baseten.partial)
 -- @treturn Stream or nil, err
 function Client:stream(req, opts)
-  local body = self:_body(req, { stream = true }, nil, "stream")
   local on_delta = type(opts) == "table" and opts.on_tool_call_delta or nil
-  if on_delta ~= nil and type(on_delta) ~= "function" then
-    error("baseten: stream: on_tool_call_delta must be a function", 2)
-  end
-  local s, err = request.run(request.new(self, "POST", "/chat/completions", body, true, call_options(self, opts)))
+  if on_delta ~= nil then options.check(STREAM_OPTS, opts, "baseten: stream", 2) end
+  local s, err = M.open_stream(self, req, opts, "stream", 2)
   if not s then return nil, err end
   if on_delta then s:on_tool_call_delta(on_delta) end
   return s, nil, nil, s
@@ -272,7 +216,7 @@ end
 -- @treturn table the whole decoded response (`{object = "list", data = {...}}`), second
 --   (for what the ids leave out: `owned_by`, `created`, provider fields)
 function Client:models(opts)
-  local doc, err = request.run(request.new(self, "GET", "/models", nil, false, call_options(self, opts)))
+  local doc, err = request.new(self, "GET", "/models", nil, false, options.call(self, opts, "models", 2)):run()
   if not doc then return nil, err end
   if type(doc.data) ~= "table" then
     return nil, errors.new({ kind = "invalid_response", message = "models response has no data array" })
@@ -284,10 +228,8 @@ function Client:models(opts)
   return ids, doc
 end
 
---- Usage totals with every count at 0 (internal).
-function M.zero_usage()
-  return { requests = 0, prompt_tokens = 0, completion_tokens = 0, reasoning_tokens = 0, cached_tokens = 0 }
-end
+--- Usage totals with every count at 0.
+M.zero_usage = runtime.zero_usage
 
 --- The running usage totals of this client, across every call: blocking,
 -- streamed and non-blocking, each counted once when its response ends (a
@@ -304,21 +246,28 @@ end
 -- @tparam[opt] boolean reset true: zero the totals after reading them
 -- @treturn table `{requests, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens}` (a copy)
 function Client:usage(reset)
-  local u = self._usage
-  local copy = {}
-  for k, v in pairs(u) do copy[k] = v end
-  if reset then self._usage = M.zero_usage() end
-  return copy
+  return runtime.of(self):usage(reset)
 end
 
 --- Closes the client's engine and every transfer still on it. Idempotent.
+-- Every call on a closed client returns (or ends with) a `canceled` error;
+-- requests still pending end as canceled at the next `poll`.
 function Client:close()
-  if not self._closed then
-    self._closed = true
-    self._engine:close()
-  end
+  runtime.of(self):close()
 end
 
-M.call_options = call_options
+-- The method table. Each feature is its own module of plain functions
+-- taking the client first; one line here makes each a method (see the
+-- top of this file).
+Client.start = async.start           -- non-blocking: a task poll drives
+Client.poll = async.poll
+Client.pending = async.pending
+Client.await = async.await
+Client.spawn = async.spawn
+Client.drain = async.drain
+Client.json = structured.json        -- structured output
+Client.run_tools = agent.run_tools   -- the tool-calling loop
+Client.batch = batch.batch           -- many requests at once
+Client.start_batch = batch.start_batch
 
 return M

@@ -10,11 +10,7 @@
 -- a core built for another Lua fails with a bare "undefined symbol": say why
 local core_ok, core = pcall(require, "baseten.core")
 if not core_ok then error(require("baseten.abi").explain(core), 0) end
-local client = require("baseten.client")
-require("baseten.async") -- adds start, poll, await, spawn to clients
-require("baseten.structured") -- adds json to clients
-require("baseten.agent") -- adds run_tools to clients
-require("baseten.batch") -- adds batch, start_batch to clients
+local client = require("baseten.client") -- a client has every method when it is made
 local tool = require("baseten.tool")
 local errors = require("baseten.errors")
 

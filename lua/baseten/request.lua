@@ -1,24 +1,28 @@
---- The one request path (internal). Every public call goes through it:
--- `chat`, `stream`, `models` (client.lua), `json` (structured.lua),
--- `run_tools` (agent.lua), `start`/`poll`/`await` (async.lua), and `batch`.
+--- The one request path (internal), and the Call: one HTTP request of a
+-- client, with its retries. Every public call goes through it: `chat`,
+-- `stream`, `models` (client.lua), `json` (structured.lua), `run_tools`
+-- (agent.lua), `start` (async.lua) and `batch` (batch.lua).
 --
 --     local call = request.new(client, "POST", "/chat/completions", body, stream, copts)
---     -- blocking:      request.run(call)  -> resp | stream | nil, err
---     -- non-blocking:  request.launch(call); ... request.settled(call) ...
---     --                request.judge(call) -> "ok", t | "retry", delay | "fail", err
---     --                request.result(call, t) -> resp | stream | nil, err
+--     -- blocking:      call:run()  -> resp | stream | nil, err
+--     -- non-blocking:  call:launch(); ... until call:settled() ...
+--     --                call:judge() -> "ok", t | "retry", delay | "fail", err
+--     --                  ("retry": call:due() is when to launch again)
+--     --                call:result(t) -> resp | stream | nil, err
+--     --                call:cancel(message) -> the canceled error (transfer closed)
 --
--- A call is a plain table: `client`, `method`, `path`, `body` (JSON text),
--- `stream`, `opts` (`timeout`, `max_retries`, `headers`), `attempt` (the
--- number of attempts launched), `t0` (when the first one started), and
--- optionally `on_attempt` (below) and `wire` (the engine options, see
--- `M.wire`: a caller that sends many calls of one kind builds them once).
+-- A Call's fields, read by its users: `client`, `method`, `path`, `body`
+-- (JSON text), `stream`, `opts` (`timeout`, `max_retries`, `headers`
+-- lines), `attempt` (the attempts launched so far), `t0` (when the first
+-- started), and what its user sets: `on_attempt` (below), `wire` (the
+-- engine options, see `M.wire`: a caller that sends many calls of one kind
+-- builds them once), `i` (its index in a batch).
 --
 -- One retry policy: `judge` decides, for blocking and non-blocking calls
 -- alike, whether an attempt succeeded, is retried (and after what delay), or
 -- failed for good; it logs the attempt's `response`, `retry` or `error`
 -- event and sets `err.attempts` and `err.elapsed`. The blocking `send` waits
--- out the delay; the non-blocking layer schedules the next launch.
+-- out the delay; a non-blocking user launches again once `due()` has come.
 --
 -- The two plug-in points:
 --   * usage totals (`client:usage()`) plug into `finished` only: every
@@ -29,22 +33,30 @@
 --     err_or_transfer)`: it sees every attempt's outcome ("ok", "retry" with
 --     the error, e.g. a 429 about to be retried, or "fail"), so its window can
 --     halve on a 429 before the retry is even scheduled.
+--
+-- A closed client: `send` and `run` return a `canceled` error, and so does
+-- `launch` (nothing is sent).
 -- @module baseten.request
 local core = require("baseten.core")
 local errors = require("baseten.errors")
 local accumulate = require("baseten.accumulate")
+local runtime = require("baseten.runtime")
+local toolmod = require("baseten.tool")
 
 local json = core.json
 local M = {}
 
 local USER_AGENT = "baseten-lua/" .. core.VERSION
 
+local Call = {}
+Call.__index = Call
+M.Call = Call
+
 --- The one log emitter: `event` goes to the client's `log` (a raising
 -- logger never breaks a request).
 function M.emit(client, event)
-  if client.log then pcall(client.log, event) end
+  runtime.of(client):emit(event)
 end
-local emit = M.emit
 
 --- A new call (nothing is sent yet).
 -- @tparam Client client
@@ -52,20 +64,39 @@ local emit = M.emit
 -- @tparam string path under the base URL
 -- @tparam[opt] string body JSON text
 -- @tparam boolean stream
--- @tparam table opts from `call_options`
+-- @tparam table opts from `baseten.options.call`
+-- @treturn Call
 function M.new(client, method, path, body, stream, opts)
-  return { client = client, method = method, path = path, body = body,
-           stream = stream and true or false, opts = opts, attempt = 0 }
+  return setmetatable({ client = client, rt = runtime.of(client), method = method, path = path, body = body,
+                        stream = stream and true or false, opts = opts, attempt = 0 }, Call)
 end
 
+-- The name of a header line, lowercased.
+local function name_of(line)
+  return line:match("^[^:]*"):lower()
+end
+
+-- The request's headers: the library's, then the client's, then the
+-- call's; a later one replaces an earlier one of the same name (names
+-- match case-insensitively), so a user `Authorization` or `Content-Type`
+-- is sent once, the user's.
 local function headers_for(call)
-  local client = call.client
+  local rt = call.rt
   local h = { "Accept: " .. (call.stream and "text/event-stream" or "application/json"),
               "Content-Type: application/json" }
-  local key = client:_secret()
+  local key = rt:secret()
   if key then h[#h + 1] = "Authorization: Bearer " .. key end
-  for _, line in ipairs(client._extra) do h[#h + 1] = line end
-  for _, line in ipairs(call.opts.headers) do h[#h + 1] = line end
+  local extra, own = rt:headers(), call.opts.headers
+  if #extra == 0 and #own == 0 then return h end
+  local at = {}
+  for i, line in ipairs(h) do at[name_of(line)] = i end
+  for _, list in ipairs({ extra, own }) do
+    for _, line in ipairs(list) do
+      local name = name_of(line)
+      local i = at[name] or #h + 1
+      h[i], at[name] = line, i
+    end
+  end
   return h
 end
 
@@ -84,44 +115,63 @@ function M.wire(call)
   }
 end
 
---- Starts the call's next attempt on the client's engine (a closed client
--- raises here). Returns the transfer, also kept as `call.t`.
-function M.launch(call)
-  local client = call.client
-  call.attempt = call.attempt + 1
+--- Starts the call's next attempt on the client's engine. Returns the
+-- transfer (also kept as `call.t`), or nil, err: the `canceled` error on a
+-- closed client (nothing is sent).
+function Call:launch()
+  local rt = self.rt
+  if rt:closed() then return nil, self:canceled() end
+  self.attempt = self.attempt + 1
+  self.retry_at = nil
   local now = core.now()
-  call.t0 = call.t0 or now
-  call.t_attempt = now
-  local wire = call.wire or M.wire(call)
-  if client.log then -- no event table (nor header lookups) on the hot path without a logger
-    emit(client, { event = "request", method = call.method, url = wire.url, stream = call.stream,
-                   bytes = call.body and #call.body or 0, attempt = call.attempt,
-                   authorization = client:_secret() and "Bearer [REDACTED]" or "none" })
+  self.t0 = self.t0 or now
+  self.t_attempt = now
+  local wire = self.wire or M.wire(self)
+  if rt:logging() then -- no event table (nor header lookups) on the hot path without a logger
+    rt:emit({ event = "request", method = self.method, url = wire.url, stream = self.stream,
+              bytes = self.body and #self.body or 0, attempt = self.attempt,
+              authorization = rt:secret() and "Bearer [REDACTED]" or "none" })
   end
-  wire.body = call.body -- the transfer keeps its own reference to the body
-  local t = client._engine:request(wire)
+  wire.body = self.body -- the transfer keeps its own reference to the body
+  local ok, t = pcall(rt.request, rt, wire)
   wire.body = nil
-  call.t = t
+  if not ok then error(t, 0) end
+  self.t = t
   return t
 end
 
 --- Whether the current attempt can be judged: its transfer has ended, or
 -- for a stream its 2xx headers are in.
-function M.settled(call)
-  local t = call.t
+function Call:settled()
+  local t = self.t
   if t:state() ~= "running" then return true end
-  if not call.stream then return false end
+  if not self.stream then return false end
   local status, known = t:status()
   return known and status >= 200 and status < 300
+end
+
+--- Whether an attempt of the call is on the engine.
+function Call:on_network()
+  return self.t ~= nil
+end
+
+--- When (core.now() seconds) a retry judged by `judge` is due, or nil.
+function Call:due()
+  return self.retry_at
 end
 
 local NET_KINDS = { dns = "connection", too_large = "invalid_response", nomem = "invalid_response" }
 
 --- The error of a transfer that curl ended badly.
 function M.net_error(client, kind, message)
+  return M.net_error_of(runtime.of(client):secret(), kind, message)
+end
+
+--- The same, given the key to scrub.
+function M.net_error_of(secret, kind, message)
   kind = NET_KINDS[kind] or kind
   local retryable = kind == "connection" or kind == "timeout"
-  return errors.new({ kind = kind, message = message, retryable = retryable }, client:_secret())
+  return errors.new({ kind = kind, message = message, retryable = retryable }, secret)
 end
 
 -- The transfer when the attempt succeeded, else nil, err (transfer closed).
@@ -141,7 +191,7 @@ local function outcome_of(client, t, stream)
     request_id = t:header("x-request-id"),
     retry_after = errors.retry_after(t:header("retry-after-ms"), t:header("retry-after")),
   }
-  local err = errors.from_response(status, t:body(), info, client:_secret())
+  local err = errors.from_response(status, t:body(), info, runtime.of(client):secret())
   t:close()
   return nil, err
 end
@@ -167,72 +217,65 @@ local function observe(call, outcome, v)
 end
 
 --- The one retry policy: judges the settled attempt (see `settled`), logs
--- it, and decides. Returns `"ok", transfer`, `"retry", delay` (seconds) or
--- `"fail", err`; an error carries `attempts` and `elapsed` (seconds since
--- the first attempt started).
-function M.judge(call)
-  local client = call.client
-  local t, err = outcome_of(client, call.t, call.stream)
-  call.t = nil
+-- it, and decides. Returns `"ok", transfer`, `"retry", delay` (seconds;
+-- `due()` is then when to launch again) or `"fail", err`; an error carries
+-- `attempts` and `elapsed` (seconds since the first attempt started).
+function Call:judge()
+  local rt = self.rt
+  local t, err = outcome_of(self.client, self.t, self.stream)
+  self.t = nil
   local now = core.now()
-  local took = ms(now - call.t_attempt)
+  local took = ms(now - self.t_attempt)
   if t then
-    if client.log then
-      emit(client, { event = "response", status = (t:status()), attempt = call.attempt,
-                     request_id = t:header("x-request-id") or "-", elapsed = took,
-                     http_version = t:info().http_version })
+    if rt:logging() then
+      rt:emit({ event = "response", status = (t:status()), attempt = self.attempt,
+                request_id = t:header("x-request-id") or "-", elapsed = took,
+                http_version = t:info().http_version })
     end
-    observe(call, "ok", t)
+    observe(self, "ok", t)
     return "ok", t
   end
-  err.attempts = call.attempt
-  err.elapsed = now - call.t0
-  if err.retryable and call.attempt <= call.opts.max_retries then
-    local delay = M.backoff(call.attempt - 1, err.retry_after)
-    emit(client, { event = "retry", kind = err.kind, status = err.status or "-", delay = delay,
-                   attempt = call.attempt, elapsed = took })
-    observe(call, "retry", err)
+  err.attempts = self.attempt
+  err.elapsed = now - self.t0
+  if err.retryable and self.attempt <= self.opts.max_retries then
+    local delay = M.backoff(self.attempt - 1, err.retry_after)
+    rt:emit({ event = "retry", kind = err.kind, status = err.status or "-", delay = delay,
+              attempt = self.attempt, elapsed = took })
+    self.retry_at = now + delay
+    observe(self, "retry", err)
     return "retry", delay
   end
-  emit(client, { event = "error", kind = err.kind, status = err.status or "-", attempt = call.attempt,
-                 request_id = err.request_id or "-", elapsed = took })
-  observe(call, "fail", err)
+  rt:emit({ event = "error", kind = err.kind, status = err.status or "-", attempt = self.attempt,
+            request_id = err.request_id or "-", elapsed = took })
+  observe(self, "fail", err)
   return "fail", err
 end
 
---- The error a call ends with when its client was closed under it.
-function M.canceled(call, message)
+--- The `canceled` error of this call (default message: the client was closed).
+function Call:canceled(message)
   local err = errors.new({ kind = "canceled", message = message or "the client was closed",
-                           attempts = call.attempt })
-  if call.t0 then err.elapsed = core.now() - call.t0 end
+                           attempts = self.attempt })
+  if self.t0 then err.elapsed = core.now() - self.t0 end
   return err
 end
 
--- A token count of a usage table, or 0 (absent, null, not a number).
-local function count(t, k)
-  local v = type(t) == "table" and t[k]
-  return type(v) == "number" and v or 0
+--- Ends the call's attempt in flight, if any (its transfer closed at
+-- once), and returns the `canceled` error with `message`.
+function Call:cancel(message)
+  local t = self.t
+  self.t, self.retry_at = nil, nil
+  if t then t:close() end
+  return self:canceled(message)
 end
 
 --- Plug-in point for usage totals: every response that ends passes here
 -- once, with its `usage` table or nil (a models list, a stream cut off
--- before its usage chunk). `client:usage()` adds it up here, and nowhere
--- else: a stream's usage is the last one it received (servers send it
--- cumulative), so a stream closed early counts what arrived before.
-function M.finished(call, usage)
-  local client = call.client
-  local u = client._usage
-  if u then
-    u.requests = u.requests + 1
-    if type(usage) == "table" then
-      u.prompt_tokens = u.prompt_tokens + count(usage, "prompt_tokens")
-      u.completion_tokens = u.completion_tokens + count(usage, "completion_tokens")
-      u.reasoning_tokens = u.reasoning_tokens + count(usage.completion_tokens_details, "reasoning_tokens")
-      u.cached_tokens = u.cached_tokens + count(usage.prompt_tokens_details, "cached_tokens")
-    end
-  end
-  local hook = client._on_finished
-  if hook then hook(usage, call) end
+-- before its usage chunk). `client:usage()` adds it up there (see
+-- `baseten.runtime`), and nowhere else: a stream's usage is the last one
+-- it received (servers send it cumulative), so a stream closed early
+-- counts what arrived before.
+function Call:finished(usage)
+  self.rt:count(usage)
 end
 
 --- How responses are decoded: what the client returns holds no null
@@ -243,42 +286,42 @@ M.DECODE_OPTS = { drop_nulls = true }
 local DECODE_OPTS = M.DECODE_OPTS
 
 --- Decodes a whole JSON response body (closes the transfer).
-function M.decode(call, t)
-  local client = call.client
+function Call:decode(t)
+  local secret = self.rt:secret()
   local text = t:body()
   local request_id = t:header("x-request-id")
   t:close()
   local doc, why = json.decode(text, DECODE_OPTS)
   if type(doc) ~= "table" then
     return nil, errors.new({ kind = "invalid_response", request_id = request_id, body = text,
-      message = "response is not a JSON object: " .. (why or text:sub(1, 120)) }, client:_secret())
+      message = "response is not a JSON object: " .. (why or text:sub(1, 120)) }, secret)
   end
   if doc.error ~= nil and doc.choices == nil and doc.data == nil then
-    local err = errors.from_response(200, text, { request_id = request_id }, client:_secret())
+    local err = errors.from_response(200, text, { request_id = request_id }, secret)
     err.kind, err.status = "invalid_response", 200
     return nil, err
   end
   accumulate.normalize(doc) -- `reasoning` also as `reasoning_content`
-  M.finished(call, type(doc.usage) == "table" and doc.usage or nil)
+  self:finished(type(doc.usage) == "table" and doc.usage or nil)
   return doc
 end
 
 --- What a successful attempt gives: the decoded response, or for a
 -- streaming call a Stream (which reports to `finished` when it ends).
-function M.result(call, t)
-  if not call.stream then return M.decode(call, t) end
+function Call:result(t)
+  if not self.stream then return self:decode(t) end
   local stream_mod = require("baseten.stream") -- here: stream.lua requires this module
-  return stream_mod.new(call.client, t, function(usage) M.finished(call, usage) end)
+  return stream_mod.new(self.client, t, function(usage) self:finished(usage) end)
 end
 
 --- The error of a call to Baseten's own servers (inference.baseten.co,
 -- *.api.baseten.co) with no key: nothing is sent, since the answer could
 -- only be a 401. A client made with `api_key = false` sends no key anywhere.
 -- @treturn table|nil the `authentication` error, or nil when the call may go
-function M.missing_key(call)
-  local client = call.client
-  if client:_secret() or client._keyless then return nil end
-  local host = (client.base_url:match("^%a+://([^/:?#]+)") or ""):lower()
+function Call:missing_key()
+  local rt = self.rt
+  if rt:secret() or rt:sends_no_key() then return nil end
+  local host = (self.client.base_url:match("^%a+://([^/:?#]+)") or ""):lower()
   if host ~= "inference.baseten.co" and not host:find("%.api%.baseten%.co$") then return nil end
   return errors.new({ kind = "authentication", attempts = 0, elapsed = 0,
     message = "no API key: set the BASETEN_API_KEY environment variable or pass api_key to baseten.new"
@@ -286,15 +329,20 @@ function M.missing_key(call)
 end
 
 --- Blocking: attempts until one succeeds or the policy gives up, waiting
--- out each retry's delay. Returns the transfer or nil, err.
-function M.send(call)
-  local engine = call.client._engine
-  local no_key = M.missing_key(call)
+-- out each retry's delay. Returns the transfer or nil, err (`canceled` on
+-- a closed client).
+function Call:send()
+  local rt = self.rt
+  local no_key = self:missing_key()
   if no_key then return nil, no_key end
   while true do
-    M.launch(call)
-    while not M.settled(call) do engine:perform(1) end
-    local what, v = M.judge(call)
+    local _, cerr = self:launch()
+    if cerr then return nil, cerr end
+    while not self:settled() do
+      if rt:closed() then return nil, self:cancel() end
+      rt:perform(1)
+    end
+    local what, v = self:judge()
     if what == "ok" then return v end
     if what == "fail" then return nil, v end
     core.sleep(v)
@@ -302,10 +350,97 @@ function M.send(call)
 end
 
 --- Blocking: the whole call, `resp` (or a Stream) or nil, err.
-function M.run(call)
-  local t, err = M.send(call)
+function Call:run()
+  local t, err = self:send()
   if not t then return nil, err end
-  return M.result(call, t)
+  return self:result(t)
+end
+
+-- The functions as the module's too: request.run(call), ...
+for _, name in ipairs({ "launch", "settled", "judge", "canceled", "result", "decode", "missing_key",
+                        "send", "run" }) do
+  M[name] = Call[name]
+end
+
+-- A field the API defines as an array: an empty plain table goes as [].
+local function as_array(v)
+  if type(v) == "table" and next(v) == nil and getmetatable(v) == nil then return json.array() end
+  return v
+end
+
+-- The messages with their array fields (`content` parts, `tool_calls`)
+-- marked, copying only what changes (the caller's tables stay as they are).
+local function messages_array(list)
+  local out = json.array()
+  for i, m in ipairs(list) do
+    if type(m) == "table" and (as_array(m.content) ~= m.content or as_array(m.tool_calls) ~= m.tool_calls) then
+      local copy = {}
+      for k, v in pairs(m) do copy[k] = v end
+      copy.content, copy.tool_calls = as_array(m.content), as_array(m.tool_calls)
+      m = copy
+    end
+    out[i] = m
+  end
+  return out
+end
+
+--- Checks `messages` of a request: a non-empty array of message tables.
+-- One message table given in place of the array (`messages = {role =
+-- "user", ...}`) is the usual slip. Returns nil when it is right, else
+-- what is wrong.
+function M.messages_problem(msgs)
+  if type(msgs) ~= "table" then return "must be a non-empty array of messages, not a " .. type(msgs) end
+  local n = #msgs
+  if n == 0 then
+    if next(msgs) == nil then return "must be a non-empty array of messages (it is empty)" end
+    return "must be an array of messages (it is a table with keys such as "
+      .. tostring(next(msgs)) .. ": one message must be wrapped in {...})"
+  end
+  local keys = 0
+  for _ in pairs(msgs) do keys = keys + 1 end
+  for i = 1, n do
+    if type(msgs[i]) ~= "table" then return "must hold message tables ([" .. i .. "] is a " .. type(msgs[i]) .. ")" end
+  end
+  if keys ~= n then return "must be an array of messages (it has keys besides 1.." .. n .. ")" end
+  return nil
+end
+
+--- Checks a chat request and makes the JSON body. Raises, at `level`
+-- counted from the caller of `chat_body`, on a plainly wrong request.
+-- `over` sets keys (e.g. `stream = true`); `strip` names client-only keys
+-- that must not reach the server.
+-- @tparam Client client
+-- @tparam table req
+-- @tparam[opt] table over
+-- @tparam[opt] table strip
+-- @tparam string where the call's name, for messages
+-- @tparam integer level
+-- @treturn string the body
+function M.chat_body(client, req, over, strip, where, level)
+  level = level + 1
+  if type(req) ~= "table" then error("baseten: " .. where .. " expects a request table", level) end
+  local problem = M.messages_problem(req.messages)
+  if problem then error("baseten: " .. where .. ": req.messages " .. problem, level) end
+  local body = {}
+  for k, v in pairs(req) do
+    if not (strip and strip[k]) then body[k] = v end
+  end
+  if body.model == nil then body.model = client.model end
+  if body.model == nil then
+    error("baseten: " .. where .. ": req.model is required (or set model on the client)", level)
+  end
+  if type(body.tools) == "table" then
+    local tools = json.array()
+    for i, t in ipairs(body.tools) do tools[i] = toolmod.wire_shape(t) end
+    body.tools = tools
+  end
+  for k, v in pairs(over or {}) do body[k] = v end
+  if body.stream == true and body.stream_options == nil then body.stream_options = { include_usage = true } end
+  body.stop = as_array(body.stop)
+  body.messages = messages_array(body.messages)
+  local ok, text = pcall(json.encode, body)
+  if not ok then error("baseten: " .. where .. ": the request cannot be encoded as JSON: " .. tostring(text), level) end
+  return text
 end
 
 return M

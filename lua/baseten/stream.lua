@@ -26,6 +26,7 @@ local core = require("baseten.core")
 local errors = require("baseten.errors")
 local accumulate = require("baseten.accumulate")
 local request = require("baseten.request")
+local runtime = require("baseten.runtime")
 local mend = require("baseten.mend")
 
 local json = core.json
@@ -38,20 +39,39 @@ local Stream = {}
 Stream.__index = Stream
 M.Stream = Stream
 
+-- On Lua 5.1 and LuaJIT `__gc` on a table does nothing: a stream left by
+-- `break` (and never closed) would only lose its connection when the
+-- core's transfer is collected, and its own close (usage totals) would
+-- never run. There the stream holds a userdata sentinel whose finalizer
+-- closes it. (The sentinel and its closure are reachable only from the
+-- stream, so they do not keep it alive.)
+local newproxy = rawget(_G, "newproxy")
+local NEEDS_SENTINEL = _VERSION == "Lua 5.1" and newproxy ~= nil
+
+local function sentinel(stream)
+  local p = newproxy(true)
+  getmetatable(p).__gc = function() stream:close() end
+  return p
+end
+
 --- Wraps a running transfer whose 2xx headers are in (internal).
 -- `on_end(usage)` runs once when the stream ends, whichever way: read to
--- its end, failed, or closed before its end.
+-- its end, failed, or closed before its end (by `close`, `__close`, or
+-- the garbage collector on every Lua).
 function M.new(client, transfer, on_end)
-  M._sweep(client)
+  local rt = runtime.of(client)
+  rt:sweep()
   local ctype = transfer:header("content-type") or ""
   -- _q, _err and _done are read on every chunk: false, not absent, so the
   -- read finds them in the table (a missing key goes on to __index)
-  return setmetatable({
-    _client = client, _t = transfer, _acc = accumulate.new(), _on_end = on_end,
+  local self = setmetatable({
+    _rt = rt, _t = transfer, _acc = accumulate.new(), _on_end = on_end,
     _q = false, _err = false, _done = false, _on_chunk = false,
     _sse = ctype == "" or ctype:lower():find("text/event-stream", 1, true) ~= nil,
-    request_id = errors.scrub(transfer:header("x-request-id"), client:_secret()),
+    request_id = errors.scrub(transfer:header("x-request-id"), rt:secret()),
   }, Stream)
+  if NEEDS_SENTINEL then self._sentinel = sentinel(self) end
+  return self
 end
 
 -- The stream has ended (any way): report it once.
@@ -103,7 +123,7 @@ local function fail(self, fields)
   fields.request_id = fields.request_id or self.request_id
   if settle(self) then self._q = false end -- held chunks are in `partial`
   fields.partial = self._acc:result()
-  local err = errors.new(fields, self._client:_secret())
+  local err = errors.new(fields, self._rt:secret())
   self._err = err
   self:_release()
   ended(self)
@@ -137,42 +157,15 @@ end
 
 -- "data: [DONE]" can come before the end of the HTTP body (the last chunk
 -- of a chunked body) has been read. Closing the transfer then would make
--- curl drop a connection it could reuse; so read what has arrived, and if
--- the body is still not over, let the engine finish it in the background:
--- the client keeps the transfer until it ends (or LINGER seconds pass) and
--- closes it at a later sweep (each new stream, each poll).
-local LINGER = 5
-
-function M._sweep(client)
-  local list = client._lingering
-  if not list or #list == 0 then return end
-  local now = core.now()
-  for i = #list, 1, -1 do
-    local e = list[i]
-    if e.t:state() ~= "running" or now > e.deadline then
-      e.t:close()
-      table.remove(list, i)
-    end
-  end
-end
-
-local function linger(client, t)
-  if t:state() == "running" and not client._closed then client._engine:perform(0) end
-  if t:state() ~= "running" then
-    t:close()
-    return
-  end
-  local list = client._lingering or {}
-  client._lingering = list
-  list[#list + 1] = { t = t, deadline = core.now() + LINGER }
-end
+-- curl drop a connection it could reuse; so the runtime keeps the transfer
+-- until it ends (see `Runtime:linger`).
 
 -- The clean end of the stream ([DONE], or the body's end).
 local function mark_done(self)
   self._done = true
   local t = self._t
   self._t = nil
-  if t then linger(self._client, t) end
+  if t then self._rt:linger(t) end
   local q = settle(self)
   ended(self)
   return q and release(self, q) -- the held chunks come out before the end
@@ -220,7 +213,7 @@ local function at_end(self)
   local t = self._t
   local ok, kind, message = t:result()
   if not ok then
-    local e = request.net_error(self._client, kind, message)
+    local e = request.net_error_of(self._rt:secret(), kind, message)
     local why = e.kind == "connection" and " (the stream was cut off)" or ""
     local _, err = fail(self, { kind = e.kind, message = message .. why })
     return "failed", err
@@ -260,7 +253,7 @@ end
 --- One read of what is buffered, never waiting on the network (internal;
 -- the non-blocking layer drives streams with it). Returns a chunk, nil at
 -- the end, nil, err on failure, or false when no whole event is buffered yet.
-function Stream:_read_buffered()
+function Stream:read_buffered()
   local q = self._q
   if q then -- chunks held to mend a split surrogate pair (rare)
     local c = release(self, q)
@@ -271,6 +264,10 @@ function Stream:_read_buffered()
   local t = self._t
   if not t then
     return fail(self, { kind = "canceled", message = "the stream was closed" })
+  end
+  if self._rt:closed() then -- the engine closed its transfers
+    self._t = nil
+    return fail(self, { kind = "canceled", message = "the client was closed" })
   end
   if not self._sse then return collect_body(self) end
   while true do
@@ -301,20 +298,20 @@ end
 --- The next chunk: a decoded chat.completion.chunk table, or nil at the
 -- end, or nil, err on failure.
 function Stream:next()
-  local engine = self._client._engine
+  local rt = self._rt
   local wait = 0 -- first read what the socket holds: perform(1) would
   while true do  -- read it and then wait on for more before returning
-    local v, err = self:_read_buffered()
+    local v, err = self:read_buffered()
     if v ~= false then
       if v and self._on_chunk then self._on_chunk(v) end
       return v, err
     end
-    engine:perform(wait)
+    rt:perform(wait)
     wait = 1
   end
 end
 
-local read_buffered = Stream._read_buffered
+local read_buffered = Stream.read_buffered
 
 --- Calls `next` and raises its error: the iterator of `for chunk in stream`.
 function Stream:__call()

@@ -9,24 +9,27 @@
 --     }
 --     if not value then print(resp.kind, resp.message) end   -- resp is err here
 --
--- Loading this module adds `json` to every client (`require("baseten")`
--- does it).
+-- `M.json(client, req, opts)` is the client's `json` method (baseten.client
+-- puts it in the method table).
 -- @module baseten.structured
 local core = require("baseten.core")
 local errors = require("baseten.errors")
-local client_mod = require("baseten.client")
+local options = require("baseten.options")
+local runtime = require("baseten.runtime")
 local schema_mod = require("baseten.schema")
 local request = require("baseten.request")
 local partial = require("baseten.partial")
 local stream_mod = require("baseten.stream")
 
 local json = core.json
-local Client = client_mod.Client
 
 local M = {}
 
 --- The `json_schema.name` sent when `req.schema_name` is not given.
 M.DEFAULT_SCHEMA_NAME = "response"
+
+-- client:json's options besides the call options.
+local JSON_OPTS = { on_partial = "func" }
 
 -- Client-side keys of a json request, never sent to the server.
 local STRIP = { schema = true, schema_name = true }
@@ -124,7 +127,7 @@ end
 --   in place (see baseten.partial; snapshots are not validated)
 -- @return the decoded value, or nil
 -- @treturn table the response (`resp.usage`, ...), or the error
-function Client:json(req, opts)
+function M.json(self, req, opts)
   if type(req) ~= "table" then error("baseten: json expects a request table", 2) end
   local s = req.schema
   if s ~= nil and type(s) ~= "table" then error("baseten: json: req.schema must be a table", 2) end
@@ -132,16 +135,14 @@ function Client:json(req, opts)
     error("baseten: json: req.schema_name must be a string", 2)
   end
   local on_partial = type(opts) == "table" and opts.on_partial or nil
-  if on_partial ~= nil and type(on_partial) ~= "function" then
-    error("baseten: json: opts.on_partial must be a function", 2)
-  end
+  if on_partial ~= nil then options.check(JSON_OPTS, opts, "baseten: json", 2) end
   local rf, schema = M.response_format(req)
   local stream = (req.stream or on_partial) and true or false
   local over = { response_format = rf }
   if stream then over.stream = true end
-  local body = self:_body(req, over, STRIP, "json")
-  local resp, err = request.run(request.new(self, "POST", "/chat/completions", body, stream,
-                                            client_mod.call_options(self, opts)))
+  local body = request.chat_body(self, req, over, STRIP, "json", 2)
+  local copts = options.call(self, opts, "json", 2)
+  local resp, err = request.new(self, "POST", "/chat/completions", body, stream, copts):run()
   if resp and on_partial then
     resp, err = partial.drain(resp, on_partial, stream_mod.content_of)
   elseif resp and stream then
@@ -154,7 +155,7 @@ function Client:json(req, opts)
 end
 
 local function fail(client, fields)
-  return nil, errors.new(fields, client and client:_secret() or nil)
+  return nil, errors.new(fields, client and runtime.of(client):secret() or nil)
 end
 
 --- Judges a chat completion that should carry JSON (internal to

@@ -1,0 +1,100 @@
+/*
+ * http.h: what the http_*.c files share. One libcurl multi engine per
+ * client (http_engine.c) drives transfers (http_transfer.c), configured
+ * from a Lua option table (http_opts.c), fed by curl callbacks that only
+ * copy bytes and note headers (http_curl.c), and whose failures are mapped
+ * to error kinds (http_fail.c).
+ *
+ * The curl callbacks never touch Lua, so no Lua error can unwind through
+ * libcurl. SSE parsing and JSON decoding happen later, in
+ * transfer:next_event(), outside curl.
+ */
+#ifndef BT_HTTP_H
+#define BT_HTTP_H
+
+#include <curl/curl.h>
+
+#include "bt.h"
+#include "buf.h"
+#include "lend.h"
+#include "sse.h"
+
+#define ENGINE_MT "baseten.core.engine"
+#define TRANSFER_MT "baseten.core.transfer"
+
+/* A stream pauses curl once this many bytes wait unread, so memory stays
+ * flat however fast the server floods and however slow the consumer is. */
+#define STREAM_PAUSE_BYTES (4u * 1024u * 1024u)
+#define DEFAULT_MAX_BODY (64u * 1024u * 1024u)
+/* The headers of one response, in all. libcurl (7.88) stops at 300 KiB
+ * with a receive error, and at CURL_MAX_HTTP_HEADER for one line with "out
+ * of memory"; both must read as a response too large, never retried. */
+#define MAX_HEADER_BYTES (256u * 1024u)
+
+enum { T_RUNNING = 0, T_DONE = 1, T_CLOSED = 2 };
+enum { F_NONE = 0, F_TOO_BIG, F_NOMEM, F_HEADER };
+enum { P_NONE = 0, P_FULL, P_READING }; /* why curl is paused */
+
+typedef struct bt_transfer bt_transfer;
+
+/* What a transfer's reads lend to Lua (lend.h): the response bytes (those
+ * before off are consumed) and the SSE parser they go through. */
+typedef struct bt_rx {
+  bt_buf buf;
+  size_t off;
+  sse_parser sse;
+} bt_rx;
+
+typedef struct bt_engine {
+  CURLM *multi;
+  bt_transfer *head; /* transfers still attached to this engine */
+  int closed;
+  int kick;   /* a transfer was unpaused: the next perform must not sleep */
+  int active; /* bytes arrived during this perform: no need to sleep */
+} bt_engine;
+
+struct bt_transfer {
+  CURL *easy;
+  bt_engine *engine;
+  bt_transfer *prev, *next;
+  struct curl_slist *headers;
+  int body_ref; /* registry ref keeping the request body string alive */
+  size_t total, max_body, header_bytes;
+  long status;
+  int headers_done, state, stream, paused, failure;
+  double idle, last_rx; /* idle timeout (s, 0 = none) and last byte's time */
+  CURLcode result;
+  bt_lender lend; /* lends rx to the reads */
+  bt_rx rx;
+  char request_id[128], retry_after[64], retry_after_ms[32], ctype[128];
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+/* Response bytes not yet consumed. */
+static inline size_t bt_http_unread(const bt_rx *rx) { return rx->buf.len - rx->off; }
+
+/* http_transfer.c: frees what an rx holds (a bt_rx *). */
+BT_HIDDEN void bt_http_rx_free(void *rx);
+
+/* http_curl.c: sets the callbacks and connection habits of t's easy handle
+ * for url. */
+BT_HIDDEN void bt_http_set_curl(bt_transfer *t, const char *url);
+
+/* http_opts.c: a new transfer on top of the stack, configured from the
+ * option table at index opts (see engine_request); raises on a bad option. */
+BT_HIDDEN bt_transfer *bt_http_transfer_new(lua_State *L, int opts);
+
+/* http_engine.c: takes t off its engine (no-op when it has none). */
+BT_HIDDEN void bt_http_detach(bt_transfer *t);
+
+/* http_engine.c: the engine class and the engine constructor. */
+BT_HIDDEN void bt_http_engine_open(lua_State *L);
+
+/* http_transfer.c: the transfer class. */
+BT_HIDDEN void bt_http_transfer_open(lua_State *L);
+
+/* http_fail.c: false, kind, message of a failed transfer, and its curl code
+ * (4 values pushed); see transfer:result(). */
+BT_HIDDEN int bt_http_push_failure(lua_State *L, const bt_transfer *t);
+
+#endif

@@ -1,0 +1,160 @@
+--- Option checks (internal): every option a user gives is checked here,
+-- where it is given, from one table per place: `CLIENT` for `baseten.new`,
+-- `CALL` for the per-call options of every call (`chat`, `stream`,
+-- `models`, `json`, `run_tools`, `start`, `batch`, ...).
+--
+-- A bad option is a programming error: it raises at the caller's line, and
+-- the message names the option and says what it must be
+-- (`baseten.new: timeout must be a number of seconds from 0 to 2147483, not nan`).
+-- Options a table does not list are left alone (a feature module checks
+-- its own, with `check` and a table of its own).
+-- @module baseten.options
+local M = {}
+
+--- The longest time limit libcurl takes, in seconds (a 32-bit count of ms).
+M.MAX_SECONDS = 2147483
+
+--- The most retries a call may ask for.
+M.MAX_RETRIES = 100
+
+local function repr(v)
+  if type(v) == "string" then return string.format("%q", #v > 40 and v:sub(1, 40) .. "..." or v) end
+  if type(v) == "number" and v ~= v then return "nan" end
+  return tostring(v)
+end
+
+-- Each check: value -> ok, and what the option must be.
+local CHECKS = {}
+
+function CHECKS.seconds(v)
+  return type(v) == "number" and v == v and v >= 0 and v <= M.MAX_SECONDS,
+    "a number of seconds from 0 to " .. M.MAX_SECONDS
+end
+
+function CHECKS.retries(v)
+  return type(v) == "number" and v >= 0 and v <= M.MAX_RETRIES and v % 1 == 0,
+    "an integer from 0 to " .. M.MAX_RETRIES
+end
+
+function CHECKS.string(v)
+  return type(v) == "string", "a string"
+end
+
+function CHECKS.boolean(v)
+  return type(v) == "boolean", "a boolean"
+end
+
+function CHECKS.func(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__call ~= nil, "a function"
+end
+
+function CHECKS.table(v)
+  return type(v) == "table", "a table"
+end
+
+function CHECKS.positive_integer(v)
+  return type(v) == "number" and v >= 1 and v % 1 == 0 and v < math.huge, "a positive integer"
+end
+
+-- An HTTP field name is a token (RFC 9110 §5.1, §5.6.2): letters, digits
+-- and !#$%&'*+-.^_`|~; anything else (":", space, CR, LF) could forge a
+-- header line.
+local TOKEN = "^[A-Za-z0-9!#$%%&'*+%-.^_`|~]+$"
+
+--- Whether `name` is a valid HTTP header name.
+function M.is_token(name)
+  return type(name) == "string" and name:find(TOKEN) ~= nil
+end
+
+-- Whether a header value or key holds a byte that would end the header
+-- line (CR, LF) or the C string (NUL).
+function M.breaks_header(s)
+  return s:find("\r", 1, true) ~= nil or s:find("\n", 1, true) ~= nil or s:find("\0", 1, true) ~= nil
+end
+
+function CHECKS.headers(v)
+  if type(v) ~= "table" then return false, "a table of header names to values" end
+  for k, val in pairs(v) do
+    if not M.is_token(k) then
+      return false, "a table of header names to values (" .. repr(k)
+        .. " is not a valid header name: letters, digits and !#$%&'*+-.^_`|~ only)"
+    end
+    if type(val) ~= "string" and type(val) ~= "number" then
+      return false, "a table of header names to strings (" .. k .. " is a " .. type(val) .. ")"
+    end
+    if M.breaks_header(tostring(val)) then
+      return false, "a table of header names to values without CR, LF or NUL (the value of " .. k .. ")"
+    end
+  end
+  return true
+end
+
+--- The options of `baseten.new` that have a plain check (api_key,
+-- base_url, deployment and environment are checked by `baseten.client`).
+M.CLIENT = {
+  model = "string", timeout = "seconds", connect_timeout = "seconds", idle_timeout = "seconds",
+  max_retries = "retries", headers = "headers", ca_file = "string", ca_path = "string",
+  proxy = "string", insecure = "boolean", log = "func",
+}
+
+--- The per-call options every call takes (its `opts` argument, or the
+-- handlers table of `start`, or the options of `batch`).
+M.CALL = { timeout = "seconds", max_retries = "retries", headers = "headers" }
+
+--- The options of `batch` and `start_batch` besides `CALL`.
+M.BATCH = { concurrency = "positive_integer", on_result = "func", on_progress = "func", on_done = "func" }
+
+--- The handlers of `start` besides `CALL`.
+M.HANDLERS = { on_chunk = "func", on_done = "func" }
+
+--- Checks `opts` against `spec` (a table of option name -> check name),
+-- and raises at `level` (counted from the caller of `check`) on the first
+-- bad one, as "<where>: <name> must be <what>, not <value>".
+-- @tparam table spec
+-- @tparam table opts
+-- @tparam string where e.g. "baseten.new"
+-- @tparam integer level 1: the caller of `check`
+function M.check(spec, opts, where, level)
+  for name, kind in pairs(spec) do
+    local v = opts[name]
+    if v ~= nil then
+      local ok, what = CHECKS[kind](v)
+      if not ok then
+        local shown = kind == "headers" and type(v) == "table" and "" or (", not " .. repr(v))
+        error(where .. ": " .. name .. " must be " .. what .. shown, level + 1)
+      end
+    end
+  end
+end
+
+--- The header lines `"Name: value"` of a checked headers table, sorted.
+function M.header_lines(headers)
+  local list = {}
+  if headers == nil then return list end
+  for k, v in pairs(headers) do list[#list + 1] = k .. ": " .. v end
+  table.sort(list)
+  return list
+end
+
+--- The options of one call: the client's, overridden by `copts` (checked
+-- here, raising at `level` counted from the caller of `call`).
+-- @tparam table client
+-- @tparam[opt] table copts `timeout`, `max_retries`, `headers`
+-- @tparam string where the call's name, for messages
+-- @tparam integer level
+-- @treturn table `{timeout, max_retries, headers}` (headers as lines)
+function M.call(client, copts, where, level)
+  if copts == nil then
+    return { timeout = client.timeout, max_retries = client.max_retries, headers = {} }
+  end
+  if type(copts) ~= "table" then error("baseten: " .. where .. ": options must be a table", level + 1) end
+  M.check(M.CALL, copts, "baseten: " .. where, level + 1)
+  local timeout, retries = copts.timeout, copts.max_retries
+  if timeout == nil then timeout = client.timeout end
+  if retries == nil then retries = client.max_retries end
+  return { timeout = timeout, max_retries = retries, headers = M.header_lines(copts.headers) }
+end
+
+return M

@@ -1,0 +1,312 @@
+--- What one client has in flight (internal): its libcurl engine, its key,
+-- its running usage totals, the tasks `poll` drives and the transfers
+-- left to finish in the background. Every module reaches a client's
+-- runtime through `runtime.of(client)` and its methods; none reads another
+-- module's fields.
+--
+--     local rt = runtime.of(client)
+--     rt:closed()              -- the client was closed
+--     rt:request(wire)         -- a transfer on the engine (see baseten.request)
+--     rt:perform(wait)         -- runs the engine, waiting at most `wait` s
+--     rt:count(usage)          -- one response ended: add it to the totals
+--     rt:add(task)             -- poll drives it from now on (see baseten.task)
+--     rt:poll(timeout)         -- drives every task (client:poll)
+--
+-- @module baseten.runtime
+local core = require("baseten.core")
+local errors = require("baseten.errors")
+
+local M = {}
+
+local Runtime = {}
+Runtime.__index = Runtime
+M.Runtime = Runtime
+
+-- client -> runtime, and runtime -> key: weak, and off the objects, so that
+-- no dump of a client or runtime (inspect, vim.print, a debugger) shows it.
+local of = setmetatable({}, { __mode = "k" })
+local secrets = setmetatable({}, { __mode = "k" })
+
+--- Usage totals with every count at 0.
+function M.zero_usage()
+  return { requests = 0, prompt_tokens = 0, completion_tokens = 0, reasoning_tokens = 0, cached_tokens = 0 }
+end
+
+--- Makes the runtime of `client` (baseten.new does, once).
+-- @tparam table client
+-- @tparam table fields `key` (or nil), `keyless` (sends no key on purpose),
+--   `headers` (the client's extra header lines), `log` (function(event) or nil)
+function M.new(client, fields)
+  local rt = setmetatable({
+    engine = core.engine(),
+    extra = fields.headers or {},
+    keyless = fields.keyless or false,
+    usage_totals = M.zero_usage(),
+    tasks = {},      -- what poll drives, in start order
+    lingering = {},  -- transfers finishing after their stream's [DONE]
+    activity = 0,    -- a count of chunks and completions, to see whether a poll served anything
+    is_closed = false,
+  }, Runtime)
+  secrets[rt] = fields.key
+  local log = fields.log
+  if log then
+    -- every string a log event carries is scrubbed of the key: a server may
+    -- echo it back (in the request id), and the URL is the user's
+    rt.logger = function(event)
+      for k, v in pairs(event) do event[k] = errors.scrub(v, secrets[rt]) end
+      return log(event)
+    end
+  end
+  of[client] = rt
+  return rt
+end
+
+--- The runtime of a client (raises for anything else, at the caller's caller).
+function M.of(client)
+  local rt = of[client]
+  if rt == nil then error("baseten: expected a client made by baseten.new, got " .. type(client), 3) end
+  return rt
+end
+
+--- The API key, or nil: for the Authorization header and for scrubbing
+-- it from every text that leaves the library.
+function Runtime:secret()
+  return secrets[self]
+end
+
+--- Whether no key is sent on purpose (`api_key = false`).
+function Runtime:sends_no_key()
+  return self.keyless
+end
+
+--- The client's extra header lines (`headers` of `baseten.new`).
+function Runtime:headers()
+  return self.extra
+end
+
+--- Whether there is a logger (so the hot path builds no event without one).
+function Runtime:logging()
+  return self.logger ~= nil
+end
+
+--- Hands `event` to the client's logger; a raising logger never breaks a request.
+function Runtime:emit(event)
+  local log = self.logger
+  if log then pcall(log, event) end
+end
+
+--- Whether the client was closed.
+function Runtime:closed()
+  return self.is_closed
+end
+
+--- Starts a transfer on the engine (see `baseten.request.wire`). Callers
+-- check `closed()` first: a closed engine raises.
+function Runtime:request(wire)
+  return self.engine:request(wire)
+end
+
+--- Runs the engine: reads what the sockets hold, waiting at most `wait`
+-- seconds for something to arrive. Does nothing on a closed client.
+function Runtime:perform(wait)
+  if self.is_closed then return end
+  self.engine:perform(wait)
+end
+
+--- Notes that something happened (a chunk handed out, a call ended), so
+-- `poll` does not wait on the network in a poll that served something.
+function Runtime:touch()
+  self.activity = self.activity + 1
+end
+
+-- A token count of a usage table, or 0 (absent, null, not a number).
+local function count(t, k)
+  local v = type(t) == "table" and t[k]
+  return type(v) == "number" and v or 0
+end
+
+--- One response ended: adds it to the usage totals (`client:usage()`).
+-- Every response passes here exactly once (see `baseten.request`).
+-- @param usage the response's `usage` table, or nil
+function Runtime:count(usage)
+  local u = self.usage_totals
+  u.requests = u.requests + 1
+  if type(usage) == "table" then
+    u.prompt_tokens = u.prompt_tokens + count(usage, "prompt_tokens")
+    u.completion_tokens = u.completion_tokens + count(usage, "completion_tokens")
+    u.reasoning_tokens = u.reasoning_tokens + count(usage.completion_tokens_details, "reasoning_tokens")
+    u.cached_tokens = u.cached_tokens + count(usage.prompt_tokens_details, "cached_tokens")
+  end
+  if self.counted then self.counted(usage) end
+end
+
+--- Calls `f(usage)` after each `count` (for specs and tools that watch
+-- every response end); nil removes it.
+function Runtime:on_count(f)
+  self.counted = f
+end
+
+--- A copy of the usage totals; `reset` zeroes them after reading.
+function Runtime:usage(reset)
+  local copy = {}
+  for k, v in pairs(self.usage_totals) do copy[k] = v end
+  if reset then self.usage_totals = M.zero_usage() end
+  return copy
+end
+
+--- The most seconds a transfer may go on finishing after its stream ended.
+M.LINGER = 5
+
+--- Keeps a transfer whose stream got its `[DONE]` until its body ends, so
+-- that curl can reuse the connection (closing it now would drop it); it is
+-- closed at a later `sweep`, or after `LINGER` seconds.
+function Runtime:linger(t)
+  if t:state() == "running" and not self.is_closed then self.engine:perform(0) end
+  if t:state() ~= "running" then
+    t:close()
+    return
+  end
+  local list = self.lingering
+  list[#list + 1] = { t = t, deadline = core.now() + M.LINGER }
+end
+
+--- Closes the lingering transfers that have ended (or waited too long).
+function Runtime:sweep()
+  local list = self.lingering
+  if #list == 0 then return end
+  local now = core.now()
+  for i = #list, 1, -1 do
+    local e = list[i]
+    if e.t:state() ~= "running" or now > e.deadline then
+      e.t:close()
+      table.remove(list, i)
+    end
+  end
+end
+
+--- `poll` drives `task` from now on (see `baseten.task` for what a task is).
+function Runtime:add(task)
+  local list = self.tasks
+  list[#list + 1] = task
+end
+
+--- `poll` no longer drives `task` (a task removes itself when it ends).
+function Runtime:remove(task)
+  local list = self.tasks
+  for i = #list, 1, -1 do
+    if list[i] == task then table.remove(list, i) end
+  end
+end
+
+--- The number of tasks not yet ended.
+function Runtime:pending()
+  return #self.tasks
+end
+
+local function copy(list)
+  local out = {}
+  for i, h in ipairs(list) do out[i] = h end
+  return out
+end
+
+-- A library error inside one task's step: it ends that task (the error
+-- goes out of poll once, boxed); the other tasks go on.
+local function contain(task, e)
+  pcall(task.abort, task, "baseten: internal error: " .. tostring(e))
+  return { err = e }
+end
+
+-- Steps every task once (over a copy: an ending task leaves the list).
+-- Returns the first error (boxed), after every task had its turn.
+local function serve(list)
+  local first = nil
+  for _, task in ipairs(copy(list)) do
+    if not task:done() then
+      local ok, e = pcall(task.step, task)
+      if not ok then e = contain(task, e) end
+      if first == nil then first = e end
+    end
+  end
+  return first
+end
+
+local function next_wait(list, timeout)
+  local now = core.now()
+  for _, task in ipairs(list) do
+    local due = task:next_due()
+    if due then timeout = math.min(timeout, math.max(due - now, 0)) end
+  end
+  return timeout
+end
+
+local function on_network(list)
+  for _, task in ipairs(list) do
+    if task:on_network() then return true end
+  end
+  return false
+end
+
+--- Ends every task still pending as canceled. Returns the first callback
+-- error (boxed).
+function Runtime:abort_all(message)
+  local first = nil
+  for _, task in ipairs(copy(self.tasks)) do
+    local ok, e = pcall(task.abort, task, message)
+    if not ok then e = { err = e } end
+    if first == nil then first = e end
+  end
+  return first
+end
+
+--- Drives every task: serves what is buffered; reads what the sockets hold
+-- (never waiting) and serves that; waits for the network (at most
+-- `timeout` s, or until a task's next due time) only when neither gave
+-- anything. Returns the number of tasks still pending, or raises the first
+-- error a task's callback (or step) raised, once, after every task had its
+-- turn. (engine:perform(t) waits even after it read data, so it must not
+-- be the first read.)
+function Runtime:poll(timeout)
+  local list = self.tasks
+  if #list == 0 then return 0 end
+  local first
+  if not self.is_closed then
+    self:sweep()
+    local before = self.activity
+    first = serve(list)
+    if first == nil and #list > 0 and not self.is_closed and on_network(list) then
+      self.engine:perform(0)
+      first = serve(list)
+    end
+    if first == nil and #list > 0 and self.activity == before and not self.is_closed then
+      local wait = next_wait(list, timeout)
+      if wait > 0 then
+        if on_network(list) then
+          self.engine:perform(wait)
+        else
+          -- only timers are due: nothing for curl to wait on, so sleep
+          -- (else drain and poll(t) loops would spin until it is due)
+          core.sleep(wait)
+        end
+        first = serve(list)
+      end
+    end
+  end
+  -- the client was closed (maybe by a callback): what is left ends here
+  if self.is_closed and #list > 0 then
+    local e = self:abort_all("the client was closed")
+    if first == nil then first = e end
+  end
+  if first ~= nil then error(first.err, 0) end
+  return #list
+end
+
+--- Closes the engine and every transfer on it. Idempotent. Tasks still
+-- pending end as canceled at the next poll.
+function Runtime:close()
+  if self.is_closed then return end
+  self.is_closed = true
+  self.lingering = {}
+  self.engine:close()
+end
+
+return M
