@@ -175,7 +175,7 @@ describe("baseten.partial in the client", function()
 
   describe("client:start with json = true", function()
     it("calls on_partial from poll only, and on_done with the judged value", function()
-      local in_poll, outside, n, polls = false, false, 0, 0
+      local in_poll, outside, n = false, false, 0
       local done_value, done_resp
       local h = client:start({ model = "test/npc-paced", messages = msgs("hello"), schema = NPC }, {
         json = true,
@@ -190,11 +190,10 @@ describe("baseten.partial in the client", function()
         in_poll = true
         client:poll(0.01)
         in_poll = false
-        polls = polls + 1
       end
       assert.is_false(outside)
       assert.is_true(n > 5)
-      assert.is_true(polls > n / 4) -- the game loop kept running between pieces
+      -- (that frames keep coming between pieces is counted in real LÖVE: hosts_spec, love-npc)
       assert.are.same({ mood = "happy", say = "Well met, traveller! You said: hello" }, done_value)
       assert.equal("chat.completion", done_resp.object)
       local sent = json.decode(srv:requests()[1].body)

@@ -261,7 +261,7 @@ function M.drain(stream, fn, content_of)
       local chunk, err = stream:next()
       if err then return nil, err end
       if chunk == nil then return stream:final() end
-      if not w._err then
+      if not w:error() then
         local piece = content_of(chunk)
         if piece then
           local snap, path = w:feed(piece)
