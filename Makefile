@@ -2,13 +2,14 @@
 #   make test   installs what is missing (Debian packages), builds for every
 #               Lua, runs the C unit tests and the busted suite on 5.4, 5.3,
 #               5.1 and LuaJIT
+#   make test-stress  the busted suite again with four busy loops on the CPUs
 #   make demo   a streamed chat and a tool call (local server unless
 #               BASETEN_API_KEY is set)
 CC ?= cc
 CFLAGS_DEV = -std=c99 -O1 -g -Wall -Wextra -Wpedantic -Werror -fPIC -fvisibility=hidden
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all deps deps-test build test test-c test-lua demo lint sanitize valgrind fuzz bench docs clean love-kit release
+.PHONY: all deps deps-test build test test-stress test-c test-lua demo lint sanitize valgrind fuzz bench docs clean love-kit release dist dist-test
 
 all: build
 
@@ -42,6 +43,18 @@ build/test_platform: csrc/platform.c csrc/platform.h csrc/test/test_platform.c
 	$(CC) $(CFLAGS_DEV) $(SAN) -fsanitize=float-cast-overflow -I/usr/include/lua5.4 -Icsrc \
 	  -o $@ csrc/test/test_platform.c csrc/platform.c -llua5.4 -lcurl -lm
 
+# child processes (MCP's stdio transport) alone: real children, under the sanitizers
+build/test_proc: csrc/proc.c csrc/lines.c csrc/proc.h csrc/buf.c csrc/platform.c csrc/test/test_proc.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_DEV) $(SAN) -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_proc.c csrc/proc.c csrc/lines.c \
+	  csrc/buf.c csrc/platform.c -llua5.4 -lcurl -lm
+
+# the vector math alone (no Lua)
+build/test_vecmath: csrc/vecmath.c csrc/vecmath.h csrc/test/test_vecmath.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_DEV) $(SAN) -fsanitize=float-cast-overflow -Icsrc \
+	  -o $@ csrc/test/test_vecmath.c csrc/vecmath.c -lm
+
 # the whole core linked into a program: each libcurl allocation of a
 # request fails in turn (ASan's leak check at exit catches a dropped list),
 # and two threads open the module at once under ThreadSanitizer
@@ -52,32 +65,51 @@ build/test_nomem: $(CORE_SRC) $(CORE_HDR) csrc/test/test_nomem.c
 	$(CC) $(CFLAGS_DEV) $(SAN) -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_nomem.c $(CORE_SRC) \
 	  -llua5.4 -lcurl -lm
 
+# libcurl refusing the protocol options, and a forked child, through
+# libcurl functions wrapped at link time
+GUARD_WRAPS = -Wl,--wrap=curl_easy_setopt,--wrap=curl_multi_cleanup,--wrap=curl_multi_remove_handle,--wrap=curl_easy_cleanup
+build/test_guards: $(CORE_SRC) $(CORE_HDR) csrc/test/test_guards.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_DEV) $(SAN) -D_POSIX_C_SOURCE=200809L -I/usr/include/lua5.4 -Icsrc -o $@ \
+	  csrc/test/test_guards.c $(CORE_SRC) -llua5.4 -lcurl -lm $(GUARD_WRAPS)
+
 build/test_threads: $(CORE_SRC) $(CORE_HDR) csrc/test/test_threads.c
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) -fsanitize=thread -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_threads.c \
 	  $(CORE_SRC) -llua5.4 -lcurl -lm -lpthread
 
-test-c: deps build/test_sse build/test_json_scan build/test_jpartial build/test_platform build/test_nomem build/test_threads
+test-c: deps build/test_sse build/test_json_scan build/test_jpartial build/test_platform build/test_vecmath build/test_proc \
+  build/test_nomem build/test_guards build/test_threads
 	@./build/test_sse
+	@./build/test_vecmath
 	@./build/test_json_scan
 	@./build/test_jpartial csrc/fuzz/corpus/json
 	@./build/test_platform
+	@./build/test_proc
 	@./build/test_nomem
+	@./build/test_guards
 	@./build/test_threads
 
 test-lua: build
 	@bash scripts/test.sh
 
 # what the whole suite needs, as CI installs it: Neovim, LÖVE and xvfb for
-# the host specs, nginx for TLS, and a locale with a ',' decimal point for
-# the JSON spec. scripts/test.sh fails on a pending spec, saying why.
+# the host specs, nginx for TLS, and locales whose decimal point is ',' (de_DE)
+# and two bytes (ps_AF) for the JSON spec. scripts/test.sh fails on a pending spec, saying why.
 deps-test:
-	@bash scripts/deps.sh hosts tls locale
+	@bash scripts/deps.sh hosts tls locale mcp
 	@locale -a 2>/dev/null | grep -qi '^de_DE.utf8$$' || { echo "deps: generating the de_DE.UTF-8 locale" >&2; \
 	  $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) localedef -i de_DE -f UTF-8 de_DE.UTF-8; }
+	@locale -a 2>/dev/null | grep -qi '^ps_AF.utf8$$' || { echo "deps: generating the ps_AF.UTF-8 locale" >&2; \
+	  $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) localedef -i ps_AF -f UTF-8 ps_AF.UTF-8; }
 
 test: deps deps-test build test-c
 	@bash scripts/test.sh
+
+# The busted suite with four busy-loop processes competing for the CPUs
+# (scripts/test_stress.sh): specs must count events, not seconds.
+test-stress: deps deps-test build
+	@bash scripts/test_stress.sh
 
 # Hardening. `make fuzz`: libFuzzer targets (clang, ASan + UBSan) for the SSE
 # parser and for JSON decode then encode, FUZZ_TIME seconds each; findings
@@ -112,6 +144,10 @@ windows-smoke:
 demo: deps
 	@LUA_VERSIONS=5.4 bash scripts/build.sh
 	@bash -c 'source scripts/env.sh 5.4 && lua5.4 examples/demo.lua'
+	@echo
+	@echo "Your own script, with this build: source scripts/env.sh 5.4 && lua5.4 myscript.lua"
+	@echo "With no key, the bundled server: python3 spec/support/server.py --port 8000 &"
+	@echo "  then: export BASETEN_BASE_URL=http://127.0.0.1:8000/v1 BASETEN_API_KEY=local"
 
 # luacheck (.luacheckrc), clang-format (.clang-format), cppcheck and
 # `luarocks lint`. clang-format checks every C file (.clang-format).
@@ -142,21 +178,43 @@ bench: build
 
 # LÖVE (README, "LÖVE"): build.lua builds the core for LuaJIT into
 # lua/baseten/core.so (what `love examples/love` loads in a clone), and
-# build/love-kit/baseten/ gets what a game copies in: the Lua files and core.so.
+# `make love-kit` gives one kit per platform in build/love-kit/{linux,windows}/:
+# in-the-love/baseten/*.lua, beside-the-love/baseten/core.so or core.dll,
+# README.txt (scripts/love_kit.sh; the Windows kit runs `make windows`).
+# `make love-demo` runs the example game against the bundled local server.
 LUAJIT ?= luajit
 lua/baseten/core.so: build.lua $(wildcard csrc/*.c csrc/*.h)
 	@$(LUAJIT) build.lua
 
-love-kit: deps lua/baseten/core.so
-	@rm -rf build/love-kit && mkdir -p build/love-kit/baseten
-	@cp lua/baseten/*.lua lua/baseten/core.so build/love-kit/baseten/
-	@rm -f build/love-kit/baseten/types.lua build/love-kit/baseten/health.lua
-	@echo "love-kit: build/love-kit/baseten (the README's LÖVE section says where each part goes)"
+.PHONY: love-kit-linux love-kit-windows love-demo
+love-kit: love-kit-linux love-kit-windows
+
+love-kit-linux: deps lua/baseten/core.so
+	@bash scripts/love_kit.sh linux
+
+love-kit-windows:
+	@bash scripts/love_kit.sh windows
+
+love-demo: deps lua/baseten/core.so
+	@bash scripts/love_demo.sh
+
+# The release archives: dist/baseten-V-{linux,windows}-x86_64-{lua5.4,luajit}.zip
+# and dist/SHA256SUMS (scripts/dist.sh; the Windows ones need `make windows`,
+# which it runs). `make dist-test` unpacks each into an empty folder and runs
+# a chat and a stream with the system lua5.4 and luajit, in a Debian 11 root,
+# and under Wine (scripts/dist_test.sh).
+dist: deps
+	@bash scripts/dist.sh
+
+dist-test:
+	@bash scripts/dist_test.sh
 
 # A versioned rockspec, rockspecs/baseten-$(VERSION)-1.rockspec, pinned to tag
-# v$(VERSION) and checked with `luarocks lint` (scripts/release.sh).
+# v$(VERSION) and checked with `luarocks lint`, then `make dist`
+# (scripts/release.sh), listing the files to attach to the release.
 release:
 	@VERSION=$(VERSION) bash scripts/release.sh
 
+# everything built in the clone (not the caches in /var/cache/baseten)
 clean:
-	rm -rf build .rocks .rocks-*.log
+	rm -rf build .rocks .rocks-*.log dist baseten lua/baseten/core.so lua/baseten/core.dll lua/baseten/core.origin

@@ -12,16 +12,21 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! command -v n
   bash scripts/deps.sh bench
 fi
 mkdir -p bench/out
-# openai-node, pinned by bench/package-lock.json
+# openai-node and @basetenlabs/performance-client, pinned by bench/package-lock.json
 if [ ! -f bench/node_modules/openai/package.json ] ||
    [ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]; then
   (cd bench && npm ci --no-audit --no-fund --loglevel=error)
 fi
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_consumer bench/c_consumer.c -lcurl -lcjson
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_batch bench/c_batch.c -lcurl -lcjson
+${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -D_POSIX_C_SOURCE=199309L -o bench/out/c_topk bench/c_topk.c -lm
 if [ "${BENCH_DEV:-}" = 1 ]; then bash bench/build_dev.sh 5.4 5.1; fi
 source scripts/env.sh 5.4
 if [ "${BENCH_DEV:-}" = 1 ]; then # the runner loads the dev build too
   export LUA_PATH="$PWD/?.lua;$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH="$PWD/bench/out/dev/5.4/?.so;;"
 fi
-BENCH_ROOT=$(pwd) exec lua5.4 bench/run.lua "$@"
+# BENCH_ONLY=embed: the embeddings section alone (bench/embed.lua); a whole
+# run ends with it (run.lua rewrites RESULTS.md, embed.lua adds its section)
+if [ "${BENCH_ONLY:-}" = embed ]; then BENCH_ROOT=$(pwd) exec lua5.4 bench/embed.lua "$@"; fi
+BENCH_ROOT=$(pwd) lua5.4 bench/run.lua "$@"
+if [ -z "${BENCH_ONLY:-}" ]; then BENCH_ROOT=$(pwd) lua5.4 bench/embed.lua; fi

@@ -1,6 +1,19 @@
 /*
  * bt.h: the few functions one csrc/ file offers another. All hidden (see
- * compat.h); each file keeps everything else static.
+ * base.h); each file keeps everything else static.
+ *
+ * How every Lua function of the core reports trouble (one convention):
+ *   - Misuse raises, at the caller: a bad argument or option, a closed or
+ *     busy handle, an engine used in a forked child, a value json.encode
+ *     cannot write.
+ *   - Lua's own allocator failing raises, as any lua_push* does.
+ *   - Any other failure (bytes from the network, the server or the caller's
+ *     text that cannot be had or used) returns nil, a message, and then
+ *     whatever the caller still needs: json.decode -> nil, why;
+ *     parser:feed -> nil, why, the events completed before the failure;
+ *     transfer:next_event -> nil, why.
+ *   transfer:result() is a query, not a failure: nothing while running,
+ *   true, or false, kind, message, curl code for how the transfer ended.
  */
 #ifndef BT_BT_H
 #define BT_BT_H
@@ -9,24 +22,23 @@
 #include "compat.h"
 #include "json.h"
 
-/* json_enc.c: sets field "json" of the table on top of the stack. */
+/* json_mod.c: sets field "json" of the table on top of the stack. */
 BT_HIDDEN void bt_json_open(lua_State *L);
+
+/* The upvalues of every function of the json table (json_mod.c). */
+#define UV_ARRAY_MT lua_upvalueindex(1)
+#define UV_OBJECT_MT lua_upvalueindex(2)
+#define UV_ENCODER lua_upvalueindex(3) /* the cached encoder, or false */
+/* containers open in the encodes that the running encode is nested in
+ * (through __tojson); 0 when none runs */
+#define UV_DEPTH lua_upvalueindex(4)
+
+/* json_enc.c: json.encode, and the encoder's metatable. */
+BT_HIDDEN int bt_json_encode(lua_State *L);
+BT_HIDDEN void bt_json_enc_open(lua_State *L);
 
 /* json_dec.c: sets field "decode" of the json table on top of the stack. */
 BT_HIDDEN void bt_json_dec_open(lua_State *L);
-
-/* Flags of bt_json_push_decoded (json.h repeats them). */
-#ifndef BT_JSON_DROP_NULLS
-/* An object member whose value is null is left out (a null in an array
- * stays json.null, so positions hold). */
-#define BT_JSON_DROP_NULLS 1u
-/* A lone \uD800-\uDFFF escape becomes its 3-byte generalized UTF-8 form
- * (ED A0..BF xx), so a later joiner can pair a high half ending one string
- * with a low half starting the next. */
-#define BT_JSON_LONE_WTF8 2u
-/* A lone surrogate becomes U+FFFD. */
-#define BT_JSON_LONE_REPLACE 4u
-#endif
 
 /*
  * json_dec.c: decodes len bytes at s and pushes the value (1). On malformed
@@ -58,7 +70,13 @@ BT_HIDDEN void bt_sse_open(lua_State *L);
  * __index pointing at itself, and leaves it on the stack. */
 BT_HIDDEN void bt_new_class(lua_State *L, const char *name, const luaL_Reg *m);
 
+/* lproc.c: sets core.spawn (child processes, proc.h). */
+BT_HIDDEN void bt_proc_open(lua_State *L);
+
 /* http_engine.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);
+
+/* vector.c: sets field "vector" (baseten.vector) of the table on top. */
+BT_HIDDEN void bt_vector_open(lua_State *L);
 
 #endif

@@ -12,14 +12,7 @@
 
 #include <stddef.h>
 
-/* Hidden like every cross-file function (compat.h; on Windows a DLL exports
- * only what is marked dllexport), spelled out here because
- * this header includes nothing from Lua: sse.c and its tests use it too. */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__)
-#define BT_BUF_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define BT_BUF_HIDDEN
-#endif
+#include "base.h"
 
 typedef struct bt_buf {
   char *p;
@@ -32,12 +25,12 @@ typedef struct bt_buf {
 
 /* Makes room for extra more bytes after len. 0 on success; -1 when
  * len + extra overflows size_t or memory is short. */
-BT_BUF_HIDDEN int bt_buf_reserve(bt_buf *b, size_t extra);
+BT_HIDDEN int bt_buf_reserve(bt_buf *b, size_t extra);
 
 /* Appends n bytes of s. 0 on success, -1 as bt_buf_reserve. */
-BT_BUF_HIDDEN int bt_buf_append(bt_buf *b, const void *s, size_t n);
+BT_HIDDEN int bt_buf_append(bt_buf *b, const void *s, size_t n);
 
 /* Frees the block; the buffer is empty and reusable afterwards. */
-BT_BUF_HIDDEN void bt_buf_free(bt_buf *b);
+BT_HIDDEN void bt_buf_free(bt_buf *b);
 
 #endif

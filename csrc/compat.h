@@ -8,6 +8,8 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "base.h"
+
 #if LUA_VERSION_NUM < 502
 #define lua_rawlen(L, i) lua_objlen((L), (i))
 #define lua_absindex(L, i) (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
@@ -53,25 +55,6 @@ static inline void *luaL_testudata(lua_State *L, int i, const char *tname) {
 #define BT_HAS_INTEGERS 1
 #else
 #define BT_HAS_INTEGERS 0
-#endif
-
-/*
- * Every cross-file function is hidden: hosts such as Neovim export symbols of
- * their own, and ours must never meet them. Only luaopen_baseten_core is
- * exported (see core.c). Declarations carry the attribute so the rule holds
- * even when a build (LuaRocks' builtin type) does not pass -fvisibility=hidden.
- */
-#if defined(_WIN32) || defined(__CYGWIN__)
-/* A DLL exports only what is marked dllexport, once one symbol is: nothing
- * else needs hiding, and GCC ignores (and warns about) visibility there. */
-#define BT_HIDDEN
-#define BT_EXPORT __declspec(dllexport)
-#elif defined(__GNUC__) || defined(__clang__)
-#define BT_HIDDEN __attribute__((visibility("hidden")))
-#define BT_EXPORT __attribute__((visibility("default")))
-#else
-#define BT_HIDDEN
-#define BT_EXPORT
 #endif
 
 #endif

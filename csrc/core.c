@@ -48,6 +48,8 @@ int luaopen_baseten_core(lua_State *L) {
   bt_sse_open(L);
   bt_http_open(L);
   bt_platform_open(L);
+  bt_vector_open(L);
+  bt_proc_open(L);
   lua_pushliteral(L, BT_CORE_VERSION);
   lua_setfield(L, -2, "VERSION");
   /* the Lua whose headers built this core, as _VERSION says it ("Lua 5.4");

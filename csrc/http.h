@@ -17,6 +17,7 @@
 #include "bt.h"
 #include "buf.h"
 #include "lend.h"
+#include "platform.h"
 #include "sse.h"
 
 #define ENGINE_MT "baseten.core.engine"
@@ -32,7 +33,7 @@
 #define MAX_HEADER_BYTES (256u * 1024u)
 
 enum { T_RUNNING = 0, T_DONE = 1, T_CLOSED = 2 };
-enum { F_NONE = 0, F_TOO_BIG, F_NOMEM, F_HEADER };
+enum { F_NONE = 0, F_TOO_BIG, F_NOMEM, F_HEADER, F_HEADER_H2 };
 enum { P_NONE = 0, P_FULL, P_READING }; /* why curl is paused */
 
 typedef struct bt_transfer bt_transfer;
@@ -47,6 +48,7 @@ typedef struct bt_rx {
 
 typedef struct bt_engine {
   CURLM *multi;
+  long pid;          /* the process that made it: a forked child may not drive it */
   bt_transfer *head; /* transfers still attached to this engine */
   int closed;
   int kick;   /* a transfer was unpaused: the next perform must not sleep */
@@ -55,6 +57,7 @@ typedef struct bt_engine {
 
 struct bt_transfer {
   CURL *easy;
+  long pid; /* the process that made it (see bt_engine) */
   bt_engine *engine;
   bt_transfer *prev, *next;
   struct curl_slist *headers;
@@ -67,8 +70,14 @@ struct bt_transfer {
   bt_lender lend; /* lends rx to the reads */
   bt_rx rx;
   char request_id[128], retry_after[64], retry_after_ms[32], ctype[128];
+  char session_id[256]; /* Mcp-Session-Id (MCP's Streamable HTTP) */
   char errbuf[CURL_ERROR_SIZE];
 };
+
+/* Whether we run in a child forked after pid made a handle: the child shares
+ * the parent's sockets, so it must not drive, or even close, curl's handles
+ * (that would send on the parent's connections); it only forgets them. */
+static inline int bt_http_forked(long pid) { return pid != bt_process_id(); }
 
 /* Response bytes not yet consumed. */
 static inline size_t bt_http_unread(const bt_rx *rx) { return rx->buf.len - rx->off; }
@@ -77,8 +86,8 @@ static inline size_t bt_http_unread(const bt_rx *rx) { return rx->buf.len - rx->
 BT_HIDDEN void bt_http_rx_free(void *rx);
 
 /* http_curl.c: sets the callbacks and connection habits of t's easy handle
- * for url. */
-BT_HIDDEN void bt_http_set_curl(bt_transfer *t, const char *url);
+ * for url. -1 when libcurl would not restrict it to http and https. */
+BT_HIDDEN int bt_http_set_curl(bt_transfer *t, const char *url);
 
 /* http_opts.c: a new transfer on top of the stack, configured from the
  * option table at index opts (see engine_request); raises on a bad option. */

@@ -3,6 +3,9 @@
  * handle's connection habits. The callbacks only copy bytes and note
  * headers: no Lua here, so no Lua error can unwind through libcurl.
  */
+/* CURLOPT_PROTOCOLS is deprecated, but it is the fallback for a runtime
+ * libcurl that refuses the string form. */
+#define CURL_DISABLE_DEPRECATION 1
 #include <string.h>
 #include <stdlib.h>
 
@@ -68,7 +71,7 @@ static void on_status_line(bt_transfer *t, const char *line, size_t len) {
   const char *sp = memchr(line, ' ', len);
   t->status = sp ? strtol(sp + 1, NULL, 10) : 0;
   t->request_id[0] = t->retry_after[0] = t->retry_after_ms[0] = '\0';
-  t->ctype[0] = '\0';
+  t->ctype[0] = t->session_id[0] = '\0';
   t->headers_done = 0;
   t->header_bytes = 0;
 }
@@ -93,20 +96,27 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     copy_value(t->retry_after, sizeof t->retry_after, line + 12, len - 12);
   } else if (header_is(line, len, "content-type")) {
     copy_value(t->ctype, sizeof t->ctype, line + 13, len - 13);
+  } else if (header_is(line, len, "mcp-session-id")) {
+    copy_value(t->session_id, sizeof t->session_id, line + 15, len - 15);
   }
   return len;
 }
 
 /* http and https only, redirects included: curl would fetch file://,
- * ftp://, ... URLs too. The string options came with 7.85.0. */
-static void set_protocols(CURL *h) {
+ * ftp://, ... URLs too. The string options came with 7.85.0; a runtime
+ * libcurl older than our headers, or built without an option, refuses
+ * them, so the bit mask is the fallback. 0, or -1 when neither holds. */
+static int set_protocols(CURL *h) {
+  const long bits = (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS);
 #if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-#else
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+  if (curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
+      curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK)
+    return 0;
 #endif
+  if (curl_easy_setopt(h, CURLOPT_PROTOCOLS, bits) == CURLE_OK &&
+      curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, bits) == CURLE_OK)
+    return 0;
+  return -1;
 }
 
 static void set_callbacks(bt_transfer *t) {
@@ -125,7 +135,7 @@ static void set_callbacks(bt_transfer *t) {
  * wait for that answer rather than open one more connection beside it.
  * Not in clear: curl learns an HTTP/1.1 connection's version only from the
  * response, so transfers there would wait for each other. */
-void bt_http_set_curl(bt_transfer *t, const char *url) {
+int bt_http_set_curl(bt_transfer *t, const char *url) {
   CURL *h = t->easy;
   set_callbacks(t);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -133,5 +143,5 @@ void bt_http_set_curl(bt_transfer *t, const char *url) {
   curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   if (curl_strnequal(url, "https://", 8)) curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
-  set_protocols(h);
+  return set_protocols(h);
 }

@@ -2,14 +2,26 @@
  * http_fail.c: why a transfer failed, as the kind the Lua layer maps to an
  * error (lua/baseten/errors.lua) and a message.
  */
+#include <string.h>
+
 #include "http.h"
 
+/* libcurl's own HTTP/2 header cap (128 KiB in 7.88) fails nghttp2's header
+ * callback: a receive error before the headers are in, which nghttp2 names
+ * -902, "The user callback function failed". Its other causes (a header
+ * nghttp2 or curl refuses, no memory) are not worth a retry either. */
+static int h2_header_failure(const bt_transfer *t) {
+  return t->result == CURLE_RECV_ERROR && !t->headers_done && strstr(t->errbuf, "nghttp2") &&
+         (strstr(t->errbuf, "-902") || strstr(t->errbuf, "callback function failed"));
+}
+
 /* Why t failed, if through no fault of curl's transport: our own limits,
- * and libcurl's limit on one header line, which it reports as out of
- * memory before the headers are complete. */
+ * and libcurl's header limits: one line over HTTP/1.1, which it reports as
+ * out of memory before the headers are complete, and HTTP/2's. */
 static int transfer_failure(const bt_transfer *t) {
   if (t->failure != F_NONE) return t->failure;
   if (t->result == CURLE_OUT_OF_MEMORY && !t->headers_done) return F_HEADER;
+  if (h2_header_failure(t)) return F_HEADER_H2;
   return F_NONE;
 }
 
@@ -50,6 +62,10 @@ static void push_kind(lua_State *L, const bt_transfer *t) {
     lua_pushfstring(L,
                     "response headers too large (the header limit is %d bytes a line, %d in all)",
                     (int)CURL_MAX_HTTP_HEADER, (int)MAX_HEADER_BYTES);
+    return;
+  case F_HEADER_H2:
+    lua_pushliteral(L, "too_large");
+    lua_pushfstring(L, "response headers too large for libcurl over HTTP/2 (%s)", t->errbuf);
     return;
   case F_NOMEM: lua_pushliteral(L, "nomem"); break;
   default: lua_pushstring(L, curl_kind(t->result));

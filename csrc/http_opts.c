@@ -13,8 +13,8 @@
 /* The longest time option, in seconds: curl takes milliseconds in a long,
  * 32 bits on some systems. */
 #define MAX_SECONDS 2147483.0
-/* The largest byte count option: every integer up to 2^53 is a double. */
-#define MAX_BYTES 9007199254740992.0
+/* The largest byte count option: up to 2^53 every integer is a double. */
+#define MAX_BYTES BT_EXACT_INT
 
 /* The option value on top of the stack as a string, or an error naming it. */
 static const char *field_string(lua_State *L, const char *key) {
@@ -130,6 +130,9 @@ static void set_tls_proxy(lua_State *L, bt_transfer *t, int opts) {
     curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 0L);
   }
+  /* Schannel only; other backends ignore the bit */
+  if (opt_bool(L, opts, "ssl_no_revoke"))
+    curl_easy_setopt(t->easy, CURLOPT_SSL_OPTIONS, (long)CURLSSLOPT_NO_REVOKE);
 }
 
 static void set_timeouts(lua_State *L, bt_transfer *t, int opts) {
@@ -145,7 +148,9 @@ static void set_url(lua_State *L, bt_transfer *t, int opts) {
   lua_getfield(L, opts, "url");
   if (lua_isnil(L, -1)) luaL_error(L, "request needs a url");
   curl_easy_setopt(t->easy, CURLOPT_URL, field_string(L, "url"));
-  bt_http_set_curl(t, lua_tostring(L, -1));
+  if (bt_http_set_curl(t, lua_tostring(L, -1)) != 0)
+    luaL_error(L, "engine:request: this libcurl cannot be limited to the http and https "
+                  "protocols, so no request is made");
   lua_pop(L, 1);
 }
 
@@ -156,6 +161,7 @@ static bt_transfer *transfer_alloc(lua_State *L, int opts) {
   bt_transfer *t = lua_newuserdata(L, sizeof *t);
   memset(t, 0, sizeof *t);
   t->state = T_CLOSED;
+  t->pid = bt_process_id();
   t->body_ref = LUA_NOREF;
   sse_init(&t->rx.sse, max_event);
   BT_LEND_INIT(&t->lend, &t->rx, bt_http_rx_free, "transfer");

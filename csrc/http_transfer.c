@@ -29,7 +29,7 @@ static int transfer_close(lua_State *L) {
   bt_transfer *t = luaL_checkudata(L, 1, TRANSFER_MT);
   if (t->state == T_CLOSED) return 0;
   bt_http_detach(t);
-  if (t->easy) curl_easy_cleanup(t->easy);
+  if (t->easy && !bt_http_forked(t->pid)) curl_easy_cleanup(t->easy);
   t->easy = NULL;
   curl_slist_free_all(t->headers);
   t->headers = NULL;
@@ -56,6 +56,7 @@ static int transfer_header(lua_State *L) {
   else if (strcmp(name, "retry-after") == 0) v = t->retry_after;
   else if (strcmp(name, "retry-after-ms") == 0) v = t->retry_after_ms;
   else if (strcmp(name, "content-type") == 0) v = t->ctype;
+  else if (strcmp(name, "mcp-session-id") == 0) v = t->session_id;
   else return luaL_argerror(L, 2, "header not captured");
   if (*v) lua_pushstring(L, v);
   else lua_pushnil(L);
@@ -79,6 +80,7 @@ static int transfer_result(lua_State *L) {
 static void maybe_unpause(bt_transfer *t) {
   if (t->paused == P_NONE || bt_lend_busy(&t->lend) || t->easy == NULL) return;
   if (t->paused == P_FULL && bt_http_unread(&t->rx) >= STREAM_PAUSE_BYTES / 2) return;
+  if (bt_http_forked(t->pid)) return;
   t->paused = P_NONE;
   if (t->engine) t->engine->kick = 1;
   curl_easy_pause(t->easy, CURLPAUSE_CONT);
@@ -157,9 +159,9 @@ static int read_next_event(lua_State *L) {
     int rc = sse_feed(&rx->sse, rx->buf.p + rx->off, bt_http_unread(rx), &used, &ev), nret;
     rx->off += used;
     if (rc == SSE_NEED_MORE) continue;
-    if (rc < 0) {
-      lua_pushliteral(L, "error");
-      lua_pushstring(L, rc == SSE_ERR_TOO_BIG ? "SSE event too large" : "out of memory");
+    if (rc < 0) { /* a runtime failure: nil, why (bt.h) */
+      lua_pushnil(L);
+      lua_pushstring(L, rc == SSE_ERR_TOO_BIG ? "SSE event too large" : "not enough memory");
       return 2;
     }
     if ((nret = push_event(L, &ev)) > 0) return nret;
@@ -170,7 +172,7 @@ static int read_next_event(lua_State *L) {
 /* Runs the reader in upvalue 1 with t->rx lent to it:
  *   t:next_event() -> the next buffered SSE event, decoded:
  *     "chunk", table | "done" | "event", type, data | "invalid", data, why
- *     | "error", why (event too large) | nothing when more bytes are needed
+ *     | nothing when more bytes are needed | nil, why (event too large)
  *   t:body() -> every unread response byte (drains the buffer)
  *   t:pending() -> the data of an event cut off by the end of the stream
  *     (so a last "data: [DONE]" without its blank line still counts), or nil */

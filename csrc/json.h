@@ -7,7 +7,8 @@
  *                csrc/fuzz/fuzz_json_scan.c)
  *   json_dec.c   the decoder: one pass over the scanner's tokens, each made a
  *                Lua value at once (bt_json_push_decoded in bt.h)
- *   json_enc.c   the encoder, the array/object marks and the module table
+ *   json_enc.c   the encoder (its limits: max_depth, sparse_ratio)
+ *   json_mod.c   the array/object marks and the module table
  *
  * The scanner works token by token, so the decoder builds values while it
  * checks them (no second pass, no tree); bt_json_scan_document runs the same
@@ -18,21 +19,18 @@
 
 #include <stddef.h>
 
-/* Spelled out here, as in compat.h, because this header includes no Lua. */
-#ifndef BT_HIDDEN
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__)
-#define BT_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define BT_HIDDEN
-#endif
-#endif
+#include "base.h"
 
-/* Flags of bt_json_push_decoded and the scanner (bt.h repeats them). */
-#ifndef BT_JSON_DROP_NULLS
-#define BT_JSON_DROP_NULLS 1u   /* an object member whose value is null is left out */
-#define BT_JSON_LONE_WTF8 2u    /* a lone \uD800-\uDFFF becomes its 3-byte form ED xx xx */
-#define BT_JSON_LONE_REPLACE 4u /* a lone surrogate becomes U+FFFD */
-#endif
+/* Flags of bt_json_push_decoded (bt.h) and the scanner. */
+/* An object member whose value is null is left out (a null in an array
+ * stays json.null, so positions hold). */
+#define BT_JSON_DROP_NULLS 1u
+/* A lone \uD800-\uDFFF escape becomes its 3-byte generalized UTF-8 form
+ * (ED A0..BF xx), so a later joiner can pair a high half ending one string
+ * with a low half starting the next. */
+#define BT_JSON_LONE_WTF8 2u
+/* A lone surrogate becomes U+FFFD. */
+#define BT_JSON_LONE_REPLACE 4u
 
 /* Registry names of the mark metatables. */
 #define BT_JSON_ARRAY_MT "baseten.json.array"
@@ -40,9 +38,6 @@
 
 /* Nesting limit of encode and decode alike. */
 #define BT_JSON_MAX_DEPTH 1000
-
-/* Integral doubles below this are exact: they print as integers. */
-#define BT_JSON_EXACT_INT 9007199254740992.0 /* 2^53 */
 
 /* Why a scan failed; bt_json_error_message names each. */
 typedef enum {

@@ -125,8 +125,8 @@ static int dec_string(lua_State *L, decoder *d) {
 
 /*
  * 5.3+: an integer literal that fits in 64 bits is that integer, exactly;
- * other integral values within 2^53 ("1e3", "2.0") are integers too, as
- * encode writes them. 5.1 and LuaJIT: the nearest double. A zero has no
+ * other integral values below 2^53 ("1e3", "2.0") are integers too, as
+ * encode writes them (bt_exact_int). 5.1 and LuaJIT: the nearest double. A zero has no
  * sign ("-0" is 0), on every version.
  */
 void bt_json_push_number(lua_State *L, const bt_json_number *num) {
@@ -135,8 +135,7 @@ void bt_json_push_number(lua_State *L, const bt_json_number *num) {
     lua_pushinteger(L, (lua_Integer)num->i);
     return;
   }
-  if (num->d >= -BT_JSON_EXACT_INT && num->d <= BT_JSON_EXACT_INT &&
-      (double)(lua_Integer)num->d == num->d) {
+  if (bt_exact_int(num->d)) {
     lua_pushinteger(L, (lua_Integer)num->d);
     return;
   }

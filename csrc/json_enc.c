@@ -1,11 +1,16 @@
 /*
- * json_enc.c: Lua values to JSON text (json.encode), the array and object
- * marks, and the `json` table of baseten.core (bt_json_open).
+ * json_enc.c: Lua values to JSON text (json.encode).
  *
- * Encoding writes into a growable buffer (bt_buf) owned by a userdata
+ * json_mod.c makes the table. Encoding writes into a growable buffer (bt_buf) owned by a userdata
  * (json_encoder), so any error raised mid-encode leaves nothing behind: the
  * garbage collector frees the buffer. One encoder is cached in an upvalue of
  * `encode`. Every value is encoded once, so the cost is linear in its size.
+ *
+ * Limits (lua-cjson's encode_max_depth and encode_sparse_array, as options
+ * of json.encode): the depth budget protects the C stack, so an encode run
+ * by a __tojson inside another inherits what the outer one left (upvalue
+ * UV_DEPTH); a marked array may not be mostly holes, since each hole costs
+ * output bytes that no input byte paid for.
  */
 #include <limits.h>
 #include <math.h>
@@ -22,10 +27,11 @@
 /* A cached encoder whose buffer grew past this gives the memory back. */
 #define ENCODER_KEEP_BYTES (1u << 20)
 
-/* Upvalues shared by every function of the table. */
-#define UV_ARRAY_MT lua_upvalueindex(1)
-#define UV_OBJECT_MT lua_upvalueindex(2)
-#define UV_ENCODER lua_upvalueindex(3)
+/* Defaults of json.encode's options (README "JSON"). A marked array is
+ * refused when its largest index is above SPARSE_SAFE and more than
+ * sparse_ratio times its count of elements (lua-cjson's rule and values). */
+#define DEFAULT_SPARSE_RATIO 2.0
+#define SPARSE_SAFE 10.0
 
 /* ------------------------------------------------------------------ */
 /* Encoder buffer                                                     */
@@ -33,7 +39,10 @@
 
 typedef struct {
   bt_buf b;
-  int depth;
+  int depth;     /* containers open in this encode */
+  int base;      /* containers open in the encodes this one runs inside */
+  int max_depth; /* base + depth may not exceed it */
+  double sparse_ratio;
   /* Containers on the current path, for cycle detection (O(depth)). */
   const void *path[BT_JSON_MAX_DEPTH];
 } json_encoder;
@@ -80,7 +89,7 @@ static json_encoder *encoder_take(lua_State *L) {
   e = (json_encoder *)lua_newuserdata(L, sizeof(json_encoder));
   e->b.p = NULL;
   e->b.len = e->b.cap = 0;
-  e->depth = 0;
+  e->depth = e->base = 0;
   luaL_setmetatable(L, ENCODER_MT);
   return e;
 }
@@ -89,7 +98,7 @@ static json_encoder *encoder_take(lua_State *L) {
 static void encoder_give_back(lua_State *L, json_encoder *e, int idx) {
   if (e->b.cap > ENCODER_KEEP_BYTES) bt_buf_free(&e->b);
   e->b.len = 0;
-  e->depth = 0;
+  e->depth = e->base = 0;
   lua_pushvalue(L, idx);
   lua_replace(L, UV_ENCODER);
 }
@@ -111,33 +120,35 @@ static void enc_integer(lua_State *L, json_encoder *e, long long v) {
 }
 
 /*
- * Copies a printf'd number, turning the locale's decimal point (one or more
- * bytes that are not digits, signs or 'e') into '.', so a host that called
- * setlocale(LC_NUMERIC, "de_DE") still gets JSON.
+ * Rewrites a printf'd number in place, turning the locale's decimal point
+ * (one or more bytes that are not digits, signs or 'e') into '.', so a host
+ * that called setlocale(LC_NUMERIC, "ps_AF") still gets JSON. Returns the
+ * new length.
  */
-static void enc_put_number_text(lua_State *L, json_encoder *e, const char *s) {
-  enc_reserve(L, e, strlen(s));
+static size_t number_text_fix(char *text) {
+  const char *s = text;
+  char *out = text;
   while (*s != '\0') {
     char c = *s++;
     if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e') {
-      e->b.p[e->b.len++] = c;
+      *out++ = c;
     } else {
-      e->b.p[e->b.len++] = '.';
+      *out++ = '.';
       while (*s != '\0' && !(*s >= '0' && *s <= '9') && *s != 'e') s++;
     }
   }
+  *out = '\0';
+  return (size_t)(out - text);
 }
 
 static void enc_double(lua_State *L, json_encoder *e, double d) {
-  char tmp[40];
+  char tmp[48];
   int prec;
+  size_t n;
   if (isnan(d) || isinf(d)) luaL_error(L, "cannot encode NaN/inf");
-  if (d > -BT_JSON_EXACT_INT && d < BT_JSON_EXACT_INT) {
-    long long i = (long long)d;
-    if ((double)i == d) { /* integral: no ".0" and no exponent on the wire */
-      enc_integer(L, e, i);
-      return;
-    }
+  if (bt_exact_int(d)) { /* no ".0" and no exponent on the wire */
+    enc_integer(L, e, (long long)d);
+    return;
   }
   /* Shortest precision that reads back as the same double. strtod shares
    * snprintf's locale, so the check holds before the decimal point fix. */
@@ -146,10 +157,11 @@ static void enc_double(lua_State *L, json_encoder *e, double d) {
     if (strtod(tmp, NULL) == d) break;
   }
   if (prec == 17) snprintf(tmp, sizeof tmp, "%.17g", d);
-  /* An integral float beyond 2^53 printed as bare digits would decode as an
-   * exact integer on 5.3+; ".0" keeps it a float (and the same number). */
-  if (strpbrk(tmp, ".,eE") == NULL) strcat(tmp, ".0");
-  enc_put_number_text(L, e, tmp);
+  n = number_text_fix(tmp);
+  /* An integral float at or past 2^53 printed as bare digits would decode
+   * as an exact integer on 5.3+; ".0" keeps it a float (and the same number). */
+  if (strpbrk(tmp, ".e") == NULL) memcpy(tmp + n, ".0", 3), n += 2;
+  enc_put(L, e, tmp, n);
 }
 
 static void enc_number(lua_State *L, json_encoder *e, int idx) {
@@ -222,7 +234,8 @@ static void enc_enter(lua_State *L, json_encoder *e, int idx) {
   int i;
   for (i = 0; i < e->depth; i++)
     if (e->path[i] == p) luaL_error(L, "cannot encode cyclic table");
-  if (e->depth >= BT_JSON_MAX_DEPTH) luaL_error(L, "nesting too deep");
+  if (e->base + e->depth >= e->max_depth)
+    luaL_error(L, "nesting too deep"); /* max_depth, nested encodes included */
   e->path[e->depth++] = p;
   luaL_checkstack(L, 6, "nesting too deep");
 }
@@ -264,10 +277,18 @@ static int kind_of(lua_State *L, int idx) {
   return kind;
 }
 
-/* Encodes what the __tojson on top of the stack returns for the value. */
+/* Encodes what the __tojson on top of the stack returns for the value. An
+ * encode the call runs starts at our depth; protected, so that the budget
+ * is back however the call ends. */
 static void enc_tojson(lua_State *L, json_encoder *e, int idx) {
+  int rc;
   lua_pushvalue(L, idx);
-  lua_call(L, 1, 1);
+  lua_pushinteger(L, e->base + e->depth);
+  lua_replace(L, UV_DEPTH);
+  rc = lua_pcall(L, 1, 1, 0);
+  lua_pushinteger(L, e->base);
+  lua_replace(L, UV_DEPTH);
+  if (rc != 0) lua_error(L);
   enc_value(L, e, lua_gettop(L));
   lua_pop(L, 1);
 }
@@ -328,7 +349,7 @@ static double positive_int_key(lua_State *L, int kidx) {
   double k;
   if (lua_type(L, kidx) != LUA_TNUMBER) return 0;
   k = (double)lua_tonumber(L, kidx);
-  return (k >= 1 && k < BT_JSON_EXACT_INT && (double)(long long)k == k) ? k : 0;
+  return k >= 1 && bt_exact_int(k) ? k : 0;
 }
 
 /* The key at kidx as a positive integer; any other key raises. */
@@ -336,7 +357,9 @@ static double array_key(lua_State *L, int kidx) {
   double k;
   if (lua_type(L, kidx) != LUA_TNUMBER) mixed_key_error(L, kidx, "integer");
   k = positive_int_key(L, kidx);
-  if (k == 0) {
+  if (k == 0 && (double)lua_tonumber(L, kidx) >= BT_EXACT_INT) {
+    luaL_error(L, "cannot encode array: index %f is 2^53 or more", lua_tonumber(L, kidx));
+  } else if (k == 0) {
     luaL_error(
         L,
         "cannot encode table with mixed or sparse keys (number key %f is not a positive integer)",
@@ -359,21 +382,19 @@ typedef struct {
   int in_order;
 } array_walk;
 
-/* The key and value lua_next left on top; pops the value. `strict` (no
- * mark): any other key raises; marked, other keys are left out. */
-static void array_pair(lua_State *L, json_encoder *e, array_walk *w, int strict) {
+/* The key and value lua_next left on top; pops the value. A key that is
+ * not an index raises, marked or not: dropping it would lose data. */
+static void array_pair(lua_State *L, json_encoder *e, array_walk *w) {
   int top = lua_gettop(L);
-  double k = strict ? array_key(L, top - 1) : positive_int_key(L, top - 1);
-  if (k > 0) {
-    w->count++;
-    if (k > w->max) w->max = k;
-    if (w->in_order && k == (double)(w->written + 1)) {
-      if (w->written > 0) enc_putc(L, e, ',');
-      enc_value(L, e, top);
-      w->written++;
-    } else {
-      w->in_order = 0;
-    }
+  double k = array_key(L, top - 1);
+  w->count++;
+  if (k > w->max) w->max = k;
+  if (w->in_order && k == (double)(w->written + 1)) {
+    if (w->written > 0) enc_putc(L, e, ',');
+    enc_value(L, e, top);
+    w->written++;
+  } else {
+    w->in_order = 0;
   }
   lua_pop(L, 1);
 }
@@ -395,12 +416,21 @@ static void array_tail(lua_State *L, json_encoder *e, int idx, const array_walk 
   enc_putc(L, e, ']');
 }
 
-/* Marked: holes are null up to the largest positive integer key. */
+/* Marked: holes are null up to the largest index, unless they would be
+ * most of the output (sparse_ratio, checked before any hole is written). */
 static void enc_array_marked(lua_State *L, json_encoder *e, int idx) {
   array_walk w = {0, 0, 0, 1};
   enc_putc(L, e, '[');
   lua_pushnil(L);
-  while (lua_next(L, idx)) array_pair(L, e, &w, 0);
+  while (lua_next(L, idx)) array_pair(L, e, &w);
+  if (e->sparse_ratio > 0 && w.max > SPARSE_SAFE && w.max > (double)w.count * e->sparse_ratio) {
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "cannot encode sparse array (%.0f values, largest index %.0f; the sparse_ratio "
+             "option allows %g times the count)",
+             (double)w.count, w.max, e->sparse_ratio);
+    luaL_error(L, "%s", msg);
+  }
   array_tail(L, e, idx, &w);
 }
 
@@ -409,7 +439,7 @@ static void enc_array_auto(lua_State *L, json_encoder *e, int idx) {
   array_walk w = {0, 0, 0, 1};
   enc_putc(L, e, '[');
   do {
-    array_pair(L, e, &w, 1);
+    array_pair(L, e, &w);
   } while (lua_next(L, idx));
   if (w.max != (double)w.count) {
     char tmp[32];
@@ -480,74 +510,57 @@ static void enc_value(lua_State *L, json_encoder *e, int idx) {
   }
 }
 
-static int json_encode(lua_State *L) {
+/* opts.max_depth (1 to BT_JSON_MAX_DEPTH) and opts.sparse_ratio (>= 0; 0:
+ * any) of json.encode's argument 2, or their defaults. */
+static void encode_options(lua_State *L, int *max_depth, double *ratio) {
+  *max_depth = BT_JSON_MAX_DEPTH;
+  *ratio = DEFAULT_SPARSE_RATIO;
+  if (lua_isnoneornil(L, 2)) return;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+    lua_pop(L, 1);
+    if (strcmp(k, "max_depth") != 0 && strcmp(k, "sparse_ratio") != 0)
+      luaL_argerror(L, 2, "unknown option (max_depth and sparse_ratio are known)");
+  }
+  lua_getfield(L, 2, "max_depth");
+  if (!lua_isnil(L, -1)) {
+    lua_Number n = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+    luaL_argcheck(L, n >= 1 && n <= BT_JSON_MAX_DEPTH && n == (int)n, 2,
+                  "max_depth must be an integer from 1 to 1000");
+    *max_depth = (int)n;
+  }
+  lua_getfield(L, 2, "sparse_ratio");
+  if (!lua_isnil(L, -1)) {
+    lua_Number r = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+    luaL_argcheck(L, r >= 0 && r <= 1e300, 2, "sparse_ratio must be a number >= 0");
+    *ratio = r;
+  }
+}
+
+/* json.encode(value[, {max_depth =, sparse_ratio =}]) -> text */
+int bt_json_encode(lua_State *L) {
   json_encoder *e;
+  int max_depth;
+  double ratio;
   luaL_checkany(L, 1);
+  encode_options(L, &max_depth, &ratio);
   lua_settop(L, 1);
   e = encoder_take(L); /* at index 2 */
+  e->base = (int)lua_tointeger(L, UV_DEPTH);
+  e->max_depth = max_depth;
+  e->sparse_ratio = ratio;
   enc_value(L, e, 1);
   lua_pushlstring(L, e->b.p, e->b.len);
   encoder_give_back(L, e, 2);
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Marks and module table                                             */
-/* ------------------------------------------------------------------ */
-
-static int json_mark(lua_State *L, int uv) {
-  if (lua_isnone(L, 1)) lua_newtable(L);
-  else luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  lua_pushvalue(L, uv);
-  lua_setmetatable(L, 1);
-  return 1;
-}
-
-static int json_array(lua_State *L) { return json_mark(L, UV_ARRAY_MT); }
-
-static int json_object(lua_State *L) { return json_mark(L, UV_OBJECT_MT); }
-
-static int json_is_array(lua_State *L) {
-  int yes = 0;
-  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1))
-    yes = lua_rawequal(L, -1, UV_ARRAY_MT);
-  lua_pushboolean(L, yes);
-  return 1;
-}
-
-/* Pushes the mark metatable `name` (created once per state). */
-static void push_mark(lua_State *L, const char *name, const char *jsontype) {
-  luaL_newmetatable(L, name);
-  lua_pushstring(L, jsontype);
-  lua_setfield(L, -2, "__jsontype");
-  lua_pushstring(L, name);
-  lua_setfield(L, -2, "__name");
-}
-
-void bt_json_open(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"encode", json_encode},
-                                   {"array", json_array},
-                                   {"object", json_object},
-                                   {"is_array", json_is_array},
-                                   {NULL, NULL}};
-  luaL_checkstack(L, 6, "cannot open baseten.core.json");
+void bt_json_enc_open(lua_State *L) {
   if (luaL_newmetatable(L, ENCODER_MT)) {
     lua_pushcfunction(L, encoder_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  lua_createtable(L, 0, 8);
-  push_mark(L, BT_JSON_ARRAY_MT, "array");
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "array_mt");
-  push_mark(L, BT_JSON_OBJECT_MT, "object");
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "object_mt");
-  lua_pushboolean(L, 0); /* the encoder cache starts empty */
-  luaL_setfuncs(L, funcs, 3);
-  bt_json_dec_open(L);
-  lua_pushlightuserdata(L, NULL);
-  lua_setfield(L, -2, "null");
-  lua_setfield(L, -2, "json");
 }

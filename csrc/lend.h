@@ -1,5 +1,5 @@
 /*
- * lend.h: how C code hands bytes it owns to Lua (STYLE.md lesson 14).
+ * lend.h: how C code hands bytes it owns to Lua.
  *
  * Pushing a Lua value can allocate; an allocation can run a GC step and so
  * any __gc; and a __gc can close the object whose bytes are being read. So
@@ -30,6 +30,10 @@
  * A producer that appends to the state (a curl write callback) checks
  * bt_lend_busy first and waits (pauses) while it is true: the bytes are
  * out, and a second read is refused until they are back.
+ *
+ * The state is moved with memcpy, so it may point to heap blocks and to
+ * bytes outside it, never into itself (no pointer to its own inline array),
+ * and it is at most BT_LEND_MAX bytes (BT_LEND_INIT checks).
  */
 #ifndef BT_LEND_H
 #define BT_LEND_H

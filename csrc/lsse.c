@@ -65,13 +65,14 @@ static void lsse_push_event(lua_State *L, const sse_event *ev) {
 }
 
 /*
- * A too-big event is a runtime failure of the stream: nil, message, and the
- * events completed before it (so none is lost). Memory failure raises.
+ * A too-big event, or a buffer the parser could not grow, is a runtime
+ * failure (bt.h): nil, message, and the events completed before it (so
+ * none is lost).
  */
 static int lsse_feed_error(lua_State *L, const sse_parser *p, int rc) {
   char msg[64];
-  if (rc == SSE_ERR_NOMEM) return luaL_error(L, "not enough memory");
-  snprintf(msg, sizeof msg, "SSE event exceeds %zu bytes", p->max_event);
+  if (rc == SSE_ERR_NOMEM) snprintf(msg, sizeof msg, "not enough memory");
+  else snprintf(msg, sizeof msg, "SSE event exceeds %zu bytes", p->max_event);
   lua_pushnil(L);
   lua_pushstring(L, msg);
   lua_pushvalue(L, -3);

@@ -1,7 +1,7 @@
 /*
  * platform.c: the monotonic clock, sleeping and ASCII case folding for
  * POSIX and for Windows (see platform.h), and the Lua functions built on
- * them: core.now, core.sleep, and core.curl_version.
+ * them: core.now, core.sleep, core.isatty and core.curl_version.
  */
 #if defined(_WIN32)
 #ifndef WIN32_LEAN_AND_MEAN
@@ -11,6 +11,7 @@
 #define _WIN32_WINNT 0x0600 /* Vista: CreateWaitableTimerExW */
 #endif
 #include <windows.h>
+#include <io.h> /* _isatty */
 #else
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep */
 #if defined(__APPLE__)
@@ -23,6 +24,7 @@
 #endif
 #include <errno.h>
 #include <time.h>
+#include <unistd.h> /* getpid, isatty */
 #endif
 
 #include <curl/curl.h>
@@ -113,6 +115,14 @@ void bt_sleep(double seconds) {
 
 /* ---------------------------------------------------------------- text */
 
+/* ------------------------------------------------------------- process */
+
+#if defined(_WIN32)
+long bt_process_id(void) { return (long)GetCurrentProcessId(); }
+#else
+long bt_process_id(void) { return (long)getpid(); }
+#endif
+
 static int ascii_lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
 
 int bt_ascii_ncasecmp(const char *a, const char *b, size_t n) {
@@ -123,6 +133,16 @@ int bt_ascii_ncasecmp(const char *a, const char *b, size_t n) {
     if (ca == 0) break;
   }
   return 0;
+}
+
+/* ---------------------------------------------------------------- terminal */
+
+int bt_isatty(int fd) {
+#if defined(_WIN32)
+  return _isatty(fd) != 0;
+#else
+  return isatty(fd) == 1;
+#endif
 }
 
 /* ---------------------------------------------------------------- Lua */
@@ -140,6 +160,15 @@ static int platform_sleep(lua_State *L) {
   return 0;
 }
 
+/* core.isatty(fd): whether file descriptor fd (0 stdin, 1 stdout, 2 stderr)
+ * is a terminal. */
+static int platform_isatty(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, fd >= 0 && fd <= 1024, 1, "fd must be from 0 to 1024");
+  lua_pushboolean(L, bt_isatty((int)fd));
+  return 1;
+}
+
 static int platform_curl_version(lua_State *L) {
   const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
   lua_pushstring(L, v->version);
@@ -151,6 +180,7 @@ static int platform_curl_version(lua_State *L) {
 void bt_platform_open(lua_State *L) {
   static const luaL_Reg funcs[] = {{"now", platform_now},
                                    {"sleep", platform_sleep},
+                                   {"isatty", platform_isatty},
                                    {"curl_version", platform_curl_version},
                                    {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);

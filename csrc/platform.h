@@ -24,6 +24,10 @@ BT_HIDDEN double bt_mono_now(void);
 #define BT_SLEEP_MAX 1e9
 BT_HIDDEN void bt_sleep(double seconds);
 
+/* The id of this process: an engine made before a fork knows it is in the
+ * child when this differs from the id it recorded. */
+BT_HIDDEN long bt_process_id(void);
+
 /*
  * Compares at most n bytes ignoring ASCII case, like strncasecmp but the
  * same in every locale (HTTP header names are ASCII; a Turkish locale must
@@ -31,7 +35,10 @@ BT_HIDDEN void bt_sleep(double seconds);
  */
 BT_HIDDEN int bt_ascii_ncasecmp(const char *a, const char *b, size_t n);
 
-/* Sets core.now, core.sleep and core.curl_version in the table on top. */
+/* Whether file descriptor fd is a terminal (isatty; _isatty on Windows). */
+BT_HIDDEN int bt_isatty(int fd);
+
+/* Sets core.now, core.sleep, core.isatty and core.curl_version in the table on top. */
 BT_HIDDEN void bt_platform_open(lua_State *L);
 
 #endif

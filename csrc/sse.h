@@ -29,16 +29,6 @@
 
 #include "buf.h"
 
-/*
- * Hidden like every cross-file function (see compat.h), but spelled out here
- * because this header deliberately includes nothing from Lua.
- */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__)
-#define SSE_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define SSE_HIDDEN
-#endif
-
 enum {
   SSE_NEED_MORE = 0,    /* every byte consumed, no event completed */
   SSE_EVENT = 1,        /* an event completed; ev is filled */
@@ -87,16 +77,16 @@ typedef struct sse_event {
 } sse_event;
 
 /* max_event: the most bytes one event may buffer; 0 = 16 MiB. */
-SSE_HIDDEN void sse_init(sse_parser *p, size_t max_event);
+BT_HIDDEN void sse_init(sse_parser *p, size_t max_event);
 
 /* Frees the buffers; the parser may be used again after sse_init. */
-SSE_HIDDEN void sse_free(sse_parser *p);
+BT_HIDDEN void sse_free(sse_parser *p);
 
 /*
  * Back to the start-of-stream state (BOM expected, no event, no last event
  * id, no retry, no error), keeping the buffers' memory for reuse.
  */
-SSE_HIDDEN void sse_reset(sse_parser *p);
+BT_HIDDEN void sse_reset(sse_parser *p);
 
 /*
  * Consumes bytes of buf up to and including the end of the first event it
@@ -106,8 +96,7 @@ SSE_HIDDEN void sse_reset(sse_parser *p);
  * state and every later call returns the same error until sse_reset.
  * Never reads outside buf[0, len).
  */
-SSE_HIDDEN int sse_feed(sse_parser *p, const char *buf, size_t len, size_t *consumed,
-                        sse_event *ev);
+BT_HIDDEN int sse_feed(sse_parser *p, const char *buf, size_t len, size_t *consumed, sse_event *ev);
 
 /*
  * At end of stream: fills ev with the event a blank line would dispatch now,
@@ -118,9 +107,9 @@ SSE_HIDDEN int sse_feed(sse_parser *p, const char *buf, size_t len, size_t *cons
  * still ends a stream. Changes nothing that affects later parsing; ev is
  * valid until the next call on the parser.
  */
-SSE_HIDDEN int sse_pending(sse_parser *p, sse_event *ev);
+BT_HIDDEN int sse_pending(sse_parser *p, sse_event *ev);
 
 /* The last valid retry value in ms, -1 if none. */
-SSE_HIDDEN long sse_retry(const sse_parser *p);
+BT_HIDDEN long sse_retry(const sse_parser *p);
 
 #endif

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # make fuzz: libFuzzer targets, built with clang under ASan + UBSan, for the
 # SSE parser (csrc/fuzz/fuzz_sse.c), for JSON decode then encode
-# (csrc/fuzz/fuzz_json.c), for the JSON scanner alone (fuzz_json_scan.c)
+# (csrc/fuzz/fuzz_json.c), for the JSON scanner alone (fuzz_json_scan.c),
 # for the decoder against cJSON (fuzz_json_diff.c: the two must agree
-# but for the deliberate differences listed there) and for the resumable
-# parser json.partial (fuzz_jpartial.c: every split against the decoder). Each runs FUZZ_TIME
+# but for the deliberate differences listed there), for base64 into
+# float32 vectors (fuzz_vec_b64.c), for the line splitter of MCP's
+# stdio transport (fuzz_lines.c) and for the resumable parser json.partial
+# (fuzz_jpartial.c: every split against the decoder). Each runs FUZZ_TIME
 # seconds (default 120). The JSON targets share the json dictionary, seeds
 # and checked-in corpus; each keeps its own build/fuzz/corpus/<target>.
 #
@@ -23,23 +25,27 @@ FUZZ_TIME=${FUZZ_TIME:-120}
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
 FLAGS=(-std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
-JSON_SRC=(csrc/json_enc.c csrc/json_dec.c csrc/json_scan.c csrc/buf.c)
+JSON_SRC=(csrc/json_enc.c csrc/json_mod.c csrc/json_dec.c csrc/json_scan.c csrc/buf.c)
 mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corpus/json_diff" \
-  "$OUT/corpus/jpartial" \
+  "$OUT/corpus/vec_b64" "$OUT/corpus/lines" "$OUT/corpus/jpartial" \
   "$OUT/artifacts"
 
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_sse" csrc/fuzz/fuzz_sse.c csrc/sse.c csrc/buf.c
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_json" \
   csrc/fuzz/fuzz_json.c "${JSON_SRC[@]}" -llua5.4
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_json_scan" csrc/fuzz/fuzz_json_scan.c csrc/json_scan.c
+"$CLANG" "${FLAGS[@]}" -Icsrc -o "$OUT/fuzz_lines" csrc/fuzz/fuzz_lines.c csrc/lines.c csrc/buf.c
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_json_diff" \
   csrc/fuzz/fuzz_json_diff.c "${JSON_SRC[@]}" -llua5.4 -lcjson
+"$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_vec_b64" csrc/fuzz/fuzz_vec_b64.c csrc/vecmath.c -lm
 # the resumable parser: core.c registers json.partial, so the whole core
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_jpartial" \
   csrc/fuzz/fuzz_jpartial.c csrc/*.c -llua5.4 -lcurl
 
 rm -rf "$OUT/seeds"
 lua5.4 scripts/fuzz_seeds.lua "$OUT/seeds" spec/*.lua
+mkdir -p "$OUT/seeds/vec_b64" # its seeds are the checked-in corpus
+mkdir -p "$OUT/seeds/lines" # the line splitter's seeds are its checked-in corpus
 python3 - "$OUT/seeds" <<'EOF'
 # whole streams of the mock model: content, usage, parallel tool calls
 import json, os, sys
@@ -89,7 +95,8 @@ run_target() { # "name max_len [seeds]"
   run "${a[@]}" >"$OUT/${a[0]}.out" 2>&1
 }
 # jpartial checks every prefix (quadratic in the input): inputs up to 1 KB
-targets=("sse 8192" "json 16384" "json_scan 16384 json" "json_diff 16384 json" "jpartial 1024 json")
+targets=("sse 8192" "json 16384" "json_scan 16384 json" "json_diff 16384 json" "vec_b64 4096" "lines 4096"
+  "jpartial 1024 json")
 status=0
 parallel "${FUZZ_JOBS:-2}" run_target "${targets[@]}" || status=1
 for t in "${targets[@]}"; do cat "$OUT/${t%% *}.out"; done

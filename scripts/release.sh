@@ -3,7 +3,8 @@
 # baseten-scm-1.rockspec, pinned to the git tag vx.y.z, and checks it with
 # `luarocks lint`. It refuses a version that the C core (csrc/core.c,
 # BT_CORE_VERSION, which is baseten.VERSION) or CHANGELOG.md does not name.
-# It tags nothing and uploads nothing: it prints the commands that do.
+# Then it runs `make dist` (scripts/dist.sh). It tags nothing and uploads
+# nothing: it prints the commands that do and the files to attach.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 V=${VERSION:-}
@@ -20,5 +21,9 @@ grep -q "^version = \"$V-1\"$" "$out.tmp" && grep -q "^   tag = \"v$V\",$" "$out
   rm -f "$out.tmp"; echo "release: baseten-scm-1.rockspec no longer has the version/branch lines this script rewrites" >&2; exit 1; }
 mv "$out.tmp" "$out"
 luarocks lint "$out"
+bash scripts/dist.sh
 echo "release: wrote $out (luarocks lint: ok). Then: git add $out && git commit, git tag v$V,"
 echo "  git push origin v$V, luarocks upload $out"
+echo "release: attach these files to the GitHub release v$V (build.lua downloads them from"
+echo "  https://github.com/basetenlabs/baseten-lua/releases/download/v$V/):"
+(cd dist && ls -1 -- *.zip SHA256SUMS | sed 's:^:  dist/:')

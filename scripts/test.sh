@@ -36,6 +36,9 @@ passed=0; failed=0; status=0
 for pair in $interps; do
   INTERP=${pair%%:*}; V=${pair##*:}
   t0=$SECONDS
+  # each Lua's run is silent until it ends: say that it started
+  if [ $# -gt 0 ]; then echo "== $INTERP: running $*"
+  else echo "== $INTERP: running ${#files[@]} spec files, $jobs at a time (a few minutes)"; fi
   outs=()
   if [ $# -gt 0 ]; then
     run_one "$INTERP" "$V" "$tmp/$INTERP-args" "$@"

@@ -4,35 +4,25 @@
 # builds them), against two local test servers (spec/support/server.py on
 # 127.0.0.1): one answering as the mock model and wanting a key, one loaded
 # before each run with the scripted responses the suite expects (a 429,
-# its retry, a slow response). Prints each run's "N passed, N failed" line
+# its retry, a slow response), and an MCP stdio server (the specs' fault
+# server on lua54.exe). Prints each run's "N passed, N failed" line
 # and fails if either run failed.
 #
-# Wine's prefix lives in build/windows/wine (made on the first run, ~10 s);
-# WINEDEBUG=-all keeps Wine quiet, and the Mono and Gecko installers are
-# switched off, so nothing asks a question or downloads anything.
+# Wine's prefix lives in build/windows/wine (scripts/wine.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/build/windows
 LUAS=("$@")
 [ ${#LUAS[@]} -eq 0 ] && LUAS=(luajit lua54)
-WINE=${WINE:-$(command -v wine || command -v wine64 || echo /usr/lib/wine/wine64)}
-export WINEPREFIX=$OUT/wine WINEDEBUG=-all WINEDLLOVERRIDES="mscoree=;mshtml="
-export HOME=$OUT/home # Wine links its user folders to $HOME: keep them in build/
-mkdir -p "$HOME"
-unset DISPLAY LUA_PATH_5_4 LUA_CPATH LUA_CPATH_5_4 LUA_INIT LUA_INIT_5_4
-
-winpath() { printf 'Z:%s' "${1//\//\\}"; }
+. scripts/wine.sh
 
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
-  # Wine's Z: drive links to /, and its Desktop, Documents, ... to $HOME:
-  # tools that walk the tree (luacheck .) would walk the file system
-  # through them. Only the prefix's relative links (c: -> ../drive_c) stay.
-  find "$WINEPREFIX" -type l -lname '/*' -delete 2>/dev/null || true
+  wine_unlink
 }
 trap cleanup EXIT
 
@@ -75,19 +65,26 @@ SCRIPT='{"responses": [
   {"json": '$COMPLETION'},
   {"delay": 4, "json": '$COMPLETION'}]}'
 
+# nginx with TLS in front of the mock (spec/windows/tls_front.lua, on the
+# Lua 5.4 build): SMOKE_TLS_URL names localhost, the certificate's name;
+# SMOKE_TLS_IP_URL the same server as 127.0.0.1, a host name mismatch
+[ -f .rocks/5.4/lib/lua/5.4/baseten/core.so ] || LUA_VERSIONS=5.4 bash scripts/build.sh
+(source scripts/env.sh 5.4 && exec lua5.4 spec/windows/tls_front.lua "$MOCK_PORT" "$tmp/tls" $$) \
+  >"$tmp/tls.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 500); do [ -s "$tmp/tls" ] && break; sleep 0.02; done
+[ -s "$tmp/tls" ] || { cat "$tmp/tls.log" >&2; echo "windows_smoke: the TLS server did not start" >&2; exit 1; }
+read -r tls_url tls_ip_url tls_ca <"$tmp/tls"
+export SMOKE_TLS_URL=$tls_url SMOKE_TLS_IP_URL=$tls_ip_url SMOKE_TLS_CA="$(winpath "$tls_ca")"
+
 export SMOKE_URL=http://127.0.0.1:$MOCK_PORT/v1 SMOKE_KEY=smoke-key
 export SMOKE_SCRIPTED_URL=http://127.0.0.1:$SCRIPTED_PORT/v1
 export LUA_PATH="$(winpath "$ROOT/lua")\\?.lua;$(winpath "$ROOT/lua")\\?\\init.lua"
+# MCP over stdio: the specs' fault server, run by the Windows lua54.exe
+export SMOKE_MCP_LUA="$(winpath "$OUT/lua54/lua54.exe")"
+export SMOKE_MCP_SERVER="$(winpath "$ROOT/spec/support/mcp_fault_server.lua")"
 
-if [ ! -f "$WINEPREFIX/system.reg" ]; then
-  t0=$SECONDS
-  "$WINE" wineboot --init >"$OUT/wineboot.log" 2>&1 || {
-    cat "$OUT/wineboot.log" >&2; echo "windows_smoke: wineboot failed" >&2; exit 1; }
-  echo "windows_smoke: made the Wine prefix build/windows/wine in $((SECONDS - t0)) s"
-fi
-
-mkdir -p "$WINEPREFIX/dosdevices"
-ln -sfn / "$WINEPREFIX/dosdevices/z:" # the suite's paths are Z:\...
+wine_prefix
 
 status=0
 for lua in "${LUAS[@]}"; do

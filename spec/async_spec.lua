@@ -327,26 +327,20 @@ describe("non-blocking requests", function()
                   { chunks = sse(words(3)), chunk_delay = 0.25 })
       local slow = client:start({ messages = msgs() })
       arrived(1)
-      -- with nothing to read, poll(0.1) returns after about 0.1 s
+      -- poll(0.1) waits at most about 0.1 s (10x here: only a wait for the
+      -- server's 0.8 s fails it on a busy machine). It may return sooner:
+      -- any socket activity (the request still being written) ends a wait
       local t0 = core.now()
       client:poll(0.1)
       local waited = core.now() - t0
-      assert.is_true(waited >= 0.05 and waited < 0.2, "poll(0.1) took " .. waited)
-      -- poll(0) returns at once, whether a chunk came or not
+      assert.is_true(waited < 1, "poll(0.1) took " .. waited)
+      -- poll(0) returns at once, whether a chunk came or not: 200 of them
+      -- end before the slow answer (0.8 s) or the stream's three chunks
+      -- (0.25 s apart) could have, had any waited for the network
       local streamed = client:start({ messages = msgs(), stream = true })
-      local worst, calls = 0, 0
-      local stop = core.now() + 0.4
-      while core.now() < stop do
-        local p0 = core.now()
-        client:poll(0)
-        local dt = core.now() - p0
-        if dt > worst then worst = dt end
-        calls = calls + 1
-        core.sleep(0.002)
-      end
+      for _ = 1, 200 do client:poll(0) end
       assert.is_false(slow:done())
-      assert.is_true(worst < 0.05, "poll(0) took " .. worst)
-      assert.is_true(calls > 50, "only " .. calls .. " polls")
+      assert.is_false(streamed:done())
       run(client)
       assert.equal("slow", content_of((slow:result())))
       assert.equal(select(2, words(3)), content_of((streamed:result())))
@@ -357,7 +351,6 @@ describe("non-blocking requests", function()
     it("takes effect at once and frees the connection", function()
       local skip = util.skip_latency()
       if skip then return pending(skip) end
-      local base = srv:stats().open_connections
       srv:enqueue({ delay = 5, json = completion("never") })
       local calls, got = 0, nil
       local h = client:start({ messages = msgs() }, {
@@ -368,11 +361,19 @@ describe("non-blocking requests", function()
         end,
       })
       arrived(1)
-      assert.equal(base + 1, srv:stats().open_connections)
-      local t0 = core.now()
+      -- what the server saw of this request's connection, not a count of
+      -- what happens to be open (another test's kept-alive connection may
+      -- close or be reused meanwhile: "1 where 2 was expected")
+      local conn = srv:requests()[1].connection_id
+      local function open(id)
+        for _, c in ipairs(srv:stats().open_connection_ids) do
+          if c == id then return true end
+        end
+        return false
+      end
+      assert.is_true(open(conn))
       h:cancel()
-      assert.is_true(core.now() - t0 < 0.05)
-      assert.is_true(h:done())
+      assert.is_true(h:done()) -- at once: no poll, no wait
       assert.equal(1, calls)
       assert.equal("canceled", got.kind)
       local resp, err = h:result()
@@ -383,7 +384,7 @@ describe("non-blocking requests", function()
       client:poll(0)
       assert.equal(1, calls)
       -- the server sees the connection go away
-      eventually(function() return srv:stats().open_connections <= base end, 3, "the connection to close")
+      eventually(function() return not open(conn) end, 10, "the connection to close")
       -- and the next request works, on a new connection
       local r2 = assert(client:chat{ messages = msgs("next") })
       assert.truthy(content_of(r2):find("next", 1, true))
@@ -462,13 +463,11 @@ describe("non-blocking requests", function()
       srv:enqueue({ status = 429, json = { error = "slow down" }, headers = { ["retry-after-ms"] = "300" } })
       local t0 = core.now()
       local h = c:start({ messages = msgs("retried") })
-      local worst, polls = 0, 0
+      local waiting = 0 -- polls that returned during the 0.3 s retry wait
       while not h:done() do
-        assert(core.now() - t0 < 5, "the retry never finished")
-        local p0 = core.now()
+        assert(core.now() - t0 < 30, "the retry never finished")
         c:poll(0)
-        worst = math.max(worst, core.now() - p0)
-        polls = polls + 1
+        if events[#events].event == "retry" then waiting = waiting + 1 end
         core.sleep(0.005)
       end
       local elapsed = core.now() - t0
@@ -477,8 +476,8 @@ describe("non-blocking requests", function()
       assert.truthy(content_of(resp):find("retried", 1, true))
       assert.equal(2, #srv:requests())
       assert.is_true(elapsed >= 0.28, "took " .. elapsed)
-      assert.is_true(worst < 0.05, "a poll took " .. worst)
-      assert.is_true(polls > 20)
+      -- a poll that slept through the wait would leave one or two
+      assert.is_true(waiting >= 3, waiting .. " polls returned while the retry waited")
       local kinds = {}
       for _, e in ipairs(events) do kinds[#kinds + 1] = e.event end
       assert.same({ "request", "retry", "request", "response" }, kinds)
@@ -559,21 +558,30 @@ describe("non-blocking requests", function()
     local pieces, text = words(10)
     for _ = 1, 12 do srv:enqueue({ chunks = sse(pieces), chunk_delay = 1 / 12 }) end -- 13 gaps ≈ 1.08 s
     local t0 = core.now()
-    local took, handles = {}, {}
+    local took, handles, chunks, at_first_done = {}, {}, {}, nil
     for i = 1, 12 do
+      chunks[i] = 0
       handles[i] = client:start({ messages = msgs(), stream = true }, {
+        on_chunk = function() chunks[i] = chunks[i] + 1 end,
         on_done = function(_, err)
           assert.is_nil(err)
           took[i] = core.now() - t0
+          if not at_first_done then
+            at_first_done = {}
+            for k = 1, 12 do at_first_done[k] = chunks[k] end
+          end
         end,
       })
     end
     while client:pending() > 0 do
-      assert(core.now() - t0 < 10, "streams did not finish")
+      assert(core.now() - t0 < 60, "streams did not finish")
       client:poll(0.05)
     end
-    local elapsed = core.now() - t0
-    assert.is_true(elapsed < 1.9, "took " .. elapsed)
+    -- they ran side by side: when the first one ended, every other one had
+    -- most of its chunks (one after another, the others would have none)
+    for i = 1, 12 do
+      assert.is_true(at_first_done[i] >= 5, "stream " .. i .. " had " .. at_first_done[i] .. " chunks")
+    end
     for i = 1, 12 do
       assert.is_true(took[i] >= 0.9, "stream " .. i .. " took only " .. took[i])
       assert.equal(text, content_of((handles[i]:result())))
@@ -614,7 +622,9 @@ describe("non-blocking requests", function()
       assert.same(pieces, got)
       assert.equal(text, table.concat(got))
       assert.is_true(longest >= 0.15, "no resume waited for data: " .. longest) -- it blocked the thread
-      assert.is_true(after_pause < 0.05, "buffered chunk took " .. after_pause) -- the data waited for it
+      -- the data waited for it: not another chunk interval (0.2 s); loose
+      -- for a busy machine, which may pause a resume for a while
+      assert.is_true(after_pause < 0.15, "buffered chunk took " .. after_pause)
     end)
 
     it("spawn and await: poll drives the coroutine", function()
@@ -637,22 +647,22 @@ describe("non-blocking requests", function()
 
     it("two coroutines wait at once", function()
       srv:enqueue({ delay = 0.5, json = completion("A") }, { delay = 0.5, json = completion("B") })
-      local got = {}
-      local t0 = core.now()
+      local got, sent_at_first = {}, nil
       local function waiter()
         local text = content_of(client:await({ messages = msgs() }))
+        sent_at_first = sent_at_first or #srv:requests()
         got[#got + 1] = text
       end
       local c1 = client:spawn(waiter)
       local c2 = client:spawn(waiter)
       assert.equal(2, client:pending())
       run(client)
-      local elapsed = core.now() - t0
       table.sort(got)
       assert.same({ "A", "B" }, got)
       assert.equal("dead", coroutine.status(c1))
       assert.equal("dead", coroutine.status(c2))
-      assert.is_true(elapsed < 0.9, "they did not overlap: " .. elapsed)
+      -- they overlapped: both requests had reached the server when the first answer came
+      assert.equal(2, sent_at_first)
     end)
 
     it("await streams with on_chunk and returns the accumulated response", function()

@@ -81,11 +81,12 @@ describe("baseten batch", function()
   end)
   after_each(function() os.execute("rm -rf " .. quote(dir)) end)
 
-  local function run(extra)
-    local args = { "batch", input, "-o", output, "--base-url", srv.url }
+  local function run_with_input(path, extra)
+    local args = { "batch", path, "-o", output, "--base-url", srv.url }
     for _, a in ipairs(extra or {}) do args[#args + 1] = a end
     return cli(args)
   end
+  local function run(extra) return run_with_input(input, extra) end
 
   it("takes OpenAI Batch API lines and plain requests, and writes OpenAI's output format", function()
     write(input, table.concat({
@@ -178,6 +179,7 @@ describe("baseten batch", function()
     local code, _, err = run({ "--max-retries", "0", "-c", "1" })
     assert.equal(1, code)
     assert.matches("3 of 6 requests succeeded, 3 failed", err)
+    assert.matches("failures: 3 rate_limit;", err) -- why, by error kind
     local by_id, n = records(output)
     assert.equal(6, n)
     local failed = 0
@@ -267,6 +269,93 @@ describe("baseten batch", function()
     assert.matches("baseten: batch: 3 of 3 requests succeeded", tty)
   end)
 
+  -- A 32 KiB file system for the output: a real tmpfs when this process
+  -- may mount one (root on Linux), else bin/baseten runs with io.open
+  -- wrapped by spec.support.full_disk (also when BASETEN_NO_MOUNT is set,
+  -- to run that path where mounting works). Returns the directory, a runner
+  -- and a function that gives the file system room.
+  local function small_disk()
+    local mnt = dir .. "/mnt"
+    assert(os.execute("mkdir -p " .. quote(mnt)))
+    if not os.getenv("BASETEN_NO_MOUNT") and util.ok("mount -t tmpfs -o size=32k tmpfs " .. quote(mnt) .. " 2>/dev/null") then
+      return mnt, function(args) return cli(args) end,
+        function() assert(util.ok("mount -o remount,size=1m " .. quote(mnt))) end,
+        function() os.execute("umount " .. quote(mnt)) end
+    end
+    local size = 32 * 1024
+    local function runner(args)
+      local cmd, opts = command(args)
+      cmd = cmd:gsub("^(%S+) bin/baseten", "%1 -e " .. quote('require("spec.support.full_disk").from_env()')
+        .. " bin/baseten")
+      local free = size - #(read(mnt .. "/out.jsonl") or "") -- what the output already takes
+      opts.env = opts.env .. " BT_FULL_PREFIX=" .. quote(mnt) .. " BT_FULL_FREE=" .. free
+      return util.run(cmd, opts)
+    end
+    return mnt, runner, function() size = 1024 * 1024 end, function() end
+  end
+
+  it("a full disk stops the run, naming the file, and a resume never shrinks the output", function()
+    local list = {}
+    for i = 1, 130 do list[i] = openai_line("q" .. i, "question number " .. i) end
+    write(input, table.concat(list, "\n") .. "\n")
+    local mnt, runner, grow, unmount = small_disk()
+    local out = mnt .. "/out.jsonl"
+    local args = { "batch", input, "-o", out, "--base-url", srv.url }
+    local ok_run, err_run = pcall(function()
+      local code, _, err = runner(args)
+      assert.equal(1, code, err)
+      assert.matches("cannot write " .. out:gsub("%p", "%%%0") .. ": No space left on device", err)
+      assert.is_nil(err:find("130 of 130", 1, true), err)
+      assert.is_nil(err:find("traceback", 1, true), err)
+      local first = read(out)
+      assert.is_true(#lines(first) < 130)
+      -- the resume has no room for its rewrite: the output stays as it is
+      code, _, err = runner(args)
+      assert.equal(1, code, err)
+      assert.matches("left as it was", err)
+      assert.is_nil(err:find("already answered", 1, true), err)
+      assert.equal(first, read(out))
+      grow()
+      code, _, err = runner(args)
+      assert.equal(0, code, err)
+      assert.matches(#lines(first) .. " already answered", err)
+      local by_id, n = records(out)
+      assert.equal(130, n)
+      for i = 1, 130 do assert.truthy(ok(by_id["q" .. i]), "q" .. i) end
+    end)
+    unmount()
+    assert(ok_run, err_run)
+  end)
+
+  it("a directory as input is a usage error, not a traceback", function()
+    local code, out, err = run_with_input(dir)
+    assert.equal(2, code)
+    assert.equal("", out)
+    assert.matches("^baseten: cannot read " .. dir:gsub("%p", "%%%0") .. ": Is a directory", err)
+    assert.is_nil(err:find("traceback", 1, true), err)
+    assert.equal(0, #srv:requests())
+  end)
+
+  it("an empty input reports no ids as already answered", function()
+    write(input, table.concat({ plain_line("a"), plain_line("b"), plain_line("c") }, "\n") .. "\n")
+    assert.equal(0, (run()))
+    write(input, "")
+    local code, _, err = run()
+    assert.equal(0, code, err)
+    assert.matches("0 of 0 requests succeeded", err)
+    assert.is_nil(err:find("already answered", 1, true), err)
+  end)
+
+  it("--json prints the summary as one line of JSON on stdout", function()
+    write(input, table.concat({ plain_line("a"), plain_line("b") }, "\n") .. "\n")
+    local code, out, err = run({ "--json" })
+    assert.equal(0, code, err)
+    local s = assert(json.decode(out), out)
+    assert.equal(1, #lines(out))
+    assert.same({ 2, 0, 2, 0, 0, output }, { s.succeeded, s.failed, s.total, s.skipped, s.malformed, s.output })
+    assert.matches("^baseten: batch: 2 of 2 requests succeeded", err)
+  end)
+
   it("help and usage errors", function()
     local code, out = cli({ "help", "batch" })
     assert.equal(0, code)
@@ -284,7 +373,5 @@ describe("baseten batch", function()
     assert.equal(2, code)
     code = select(1, cli({ "models", "-o", output }))
     assert.equal(2, code) -- -o is batch's alone
-    code = select(1, cli({ "batch", input, "-o", output, "--json" }))
-    assert.equal(2, code)
   end)
 end)

@@ -44,6 +44,39 @@ describe("bin/baseten", function()
   teardown(function() srv:stop() end)
   before_each(function() srv:reset() end)
 
+  it("with no key for Baseten's servers, says what to do on the command line, not in Lua", function()
+    local code, out, err = cli({ "chat", "-m", MODEL, "Hello" })
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.truthy(err:find("export BASETEN_API_KEY=<your key>", 1, true), err)
+    assert.truthy(err:find("https://app.baseten.co/settings/api_keys", 1, true), err)
+    assert.is_nil(err:find("baseten.new", 1, true), err)
+    assert.equal(0, #srv:requests())
+  end)
+
+  it("Ctrl-C (SIGINT) mid-stream: one line, exit 130, no file path", function()
+    local chunks = {}
+    for i = 1, 40 do
+      chunks[i] = "data: " .. baseten.json.encode{ id = "c", object = "chat.completion.chunk", model = MODEL,
+        choices = { { index = 0, delta = { content = "w" .. i .. " " } } } } .. "\n\n"
+    end
+    srv:enqueue{ chunks = chunks, chunk_delay = 0.1 }
+    local cmd, opts = command({ "chat", "-m", MODEL, "--base-url", srv.url, "Hello" })
+    -- the child in the background of a shell, interrupted once its first words are out
+    local out_file = os.tmpname()
+    local script = cmd .. " >" .. quote(out_file) .. " & pid=$!; i=0; while [ ! -s " .. quote(out_file)
+      .. " ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done; kill -INT $pid; wait $pid"
+    local code, _, err = util.run("sh -c " .. quote(script), opts)
+    local out = util.read_file(out_file) or ""
+    os.remove(out_file)
+    assert.are.equal(130, code, err)
+    assert.truthy(out:find("w1 ", 1, true), out)
+    assert.is_nil(out:find("w40", 1, true), out) -- it stopped
+    assert.matches("baseten: interrupted\n$", err)
+    assert.is_nil(err:find(".lua:", 1, true), err)
+    assert.is_nil(err:find("traceback", 1, true), err)
+  end)
+
   it("chat streams the answer to stdout", function()
     local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "Hello", "there" })
     assert.are.equal(0, code, err)
@@ -394,6 +427,24 @@ describe("bin/baseten", function()
       assert.are.equal(0, code, tty)
       assert.are.equal(ANSWER, out)
       assert.are.equal(THINK .. "\r\n", tty)
+    end)
+
+    it("asks the core whether stderr is a terminal, not a shell (there is no `test -t` on Windows)", function()
+      local cmd, opts = command({ "chat", "-m", "test/reasoning", "--base-url", srv.url, "Hi there" })
+      cmd = cmd:gsub("^(%S+) bin/baseten", "%1 -e " .. quote("os.execute = function() error('no shell here') end")
+        .. " bin/baseten")
+      local code, out, tty = util.run_tty(cmd, opts)
+      assert.are.equal(0, code, tty)
+      assert.are.equal(ANSWER, out)
+      assert.are.equal("\27[2m" .. THINK .. "\27[0m\r\n", tty)
+      local probe = "local c = require('baseten.core') io.write(tostring(c.isatty(0)), tostring(c.isatty(2)))"
+      local _, plain = util.run_lua(probe)
+      assert.are.equal("falsefalse", plain) -- stdin a file, stderr a file
+      local script = util.write_file(probe)
+      local _, both = util.run_tty(util.interpreter() .. " " .. quote(script))
+      os.remove(script)
+      assert.are.equal("truetrue", both)
+      assert.has_error(function() require("baseten.core").isatty(-1) end)
     end)
 
     it("--no-reasoning hides it", function()

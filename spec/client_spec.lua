@@ -151,12 +151,11 @@ describe("baseten client", function()
       local skip = require("spec.support.util").skip_volume()
       if skip then return pending(skip) end
       local big = string.rep("abcdefgh", 256 * 1024)
-      local t0 = core.now()
       local resp, err = client:chat{ messages = msgs(big) }
-      local elapsed = core.now() - t0
       assert.is_nil(err)
       assert.is_table(resp)
-      assert.is_true(elapsed < 0.9, "took " .. elapsed .. " s")
+      -- no "Expect: 100-continue", so libcurl had nothing to wait 1 s for
+      -- (a time bound here failed on busy machines: 0.97 s vs 0.9)
       local req = srv:requests()[1]
       assert.is_nil(header(req, "expect"))
       assert.equal(#big, #json.decode(req.body).messages[1].content)
@@ -251,8 +250,8 @@ describe("baseten client", function()
       local c = baseten.new{ api_key = KEY, base_url = srv.url, model = "m/x", max_retries = 0, timeout = 0.5 }
       local t0 = core.now()
       local _, err = c:chat{ messages = msgs() }
-      assert.equal("timeout", err.kind)
-      assert.is_true(core.now() - t0 < 2.5)
+      assert.equal("timeout", err.kind) -- the server answers after 3 s: this was the 0.5 s limit
+      assert.is_true(core.now() - t0 >= 0.45)
     end)
 
     it("is a connection error when the body is cut off", function()
@@ -266,22 +265,30 @@ describe("baseten client", function()
   describe("retries", function()
     it("retries a 429 after its Retry-After and then succeeds", function()
       srv:enqueue({ status = 429, json = { error = "slow down" }, headers = { ["Retry-After"] = "1" } })
+      local retries = {}
+      local c = baseten.new{ api_key = KEY, base_url = srv.url, model = "openai/gpt-oss-120b",
+                             log = function(e) if e.event == "retry" then retries[#retries + 1] = e end end }
       local t0 = core.now()
-      local resp, err = client:chat{ messages = msgs() }
+      local resp, err = c:chat{ messages = msgs() }
       local elapsed = core.now() - t0
       assert.is_nil(err)
       assert.is_table(resp)
       assert.equal(2, #srv:requests())
-      assert.is_true(elapsed >= 0.9 and elapsed < 2.5, "took " .. elapsed)
+      assert.is_true(elapsed >= 0.9, "took " .. elapsed)
+      assert.equal(1, #retries)
+      assert.equal(1, retries[1].delay) -- the wait it chose; how long the machine took is no measure
     end)
 
     it("honours retry-after-ms over Retry-After", function()
       srv:enqueue({ status = 503, json = { error = "busy" },
                     headers = { ["retry-after-ms"] = "100", ["Retry-After"] = "30" } })
-      local t0 = core.now()
-      assert(client:chat{ messages = msgs() })
-      assert.is_true(core.now() - t0 < 1.5)
+      local retries = {}
+      local c = baseten.new{ api_key = KEY, base_url = srv.url, model = "openai/gpt-oss-120b",
+                             log = function(e) if e.event == "retry" then retries[#retries + 1] = e end end }
+      assert(c:chat{ messages = msgs() })
       assert.equal(2, #srv:requests())
+      assert.equal(1, #retries)
+      assert.equal(0.1, retries[1].delay)
     end)
 
     it("retries 408, 409 and 5xx, then gives up after max_retries", function()

@@ -214,3 +214,50 @@ print(resp)
     assert.is_nil(err:find("error object is not a string", 1, true), err)
   end)
 end)
+
+describe("Retry-After", function()
+  -- the three forms of RFC 9110 5.6.7 for one instant; the check is that a
+  -- form is understood at all and read as that instant (an hour or a day
+  -- off is a misparse), so busy-machine delays of seconds do not matter
+  local function forms(at)
+    local t = os.date("!*t", at)
+    local asctime_day = ("%2d"):format(t.day)
+    return {
+      imf = os.date("!%a, %d %b %Y %H:%M:%S GMT", at),
+      rfc850 = os.date("!%A, %d-%b-%y %H:%M:%S GMT", at),
+      asctime = os.date("!%a %b ", at) .. asctime_day .. os.date("! %H:%M:%S %Y", at),
+    }
+  end
+
+  it("reads an HTTP date in IMF-fixdate, RFC 850 and asctime form", function()
+    for _, ahead in ipairs({ 90, 3 * 86400 + 7 }) do
+      local at = os.time() + ahead
+      for name, text in pairs(forms(at)) do
+        local got = errors.retry_after(nil, text)
+        assert(got, name .. ": " .. text .. " was not understood")
+        assert.is_true(math.abs(got - ahead) < 30, ("%s %q: %s, want %s"):format(name, text, got, ahead))
+      end
+    end
+  end)
+
+  it("reads the examples of RFC 9110 as dates in the past (wait 0)", function()
+    assert.equal(0, errors.retry_after(nil, "Sun, 06 Nov 1994 08:49:37 GMT"))
+    assert.equal(0, errors.retry_after(nil, "Sunday, 06-Nov-94 08:49:37 GMT"))
+    assert.equal(0, errors.retry_after(nil, "Sun Nov  6 08:49:37 1994"))
+  end)
+
+  it("a two-digit year more than 50 years ahead is a year in the past", function()
+    local this = tonumber(os.date("!%Y"))
+    local yy = (this + 60) % 100 -- 60 years ahead with these digits: 40 years ago
+    assert.equal(0, errors.retry_after(nil, ("Monday, 01-Jan-%02d 00:00:00 GMT"):format(yy)))
+    yy = (this + 1) % 100 -- next year, ahead by months
+    local got = errors.retry_after(nil, ("Monday, 01-Jan-%02d 00:00:00 GMT"):format(yy))
+    assert.is_true(got > 0 and got <= 366 * 86400, tostring(got))
+  end)
+
+  it("refuses what is no date", function()
+    for _, text in ipairs({ "Sun Nov  6 08:49:37", "Sunday, 06-Foo-94 08:49:37 GMT", "tomorrow", "" }) do
+      assert.is_nil(errors.retry_after(nil, text), text)
+    end
+  end)
+end)

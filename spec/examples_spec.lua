@@ -22,6 +22,31 @@ local function check(script, patterns, model)
 end
 
 describe("examples", function()
+  it("make demo's closing lines run your own script, as printed, from another folder", function()
+    local f = assert(io.open(util.ROOT .. "/Makefile", "rb"))
+    local makefile = f:read("*a")
+    f:close()
+    local recipe = assert(makefile:match("\ndemo: deps\n(.-)\n\n"), "no demo target in the Makefile")
+    local line = assert(recipe:match('@echo "Your own script, with this build: ([^"]+)"'), recipe)
+    assert.equal("source scripts/env.sh 5.4 && lua5.4 myscript.lua", line)
+    assert.truthy(recipe:find("export BASETEN_BASE_URL=http://127.0.0.1:8000/v1", 1, true), recipe)
+    local server = require("spec.support.server")
+    local srv = server.start()
+    local dir = util.tmpdir()
+    local sf = assert(io.open(dir .. "/myscript.lua", "wb"))
+    sf:write('local b = require("baseten") print(b.check(b.new{ model = "deepseek-ai/DeepSeek-V3.1" }:chat{ messages = '
+      .. '{ { role = "user", content = "mine" } } }).choices[1].message.content)\n')
+    sf:close()
+    -- the clone's path instead of "scripts/", as someone typing it in the clone would have
+    local cmd = "bash -c " .. util.quote((line:gsub("scripts/", util.quote(util.ROOT) .. "/scripts/")))
+    local code, out, err = util.run(cmd, { cwd = dir, env = "-u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4"
+      .. " BASETEN_API_KEY=local BASETEN_BASE_URL=" .. util.quote(srv.url) })
+    srv:stop()
+    os.execute("rm -rf " .. util.quote(dir))
+    assert(code == 0, err)
+    assert.truthy(out:find("You said: mine", 1, true), out)
+  end)
+
   it("chat.lua prints the answer and the token usage", function()
     check("examples/chat.lua", {
       "You said: What is Lua, in one sentence?", "finish_reason: stop, tokens: ",
@@ -54,6 +79,12 @@ describe("examples", function()
       "[1] done: ", "[2] done: ", "[3] done: ", "[stream] done: ",
       "You said: Count to five.", "all 4 requests finished after",
     })
+    assert.is_nil(out:find("failed", 1, true))
+  end)
+
+  it("search.lua embeds a folder and finds the file about a question", function()
+    local out = check("examples/search.lua", { "embedded ", "files of examples",
+      "extract structured JSON with a schema\n  1. extract.lua" })
     assert.is_nil(out:find("failed", 1, true))
   end)
 
@@ -137,4 +168,25 @@ describe("README.md", function()
         .. ": a json.null reached the output\n" .. stdout)
     end)
   end
+
+  it("the Errors example prints what its comment says, run as script.lua", function()
+    local block = readme:match("\n```lua\n(local stream = baseten%.check%(.-print%(ok, why%)[^\n]*)\n```")
+    assert(block, "no Errors example with print(ok, why) in README.md")
+    local want = block:match("print%(ok, why%)%s+%-%->%s+([^\n]*)")
+    local dir = util.tmpdir()
+    local sf = assert(io.open(dir .. "/script.lua", "wb"))
+    sf:write((block:gsub("%s+%-%->[^\n]*", "")))
+    sf:close()
+    local prelude = 'baseten = require("baseten") client = baseten.new{ model = "deepseek-ai/DeepSeek-V3.1" }'
+    local code, stdout, stderr = util.run(util.interpreter() .. " -e " .. util.quote(prelude) .. " script.lua",
+      { cwd = dir, env = "-u BASETEN_API_KEY BASETEN_BASE_URL=" .. util.quote(srv.url) })
+    os.execute("rm -rf " .. util.quote(dir))
+    assert(code == 0, stderr)
+    local last = stdout:match("([^\n]*)\n?$")
+    -- the comment's "false  script.lua:5: ... [request_id ...]": the same up to the id
+    local prefix = assert(want:match("^(.-)%[request_id %.%.%.%]$"), want):gsub("%s+", " ")
+    local got = last:gsub("%s+", " ")
+    assert.equal(prefix, got:sub(1, #prefix), "printed:\n" .. last .. "\nthe README says:\n" .. want)
+    assert.truthy(got:sub(#prefix + 1):find("^%[request_id [^]]+%]$"), last)
+  end)
 end)

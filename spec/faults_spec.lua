@@ -95,7 +95,7 @@ describe("faults", function()
       local t0 = core.now()
       local err = drain(assert(c:stream{ messages = msgs() }))
       assert.equal("timeout", err.kind)
-      assert.is_true(core.now() - t0 < 3, "took " .. (core.now() - t0))
+      assert.is_true(core.now() - t0 < 9, "took " .. (core.now() - t0)) -- the client's 1 s, not the 10 s stall
       c:close()
     end)
 
@@ -106,7 +106,7 @@ describe("faults", function()
       local resp, err = c:chat{ messages = msgs() }
       assert.is_nil(resp)
       assert.equal("timeout", err.kind)
-      assert.is_true(core.now() - t0 < 3)
+      assert.is_true(core.now() - t0 < 9) -- the client's 1 s, not the 10 s stall
       c:close()
     end)
   end)

@@ -7,10 +7,15 @@
 --     buffer through baseten.uv, cancels a stream and passes :checkhealth
 --     (spec/support/nvim_plugin.lua); the example plugin (examples/nvim) the
 --     same way, its edit plan (:BasetenPlan) filling in while the JSON streams.
---   * LÖVE: `make love-kit`, then the example game as a folder
---     (`love examples/love`, as the README says), zipped as a .love with the
---     core in the save directory, and fused, each headless or under xvfb-run;
---     the NPC example (`love examples/love-npc`) under xvfb-run.
+--   * Neovim, prebuilt: with no compiler, build.lua installs `make dist`'s
+--     LuaJIT archive from a local HTTP server (BASETEN_DIST_URL), then the
+--     same stream and :checkhealth; an archive with one byte changed fails
+--     with the checksum message, no core and a non-zero exit.
+--   * LÖVE: `make love-kit-linux`, then the example game as a folder
+--     (`love examples/love`, as the README says; `make love-demo`; the
+--     no-key message), zipped as a .love with the core in the save
+--     directory, and fused, each headless or under xvfb-run; the NPC
+--     example (`love examples/love-npc`) under xvfb-run.
 -- A host that is not installed fails the test with a message (CI and
 -- `make test` install them: scripts/deps.sh hosts).
 --
@@ -118,6 +123,13 @@ local function nvim_build(tmp, copy)
     .. q("set rtp^=" .. copy) .. " -c " .. q("lua " .. lua) .. " -c 'qa!'", "build.lua in nvim")
 end
 
+-- build.lua run the way a user runs it by hand (Neovim 0.7 has no `-l`);
+-- returns its exit status and output
+local function nvim_luafile_build(tmp, copy, extra)
+  return util.run(host_env(tmp, extra) .. " timeout 120 nvim --headless -u NONE -i NONE -n -c 'luafile build.lua' -c q"
+    .. " </dev/null", { cwd = copy, merge = true })
+end
+
 local function no_error_lines(lines)
   local bad = {}
   for _, line in ipairs(lines) do
@@ -135,6 +147,7 @@ describe("hosts, installed as their users install them", function()
   end)
 
   teardown(function()
+    if shared.www then execute("kill " .. shared.www.pid) end
     srv:stop()
     execute("rm -rf " .. q(shared.dir))
   end)
@@ -151,15 +164,41 @@ describe("hosts, installed as their users install them", function()
     return shared.copy
   end
 
-  -- the same copy after `make love-kit`
+  -- the same copy after `make love-kit-linux` (build/love-kit/linux)
   local function love_kit()
     need("love", "love")
     local copy = plugin_copy()
     if not shared.kit then
-      sh(copy, "make love-kit", "make love-kit")
+      sh(copy, "make love-kit-linux", "make love-kit-linux")
       shared.kit = true
     end
     return copy
+  end
+
+  -- `make dist`'s Linux LuaJIT archive, made in the shared copy, served by
+  -- a local HTTP server: www.url .. "/good" as made, "/bad" with one byte of
+  -- the archive changed (its SHA256SUMS as made)
+  local function dist_www()
+    if not shared.www then
+      local copy = plugin_copy()
+      sh(copy, "DIST_TARGETS=linux DIST_ABIS=luajit bash scripts/dist.sh", "make dist")
+      local www = shared.dir .. "/www"
+      local zip = "baseten-" .. baseten.VERSION .. "-linux-x86_64-luajit.zip"
+      sh(copy, "mkdir -p " .. q(www) .. " && cp -r dist " .. q(www .. "/good") .. " && cp -r dist " .. q(www .. "/bad")
+        .. " && printf 'X' | dd of=" .. q(www .. "/bad/" .. zip) .. " bs=1 seek=1000 conv=notrunc 2>/dev/null")
+      local log = shared.dir .. "/http.log"
+      local pid = sh(www, "python3 -u -m http.server 0 --bind 127.0.0.1 --directory " .. q(www) .. " >" .. q(log)
+        .. " 2>&1 & echo $!"):match("%d+")
+      local port
+      for _ = 1, 500 do
+        port = (read(log) or ""):match("port (%d+)")
+        if port then break end
+        execute("sleep 0.02")
+      end
+      assert(port, "the HTTP server did not start: " .. tostring(read(log)))
+      shared.www = { pid = pid, url = "http://127.0.0.1:" .. port, zip = zip }
+    end
+    return shared.www
   end
 
   before_each(function()
@@ -209,6 +248,7 @@ describe("hosts, installed as their users install them", function()
       assert.truthy(health:find("core " .. baseten.VERSION .. " loaded from " .. copy .. "/lua/baseten/core.so", 1, true),
         health)
       assert.truthy(health:find("built for Lua 5.1; Neovim runs LuaJIT", 1, true), health)
+      assert.truthy(health:find("installed: built from source by build.lua", 1, true), health)
       assert.truthy(health:find("libcurl %d+%.%d+"), health)
       assert.truthy(health:find("TLS backend: ", 1, true), health)
       assert.truthy(health:find("HTTP/2: ", 1, true), health)
@@ -221,6 +261,48 @@ describe("hosts, installed as their users install them", function()
       assert.equal("second", reqs[2].json.messages[1].content)
       assert.equal("GET", reqs[3].method)
     end)
+
+  it("Neovim: with no compiler, build.lua installs `make dist`'s archive from BASETEN_DIST_URL; it loads and streams",
+    function()
+      local www = dist_www()
+      local copy = fresh_copy(tmp)
+      local code, out = nvim_luafile_build(tmp, copy, { CC = "/nonexistent/cc", BASETEN_DIST_URL = www.url .. "/good" })
+      assert(code == 0, "build.lua failed:\n" .. out)
+      assert.truthy(out:find("installed lua/baseten/core.so from the prebuilt " .. www.zip .. " (SHA-256 checked)", 1, true),
+        out)
+      -- the archive's core, byte for byte, and no download left behind
+      sh(tmp, "unzip -q -o " .. q(shared.copy .. "/dist/" .. www.zip) .. " lua/baseten/core.so -d " .. q(tmp .. "/x")
+        .. " && cmp " .. q(tmp .. "/x/lua/baseten/core.so") .. " " .. q(copy .. "/lua/baseten/core.so"))
+      assert.is_nil(io.open(copy .. "/build/prebuilt", "rb"))
+      srv:enqueue(slow_stream(), slow_stream())
+      local cmd = nvim_cmd(tmp, { copy }, ROOT .. "/spec/support/nvim_plugin.lua", {
+        BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json", BASETEN_API_KEY = "test-key",
+      })
+      local _, r, log = run_host(tmp, cmd, tmp)
+      assert(r, "nvim wrote no result:\n" .. log)
+      assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
+      assert.same({ copy .. "/lua/baseten/core.so" }, r.core_file)
+      assert.equal(json.null, r.err)
+      assert.equal(EXPECTED, r.text)
+      assert.equal(EXPECTED, r.buffer)
+      local health = table.concat(r.health, "\n")
+      assert.same({}, no_error_lines(r.health), health)
+      assert.truthy(health:find("installed: prebuilt " .. www.zip .. " (sha256 ", 1, true), health)
+      assert.truthy(health:find("built for Lua 5.1; Neovim runs LuaJIT", 1, true), health)
+      assert.truthy(health:find("TLS backend: ", 1, true), health)
+    end)
+
+  it("Neovim: an archive with one byte changed: the checksum message, no core, a non-zero exit", function()
+    local www = dist_www()
+    local copy = fresh_copy(tmp)
+    local code, out = nvim_luafile_build(tmp, copy, { CC = "/nonexistent/cc", BASETEN_DIST_URL = www.url .. "/bad" })
+    assert.is_true(code ~= 0, "exit " .. tostring(code) .. ":\n" .. out)
+    assert.truthy(out:find("the checksum of " .. www.zip .. " does not match SHA256SUMS", 1, true), out)
+    assert.truthy(out:find("nothing was installed", 1, true), out)
+    assert.is_nil(io.open(copy .. "/lua/baseten/core.so", "rb"))
+    assert.is_nil(io.open(copy .. "/lua/baseten/core.so.tmp", "rb"))
+    assert.is_nil(io.open(copy .. "/build/prebuilt", "rb"))
+  end)
 
   it("Neovim: the README's baseten.uv block runs as written, streaming into its buffer", function()
     local copy = plugin_copy()
@@ -301,6 +383,28 @@ describe("hosts, installed as their users install them", function()
     assert.equal("Bearer test-key", reqs[1].header_map.authorization)
   end)
 
+  it("Neovim: the example plugin's :BasetenSearch embeds the buffer without blocking and ranks with top_k", function()
+    local copy = plugin_copy()
+    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/search_driver.lua",
+      { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json" })
+    local _, r, log = run_host(tmp, cmd, tmp)
+    assert(r, "nvim wrote no result:\n" .. log)
+    assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
+    assert.is_true(r.command)
+    assert.is_nil(r.first_err)
+    assert.is_true(r.returned_before_done, "the command returned before the embeddings came")
+    assert.equal(4, r.first_embedded, "three chunks and the query")
+    assert.equal(21, r.first_items[1].lnum, "the chunk about retries ranks first")
+    assert.equal(3, #r.first_items)
+    assert.is_true(r.first_ticks >= 1, "the poll timer drove the embedding")
+    assert.equal(1, r.second_embedded, "an unchanged buffer's chunks are not embedded again")
+    assert.equal(41, r.second_lnum)
+    assert.is_true(r.max_heartbeat_gap_ms < 500, "the editor stalled " .. r.max_heartbeat_gap_ms .. " ms")
+    local posts = 0
+    for _, r0 in ipairs(srv:requests()) do if r0.path == "/v1/embeddings" then posts = posts + 1 end end
+    assert.equal(2, posts)
+  end)
+
   -- The example game, run by `cmd` in `dir`; checks the stream and frames.
   local function love_run(dir, cmd, windowed)
     srv:enqueue(slow_stream())
@@ -314,11 +418,17 @@ describe("hosts, installed as their users install them", function()
     assert(ok and r.ok, "love failed: " .. tostring(r.err) .. "\n" .. log)
     assert.equal(EXPECTED, r.text)
     assert.equal(20, r.chunks)
-    -- frames kept coming while tokens arrived, and tokens came over many frames
-    assert.is_true(r.frames_streaming >= 20, "only " .. r.frames_streaming .. " frames while streaming")
-    assert.is_true(r.frames_with_tokens >= 10, "tokens arrived in only " .. r.frames_with_tokens .. " frames")
-    assert.is_true(r.max_frame_ms < 250, "a frame took " .. r.max_frame_ms .. " ms")
-    assert.is_true(r.streaming_ms >= 800, "tokens arrived over only " .. r.streaming_ms .. " ms")
+    -- frames kept coming while tokens arrived, and tokens came over many
+    -- frames (a stream read inside one frame gives 1 and 1). The bounds are
+    -- 5x below what an idle machine shows (about 60 frames, 20 with
+    -- tokens): under load the game draws fewer frames in the same second
+    assert.is_true(r.frames_streaming >= 12, "only " .. r.frames_streaming .. " frames while streaming")
+    assert.is_true(r.frames_with_tokens >= 4, "tokens arrived in only " .. r.frames_with_tokens .. " frames")
+    -- less than the stream's 1 s, which a frame that read it whole would take
+    assert.is_true(r.max_frame_ms < 750, "a frame took " .. r.max_frame_ms .. " ms")
+    -- (no bound on streaming_ms: on a busy machine a stalled game sees
+    -- the first tokens late and the rest in a burst; frames_with_tokens
+    -- above counts that they came over many frames)
     local reqs = srv:requests()
     assert.equal(1, #reqs)
     assert.equal("hello", reqs[1].json.messages[1].content)
@@ -326,12 +436,14 @@ describe("hosts, installed as their users install them", function()
     return r
   end
 
-  -- examples/love plus the kit's baseten/ zipped as game.love in `dir`
+  -- examples/love plus the kit's in-the-love/baseten/ zipped as game.love
+  -- in `dir` (with_core: the core put inside too, where it cannot load)
   local function zip_game(copy, dir, with_core)
     need("zip", "zip")
     sh(copy, "mkdir -p " .. q(dir) .. " " .. q(tmp .. "/game") .. " && cp examples/love/*.lua " .. q(tmp .. "/game")
-      .. " && cp -r build/love-kit/baseten " .. q(tmp .. "/game/")
-      .. (with_core and "" or " && rm " .. q(tmp .. "/game/baseten/core.so")))
+      .. " && cp -r build/love-kit/linux/in-the-love/baseten " .. q(tmp .. "/game/")
+      .. (with_core and " && cp build/love-kit/linux/beside-the-love/baseten/core.so " .. q(tmp .. "/game/baseten/")
+        or ""))
     sh(tmp .. "/game", "zip -q -r " .. q(dir .. "/game.love") .. " .")
     return dir .. "/game.love"
   end
@@ -398,13 +510,35 @@ describe("hosts, installed as their users install them", function()
       assert.equal("json_schema", reqs[1].json.response_format.type)
     end)
 
+  it("LÖVE: `make love-demo` in a fresh clone, with no key: the bundled server answers", function()
+    local copy = love_kit()
+    local env = host_env(tmp, { BASETEN_LOVE_TEST = "1", BASETEN_LOVE_RESULT = tmp .. "/result.json" })
+    local ok, r, log = run_host(copy, env .. " timeout 60 make love-demo", tmp)
+    assert(r, "love wrote no result:\n" .. log)
+    assert(ok and r.ok, "love failed: " .. tostring(r.err) .. "\n" .. log)
+    assert.truthy(r.text:find("You said: Write a haiku about game loops.", 1, true), r.text)
+    assert.truthy(log:find("talks to the bundled local server at http://127.0.0.1:", 1, true), log)
+  end)
+
+  it("LÖVE: `love examples/love` with no key and no base URL says what to set instead of asking", function()
+    local copy = love_kit()
+    local env = host_env(tmp, { BASETEN_LOVE_TEST = "1", BASETEN_LOVE_RESULT = tmp .. "/result.json" })
+    local ok, r, log = run_host(copy, env .. " timeout 60 love examples/love", tmp)
+    assert(r, "love wrote no result:\n" .. log)
+    assert.is_false(ok)
+    assert.truthy(r.err:find("BASETEN_API_KEY is not set", 1, true), r.err)
+    assert.truthy(r.err:find("make love-demo", 1, true), r.err)
+    assert.equal(0, r.chunks)
+  end)
+
   it("LÖVE: a zipped game.love with the core in the save directory, drawing under xvfb-run", function()
     need("xvfb-run", "xvfb")
     need("xauth", "xauth")
     local copy = love_kit()
     local love_file = zip_game(copy, tmp .. "/dist", false)
     -- the save directory of identity "baseten-demo" (conf.lua)
-    sh(copy, "mkdir -p " .. q(tmp .. "/data/love/baseten-demo/baseten") .. " && cp build/love-kit/baseten/core.so "
+    sh(copy, "mkdir -p " .. q(tmp .. "/data/love/baseten-demo/baseten")
+      .. " && cp build/love-kit/linux/beside-the-love/baseten/core.so "
       .. q(tmp .. "/data/love/baseten-demo/baseten/"))
     local r = love_run("/", "love " .. q(love_file), true)
     assert.is_true(r.graphics)
@@ -425,7 +559,7 @@ describe("hosts, installed as their users install them", function()
     assert.truthy(log:find("the C core (baseten.core) is not installed for LuaJIT", 1, true), log)
     assert.truthy(log:find("make love-kit", 1, true), log)
     srv:reset()
-    sh(copy, "cp -r build/love-kit/baseten " .. q(tmp .. "/dist/"))
+    sh(copy, "cp -r build/love-kit/linux/beside-the-love/baseten " .. q(tmp .. "/dist/"))
     r = love_run("/", "love " .. q(love_file), false)
     assert.equal(tmp .. "/dist/baseten/core.so", r.core_path)
   end)
@@ -435,7 +569,7 @@ describe("hosts, installed as their users install them", function()
     local love_file = zip_game(copy, tmp .. "/dist", false)
     local love_bin = (sh(tmp, "readlink -f \"$(command -v love)\""):gsub("%s+$", ""))
     sh(tmp, "mkdir -p fused && cat " .. q(love_bin) .. " " .. q(love_file) .. " > fused/game && chmod +x fused/game"
-      .. " && cp -r " .. q(copy .. "/build/love-kit/baseten") .. " fused/ && rm fused/baseten/*.lua")
+      .. " && cp -r " .. q(copy .. "/build/love-kit/linux/beside-the-love/baseten") .. " fused/")
     local r = love_run("/", q(tmp .. "/fused/game"), false)
     assert.is_true(r.fused)
     assert.equal(tmp .. "/fused/baseten/core.so", r.core_path)

@@ -147,7 +147,7 @@ describe("the object model", function()
   end)
 end)
 
-describe("a closed client", function()
+describe("against the test server", function()
   local srv, client
 
   setup(function() srv = server.start() end)
@@ -155,162 +155,166 @@ describe("a closed client", function()
   before_each(function()
     srv:reset()
     client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 0 }
-    client:close()
-  end)
-
-  local function canceled(v, err)
-    assert.is_nil(v)
-    assert.is_table(err)
-    assert.equal("canceled", err.kind)
-  end
-
-  it("returns canceled from every blocking call, never raising", function()
-    canceled(client:chat{ messages = msgs() })
-    canceled(client:chat{ messages = msgs(), stream = true })
-    canceled(client:stream{ messages = msgs() })
-    canceled(client:json{ messages = msgs() })
-    canceled(client:run_tools{ messages = msgs() })
-    canceled(client:models())
-    canceled(client:await{ messages = msgs() })
-    local resps, errs = client:batch({ { messages = msgs() }, { messages = msgs() } })
-    assert.same({}, resps)
-    assert.equal("canceled", errs[1].kind)
-    assert.equal("canceled", errs[2].kind)
-    assert.equal(0, #srv:requests())
-  end)
-
-  it("ends every non-blocking call as canceled at the next poll", function()
-    local got
-    local h = client:start({ messages = msgs() }, { on_done = function(_, err) got = err end })
-    local b = client:start_batch({ { messages = msgs() } })
-    assert.equal(0, client:poll(0))
-    assert.is_true(h:done())
-    assert.equal("canceled", got.kind)
-    assert.is_true(b:done())
-    local _, errs = b:result()
-    assert.equal("canceled", errs[1].kind)
-    assert.equal(0, #srv:requests())
-  end)
-
-  it("ends a stream in progress as canceled", function()
-    local c = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 0 }
-    srv:enqueue({ chunks = { 'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n' }, stall = 5 })
-    local s = assert(c:stream{ messages = msgs() })
-    assert.equal("a", s:next().choices[1].delta.content)
-    c:close()
-    canceled(s:next())
-  end)
-end)
-
-describe("options are checked where they are given", function()
-  local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL }
   end)
   after_each(function() client:close() end)
 
-  it("client options at baseten.new, naming the option, at the caller's line", function()
-    local function new(opts)
-      opts.api_key, opts.base_url = KEY, srv.url
-      return baseten.new(opts)
+  it("a client dropped with a request pending is collected, on every Lua", function()
+    srv:enqueue({ delay = 5, json = util.completion("late") })
+    local weak = setmetatable({}, { __mode = "k" })
+    local function make() -- its own frame, so no stack slot keeps the client
+      local c = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL }
+      c:start({ messages = msgs() })
+      c:poll(0)
+      weak[c] = true
     end
-    raises_here(function() baseten.new{ base_url = srv.url, timeout = 0 / 0 } end, "timeout", "nan")
-    raises_here(function() baseten.new{ base_url = srv.url, timeout = 1e300 } end, "timeout")
-    raises_here(function() baseten.new{ base_url = srv.url, connect_timeout = -1 } end, "connect_timeout")
-    raises_here(function() baseten.new{ base_url = srv.url, idle_timeout = "5" } end, "idle_timeout")
-    raises_here(function() baseten.new{ base_url = srv.url, max_retries = "2" } end, "max_retries")
-    raises_here(function() baseten.new{ base_url = srv.url, max_retries = 1.5 } end, "max_retries")
-    raises_here(function() baseten.new{ base_url = srv.url, model = 42 } end, "model")
-    raises_here(function() baseten.new{ base_url = srv.url, insecure = "yes" } end, "insecure")
-    raises_here(function() baseten.new{ base_url = srv.url, log = "stderr" } end, "log")
-    raises_here(function() baseten.new{ base_url = srv.url, headers = "X-A: b" } end, "headers")
-    -- in range they are taken
-    new({ timeout = 0, max_retries = 0, connect_timeout = 2147483 }):close()
+    make()
+    for _ = 1, 4 do collectgarbage() end
+    assert.is_nil(next(weak))
   end)
 
-  it("per-call options at the call, before anything is sent", function()
-    local req = { messages = msgs() }
-    raises_here(function() client:chat(req, { timeout = 0 / 0 }) end, "timeout")
-    raises_here(function() client:chat(req, { max_retries = "1" }) end, "max_retries")
-    raises_here(function() client:stream(req, { timeout = -1 }) end, "timeout")
-    raises_here(function() client:chat({ messages = msgs(), stream = true }, { timeout = -1 }) end, "timeout")
-    raises_here(function() client:json(req, { max_retries = -1 }) end, "max_retries")
-    raises_here(function() client:run_tools(req, { timeout = "x" }) end, "timeout")
-    raises_here(function() client:models({ timeout = 0 / 0 }) end, "timeout")
-    raises_here(function() client:start(req, { max_retries = "x" }) end, "max_retries")
-    raises_here(function() client:start(req, { on_done = 1 }) end, "on_done")
-    raises_here(function() client:batch({ req }, { timeout = 0 / 0 }) end, "timeout")
-    raises_here(function() client:start_batch({ req }, { max_retries = 1e9 }) end, "max_retries")
-    raises_here(function() client:chat(req, "fast") end, "options")
-    assert.equal(0, client:pending())
-    assert.equal(0, #srv:requests())
-  end)
-end)
+  describe("a closed client", function()
+    before_each(function() client:close() end)
 
-describe("poll contains its failures", function()
-  local srv, client
+    local function canceled(v, err)
+      assert.is_nil(v)
+      assert.is_table(err)
+      assert.equal("canceled", err.kind)
+    end
 
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 0 }
-  end)
-  after_each(function() client:close() end)
+    it("returns canceled from every blocking call, never raising", function()
+      canceled(client:chat{ messages = msgs() })
+      canceled(client:chat{ messages = msgs(), stream = true })
+      canceled(client:stream{ messages = msgs() })
+      canceled(client:json{ messages = msgs() })
+      canceled(client:run_tools{ messages = msgs() })
+      canceled(client:models())
+      canceled(client:await{ messages = msgs() })
+      local resps, errs = client:batch({ { messages = msgs() }, { messages = msgs() } })
+      assert.same({}, resps)
+      assert.equal("canceled", errs[1].kind)
+      assert.equal("canceled", errs[2].kind)
+      assert.equal(0, #srv:requests())
+    end)
 
-  it("a bad per-call option raises at start, and later polls and a start_batch go on", function()
-    raises_here(function() client:start({ messages = msgs() }, { timeout = 0 / 0 }) end, "timeout")
-    for i = 1, 3 do srv:enqueue({ json = util.completion("r" .. i) }) end
-    local b = client:start_batch({ { messages = msgs() }, { messages = msgs() }, { messages = msgs() } })
-    util.drain(client)
-    assert.is_true(b:done())
-    local resps, errs = b:result()
-    assert.same({}, errs)
-    assert.equal(3, #resps)
-  end)
+    it("ends every non-blocking call as canceled at the next poll", function()
+      local got
+      local h = client:start({ messages = msgs() }, { on_done = function(_, err) got = err end })
+      local b = client:start_batch({ { messages = msgs() } })
+      assert.equal(0, client:poll(0))
+      assert.is_true(h:done())
+      assert.equal("canceled", got.kind)
+      assert.is_true(b:done())
+      local _, errs = b:result()
+      assert.equal("canceled", errs[1].kind)
+      assert.equal(0, #srv:requests())
+    end)
 
-  it("a task whose step raises ends with an error value; the error comes out of poll once", function()
-    srv:enqueue({ json = util.completion("a"), delay = 0.3 })
-    srv:enqueue({ json = util.completion("b"), delay = 0.3 })
-    local got
-    local h = client:start({ messages = msgs() }, { on_done = function(_, err) got = err end })
-    h.step = function() error("boom") end -- a failure inside the library, as if
-    local b = client:start_batch({ { messages = msgs() } })
-    local msg = raised(function() client:poll(0) end)
-    assert.truthy(msg:find("boom", 1, true), msg)
-    assert.is_true(h:done())
-    assert.equal("canceled", got.kind)
-    assert.truthy(got.message:find("boom", 1, true))
-    util.drain(client) -- no second raise
-    assert.is_true(b:done())
-    local resps = b:result()
-    assert.truthy(resps[1])
-    -- the client still works
-    srv:enqueue({ json = util.completion("c") })
-    assert.is_string(assert(client:chat{ messages = msgs() }).choices[1].message.content)
+    it("ends a stream in progress as canceled", function()
+      local c = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 0 }
+      srv:enqueue({ chunks = { 'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n' }, stall = 5 })
+      local s = assert(c:stream{ messages = msgs() })
+      assert.equal("a", s:next().choices[1].delta.content)
+      c:close()
+      canceled(s:next())
+    end)
   end)
 
-  it("an on_done that raises raises once; the batch beside it completes", function()
-    for i = 1, 3 do srv:enqueue({ json = util.completion("r" .. i) }) end
-    client:start({ messages = msgs() }, { on_done = function() error("user bug") end })
-    local b = client:start_batch({ { messages = msgs() }, { messages = msgs() } })
-    local raises, polls = 0, 0
-    while client:pending() > 0 and polls < 2000 do
-      polls = polls + 1
-      local ok, err = pcall(client.poll, client, 0.05)
-      if not ok then
-        raises = raises + 1
-        assert.truthy(tostring(err):find("user bug", 1, true))
+  describe("options are checked where they are given", function()
+
+    it("client options at baseten.new, naming the option, at the caller's line", function()
+      local function new(opts)
+        opts.api_key, opts.base_url = KEY, srv.url
+        return baseten.new(opts)
       end
-    end
-    assert.equal(1, raises)
-    assert.is_true(b:done())
-    local resps, errs = b:result()
-    assert.same({}, errs)
-    assert.equal(2, #resps)
+      raises_here(function() baseten.new{ base_url = srv.url, timeout = 0 / 0 } end, "timeout", "nan")
+      raises_here(function() baseten.new{ base_url = srv.url, timeout = 1e300 } end, "timeout")
+      raises_here(function() baseten.new{ base_url = srv.url, connect_timeout = -1 } end, "connect_timeout")
+      raises_here(function() baseten.new{ base_url = srv.url, idle_timeout = "5" } end, "idle_timeout")
+      raises_here(function() baseten.new{ base_url = srv.url, max_retries = "2" } end, "max_retries")
+      raises_here(function() baseten.new{ base_url = srv.url, max_retries = 1.5 } end, "max_retries")
+      raises_here(function() baseten.new{ base_url = srv.url, model = 42 } end, "model")
+      raises_here(function() baseten.new{ base_url = srv.url, insecure = "yes" } end, "insecure")
+      raises_here(function() baseten.new{ base_url = srv.url, log = "stderr" } end, "log")
+      raises_here(function() baseten.new{ base_url = srv.url, headers = "X-A: b" } end, "headers")
+      -- in range they are taken
+      new({ timeout = 0, max_retries = 0, connect_timeout = 2147483 }):close()
+    end)
+
+    it("per-call options at the call, before anything is sent", function()
+      local req = { messages = msgs() }
+      raises_here(function() client:chat(req, { timeout = 0 / 0 }) end, "timeout")
+      raises_here(function() client:chat(req, { max_retries = "1" }) end, "max_retries")
+      raises_here(function() client:stream(req, { timeout = -1 }) end, "timeout")
+      raises_here(function() client:chat({ messages = msgs(), stream = true }, { timeout = -1 }) end, "timeout")
+      raises_here(function() client:json(req, { max_retries = -1 }) end, "max_retries")
+      raises_here(function() client:run_tools(req, { timeout = "x" }) end, "timeout")
+      raises_here(function() client:models({ timeout = 0 / 0 }) end, "timeout")
+      raises_here(function() client:start(req, { max_retries = "x" }) end, "max_retries")
+      raises_here(function() client:start(req, { on_done = 1 }) end, "on_done")
+      raises_here(function() client:batch({ req }, { timeout = 0 / 0 }) end, "timeout")
+      raises_here(function() client:start_batch({ req }, { max_retries = 1e9 }) end, "max_retries")
+      raises_here(function() client:chat(req, "fast") end, "options")
+      -- the client-side keys of a request, from the same tables
+      raises_here(function() client:run_tools{ messages = msgs(), max_rounds = 0 } end, "req.max_rounds")
+      raises_here(function() client:run_tools{ messages = msgs(), reasoning_history = "x" } end, '"keep" or "drop"')
+      raises_here(function() client:json{ messages = msgs(), schema = 5 } end, "req.schema")
+      assert.equal(0, client:pending())
+      assert.equal(0, #srv:requests())
+    end)
+  end)
+
+  describe("poll contains its failures", function()
+
+    it("a bad per-call option raises at start, and later polls and a start_batch go on", function()
+      raises_here(function() client:start({ messages = msgs() }, { timeout = 0 / 0 }) end, "timeout")
+      for i = 1, 3 do srv:enqueue({ json = util.completion("r" .. i) }) end
+      local b = client:start_batch({ { messages = msgs() }, { messages = msgs() }, { messages = msgs() } })
+      util.drain(client)
+      assert.is_true(b:done())
+      local resps, errs = b:result()
+      assert.same({}, errs)
+      assert.equal(3, #resps)
+    end)
+
+    it("a task whose step raises ends with an error value; the error comes out of poll once", function()
+      srv:enqueue({ json = util.completion("a"), delay = 0.3 })
+      srv:enqueue({ json = util.completion("b"), delay = 0.3 })
+      local got
+      local h = client:start({ messages = msgs() }, { on_done = function(_, err) got = err end })
+      h.step = function() error("boom") end -- a failure inside the library, as if
+      local b = client:start_batch({ { messages = msgs() } })
+      local msg = raised(function() client:poll(0) end)
+      assert.truthy(msg:find("boom", 1, true), msg)
+      assert.is_true(h:done())
+      assert.equal("canceled", got.kind)
+      assert.truthy(got.message:find("boom", 1, true))
+      util.drain(client) -- no second raise
+      assert.is_true(b:done())
+      local resps = b:result()
+      assert.truthy(resps[1])
+      -- the client still works
+      srv:enqueue({ json = util.completion("c") })
+      assert.is_string(assert(client:chat{ messages = msgs() }).choices[1].message.content)
+    end)
+
+    it("an on_done that raises raises once; the batch beside it completes", function()
+      for i = 1, 3 do srv:enqueue({ json = util.completion("r" .. i) }) end
+      client:start({ messages = msgs() }, { on_done = function() error("user bug") end })
+      local b = client:start_batch({ { messages = msgs() }, { messages = msgs() } })
+      local raises, polls = 0, 0
+      while client:pending() > 0 and polls < 2000 do
+        polls = polls + 1
+        local ok, err = pcall(client.poll, client, 0.05)
+        if not ok then
+          raises = raises + 1
+          assert.truthy(tostring(err):find("user bug", 1, true))
+        end
+      end
+      assert.equal(1, raises)
+      assert.is_true(b:done())
+      local resps, errs = b:result()
+      assert.same({}, errs)
+      assert.equal(2, #resps)
+    end)
   end)
 end)

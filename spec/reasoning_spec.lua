@@ -194,10 +194,10 @@ describe("reasoning", function()
     it("checks reasoning_history", function()
       assert.has_error(function()
         client:run_tools{ model = "test/reasoning", messages = msgs("x"), reasoning_history = "yes" }
-      end, 'baseten: run_tools: req.reasoning_history must be "keep" or "drop"')
+      end, 'baseten: run_tools: req.reasoning_history must be "keep" or "drop", not "yes"')
       assert.has_error(function()
         client:run_tools{ model = "test/reasoning", messages = msgs("x"), on_reasoning = 1 }
-      end, "baseten: run_tools: req.on_reasoning must be a function")
+      end, "baseten: run_tools: req.on_reasoning must be a function, not 1")
     end)
 
     -- A server that needs the reasoning back, and one that refuses it: each

@@ -24,6 +24,10 @@
  *    result decodes back to the identical string.
  * 5. A failed decode writes a NUL-terminated message, even into a 5-byte
  *    buffer (heap-allocated so ASan sees any overrun).
+ * 6. Sparse arrays: a decoded array with its nulls made holes encodes only
+ *    when its last value's index is at most 10 or twice its count of
+ *    values (the default sparse_ratio), and then decodes back to the array
+ *    cut after that value.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -129,6 +133,56 @@ static void fz_roundtrip(lua_State *L) {
   if (!multikey && memcmp(enc1, enc2, n1) != 0) fz_die("re-encoding changed the bytes", enc1);
 }
 
+/* Table at idx with its json.null elements made holes, pushed; *last gets
+ * the index of its last value, *count how many values it has. */
+static void fz_holed_copy(lua_State *L, int idx, long *last, long *count) {
+  long i, n = (long)lua_rawlen(L, idx);
+  lua_createtable(L, 0, 0);
+  lua_getmetatable(L, idx);
+  lua_setmetatable(L, -2);
+  *last = *count = 0;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, (lua_Integer)i);
+    if (lua_touserdata(L, -1) == NULL && lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_rawseti(L, -2, (lua_Integer)i);
+    *last = i;
+    (*count)++;
+  }
+}
+
+/* Oracle 6 for the decoded array at index 1 (see the top). */
+static void fz_sparse(lua_State *L) {
+  long last, count, i;
+  int multikey = 0, ok;
+  size_t n;
+  const char *enc;
+  char err[128];
+  if (lua_type(L, 1) != LUA_TTABLE || !lua_getmetatable(L, 1)) return;
+  lua_pop(L, 1);
+  fz_holed_copy(L, 1, &last, &count);
+  ok = fz_encode(L, lua_gettop(L));
+  if (last > 10 && (double)last > 2.0 * (double)count) {
+    if (ok || !strstr(lua_tostring(L, -1), "sparse"))
+      fz_die("a sparse array was not refused", NULL);
+    return;
+  }
+  if (!ok) fz_die("an array with holes does not encode", lua_tostring(L, -1));
+  enc = lua_tolstring(L, -1, &n);
+  if (!bt_json_push_decoded(L, enc, n, 0, NULL, err, sizeof err))
+    fz_die("an array with holes does not decode", err);
+  if ((long)lua_rawlen(L, -1) != last) fz_die("an array with holes changed length", enc);
+  for (i = 1; i <= last; i++) {
+    lua_rawgeti(L, 1, (lua_Integer)i);
+    lua_rawgeti(L, -2, (lua_Integer)i);
+    if (!fz_same(L, lua_gettop(L) - 1, lua_gettop(L), &multikey))
+      fz_die("an array with holes changed a value", enc);
+    lua_pop(L, 2);
+  }
+}
+
 /* The input as a Lua string: encode accepts it only as valid UTF-8. */
 static void fz_string(lua_State *L, const uint8_t *data, size_t size) {
   char err[128];
@@ -150,6 +204,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lua_settop(fz_L, 0);
   if (bt_json_push_decoded(fz_L, (const char *)data, size, 0, NULL, err, sizeof err)) {
     fz_roundtrip(fz_L);
+    lua_settop(fz_L, 1);
+    fz_sparse(fz_L);
   } else {
     fz_check_failure_message(data, size, err);
   }

@@ -4,7 +4,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I/usr/include/lua5.4 -Icsrc \
  *     -o build/fuzz_json_diff csrc/fuzz/fuzz_json_diff.c csrc/json_dec.c \
- *     csrc/json_enc.c csrc/json_scan.c csrc/buf.c -llua5.4 -lcjson
+ *     csrc/json_enc.c csrc/json_mod.c csrc/json_scan.c csrc/buf.c -llua5.4 -lcjson
  *
  * On every input both must agree on accept or reject, and when both accept,
  * on the value. The deliberate differences are written out below; each is
@@ -162,7 +162,7 @@ static int fz_same_number(lua_State *L, int idx, const cJSON *c) {
   ours = lua_isinteger(L, idx) ? (double)lua_tointeger(L, idx) : (double)lua_tonumber(L, idx);
   if (ours != want) return 0; /* D2: an exact integer rounds to cJSON's double */
   if (!lua_isinteger(L, idx) && ours == 0 && signbit(ours)) return 0;
-  if (!lua_isinteger(L, idx) && fabs(want) <= 9007199254740992.0 && want == floor(want)) return 0;
+  if (!lua_isinteger(L, idx) && fabs(want) < BT_EXACT_INT && want == floor(want)) return 0;
   return 1;
 }
 

@@ -6,7 +6,7 @@
  * Run k fails the k-th libcurl allocation after the engine exists; the
  * request must then either raise "out of memory", end with an error, or
  * succeed as usual. Built under ASan + UBSan with leak detection, so a list
- * or handle dropped on such a path (the "Expect:" header used to be one)
+ * or handle dropped on such a path
  * fails the run at exit. `make test-c` builds and runs it.
  */
 #include <curl/curl.h>

@@ -1,12 +1,16 @@
 /*
  * test_platform.c: unit tests for the OS layer (csrc/platform.c): the
  * monotonic clock, bt_sleep on every kind of double, and the ASCII case
- * compare. Built under ASan + UBSan with -fsanitize=float-cast-overflow,
- * so a double converted out of range (core.sleep(0/0) used to be one)
+ * compare, isatty. Built under ASan + UBSan with -fsanitize=float-cast-overflow,
+ * so a double converted out of range (core.sleep(0/0), say)
  * fails the run. `make test-c` builds and runs it.
  */
+#define _XOPEN_SOURCE 600 /* pipe, posix_openpt */
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "../platform.h"
 
@@ -58,6 +62,21 @@ int main(void) {
   ok(bt_ascii_ncasecmp("@[`{", "@[`{", 4) == 0 && bt_ascii_ncasecmp("[", "{", 1) != 0,
      "only A-Z fold");
   ok(bt_ascii_ncasecmp("x", "y", 0) == 0, "n = 0 is equal");
+
+  {
+    int fds[2], pty;
+    ok(pipe(fds) == 0, "a pipe");
+    ok(!bt_isatty(fds[0]) && !bt_isatty(fds[1]), "a pipe is not a terminal");
+    close(fds[0]);
+    close(fds[1]);
+    ok(!bt_isatty(fds[0]), "a closed descriptor is not a terminal");
+    ok(!bt_isatty(-1), "-1 is not a terminal");
+    pty = posix_openpt(O_RDWR | O_NOCTTY);
+    if (pty >= 0) { /* a pseudo-terminal's master side is a terminal */
+      ok(bt_isatty(pty), "a pseudo-terminal is a terminal");
+      close(pty);
+    }
+  }
 
   printf("test_platform: %d passed, %d failed\n", passed, failed);
   return failed != 0;

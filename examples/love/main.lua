@@ -1,15 +1,18 @@
 -- A LÖVE game that streams a chat reply onto the screen.
 --
---   make love-kit && love examples/love      (Esc quits, R asks again)
+--   make love-demo        the bundled local server, no key needed
+--   make love-kit && BASETEN_API_KEY=... love examples/love
+--                         Baseten's Model APIs (Esc quits, R asks again)
 --
 -- love.update calls client:poll(0) once per frame: it never blocks, and the
 -- chunks that arrived since the last frame reach on_chunk there. love.draw
 -- just draws the text so far.
 --
 -- Configuration by environment: BASETEN_API_KEY, BASETEN_BASE_URL,
--- BASETEN_MODEL, BASETEN_PROMPT. LÖVE runs LuaJIT: `make love-kit` builds
+-- BASETEN_MODEL, BASETEN_PROMPT; with neither a key nor a base URL it shows
+-- what to set instead of asking. LÖVE runs LuaJIT: `make love-kit` builds
 -- the core for it (lua/baseten/core.so) and puts what a game ships in
--- build/love-kit/baseten/. Where each part goes (README, "LÖVE"):
+-- build/love-kit/<platform>/. Where each part goes (README, "LÖVE"):
 --   * the Lua files: baseten/ inside the game (folder or .love);
 --   * core.so: baseten/core.so inside a game folder; for a .love or a fused
 --     game, in the save directory (<save dir>/baseten/core.so), or in a
@@ -103,8 +106,19 @@ local function write_result()
   f:close()
 end
 
+-- no key and no local server: say what to set, on screen, instead of a 401
+local NO_KEY = "BASETEN_API_KEY is not set. Either run `make love-demo` in the clone (it starts the bundled"
+  .. " local server and points the game at it), or set BASETEN_API_KEY to your Baseten API key"
+  .. " (https://app.baseten.co/settings/api_keys) and run `love examples/love` again."
+
 function love.load()
   client = baseten.new{ model = os.getenv("BASETEN_MODEL") or "deepseek-ai/DeepSeek-V3.1" }
+  local key, url = os.getenv("BASETEN_API_KEY"), os.getenv("BASETEN_BASE_URL")
+  if (key == nil or key == "") and (url == nil or url == "") then
+    state = new_state()
+    state.done, state.err = true, NO_KEY
+    return
+  end
   ask()
 end
 
@@ -144,13 +158,16 @@ function love.draw()
     status = "streaming... " .. s.chunks .. " chunks"
   end
   love.graphics.setColor(0.6, 0.6, 0.6)
-  love.graphics.print(status .. "   " .. love.timer.getFPS() .. " fps", 20, love.graphics.getHeight() - 30)
+  -- wrapped to the window: an error can be long
+  local line = status .. "   " .. love.timer.getFPS() .. " fps"
+  local _, lines = love.graphics.getFont():getWrap(line, w - 40)
+  love.graphics.printf(line, 20, love.graphics.getHeight() - 10 - 20 * math.max(1, #lines), w - 40)
 end
 
 function love.keypressed(key)
   if key == "escape" then
     love.event.quit()
-  elseif key == "r" then
+  elseif key == "r" and state.err ~= NO_KEY then
     ask()
   end
 end

@@ -30,9 +30,12 @@ local M = {}
 M.DEFAULT_MAX_ROUNDS = 10
 
 -- Client-side keys of a run_tools request, never sent to the server.
+-- run_tools' request key of baseten.partial (tool-call arguments as they stream).
+local DELTA_OPTS = { on_tool_call_delta = "func" }
+
 local STRIP = { max_rounds = true, on_content = true, on_reasoning = true, on_tool_call = true,
-                on_tool_call_delta = true,
-                on_tool_error = true, reasoning_history = true }
+                on_tool_error = true, reasoning_history = true, confirm = true,
+                on_tool_call_delta = true }
 
 --- What `run_tools` does with the reasoning of the assistant messages it
 -- sends back when `req.reasoning_history` is not given: "keep" (see
@@ -42,19 +45,15 @@ M.DEFAULT_REASONING_HISTORY = "keep"
 -- The transcript as sent: with `reasoning_history = "drop"`, assistant
 -- messages go without `reasoning_content` and `reasoning` (copies: the
 -- transcript keeps them).
+local function reasoned(m)
+  return m.role == "assistant" and (m.reasoning_content ~= nil or m.reasoning ~= nil)
+end
+local function unreason(m)
+  m.reasoning_content, m.reasoning = nil, nil
+end
 local function wire_messages(transcript, history)
   if history ~= "drop" then return transcript end
-  local out = json.array()
-  for i, m in ipairs(transcript) do
-    if type(m) == "table" and m.role == "assistant" and (m.reasoning_content ~= nil or m.reasoning ~= nil) then
-      local copy = {}
-      for k, v in pairs(m) do copy[k] = v end
-      copy.reasoning_content, copy.reasoning = nil, nil
-      m = copy
-    end
-    out[i] = m
-  end
-  return out
+  return request.map_messages(transcript, reasoned, unreason)
 end
 
 local function callable(f)
@@ -94,7 +93,7 @@ end
 
 -- The decoded arguments of a call, or nil, why.
 local function arguments_of(name, raw)
-  if type(raw) == "table" then return raw end -- servers that send an object
+  if type(raw) == "table" and not json.is_array(raw) then return raw end -- servers that send an object
   if raw == nil or raw == null or (type(raw) == "string" and raw:match("^%s*$")) then
     return {} -- no arguments at all: an empty object
   end
@@ -106,6 +105,12 @@ local function arguments_of(name, raw)
   if args == nil then
     return nil, "error: the arguments of tool " .. quote(name) .. " are not valid JSON (" .. tostring(why)
       .. "): " .. raw:sub(1, 200)
+  end
+  -- a handler is given an object: `[1,2]`, `42` or `"x"` go back as an error
+  if type(args) ~= "table" or json.is_array(args) then
+    local what = type(args) == "table" and "an array" or ("a " .. type(args))
+    return nil, "error: the arguments of tool " .. quote(name) .. " must be a JSON object, not " .. what
+      .. ": " .. raw:sub(1, 200)
   end
   return args
 end
@@ -124,7 +129,7 @@ local function with_traceback(e)
 end
 
 --- The content of the tool message that answers one call (see
--- `Client:run_tools` for the rules). Never raises.
+-- `run_tools` for the rules). Raises only when `on_error` raises.
 -- @tparam table call a tool call of an assistant message
 -- @tparam table handlers tool name -> handler function (or false)
 -- @tparam[opt] table names the tool names, for the unknown-tool message
@@ -145,7 +150,7 @@ function M.answer(call, handlers, names, on_error)
   if args == nil then return why end
   local ok, result, failure = xpcall(function() return handler(args, call) end, with_traceback)
   if not ok then
-    if on_error then pcall(on_error, name, result.full) end
+    if on_error then on_error(name, result.full) end -- a raising on_tool_error raises out of run_tools
     return "error: tool " .. quote(name) .. " raised: " .. error_text(without_position(result.value))
   end
   if result == nil and failure ~= nil then
@@ -157,6 +162,26 @@ function M.answer(call, handlers, names, on_error)
     return "error: tool " .. quote(name) .. " returned a value that cannot be encoded as JSON: " .. tostring(text)
   end
   return text
+end
+
+--- `req.confirm(name, args)` before a call: nil when it allows the call,
+-- else the tool message that tells the model it was refused (a tool
+-- error). Asked only for calls whose tool has a handler and whose
+-- arguments decode; a confirm that raises raises out of `run_tools`.
+-- @tparam table call a tool call
+-- @tparam table handlers as `answer`'s
+-- @tparam function confirm returns true to allow; false (or nil) and an
+--   optional reason to refuse
+-- @treturn[opt] string the refusal
+function M.refusal(call, handlers, confirm)
+  local fn = type(call) == "table" and call["function"] or nil
+  local name = type(fn) == "table" and fn.name or nil
+  if type(name) ~= "string" or not handlers[name] then return nil end
+  local args = arguments_of(name, fn.arguments)
+  if args == nil then return nil end
+  local yes, why = confirm(name, args)
+  if yes then return nil end
+  return "error: the user refused to run tool " .. quote(name) .. (why ~= nil and (": " .. tostring(why)) or "")
 end
 
 local function message_of(resp)
@@ -234,7 +259,8 @@ local function run_calls(ctx, calls, round)
     if type(call) == "table" then
       if round > 0 and (type(call.id) ~= "string" or call.id == "") then call.id = "call_" .. round .. "_" .. i end
       if ctx.on_tool_call then callback(ctx.on_tool_call, nil, call) end
-      local text = M.answer(call, ctx.handlers, ctx.names, ctx.on_error)
+      local text = ctx.confirm and M.refusal(call, ctx.handlers, ctx.confirm)
+        or M.answer(call, ctx.handlers, ctx.names, ctx.on_error)
       local t = ctx.transcript
       t[#t + 1] = { role = "tool", tool_call_id = call.id, content = text }
     end
@@ -278,6 +304,8 @@ end
 --   - an unknown tool: `error: unknown tool "x" (the tools are: a, b)`
 --   - a tool with no handler: `error: tool "x" has no handler`
 --   - arguments that do not decode: `error: the arguments of tool "x" are not valid JSON (...): <args>`
+--   - arguments that are not a JSON object (`[1,2]`, `42`): `error: the arguments of tool "x" must
+--     be a JSON object, not an array: <args>` (the handler is not called)
 --   - a result that cannot be JSON-encoded: `error: tool "x" returned a value that cannot be encoded as JSON: ...`
 --
 -- Tools: `baseten.tool{...}` values, or OpenAI-shaped tables
@@ -321,9 +349,14 @@ end
 -- API does, for R1).
 -- A handler that raises: the model gets its message without the
 -- Lua position ("file.lua:12: "); `req.on_tool_error(name, full)` and the
--- log (event `tool_error`) get the full text with its traceback.
--- `max_rounds`, `on_content`, `on_reasoning`, `on_tool_call`, `on_tool_error` and
--- `reasoning_history` are never sent. A
+-- log (event `tool_error`) get the full text with its traceback. An
+-- `on_tool_error` that raises raises out of `run_tools`, as every callback.
+-- `req.confirm(name, args)` is asked before each call (its arguments
+-- decoded): returning false (or nil), optionally with a reason, refuses
+-- it, and the model gets `error: the user refused to run tool "x": <reason>`
+-- as the tool message (`baseten.mcp` tools from servers you did not write).
+-- `max_rounds`, `on_content`, `on_reasoning`, `on_tool_call`, `on_tool_error`,
+-- `confirm` and `reasoning_history` are never sent. A
 -- callback that raises raises out of `run_tools` (the transfer closed).
 -- Only the first choice of each response is used.
 -- @tparam table req the request, as OpenAI's Chat Completions JSON, plus
@@ -340,23 +373,9 @@ function M.run_tools(self, req, opts)
   if req.model == nil and self.model == nil then
     error("baseten: run_tools: req.model is required (or set model on the client)", 2)
   end
-  local max_rounds = req.max_rounds
-  if max_rounds == nil then max_rounds = M.DEFAULT_MAX_ROUNDS end
-  if type(max_rounds) ~= "number" or max_rounds < 1 or max_rounds ~= math.floor(max_rounds) then
-    error("baseten: run_tools: req.max_rounds must be a positive integer", 2)
-  end
-  local history = req.reasoning_history
-  if history ~= nil and history ~= "keep" and history ~= "drop" then
-    error('baseten: run_tools: req.reasoning_history must be "keep" or "drop"', 2)
-  end
-  for _, k in ipairs({ "on_content", "on_reasoning", "on_tool_call", "on_tool_call_delta", "on_tool_error" }) do
-    if req[k] ~= nil and not callable(req[k]) then
-      error("baseten: run_tools: req." .. k .. " must be a function", 2)
-    end
-  end
-  if req.tools ~= nil and type(req.tools) ~= "table" then
-    error("baseten: run_tools: req.tools must be an array", 2)
-  end
+  options.check(options.RUN_TOOLS, req, "baseten: run_tools", 2, "req.")
+  options.check(DELTA_OPTS, req, "baseten: run_tools", 2, "req.")
+  local max_rounds = req.max_rounds or M.DEFAULT_MAX_ROUNDS
   local handlers, names = handlers_of(req.tools)
   if not handlers then error("baseten: run_tools: " .. names, 2) end
   local copts = options.call(self, opts, "run_tools", 2)
@@ -365,6 +384,7 @@ function M.run_tools(self, req, opts)
   for i, m in ipairs(req.messages) do transcript[i] = m end
   local on_tool_error = req.on_tool_error
   local ctx = { transcript = transcript, handlers = handlers, names = names, on_tool_call = req.on_tool_call,
+                confirm = req.confirm,
                 on_error = function(name, full)
                   request.emit(self, { event = "tool_error", tool = name, error = full })
                   if on_tool_error then on_tool_error(name, full) end

@@ -197,8 +197,13 @@ function Handle:_begin()
   local refusal = self._call:missing_key() or (self.rt:closed() and self._call:canceled())
   if refusal then
     self._refusal, self._phase = refusal, "refused"
-  else
-    self:_launch()
+    return self
+  end
+  local ok, e = pcall(self._launch, self)
+  if not ok then -- nothing was sent: the request leaves the poll, quietly, and start raises
+    self.on_done = nil
+    self:finish(nil, nil)
+    error(e, 0)
   end
   return self
 end

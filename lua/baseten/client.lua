@@ -29,6 +29,7 @@ local async = require("baseten.async")
 local structured = require("baseten.structured")
 local agent = require("baseten.agent")
 local batch = require("baseten.batch")
+local embed = require("baseten.embed")
 
 local json = core.json
 local M = {}
@@ -95,7 +96,9 @@ end
 --   received before a request fails), `max_retries` (2), `headers` (extra
 --   headers on every request), `ca_file`, `ca_path`, `proxy` (else libcurl's
 --   proxy environment variables apply), `insecure` (turns TLS verification
---   off: for local development only), `log` (function(event) called with a
+--   off: for local development only), `ssl_no_revoke` (true: no certificate
+--   revocation check, for networks whose proxies break Windows' check;
+--   ignored where the TLS backend has none, as OpenSSL), `log` (function(event) called with a
 --   table per request, retry, response and final error: `event`, `attempt`,
 --   `method`, `url`, `status`, `kind`, `request_id`, `elapsed` seconds,
 --   `http_version`, `authorization = "Bearer [REDACTED]"`; never the key;
@@ -124,6 +127,7 @@ function M.new(opts)
     max_retries = opts.max_retries or 2,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
     insecure = opts.insecure or nil,
+    ssl_no_revoke = opts.ssl_no_revoke or nil,
   }, Client)
   runtime.new(self, {
     key = key,
@@ -269,5 +273,9 @@ Client.json = structured.json        -- structured output
 Client.run_tools = agent.run_tools   -- the tool-calling loop
 Client.batch = batch.batch           -- many requests at once
 Client.start_batch = batch.start_batch
+Client.embed = embed.embed           -- embeddings, rerank and classify
+Client.start_embed = embed.start_embed
+Client.rerank = embed.rerank
+Client.classify = embed.classify
 
 return M

@@ -115,26 +115,49 @@ end
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
   Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
--- Seconds from now until an IMF-fixdate ("Wed, 21 Oct 2015 07:28:00 GMT").
-local function seconds_until_date(s)
-  local d, mon, y, hh, mm, ss = s:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
-  if not d or not MONTHS[mon] then return nil end
-  -- seconds since the epoch in UTC, by the civil-from-days algorithm: no
-  -- os.time(table), which reads a table as local time (and DST)
-  local year, month = tonumber(y), MONTHS[mon]
+-- Seconds since the epoch of a UTC civil time, by the civil-from-days
+-- algorithm: no os.time(table), which reads a table as local time (and DST).
+local function epoch_seconds(year, month, d, hh, mm, ss)
   if month <= 2 then year = year - 1 end
   local era = math.floor(year / 400)
   local yoe = year - era * 400
   local mp = (month + 9) % 12
-  local doy = math.floor((153 * mp + 2) / 5) + tonumber(d) - 1
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
   local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
   local days = era * 146097 + doe - 719468
-  local at = days * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
+  return days * 86400 + hh * 3600 + mm * 60 + ss
+end
+
+-- A two-digit year of an RFC 850 date: the year with those last two
+-- digits that is not more than 50 years in the future (RFC 9110 5.6.7).
+local function full_year(yy)
+  local this = tonumber(os.date("!%Y"))
+  local y = this - this % 100 + yy
+  if y > this + 50 then y = y - 100 end
+  return y
+end
+
+-- Seconds from now until an HTTP date in any of its three forms (RFC 9110
+-- 5.6.7): IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", the obsolete RFC 850
+-- "Sunday, 06-Nov-94 08:49:37 GMT" and asctime "Sun Nov  6 08:49:37 1994".
+local function seconds_until_date(s)
+  local y, mon, d, hh, mm, ss
+  d, mon, y, hh, mm, ss = s:match("^%a+, (%d%d?) (%a+) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d then
+    d, mon, y, hh, mm, ss = s:match("^%a+, (%d%d)%-(%a+)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+    if y then y = full_year(tonumber(y)) end
+  end
+  if not d then
+    mon, d, hh, mm, ss, y = s:match("^%a+ (%a+) +(%d%d?) (%d%d):(%d%d):(%d%d) (%d%d%d%d)$")
+  end
+  if not d or not MONTHS[mon] then return nil end
+  local at = epoch_seconds(tonumber(y), MONTHS[mon], tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss))
   return at - os.time() -- os.time() with no argument is the epoch time itself
 end
 
 --- Seconds the server asked us to wait, from `retry-after-ms` or
--- `Retry-After` (seconds or an HTTP date), or nil.
+-- `Retry-After` (seconds or an HTTP date, in any of RFC 9110's three
+-- forms), or nil.
 function M.retry_after(ms, after)
   local n = ms and tonumber(ms)
   if n and n >= 0 then return n / 1000 end

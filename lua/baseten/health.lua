@@ -1,12 +1,15 @@
 --- baseten.health: `:checkhealth baseten` in Neovim.
 --
--- Reports the library and core versions, the Lua the core was built for
+-- Reports the library and core versions, where the core came from (built
+-- from source or which prebuilt archive: build.lua's core.origin), the Lua the core was built for
 -- and the Lua running (an ERROR when they differ, or when the core does not
 -- load, with the command that builds the right one), libcurl's version, TLS
 -- backend and HTTP/2 support, and whether `BASETEN_API_KEY` is set (never
 -- its value). With `vim.g.baseten_health = { models = true }` it also asks
 -- the base URL (`base_url` in that table, else `$BASETEN_BASE_URL`, else
--- Baseten's) for `models()`, with a 10 s limit.
+-- Baseten's) for `models()`, with a 10 s limit. It lists the MCP servers a
+-- plugin registered (`require("baseten.mcp").register(name, opts)`), and
+-- with `{ mcp = true }` connects to each and counts its tools.
 -- @module baseten.health
 -- luacheck: globals vim
 local M = {}
@@ -30,6 +33,56 @@ local function source_of(modname, path)
     or "?"
 end
 
+-- Whether a command can be started: a path that exists, or a name on PATH.
+local function executable(cmd)
+  if type(cmd) ~= "string" then return false end
+  return vim.fn.executable(cmd) == 1
+end
+
+--- The MCP servers a plugin registered (`require("baseten.mcp").register`):
+-- each one's command (found or not) or URL; with
+-- `vim.g.baseten_health = { mcp = true }` each is also connected to and
+-- its tools counted (10 s limit).
+function M.check_mcp(start, ok, err, info)
+  local loaded, mcp = pcall(require, "baseten.mcp")
+  start("baseten: MCP servers")
+  if not loaded then
+    err("baseten.mcp does not load: " .. tostring(mcp))
+    return
+  end
+  local servers = mcp.registered()
+  if #servers == 0 then
+    info("no MCP servers registered (a plugin registers them with require('baseten.mcp').register(name, opts))")
+    return
+  end
+  local opts = vim.g.baseten_health
+  local connect = type(opts) == "table" and opts.mcp
+  for _, e in ipairs(servers) do
+    local o = e.opts
+    local where = o.url or table.concat(o.command, " ")
+    if o.command and not executable(o.command[1]) then
+      err(e.name .. ": " .. tostring(o.command[1]) .. " is not executable (" .. where .. ")")
+    elseif not connect then
+      ok(e.name .. ": " .. where)
+    else
+      local copy = {}
+      for k, v in pairs(o) do copy[k] = v end
+      copy.timeout, copy.client = 10, nil
+      local s, cerr = mcp.connect(copy)
+      local tools, lerr
+      if s then tools, lerr = s:list_tools() end
+      if s then s:close() end
+      if tools then
+        ok(("%s: %s, %s %s, %d tools"):format(e.name, where, tostring(s.server_info.name),
+          tostring(s.protocol_version), #tools))
+      else
+        err(e.name .. ": " .. where .. ": " .. tostring(cerr or lerr))
+      end
+    end
+  end
+  if not connect then info("to connect to each and count its tools, set vim.g.baseten_health = { mcp = true }") end
+end
+
 --- Runs the checks (Neovim calls it for `:checkhealth baseten`).
 function M.check()
   local start, ok, warn, err, info = reporter()
@@ -44,6 +97,11 @@ function M.check()
   end
   local so = source_of("baseten.core", package.cpath)
   ok("core " .. tostring(core.VERSION) .. " loaded from " .. so)
+  -- build.lua writes core.origin next to the core it installs
+  local f = io.open((so:gsub("[^/\\]*$", "")) .. "core.origin", "rb")
+  local origin = f and f:read("*l")
+  if f then f:close() end
+  info(origin and ("installed: " .. origin) or "installed: not by build.lua (luarocks, make, or by hand)")
   if core.LUA_VERSION == nil then
     warn("this core does not say which Lua it was built for (built from an older baseten): rebuild it with "
       .. abi.build_command())
@@ -80,6 +138,8 @@ function M.check()
       warn("HTTP/2: no (requests use HTTP/1.1; many concurrent requests open more connections)")
     end
   end
+
+  M.check_mcp(start, ok, err, info)
 
   start("baseten: configuration")
   local key = os.getenv("BASETEN_API_KEY")

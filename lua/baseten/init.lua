@@ -28,6 +28,11 @@ M.json = core.json
 --- The incremental Server-Sent Events parser: `baseten.sse.new()`.
 M.sse = core.sse
 
+--- Packed float32 vectors in C (embeddings): `from`, `frombytes`,
+-- `frombase64`, `tobytes`, `top_k`; methods `dot`, `cosine`, `norm`,
+-- `normalized`, `totable`, `#v`, `v[i]`.
+M.vector = core.vector
+
 --- Makes a client. See `baseten.client.new` for the options.
 M.new = client.new
 

@@ -96,7 +96,7 @@ end
 M.CLIENT = {
   model = "string", timeout = "seconds", connect_timeout = "seconds", idle_timeout = "seconds",
   max_retries = "retries", headers = "headers", ca_file = "string", ca_path = "string",
-  proxy = "string", insecure = "boolean", log = "func",
+  proxy = "string", insecure = "boolean", ssl_no_revoke = "boolean", log = "func",
 }
 
 --- The per-call options every call takes (its `opts` argument, or the
@@ -109,21 +109,44 @@ M.BATCH = { concurrency = "positive_integer", on_result = "func", on_progress = 
 --- The handlers of `start` besides `CALL`.
 M.HANDLERS = { on_chunk = "func", on_done = "func" }
 
---- Checks `opts` against `spec` (a table of option name -> check name),
--- and raises at `level` (counted from the caller of `check`) on the first
--- bad one, as "<where>: <name> must be <what>, not <value>".
+--- The client-side keys of a `run_tools` request (a list of strings is
+-- one of those values).
+M.RUN_TOOLS = {
+  max_rounds = "positive_integer", reasoning_history = { "keep", "drop" }, tools = "table",
+  on_content = "func", on_reasoning = "func", on_tool_call = "func", on_tool_error = "func", confirm = "func",
+}
+
+--- The client-side keys of a `json` request.
+M.JSON = { schema = "table", schema_name = "string" }
+
+-- A list of the strings an option may be.
+local function one_of(list, v)
+  for _, x in ipairs(list) do
+    if v == x then return true end
+  end
+  local quoted = {}
+  for i, x in ipairs(list) do quoted[i] = string.format("%q", x) end
+  return false, table.concat(quoted, " or ")
+end
+
+--- Checks `opts` against `spec` (a table of option name -> check name, or
+-- -> a list of the strings it may be), and raises at `level` (counted from
+-- the caller of `check`) on the first bad one, as "<where>: <prefix><name>
+-- must be <what>, not <value>".
 -- @tparam table spec
 -- @tparam table opts
 -- @tparam string where e.g. "baseten.new"
 -- @tparam integer level 1: the caller of `check`
-function M.check(spec, opts, where, level)
+-- @tparam[opt] string prefix before each name, e.g. "req."
+function M.check(spec, opts, where, level, prefix)
   for name, kind in pairs(spec) do
     local v = opts[name]
     if v ~= nil then
-      local ok, what = CHECKS[kind](v)
+      local ok, what
+      if type(kind) == "table" then ok, what = one_of(kind, v) else ok, what = CHECKS[kind](v) end
       if not ok then
         local shown = kind == "headers" and type(v) == "table" and "" or (", not " .. repr(v))
-        error(where .. ": " .. name .. " must be " .. what .. shown, level + 1)
+        error(where .. ": " .. (prefix or "") .. name .. " must be " .. what .. shown, level + 1)
       end
     end
   end

@@ -111,7 +111,7 @@ function M.wire(call)
     url = client.base_url .. call.path, method = call.method, stream = call.stream,
     headers = headers_for(call), timeout = call.opts.timeout, connect_timeout = client.connect_timeout,
     idle_timeout = client.idle_timeout, ca_file = client.ca_file, ca_path = client.ca_path,
-    proxy = client.proxy, insecure = client.insecure, user_agent = USER_AGENT,
+    proxy = client.proxy, insecure = client.insecure, ssl_no_revoke = client.ssl_no_revoke, user_agent = USER_AGENT,
   }
 end
 
@@ -368,20 +368,32 @@ local function as_array(v)
   return v
 end
 
--- The messages with their array fields (`content` parts, `tool_calls`)
--- marked, copying only what changes (the caller's tables stay as they are).
-local function messages_array(list)
+--- A new array of the messages in which each message table that
+-- `needs(m)` is a copy changed by `change(copy)`; the others, and the
+-- caller's tables, are left as they are.
+function M.map_messages(list, needs, change)
   local out = json.array()
   for i, m in ipairs(list) do
-    if type(m) == "table" and (as_array(m.content) ~= m.content or as_array(m.tool_calls) ~= m.tool_calls) then
+    if type(m) == "table" and needs(m) then
       local copy = {}
       for k, v in pairs(m) do copy[k] = v end
-      copy.content, copy.tool_calls = as_array(m.content), as_array(m.tool_calls)
+      change(copy)
       m = copy
     end
     out[i] = m
   end
   return out
+end
+
+-- The messages with their array fields (`content` parts, `tool_calls`) marked.
+local function unmarked(m)
+  return as_array(m.content) ~= m.content or as_array(m.tool_calls) ~= m.tool_calls
+end
+local function mark(m)
+  m.content, m.tool_calls = as_array(m.content), as_array(m.tool_calls)
+end
+local function messages_array(list)
+  return M.map_messages(list, unmarked, mark)
 end
 
 --- Checks `messages` of a request: a non-empty array of message tables.

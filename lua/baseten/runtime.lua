@@ -22,9 +22,14 @@ local Runtime = {}
 Runtime.__index = Runtime
 M.Runtime = Runtime
 
--- client -> runtime, and runtime -> key: weak, and off the objects, so that
--- no dump of a client or runtime (inspect, vim.print, a debugger) shows it.
-local of = setmetatable({}, { __mode = "k" })
+-- A client holds its runtime under this key (a table: no name to collide
+-- with, and a strong reference, so a client and its runtime, tasks and
+-- calls, which point back at it, are one cycle the collector frees on
+-- every Lua; a weak table client -> runtime would not be freed on 5.1
+-- while a task pointed back at its key).
+local KEY = setmetatable({}, { __tostring = function() return "baseten.runtime" end })
+-- runtime -> key: weak, and off the objects, so that no dump of a client or
+-- runtime (inspect, vim.print, a debugger) shows it.
 local secrets = setmetatable({}, { __mode = "k" })
 
 --- Usage totals with every count at 0.
@@ -57,13 +62,13 @@ function M.new(client, fields)
       return log(event)
     end
   end
-  of[client] = rt
+  rawset(client, KEY, rt)
   return rt
 end
 
 --- The runtime of a client (raises for anything else, at the caller's caller).
 function M.of(client)
-  local rt = of[client]
+  local rt = type(client) == "table" and rawget(client, KEY) or nil
   if rt == nil then error("baseten: expected a client made by baseten.new, got " .. type(client), 3) end
   return rt
 end
@@ -239,6 +244,20 @@ local function next_wait(list, timeout)
   return timeout
 end
 
+-- What tasks wait on besides the engine's transfers (an MCP call's
+-- `wait_fds`: a child's pipes, its session engine's sockets), or nil.
+local function extra_fds(list)
+  local fds
+  for _, task in ipairs(list) do
+    local f = task.wait_fds and task:wait_fds()
+    for _, v in ipairs(f or {}) do
+      fds = fds or {}
+      fds[#fds + 1] = v
+    end
+  end
+  return fds
+end
+
 local function on_network(list)
   for _, task in ipairs(list) do
     if task:on_network() then return true end
@@ -281,7 +300,7 @@ function Runtime:poll(timeout)
       local wait = next_wait(list, timeout)
       if wait > 0 then
         if on_network(list) then
-          self.engine:perform(wait)
+          self.engine:perform(wait, extra_fds(list))
         else
           -- only timers are due: nothing for curl to wait on, so sleep
           -- (else drain and poll(t) loops would spin until it is due)

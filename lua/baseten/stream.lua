@@ -203,7 +203,7 @@ local function bad_chunk(self, a)
   return chunk_error(self, a)
 end
 
--- How t:next_event() decodes chunks (csrc/http.c, CHUNK_FLAGS).
+-- How t:next_event() decodes chunks (csrc/http_transfer.c, CHUNK_FLAGS).
 local CHUNK_OPTS = { drop_nulls = true, lone_surrogates = "wtf8" }
 
 -- The stream's body has ended: cleanly, or not. Returns the last event, as
@@ -273,6 +273,7 @@ function Stream:read_buffered()
   while true do
     local kind, a, b = t:next_event()
     if kind == nil then
+      if a then return fail(self, { kind = "invalid_response", message = a }) end -- nil, why
       if t:state() == "running" then return false end
       kind, a, b = at_end(self)
     end

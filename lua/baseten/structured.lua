@@ -129,11 +129,7 @@ end
 -- @treturn table the response (`resp.usage`, ...), or the error
 function M.json(self, req, opts)
   if type(req) ~= "table" then error("baseten: json expects a request table", 2) end
-  local s = req.schema
-  if s ~= nil and type(s) ~= "table" then error("baseten: json: req.schema must be a table", 2) end
-  if req.schema_name ~= nil and type(req.schema_name) ~= "string" then
-    error("baseten: json: req.schema_name must be a string", 2)
-  end
+  options.check(options.JSON, req, "baseten: json", 2, "req.")
   local on_partial = type(opts) == "table" and opts.on_partial or nil
   if on_partial ~= nil then options.check(JSON_OPTS, opts, "baseten: json", 2) end
   local rf, schema = M.response_format(req)
@@ -191,7 +187,11 @@ function M.judge(client, resp, schema)
                             .. ": " .. text:sub(1, 120) })
   end
   if schema ~= nil then
-    local ok, path, what = schema_mod.validate(value, schema)
+    local ok, path, what, report = schema_mod.validate(value, schema)
+    for _, skip in ipairs(client and report.skipped or {}) do -- checks not made: say so
+      request.emit(client, { event = "schema_skipped", path = skip.path, pattern = skip.pattern,
+                             reason = skip.reason })
+    end
     if not ok then
       return fail(client, { kind = "schema_mismatch", response = resp, content = text, value = value,
                             path = path, message = path .. ": " .. what .. cut })

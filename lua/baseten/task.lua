@@ -14,6 +14,9 @@
 --                        -- besides the network (a retry, a timer), or nil
 --     task:on_network()  -- whether a transfer of it is on the engine
 --     task:done()        -- whether it has ended
+--     task:wait_fds()    -- optional: file descriptors (flat {fd, events,
+--                        -- ...}) poll's wait also waits on (an MCP call:
+--                        -- a child's pipes, its own engine's sockets)
 --
 -- What users call, given by the base class:
 --
@@ -30,6 +33,36 @@
 -- gives them), leaves the poll and calls `on_done(a, b)`, returning its
 -- error boxed.
 -- A task made on a closed client ends as canceled at the next poll.
+--
+-- A sketch of a task that makes one Call after another (the shape of a
+-- non-blocking tool loop; async.lua's Handle is the one-call case):
+--
+--     local Loop = setmetatable({}, { __index = task.Task })
+--     Loop.__index = Loop
+--     function M.start_loop(client, req, opts)       -- Client.start_loop = M.start_loop
+--       local self = task.init(setmetatable({}, Loop), client, opts.on_done)
+--       self.call = request.new(client, "POST", "/chat/completions", body, false, copts)
+--       return self                                  -- step launches it
+--     end
+--     function Loop:step()
+--       local call = self.call
+--       if self.rt:closed() then return self:abort("the client was closed") end
+--       if not call:on_network() then                -- new, or a retry waiting
+--         if call:due() and core.now() < call:due() then return nil end
+--         call:launch()
+--       end
+--       if not call:settled() then return nil end
+--       local what, v = call:judge()
+--       if what == "retry" then return nil end       -- call:due() says when
+--       if what == "fail" then return self:finish(nil, v) end
+--       local resp, err = call:result(v)
+--       -- run the tools (a raising callback: return task.raised(e) after
+--       -- self:abort(...)), then self.call = request.new(...) for the next round,
+--       -- or return self:finish(resp, transcript)
+--     end
+--     function Loop:abort(msg) return self:finish(nil, self.call:cancel(msg)) end
+--     function Loop:next_due() return self.call:due() end
+--     function Loop:on_network() return self.call:on_network() end
 -- @module baseten.task
 local runtime = require("baseten.runtime")
 

@@ -27,6 +27,7 @@
 ---@field json baseten.json JSON in C: `encode`, `decode`, `null`, `array`, `object`, `is_array`.
 ---@field sse baseten.sse The incremental Server-Sent Events parser: `sse.new()`.
 ---@field errors baseten.errors Error helpers: `errors.is_error(v)`, `errors.KINDS`.
+---@field vector baseten.vectorlib Packed float32 vectors in C, and `top_k`.
 local baseten = {}
 
 --- Makes a client. Every option is optional; see `ClientOptions`.
@@ -74,6 +75,7 @@ function baseten.check(v, err, ...) end
 ---@field ca_path? string A directory of CA certificates.
 ---@field proxy? string A proxy URL (else libcurl's proxy environment variables apply).
 ---@field insecure? boolean Turns TLS verification off: for local development only.
+---@field ssl_no_revoke? boolean No certificate revocation check (Windows' Schannel; ignored by OpenSSL).
 ---@field log? fun(event: table) Called with a table per request, retry and response (`BASETEN_LOG=debug` logs to stderr).
 
 --- Per-call options: the second argument of `chat`, `stream`, `json`,
@@ -172,6 +174,7 @@ function baseten.check(v, err, ...) end
 ---@field on_tool_call? fun(call: baseten.ToolCall) Each complete tool call, before its handler runs.
 ---@field on_tool_call_delta? fun(index: integer, name: string?, args: table) With `stream = true`: each tool call's arguments so far, as a live table, after each delta (the handler still gets the complete arguments once).
 ---@field on_tool_error? fun(name: string, full: string) A handler raised: `full` is its error with position and traceback (the model gets the message alone).
+---@field confirm? fun(name: string, args: table): boolean?, string? Asked before each tool call; false (or nil) refuses it, and the model gets a tool error with the reason.
 
 --- A message of the conversation.
 ---@class baseten.Message
@@ -458,6 +461,36 @@ function Client:batch(requests, opts) end
 ---@return baseten.Batch handle
 function Client:start_batch(requests, opts) end
 
+--- Embeds texts (`/embeddings`, batched, in input order). With
+-- `opts.partial`, returns `vectors, errs` (nil vectors where a request failed).
+---@param inputs string|string[]
+---@param opts? baseten.EmbedOptions
+---@return baseten.Vector[]|nil vectors
+---@return baseten.Error|table<integer, baseten.Error>|nil err_or_errs
+function Client:embed(inputs, opts) end
+
+--- The same as `embed`, without waiting: `poll` drives it.
+---@param inputs string|string[]
+---@param opts? baseten.EmbedOptions
+---@return baseten.EmbedHandle handle
+function Client:start_embed(inputs, opts) end
+
+--- Reranks `texts` against `query` (BEI `/rerank`): every text's
+-- `{index, score[, text]}`, best first; `index` indexes `texts`.
+---@param query string
+---@param texts string[]
+---@param opts? baseten.EmbedOptions plus `return_text`, `raw_scores`, `truncate`
+---@return {index: integer, score: number, text?: string}[]|nil results
+---@return baseten.Error? err
+function Client:rerank(query, texts, opts) end
+
+--- Classifies texts (BEI `/predict`): per input, an array of `{label, score}`.
+---@param inputs string|string[]
+---@param opts? baseten.EmbedOptions plus `raw_scores`, `truncate`
+---@return {label: string, score: number}[][]|nil results
+---@return baseten.Error? err
+function Client:classify(inputs, opts) end
+
 --- The running usage totals of this client across every call (blocking,
 -- streamed, non-blocking, retried, canceled), each response counted once
 -- when it ends; a stream closed early counts the usage it had received.
@@ -595,6 +628,84 @@ function Batch:result() end
 ---@return baseten.BatchProgress
 function Batch:progress() end
 
+-- == Embeddings ============================================================
+
+--- The options of `Client:embed`, `start_embed`, `rerank` and `classify`.
+---@class baseten.EmbedOptions
+---@field model? string Default: the client's.
+---@field dimensions? integer
+---@field encoding_format? "base64"|"float" Default "base64" (decoded in C; a server sending floats works too).
+---@field batch_size? integer Inputs per request (32).
+---@field max_chars_per_request? integer Characters per request at most; a longer input goes alone.
+---@field concurrency? integer Requests in flight at most (16).
+---@field hedge_delay? number Seconds before a still unanswered request is sent once more (5 % budget).
+---@field timeout? number Seconds for the whole call.
+---@field partial? boolean Return `vectors, errs` instead of failing the call.
+---@field on_progress? fun(p: table) `done`, `failed`, `total`, `requests`, `in_flight`, `hedges`, `retries`, `elapsed`, `per_second`.
+---@field on_batch? fun(first: integer, last: integer, err: baseten.Error?, seconds: number) Once per request as it settles.
+---@field on_done? fun(result: any, err_or_errs: any) `start_embed`: when the call ends, inside `poll`.
+---@field max_retries? integer
+---@field headers? table<string, string>
+
+--- A non-blocking embedding call, from `Client:start_embed`.
+---@class baseten.EmbedHandle
+local EmbedHandle = {}
+---@return boolean
+function EmbedHandle:done() end
+--- Ends the call: every transfer closed; the result is `nil, err` (`canceled`).
+function EmbedHandle:cancel() end
+--- `vectors` (and `errs` with `partial`), or `nil, err`, once done; nothing before.
+---@return baseten.Vector[]|nil
+---@return any
+function EmbedHandle:result() end
+---@return table
+function EmbedHandle:progress() end
+
+--- A float32 vector (userdata): `#v`, `v[i]` (1-based, read-only).
+---@class baseten.Vector
+local Vector = {}
+---@param w baseten.Vector
+---@return number
+function Vector:dot(w) end
+--- The cosine; 0 when either is a zero vector.
+---@param w baseten.Vector
+---@return number
+function Vector:cosine(w) end
+---@return number
+function Vector:norm() end
+---@return baseten.Vector
+function Vector:normalized() end
+---@return number[]
+function Vector:totable() end
+
+--- `baseten.vector`.
+---@class baseten.vectorlib
+local vectorlib = {}
+---@param t number[]
+---@return baseten.Vector
+function vectorlib.from(t) end
+--- From little-endian float32 bytes; `nil, why` when they are not whole finite float32 values.
+---@param s string
+---@return baseten.Vector|nil
+---@return string? why
+function vectorlib.frombytes(s) end
+--- To little-endian float32 bytes.
+---@param v baseten.Vector
+---@return string
+function vectorlib.tobytes(v) end
+--- From base64 of little-endian float32; `nil, why` on bad text.
+---@param s string
+---@return baseten.Vector|nil
+---@return string? why
+function vectorlib.frombase64(s) end
+--- The `k` vectors closest to `q` by cosine: indices and scores, best first.
+---@param q baseten.Vector
+---@param vectors baseten.Vector[]
+---@param k integer
+---@return integer[] indices
+---@return number[] scores
+function vectorlib.top_k(q, vectors, k) end
+
 -- == Error helpers =========================================================
 
 --- Error helpers, `baseten.errors`.
@@ -619,10 +730,14 @@ local json = {}
 --- Encodes a Lua value as JSON text. Tables with a `__tojson` metamethod
 -- encode as what it returns. A value that cannot be encoded (a function, a
 -- sparse array, a cycle) raises. Lua integers are written exactly; `-0.0`
--- is written `0`.
+-- is written `0`. `opts.max_depth` (1 to 1000, default 1000) bounds the
+-- nesting, counting the encodes a `__tojson` runs inside this one;
+-- `opts.sparse_ratio` (default 2, 0 = no limit) refuses a marked array whose
+-- largest index is above 10 and more than that many times its count.
 ---@param value any
+---@param opts? {max_depth?: integer, sparse_ratio?: number}
 ---@return string text
-function json.encode(value) end
+function json.encode(value, opts) end
 
 --- Decodes JSON text. Numbers: on Lua 5.3+ an integer literal that fits in
 -- 64 bits is that exact integer, and integral values within 2^53 are
@@ -677,7 +792,7 @@ function JsonPartial:close() end
 
 --- Marks a table as a JSON array (an empty one encodes as `[]`). A marked
 -- table's holes encode as `null` up to its largest positive integer key;
--- other keys are left out.
+-- any other key raises (see `json.encode` for sparse arrays).
 ---@param t? table the table (default: a new one)
 ---@return table t
 function json.array(t) end
@@ -726,5 +841,109 @@ function SseParser:reset() end
 
 --- Frees the parser. Idempotent; `__gc` and `__close` call it.
 function SseParser:close() end
+
+--- The options of `baseten.mcp.connect` (`require("baseten.mcp")`):
+-- `command` (stdio) or `url` (Streamable HTTP).
+---@class baseten.McpOptions
+---@field command? string[] The server's argv (never a shell string); argv[1] is looked up on PATH.
+---@field env? table<string, string> Added to the inherited environment (stdio).
+---@field clear_env? boolean Start from an empty environment instead (stdio).
+---@field cwd? string The server's working folder (stdio).
+---@field log? fun(line: string) Each line the server writes to stderr; without it stderr is read and dropped.
+---@field url? string A Streamable HTTP endpoint, `http://` or `https://`.
+---@field headers? table<string, string> Extra headers on every HTTP request (a bearer token).
+---@field timeout? number Seconds per call by default. Default 60.
+---@field client_info? {name: string, version: string} Default `baseten` and its version.
+---@field on_elicit? fun(message: string, schema: table): ("accept"|"decline"|"cancel"), table? Answers `elicitation/create`; fields left out come from the schema's defaults. Without it the client declines.
+---@field on_notification? fun(method: string, params: table?) Every server notification.
+---@field roots? {uri: string, name: string?}[] Answers `roots/list`.
+---@field client? baseten.Client Whose `poll` also drives this session's non-blocking calls.
+
+--- A connected MCP server (`require("baseten.mcp").connect(opts)`). Every
+-- method returns its value or `nil, err` (`err.kind` `"mcp"` with the
+-- JSON-RPC `code`, `"timeout"`, `"canceled"` or an HTTP kind).
+---@class baseten.McpSession
+---@field server_info table The server's `serverInfo` (`name`, `version`).
+---@field capabilities table The server's capabilities.
+---@field protocol_version string The protocol version agreed on.
+local McpSession = {}
+
+--- Every tool of the server, all pages.
+---@return table[]? tools `{name, description, inputSchema, ...}`
+---@return baseten.Error? err
+function McpSession:list_tools() end
+
+--- Calls a tool: `{content, isError, structuredContent}`.
+---@param name string
+---@param args? table
+---@param opts? {timeout: number?, on_progress: fun(progress: number, total: number?, message: string?)?}
+---@return table? result
+---@return baseten.Error? err
+function McpSession:call_tool(name, args, opts) end
+
+--- Starts a tool call without blocking; `poll` drives it.
+---@param name string
+---@param args? table
+---@param opts? {timeout: number?, on_progress: function?, on_done: fun(result: table?, err: baseten.Error?)?}
+---@return baseten.McpHandle
+function McpSession:start_call(name, args, opts) end
+
+--- Starts any request without blocking (`"tools/list"`, `"resources/read"`, ...).
+---@param method string
+---@param params? table
+---@param opts? {timeout: number?, on_done: fun(result: table?, err: baseten.Error?)?}
+---@return baseten.McpHandle
+function McpSession:start(method, params, opts) end
+
+--- Reads the server, runs callbacks, times calls out; waits at most `timeout` seconds.
+---@param timeout? number Default 0: never blocks.
+---@return integer pending calls still pending
+function McpSession:poll(timeout) end
+
+--- The server's tools as `run_tools` entries.
+---@param opts? {only: string[]?, filter: fun(name: string): boolean?, prefix: string?, max_output: integer?, timeout: number?}
+---@return baseten.Tool[]? tools
+---@return baseten.Error? err
+function McpSession:tools(opts) end
+
+---@return table[]? resources
+---@return baseten.Error? err
+function McpSession:list_resources() end
+
+---@param uri string
+---@return table? result `{contents}`
+---@return baseten.Error? err
+function McpSession:read_resource(uri) end
+
+---@return table[]? prompts
+---@return baseten.Error? err
+function McpSession:list_prompts() end
+
+---@param name string
+---@param args? table<string, string>
+---@return table? result `{description, messages}`
+---@return baseten.Error? err
+function McpSession:get_prompt(name, args) end
+
+---@return boolean? ok
+---@return baseten.Error? err
+function McpSession:ping() end
+
+--- Ends the session (stdio: stdin closed, SIGTERM, SIGKILL; HTTP: DELETE). Idempotent.
+function McpSession:close() end
+
+--- A non-blocking MCP call.
+---@class baseten.McpHandle
+local McpHandle = {}
+
+---@return boolean
+function McpHandle:done() end
+
+---@return table? result
+---@return baseten.Error? err
+function McpHandle:result() end
+
+--- Cancels the call: the server gets `notifications/cancelled`.
+function McpHandle:cancel() end
 
 return baseten

@@ -50,6 +50,8 @@ import sys
 import threading
 import time
 
+import embed_mock
+
 CREATED = 1735689600  # fixed timestamp: responses are deterministic
 
 MODELS = [
@@ -148,6 +150,8 @@ class State:
             self.rate_limit = None
             self.rl_seen = 0
             self.rl_sent = 0
+            self.embed = embed_mock.EmbedFaults()
+            self.hung_up = 0
 
     def take_429(self, method, target, n):
         """Under the lock: the 429 answer for this request when the
@@ -1082,7 +1086,10 @@ class Handler(socketserver.BaseRequestHandler):
             script = limited
         elif script is None:
             try:
-                script = mock_response(method, target, body, n)
+                script = embed_mock.response(
+                    self.state.embed, self.state.lock, method,
+                    target.split("?", 1)[0].rstrip("/"), body, n) or \
+                    mock_response(method, target, body, n)
             except Exception as e:  # a mock bug must not hang the client
                 log("mock error:", repr(e))
                 script = err_baseten(500, "mock server error: %r" % (e,),
@@ -1102,12 +1109,19 @@ class Handler(socketserver.BaseRequestHandler):
         GET  /_control/requests -> {"requests": [record, ...]}
         GET  /_control/stats    -> {"connections", "requests",
                                     "open_connections",
-                                    "distinct_connections", "queued"}
+                                    "open_connection_ids" (sorted),
+                                    "distinct_connections", "queued",
+                                    "hung_up": responses whose delay the
+                                    client cut short by closing}
         POST /_control/config   body {"api_key": "K" | null,
                                       "expect_100": "ignore" | "answer",
                                       "rate_limit": {"share": S,
                                                      "retry_after": "1",
-                                                     "count": N} | null}
+                                                     "count": N} | null,
+                                      "embed": {"faults": [...],
+                                                "slow": {...}} | null}
+            embed: failures, delays and a slow tail for the embedding
+            routes (embed_mock.EmbedFaults.configure).
             rate_limit answers 429 (an OpenAI-shaped rate_limit_error with
             Retry-After, default "0"; null: no header) to a share S (0..1,
             default 1) of the chat completions that follow, spread evenly,
@@ -1151,9 +1165,13 @@ class Handler(socketserver.BaseRequestHandler):
                     "open_connections": sum(
                         1 for h in st.open_conns if h.kind != "control"
                         and not h.closed),
+                    "open_connection_ids": sorted(
+                        h.conn_id for h in st.open_conns
+                        if h.kind != "control" and not h.closed),
                     "distinct_connections": len(
                         set(r["connection_id"] for r in done)),
                     "queued": len(st.queue),
+                    "hung_up": st.hung_up,
                 }
         if route == "/_control/config":
             if not isinstance(arg, dict):
@@ -1172,6 +1190,11 @@ class Handler(socketserver.BaseRequestHandler):
                     st.rate_limit, st.rl_seen, st.rl_sent = rl, 0, 0
                 if "expect_100" in arg:
                     st.expect_100 = arg["expect_100"]
+                if "embed" in arg:
+                    try:
+                        st.embed.configure(arg["embed"] or {})
+                    except ValueError as e:
+                        return 400, {"error": str(e)}
             return 200, {"ok": True}
         return 404, {"error": "unknown control endpoint %s" % route}
 
@@ -1192,6 +1215,8 @@ class Handler(socketserver.BaseRequestHandler):
         """
         delay = float(r.get("delay") or 0)
         if delay > 0 and not self.wait(delay):
+            with self.state.lock:  # the client hung up: a canceled request
+                self.state.hung_up += 1
             self.close()
             return False
 

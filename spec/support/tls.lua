@@ -117,6 +117,11 @@ http {
     server_name localhost;
     ssl_certificate ${dir}/server.pem;
     ssl_certificate_key ${dir}/server.key;
+    # response headers of 280 KB in all: past libcurl's HTTP/2 header cap and ours
+    location /v1/huge-header/ {
+${huge}
+      return 200 '{}';
+    }
     location / {
       proxy_pass http://127.0.0.1:${upstream};
       proxy_http_version 1.1;
@@ -128,6 +133,16 @@ http {
   }
 }
 ]]
+
+-- nginx lines adding 70 headers of 4000 bytes each, 280 KB (one parameter of nginx's
+-- config may not hold them all).
+function M.huge_headers()
+  local lines = {}
+  for i = 1, 70 do
+    lines[i] = ("      add_header X-Huge-%d %s always;"):format(i, string.rep(string.char(97 + i % 26), 4000))
+  end
+  return table.concat(lines, "\n")
+end
 
 local Front = {}
 Front.__index = Front
@@ -160,7 +175,7 @@ function M.start(opts)
   local last_err
   for _ = 1, 3 do -- the free port may be taken before nginx binds it
     local port = free_port()
-    local vars = { dir = dir, port = port, upstream = opts.upstream,
+    local vars = { dir = dir, port = port, upstream = opts.upstream, huge = M.huge_headers(),
                    user = capture("id -un"), group = capture("id -gn") }
     write(dir .. "/nginx.conf", (CONF:gsub("%${(%w+)}", function(k) return tostring(vars[k]) end)))
     os.remove(dir .. "/nginx.pid")

@@ -10,6 +10,11 @@
 --                       whose content is "after the retry", and a response
 --                       delayed 4 s (see windows_smoke.sh)
 --   SMOKE_REFUSED_URL   a port nobody listens on
+--   SMOKE_TLS_URL       nginx with TLS in front of SMOKE_URL, as https://localhost
+--   SMOKE_TLS_IP_URL    the same as https://127.0.0.1: not the certificate's name
+--   SMOKE_TLS_CA        the CA that signed its certificate (a Windows path)
+--   SMOKE_MCP_LUA       lua54.exe (Windows path), which runs
+--   SMOKE_MCP_SERVER    spec/support/mcp_fault_server.lua (Windows path)
 -- The last line is "N passed, N failed"; the exit status is 0 only when
 -- nothing failed.
 local baseten = require("baseten")
@@ -65,6 +70,12 @@ local function user(text) return { { role = "user", content = text } } end
 
 print(string.format("== smoke: %s, baseten %s ==", jit and jit.version or _VERSION,
   tostring(baseten.VERSION)))
+
+case("core.isatty answers for a descriptor (the CLI asks it; there is no `test -t` here)", function()
+  local core = require("baseten.core")
+  eq(type(core.isatty(0)), "boolean", "isatty(0)")
+  eq(type(core.isatty(2)), "boolean", "isatty(2)")
+end)
 
 case("a blocking chat", function()
   local resp = ok(new_client():chat { messages = user("ping from windows") })
@@ -195,6 +206,28 @@ case("connection refused has kind connection", function()
   eq(err.kind, "connection", "kind (" .. tostring(err) .. ")")
 end)
 
+-- Schannel with ca_file: libcurl checks the chain against that CA itself.
+-- (With no ca_file, Wine's Schannel accepts an untrusted certificate, so
+-- the default verification is not testable here: README, Windows.)
+local TLS_URL, TLS_IP_URL, TLS_CA = os.getenv("SMOKE_TLS_URL"), os.getenv("SMOKE_TLS_IP_URL"), os.getenv("SMOKE_TLS_CA")
+
+case("HTTPS with ca_file against the local TLS server (Schannel)", function()
+  check(TLS_URL and TLS_CA, "SMOKE_TLS_URL and SMOKE_TLS_CA are not set")
+  local resp = ok(new_client { base_url = TLS_URL, ca_file = TLS_CA }:chat { messages = user("over tls") })
+  eq(resp.choices[1].message.content, ECHO .. "over tls", "content")
+  -- ssl_no_revoke (CURLSSLOPT_NO_REVOKE) is accepted by Schannel; the
+  -- revocation check it turns off is not observable under Wine
+  resp = ok(new_client { base_url = TLS_URL, ca_file = TLS_CA, ssl_no_revoke = true }:chat { messages = user("rev") })
+  eq(resp.choices[1].message.content, ECHO .. "rev", "content with ssl_no_revoke")
+end)
+
+case("HTTPS with ca_file: a host name mismatch is rejected", function()
+  check(TLS_IP_URL and TLS_CA, "SMOKE_TLS_IP_URL and SMOKE_TLS_CA are not set")
+  local resp, err = new_client { base_url = TLS_IP_URL, ca_file = TLS_CA }:chat { messages = user("x") }
+  check(resp == nil, "a certificate for localhost was accepted at 127.0.0.1")
+  eq(err.kind, "tls", "error kind (" .. tostring(err) .. ")")
+end)
+
 case("baseten.json round trips non-ASCII text", function()
   local doc = { text = UNICODE, [UNICODE] = { UNICODE, 1.5, true }, n = -42 }
   local back = json.decode(json.encode(doc))
@@ -207,6 +240,43 @@ case("baseten.json round trips non-ASCII text", function()
   -- and across the wire, both ways, unchanged
   local resp = ok(new_client():chat { messages = user(UNICODE) })
   eq(resp.choices[1].message.content, ECHO .. UNICODE, "echoed by the server")
+end)
+
+-- MCP's stdio transport on Windows: the fault server of the specs (plain
+-- Lua) run by lua54.exe, spawned by this core with CreateProcess and read
+-- through PeekNamedPipe
+local MCP_LUA = os.getenv("SMOKE_MCP_LUA")
+local MCP_SERVER = os.getenv("SMOKE_MCP_SERVER")
+case("an MCP stdio server: tools/list and tools/call, then close", function()
+  check(MCP_LUA and MCP_SERVER, "SMOKE_MCP_LUA and SMOKE_MCP_SERVER are not set")
+  local mcp = require("baseten.mcp")
+  local lines = {}
+  local s = ok(mcp.connect { command = { MCP_LUA, MCP_SERVER, "stderr_flood" }, timeout = 60,
+                             log = function(line) lines[#lines + 1] = line end })
+  eq(s.server_info.name, "fault", "server name")
+  local tools = ok(s:list_tools())
+  eq(#tools, 2, "tools")
+  eq(tools[1].name, "echo", "first tool")
+  local r = ok(s:call_tool("echo", { text = UNICODE }))
+  eq(r.content[1].text, "echo: " .. UNICODE, "the call's text")
+  check(#lines > 1000, "stderr reached the log (" .. #lines .. " lines)")
+  -- a non-blocking call driven by poll
+  local h = s:start_call("echo", { text = "nb" })
+  local polls = 0
+  while not h:done() do
+    polls = polls + 1
+    s:poll(0.05)
+    check(polls < 2000, "the call never finished")
+  end
+  eq(ok(h:result()).content[1].text, "echo: nb", "non-blocking call")
+  s:close()
+  local _, err = s:ping()
+  eq(err.kind, "mcp", "a closed session")
+  -- a server that exits mid-call
+  local c = ok(mcp.connect { command = { MCP_LUA, MCP_SERVER, "crash" }, timeout = 60 })
+  local res, cerr = c:call_tool("echo", {})
+  eq(res, nil, "no result from a crashed server")
+  eq(cerr.kind, "mcp", "crash kind")
 end)
 
 print(string.format("%d passed, %d failed", passed, failed))

@@ -3,6 +3,7 @@
 --   :BasetenChat {prompt}   streams the reply into a new scratch buffer
 --   :BasetenPlan {prompt}   an edit plan, shown filling in while its JSON streams
 --   :BasetenCancel          cancels every reply still streaming
+--   :BasetenSearch {query}  the chunks of this buffer closest to the query, in the quickfix list
 -- luacheck: globals vim
 if vim.g.loaded_baseten_nvim then return end
 vim.g.loaded_baseten_nvim = true
@@ -18,3 +19,7 @@ end, { nargs = "+", desc = "Ask Baseten for an edit plan, shown while its JSON s
 vim.api.nvim_create_user_command("BasetenCancel", function()
   require("baseten_nvim").cancel_all()
 end, { nargs = 0, desc = "Cancel every Baseten reply still streaming" })
+
+vim.api.nvim_create_user_command("BasetenSearch", function(opts)
+  require("baseten_nvim").search(opts.args)
+end, { nargs = "+", desc = "Search this buffer by meaning (embeddings); results in the quickfix list" })

@@ -8,6 +8,7 @@
 --     }
 --     :BasetenChat Explain this error message
 --     :BasetenPlan Rename the function foo to bar
+--     :BasetenSearch where are the retries decided
 --
 -- `:BasetenChat` opens a scratch buffer and streams the reply into it. The
 -- request runs on the client's libcurl engine; baseten.uv's timer calls
@@ -21,6 +22,15 @@
 -- filling in while the JSON streams: `driver:start(req, {json = true,
 -- on_partial = fn})` hands over one live table after each delta, and the
 -- buffer is redrawn from it (a step's text grows as it arrives).
+--
+-- `:BasetenSearch` embeds the current buffer in chunks of `chunk_lines`
+-- lines (client:start_embed, driven by the same timer, so the editor never
+-- waits) and the query with it, ranks the chunks with
+-- baseten.vector.top_k and fills the quickfix list with the best
+-- `search_results`, best first. The chunks' vectors are kept per buffer
+-- until it changes, so a second search embeds only the query. Embeddings
+-- come from `embed_base_url` (default: base_url; on Baseten, your
+-- embedding deployment's .../sync/v1) with `embed_model`.
 --
 -- baseten itself is a plugin too (its repository, with build.lua): install
 -- both with your plugin manager, and nothing else is needed. `rocks_tree`
@@ -36,12 +46,18 @@ local config = {
   max_tokens = nil,
   system = nil, -- an optional system message
   rocks_tree = nil,
+  embed_base_url = nil, -- where embeddings come from (default: base_url)
+  embed_model = nil,
+  embed_dimensions = nil,
+  chunk_lines = 20, -- lines per chunk of a searched buffer
+  search_results = 5,
 }
 
 local client -- made on first use
 local driver -- baseten.uv: polls client from a timer while requests are pending
 local buffers = 0
 local old_ticks = 0 -- polls by the drivers of earlier clients
+local cache = {} -- searched buffers: buf -> {tick, chunks, vectors}
 
 --- Timer polls so far (for the curious, and for tests).
 function M.ticks()
@@ -77,6 +93,12 @@ function M.setup(opts)
   opts = opts or {}
   for k, v in pairs(opts) do config[k] = v end
   if config.rocks_tree then add_tree(config.rocks_tree) end
+  M.searches, cache = {}, {}
+  if M.embed_client then
+    M.embed_driver:stop()
+    M.embed_client:close()
+    M.embed_client, M.embed_driver = nil, nil
+  end
   if client then
     M.cancel_all()
     driver:stop()
@@ -285,6 +307,104 @@ function M.plan(prompt)
       if not job.done then job.handle:cancel() end
     end,
   })
+  return job
+end
+
+-------------------------------------------------------------- search
+
+--- Every search started, newest last: `{buf, query, chunks, done, err,
+-- items, ticks_at_start, ticks_at_done, embedded}` (`embedded`: the texts
+-- sent, the query included).
+M.searches = {}
+
+local function get_embed_client()
+  if M.embed_client then return M.embed_client end
+  local baseten = require("baseten")
+  M.embed_client = baseten.new{
+    base_url = config.embed_base_url or config.base_url,
+    api_key = config.api_key,
+    model = config.embed_model,
+  }
+  M.embed_driver = require("baseten.uv").new(M.embed_client, {
+    interval = config.interval,
+    on_error = function(err) notify(tostring(err), vim.log.levels.ERROR) end,
+  })
+  return M.embed_client
+end
+
+-- The buffer in chunks of chunk_lines lines: {first = line, text = ...}.
+local function chunks_of(buf)
+  local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  local out, n = {}, config.chunk_lines
+  for first = 1, #lines, n do
+    local text = table.concat(lines, "\n", first, math.min(first + n - 1, #lines))
+    if text:match("%S") then out[#out + 1] = { first = first, text = text } end
+  end
+  return out
+end
+
+-- Ranks the chunks against the query vector; fills the quickfix list.
+local function show(job, buf, chunks, vectors, qv)
+  local vector = require("baseten").vector
+  local idx, scores = vector.top_k(qv, vectors, config.search_results)
+  local items = {}
+  for rank, i in ipairs(idx) do
+    local c = chunks[i]
+    items[rank] = { bufnr = buf, lnum = c.first, col = 1,
+                    text = ("%.3f  %s"):format(scores[rank], (c.text:match("[^\n]*%S[^\n]*") or ""):sub(1, 80)) }
+  end
+  job.items = items
+  vim.fn.setqflist({}, " ", { title = "BasetenSearch: " .. job.query, items = items })
+end
+
+--- Finds the chunks of the current buffer closest to `query`; fills the
+-- quickfix list when done. Returns the search job.
+function M.search(query)
+  if type(query) ~= "string" or query == "" then
+    notify("usage: :BasetenSearch {query}", vim.log.levels.WARN)
+    return nil
+  end
+  local ok, c = pcall(get_embed_client)
+  if not ok then
+    notify(tostring(c), vim.log.levels.ERROR)
+    return nil
+  end
+  local buf = vim.api.nvim_get_current_buf()
+  local tick = vim.api.nvim_buf_get_changedtick(buf)
+  local cached = cache[buf]
+  if cached and cached.tick ~= tick then cached = nil end
+  local chunks = cached and cached.chunks or chunks_of(buf)
+  local job = { buf = buf, query = query, chunks = #chunks, done = false, ticks_at_start = M.embed_driver.ticks }
+  M.searches[#M.searches + 1] = job
+  if #chunks == 0 then
+    job.done = true
+    notify("nothing to search in this buffer", vim.log.levels.WARN)
+    return job
+  end
+  local texts = {}
+  if not cached then
+    for i, ch in ipairs(chunks) do texts[i] = ch.text end
+  end
+  texts[#texts + 1] = query
+  job.embedded = #texts
+  job.handle = c:start_embed(texts, {
+    dimensions = config.embed_dimensions,
+    on_done = function(vectors, err)
+      job.done, job.ticks_at_done = true, M.embed_driver.ticks
+      if not vectors then
+        job.err = err
+        notify(tostring(err), vim.log.levels.ERROR)
+        return
+      end
+      local qv = table.remove(vectors)
+      if not cached then
+        cached = { tick = tick, chunks = chunks, vectors = vectors }
+        cache[buf] = cached
+      end
+      show(job, buf, chunks, cached.vectors, qv)
+    end,
+  })
+  M.embed_driver:kick()
   return job
 end
 
