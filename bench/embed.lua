@@ -362,7 +362,8 @@ if RESULTS ~= "-" then
   local old = f and f:read("*a") or ""
   if f then f:close() end
   local a = old:find("<!-- embed: begin -->", 1, true)
-  local b = select(2, old:find("<!-- embed: end -->\n?", 1))
+  local b = a and select(2, old:find("<!-- embed: end -->", a, true))
+  if b and old:sub(b + 1, b + 1) == "\n" then b = b + 1 end
   if a and b then
     old = old:sub(1, a - 1) .. text .. old:sub(b + 1)
   else

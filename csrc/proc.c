@@ -9,7 +9,7 @@
 #endif
 #include <windows.h>
 #else
-#define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np, pipe2, environ */
+#define _GNU_SOURCE /* pipe2, execvpe, environ */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -116,21 +116,11 @@ static int make_pipe(int fds[2]) {
 
 static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
-#define BT_HAVE_ADDCHDIR 1
-#endif
-
-/* The file actions: the child's ends onto 0, 1 and 2, and its cwd. */
-static int spawn_actions(posix_spawn_file_actions_t *fa, int pin[2], int pout[2], int perr[2],
-                         const char *cwd) {
+/* The file actions: the child's ends onto 0, 1 and 2. */
+static int spawn_actions(posix_spawn_file_actions_t *fa, int pin[2], int pout[2], int perr[2]) {
   int rc = posix_spawn_file_actions_adddup2(fa, pin[0], 0);
   if (rc == 0) rc = posix_spawn_file_actions_adddup2(fa, pout[1], 1);
   if (rc == 0) rc = posix_spawn_file_actions_adddup2(fa, perr[1], 2);
-#if defined(BT_HAVE_ADDCHDIR)
-  if (rc == 0 && cwd) rc = posix_spawn_file_actions_addchdir_np(fa, cwd);
-#else
-  if (cwd) rc = ENOSYS;
-#endif
   return rc;
 }
 
@@ -159,13 +149,73 @@ static int spawn_child(bt_proc *p, const bt_proc_opts *o, int pipes[3][2], char 
     posix_spawn_file_actions_destroy(&fa);
     return ENOMEM;
   }
-  rc = spawn_actions(&fa, pipes[0], pipes[1], pipes[2], o->cwd);
+  rc = spawn_actions(&fa, pipes[0], pipes[1], pipes[2]);
   if (rc == 0) rc = spawn_attrs(&at);
   if (rc == 0) rc = posix_spawnp(&pid, o->argv[0], &fa, &at, (char *const *)o->argv, envp);
   posix_spawnattr_destroy(&at);
   posix_spawn_file_actions_destroy(&fa);
   if (rc == 0) p->pid = (int)pid;
   return rc;
+}
+
+/* fd onto target in a child about to exec: dup2 clears close-on-exec,
+ * except when the two are already the same fd. */
+static int move_fd(int fd, int target) {
+  if (fd == target) return fcntl(fd, F_SETFD, 0);
+  return dup2(fd, target) < 0 ? -1 : 0;
+}
+
+/* The child of spawn_forked: async-signal-safe calls only, then exec; on
+ * failure its errno goes up the report pipe. Never returns. */
+static void child_exec(const bt_proc_opts *o, int pipes[3][2], char **envp, int report) {
+  struct sigaction sa;
+  sigset_t none;
+  int e = 0;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  sigaction(SIGPIPE, &sa, NULL);
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  setpgid(0, 0);
+  if (move_fd(pipes[0][0], 0) != 0 || move_fd(pipes[1][1], 1) != 0 ||
+      move_fd(pipes[2][1], 2) != 0 || chdir(o->cwd) != 0) {
+    e = errno;
+  } else {
+#if defined(__GLIBC__)
+    execvpe(o->argv[0], (char *const *)o->argv, envp); /* argv[0] on the parent's PATH */
+#else
+    environ = envp;
+    execvp(o->argv[0], (char *const *)o->argv);
+#endif
+    e = errno;
+  }
+  if (write(report, &e, sizeof e) < 0) e = 0;
+  _exit(127);
+}
+
+/* With a cwd: fork and exec, as posix_spawn's cwd action
+ * (posix_spawn_file_actions_addchdir_np) needs glibc 2.29, newer than the
+ * 2.17 the release cores need. A close-on-exec pipe brings the child's
+ * errno back when chdir or exec fails; it closes empty on success. */
+static int spawn_forked(bt_proc *p, const bt_proc_opts *o, int pipes[3][2], char **envp) {
+  int report[2], e = 0;
+  ssize_t r;
+  pid_t pid;
+  if (make_pipe(report) != 0) return errno;
+  pid = fork();
+  if (pid == 0) child_exec(o, pipes, envp, report[1]);
+  if (pid < 0) e = errno;
+  else setpgid(pid, pid); /* as the child does: whichever runs first */
+  close(report[1]);
+  if (pid > 0) {
+    do r = read(report[0], &e, sizeof e);
+    while (r < 0 && errno == EINTR);
+    if (r != (ssize_t)sizeof e) e = 0;
+    if (e != 0) waitpid(pid, NULL, 0);
+    else p->pid = (int)pid;
+  }
+  close(report[0]);
+  return e;
 }
 
 int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, bt_proc_out *out, char *err, size_t errlen) {
@@ -179,7 +229,7 @@ int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, bt_proc_out *out, char *err
   for (i = 0; i < 3 && rc == 0; i++) rc = make_pipe(pipes[i]) != 0 ? errno : 0;
   envp = rc == 0 ? env_build(o->env, o->clear_env) : NULL;
   if (rc == 0 && envp == NULL) rc = ENOMEM;
-  if (rc == 0) rc = spawn_child(p, o, pipes, envp);
+  if (rc == 0) rc = o->cwd ? spawn_forked(p, o, pipes, envp) : spawn_child(p, o, pipes, envp);
   free(envp);
   close_fd(&pipes[0][0]);
   close_fd(&pipes[1][1]);
@@ -188,8 +238,7 @@ int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, bt_proc_out *out, char *err
     close_fd(&pipes[0][1]);
     close_fd(&pipes[1][0]);
     close_fd(&pipes[2][0]);
-    set_err(err, errlen, rc == ENOSYS ? "cwd is not supported on this platform" : "cannot start",
-            rc == ENOSYS ? NULL : strerror(rc));
+    set_err(err, errlen, "cannot start", strerror(rc));
     return -1;
   }
   p->in = pipes[0][1];

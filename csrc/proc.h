@@ -14,13 +14,8 @@
 
 #include <stddef.h>
 
+#include "base.h"
 #include "buf.h"
-
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__)
-#define BT_PROC_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define BT_PROC_HIDDEN
-#endif
 
 /* Lines of a byte stream. Bytes before off are handed out; scan is where
  * the search for the next newline resumes, so a long line is scanned once. */
@@ -30,14 +25,14 @@ typedef struct bt_lines {
 } bt_lines;
 
 /* Appends n bytes. 0, or -1 when memory is short. */
-BT_PROC_HIDDEN int bt_lines_feed(bt_lines *l, const char *s, size_t n);
+BT_HIDDEN int bt_lines_feed(bt_lines *l, const char *s, size_t n);
 
 /* The next complete line, without its "\n" (nor a "\r" before it): 1 with
  * *line and *len set (valid until the next feed), 0 when none is complete,
  * -1 when a line (complete or not) is longer than max. */
-BT_PROC_HIDDEN int bt_lines_next(bt_lines *l, const char **line, size_t *len);
+BT_HIDDEN int bt_lines_next(bt_lines *l, const char **line, size_t *len);
 
-BT_PROC_HIDDEN void bt_lines_free(bt_lines *l);
+BT_HIDDEN void bt_lines_free(bt_lines *l);
 
 typedef struct bt_proc_opts {
   const char *const *argv; /* argv[0] is looked up on PATH; NULL-terminated */
@@ -57,7 +52,7 @@ typedef struct bt_proc_out {
 } bt_proc_out;
 
 /* Frees what an out state holds. */
-BT_PROC_HIDDEN void bt_proc_out_free(bt_proc_out *o);
+BT_HIDDEN void bt_proc_out_free(bt_proc_out *o);
 
 typedef struct bt_proc {
 #if defined(_WIN32)
@@ -78,31 +73,31 @@ typedef struct bt_proc {
 /* Starts a child whose output goes to out (its lines limited to
  * o->max_line). 0, or -1 with a message in err (always NUL-terminated); on
  * failure p holds nothing to free. */
-BT_PROC_HIDDEN int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, bt_proc_out *out, char *err,
-                                 size_t errlen);
+BT_HIDDEN int bt_proc_spawn(bt_proc *p, const bt_proc_opts *o, bt_proc_out *out, char *err,
+                            size_t errlen);
 
 /* Queues n bytes for stdin and writes what the pipe takes now. 0, or -1
  * when stdin is closed or broken, or memory is short. */
-BT_PROC_HIDDEN int bt_proc_write(bt_proc *p, const char *s, size_t n);
+BT_HIDDEN int bt_proc_write(bt_proc *p, const char *s, size_t n);
 
 /* Moves bytes without waiting: pending stdin out, stdout and stderr in,
  * and notes an exit. Returns 1 when anything moved or changed, 0 if not,
  * -1 when memory is short. */
-BT_PROC_HIDDEN int bt_proc_pump(bt_proc *p);
+BT_HIDDEN int bt_proc_pump(bt_proc *p);
 
 /* POSIX: the fds worth waiting on (stdout, stderr, and stdin while bytes
  * wait for it), for poll(2)-like waiting; returns how many (at most 3),
  * with events[i] 1 for input, 2 for output. Windows: 0 (pipes cannot be
  * waited on with sockets: callers poll at short intervals). */
-BT_PROC_HIDDEN int bt_proc_fds(const bt_proc *p, int fds[3], int events[3]);
+BT_HIDDEN int bt_proc_fds(const bt_proc *p, int fds[3], int events[3]);
 
 /* Ends the child: closes stdin, waits up to grace seconds for it to exit,
  * then terminates it (SIGTERM to its process group), waits grace again,
  * then kills it, and reaps it; closes every pipe. Leaves the buffers (a
  * read may be borrowing them). Idempotent. */
-BT_PROC_HIDDEN void bt_proc_close(bt_proc *p, double grace);
+BT_HIDDEN void bt_proc_close(bt_proc *p, double grace);
 
 /* Frees the stdin buffer (not out: its owner frees that). Idempotent. */
-BT_PROC_HIDDEN void bt_proc_free(bt_proc *p);
+BT_HIDDEN void bt_proc_free(bt_proc *p);
 
 #endif

@@ -14,14 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Spelled out here, as in compat.h, because this header includes no Lua. */
-#ifndef BT_HIDDEN
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__)
-#define BT_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define BT_HIDDEN
-#endif
-#endif
+#include "base.h"
 
 /* Sums in double (four lanes), so no finite float32 input overflows. */
 BT_HIDDEN double bt_vec_dot(const float *a, const float *b, size_t n);

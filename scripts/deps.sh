@@ -13,7 +13,7 @@ PKGS=(
 for g in "$@"; do
   case "$g" in
     tools) PKGS+=(clang libclang-rt-14-dev valgrind locales libcjson-dev) ;; # cJSON: the fuzz reference
-    hosts) PKGS+=(neovim love xvfb xauth zip lua-luv) ;;
+    hosts) PKGS+=(neovim love xvfb xauth zip unzip lua-luv) ;; # zip, unzip: the LÖVE and build.lua specs
     # make dist and its test: zip, objdump (binutils), a Debian 11 root
     dist) PKGS+=(zip unzip binutils) ;;
     oldroot) PKGS+=(debootstrap) ;;

@@ -65,7 +65,7 @@ describe("bin/baseten", function()
     -- the child in the background of a shell, interrupted once its first words are out
     local out_file = os.tmpname()
     local script = cmd .. " >" .. quote(out_file) .. " & pid=$!; i=0; while [ ! -s " .. quote(out_file)
-      .. " ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done; kill -INT $pid; wait $pid"
+      .. " ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done; kill -INT $pid; wait $pid"
     local code, _, err = util.run("sh -c " .. quote(script), opts)
     local out = util.read_file(out_file) or ""
     os.remove(out_file)

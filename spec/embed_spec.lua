@@ -181,10 +181,12 @@ describe("client:embed", function()
   end)
 
   it("hedges a slow request: the first answer wins, the loser is canceled, usage counts it once", function()
-    -- 20 requests: a budget of one hedge; the 5th request's first copy takes 30 s
-    srv:config{ embed = { faults = { { match = "text number 5", delay = 30, times = 1 } } } }
+    -- 20 requests: a budget of one hedge; the 5th request's first copy takes
+    -- 60 s. hedge_delay is 2 s, far above a plain request's time even under
+    -- valgrind on a loaded machine, so the one hedge goes to the slow request.
+    srv:config{ embed = { faults = { { match = "text number 5", delay = 60, times = 1 } } } }
     -- a handle, held until the end, so nothing but the cancel can close the loser
-    local h = client:start_embed(texts(20), { batch_size = 1, hedge_delay = 0.2 })
+    local h = client:start_embed(texts(20), { batch_size = 1, hedge_delay = 2 })
     while not h:done() do client:poll(0.05) end
     local v = assert(h:result())
     assert.equal(20, #v)

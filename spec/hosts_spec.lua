@@ -383,6 +383,47 @@ describe("hosts, installed as their users install them", function()
     assert.equal("Bearer test-key", reqs[1].header_map.authorization)
   end)
 
+  it("Neovim: the example plugin's :BasetenAgent: start_tools, confirm through vim.ui.select, <C-c> cancels", function()
+    local copy = plugin_copy()
+    srv:enqueue(slow_stream()) -- the first agent's first round: canceled after its first text
+    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/agent_driver.lua",
+      { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json" })
+    local _, r, log = run_host(tmp, cmd, tmp)
+    assert(r, "nvim wrote no result:\n" .. log)
+    assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
+    assert.is_true(r.command)
+    assert.is_true(r.returned_at_once)
+    -- <C-c> canceled the first agent at once, keeping its transcript; no more text came
+    assert.is_true(r.first_done_after_key)
+    assert.equal("canceled", r.first_err)
+    assert.equal(1, r.first_transcript)
+    assert.equal(r.first_text, r.first_text_later)
+    assert.is_true(#r.first_text < #EXPECTED)
+    -- the second ran to its end: a tool call confirmed through vim.ui.select
+    assert.is_nil(r.second_err)
+    assert.equal(1, r.confirms)
+    assert.equal(1, #r.prompts)
+    assert.truthy(r.prompts[1]:find("Run tool read_buffer", 1, true), r.prompts[1])
+    assert.same({ "user", "assistant", "tool", "assistant" }, r.transcript_roles)
+    assert.equal("local answer = 42", r.tool_content)
+    assert.equal("Here is what the tools returned: local answer = 42", r.text)
+    assert.equal(2, r.rounds)
+    assert.equal(1, r.calls)
+    assert.equal(1, r.results)
+    -- the poll timer drove the loop, and the editor never stalled
+    assert.is_true(r.ticks >= 5, "poll timer ticked " .. r.ticks .. " times")
+    assert.is_true(r.heartbeats >= 20, "only " .. r.heartbeats .. " heartbeats")
+    assert.is_true(r.max_heartbeat_gap_ms < 500, "the editor stalled " .. r.max_heartbeat_gap_ms .. " ms")
+    -- the server saw the canceled round once, then the two rounds of the second agent
+    local reqs = srv:requests()
+    assert.equal(3, #reqs)
+    assert.equal("tell me a story", reqs[1].json.messages[1].content)
+    local session = reqs[2].header_map["x-session-affinity"]
+    assert.is_string(session)
+    assert.equal(session, reqs[3].header_map["x-session-affinity"])
+    assert.not_equal(session, reqs[1].header_map["x-session-affinity"])
+  end)
+
   it("Neovim: the example plugin's :BasetenSearch embeds the buffer without blocking and ranks with top_k", function()
     local copy = plugin_copy()
     local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/search_driver.lua",

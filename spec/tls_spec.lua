@@ -175,10 +175,10 @@ describe("TLS through nginx", function()
     c:close()
   end)
 
-  -- Deterministic: transfers set CURLOPT_PIPEWAIT, so a new transfer waits
-  -- for a connection it can multiplex instead of opening another one (the
-  -- four start before any connection exists: without it, four
-  -- connections), and the log is read once it has every line.
+  -- Transfers set CURLOPT_PIPEWAIT, so a new transfer waits for a
+  -- connection it can multiplex instead of opening another one (the four
+  -- start before any connection exists: without it, four connections), and
+  -- the log is read once it has every line.
   it("multiplexes non-blocking requests over one HTTP/2 connection", function()
     local c = new()
     local before = #front:access_log()
@@ -208,10 +208,19 @@ describe("TLS through nginx", function()
       assert.equal("HTTP/2.0", proto, log[i])
       conns[conn] = (conns[conn] or 0) + 1
     end
-    local n, most = 0, 0
-    for _, k in pairs(conns) do n = n + 1; most = math.max(most, k) end
-    assert.equal(1, n, "requests on " .. n .. " connections")
-    assert.equal(5, most)
+    local n, most, counts = 0, 0, {}
+    for _, k in pairs(conns) do
+      n = n + 1
+      most = math.max(most, k)
+      counts[#counts + 1] = k
+    end
+    -- One connection carries them all on an idle machine. Under load
+    -- (make test-stress) nginx once logged two, so the check is what only
+    -- multiplexing gives: without it the four concurrent requests take a
+    -- connection each, and none carries more than two of the five
+    local dist = "requests per connection: " .. table.concat(counts, ", ")
+    assert.is_true(most >= 3, dist)
+    assert.is_true(n <= 2, dist)
     c:close()
   end)
 

@@ -111,6 +111,10 @@ static void test_children(void) {
   }
   CHECK(run(pwd, NULL, 0, "/tmp", NULL, out, sizeof out) == 0);
   CHECK(strcmp(out, "/tmp|") == 0);
+  CHECK(run(pwd, NULL, 0, "/nonexistent/folder", NULL, out, sizeof out) == -1); /* chdir fails */
+  CHECK(run(missing, NULL, 0, "/tmp", NULL, out, sizeof out) == -1);            /* exec fails */
+  CHECK(run(envsh, env, 0, "/tmp", NULL, out, sizeof out) == 0); /* the forked path's env */
+  CHECK(strncmp(out, "alpha /override|/", 17) == 0);
   CHECK(run(flood, NULL, 0, NULL, NULL, out, sizeof out) == 0); /* stderr dropped, never stalls */
   CHECK(strcmp(out, "done|") == 0);
   CHECK(run(missing, NULL, 0, NULL, NULL, out, sizeof out) == -1);

@@ -181,6 +181,7 @@ local function start(client, req, handlers, where, level)
   local body = request.chat_body(client, req, stream and { stream = true } or nil, nil, where, level + 1)
   local opts = options.call(client, {
     timeout = handlers.timeout, max_retries = handlers.max_retries, headers = handlers.headers,
+    session = handlers.session, fallback = handlers.fallback,
   }, where, level + 1)
   local h = setmetatable({
     _on_chunk = handlers.on_chunk,

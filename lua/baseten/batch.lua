@@ -108,13 +108,16 @@ local function new_batch(client, requests, opts, where, level, track)
   local n = check_requests(client, requests, where, level + 1)
   opts = check_options(opts, where, level + 1)
   local copts = options.call(client, {
-    timeout = opts.timeout, max_retries = opts.max_retries, headers = opts.headers }, where, level + 1)
+    timeout = opts.timeout, max_retries = opts.max_retries, headers = opts.headers, session = opts.session,
+    fallback = opts.fallback,
+  }, where, level + 1)
   local concurrency = opts.concurrency or M.DEFAULT_CONCURRENCY
   local t0 = now()
   local b = setmetatable({
     _requests = requests, _n = n, _copts = copts,
     _on_result = opts.on_result, _on_progress = opts.on_progress,
     _keep = opts.keep ~= false,
+    _budget = opts.max_total_tokens, -- nil: no token budget
     _next = 1,        -- the next request never launched
     _active = {},     -- calls with a transfer on the engine
     _waiting = {},    -- calls waiting for their retry's time
@@ -168,6 +171,7 @@ function Batch:_finish(i, resp, err, request_id)
   if resp then
     self._tokens = self._tokens + tokens_of(resp)
     if self._keep then self.resps[i] = resp end
+    if self._budget and self._tokens >= self._budget then self._over = true end
   else
     self._failed = self._failed + 1
     if self._keep then self.errs[i] = err end
@@ -301,6 +305,10 @@ function Batch:step()
       i = i + 1
     end
   end
+  if self._over then -- max_total_tokens reached: what is left ends as "budget"
+    self._stop_kind = "budget"
+    return self:abort("max_total_tokens (" .. self._budget .. ") reached: " .. self._tokens .. " tokens used")
+  end
   local t = now()
   -- retries whose time has come queue up for a slot
   local waiting = self._waiting
@@ -377,13 +385,16 @@ function Batch:abort(message)
   self._active, self._waiting, self._ready = {}, {}, {}
   local first = nil
   for _, call in ipairs(calls) do
-    local e = self:_finish(call.i, nil, call:cancel(message))
+    local err = call:cancel(message)
+    err.kind = self._stop_kind or err.kind
+    local e = self:_finish(call.i, nil, err)
     if first == nil then first = e end
   end
   while self._next <= self._n do
     local i = self._next
     self._next = i + 1
-    local e = self:_finish(i, nil, errors.new({ kind = "canceled", message = message, attempts = 0 }))
+    local e = self:_finish(i, nil, errors.new({ kind = self._stop_kind or "canceled", message = message,
+                                                attempts = 0 }))
     if first == nil then first = e end
   end
   local e = self:_complete()

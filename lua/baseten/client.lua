@@ -27,7 +27,7 @@ local runtime = require("baseten.runtime")
 -- the features, each its own module (see the method table below)
 local async = require("baseten.async")
 local structured = require("baseten.structured")
-local agent = require("baseten.agent")
+local toolloop = require("baseten.toolloop")
 local batch = require("baseten.batch")
 local embed = require("baseten.embed")
 
@@ -128,12 +128,15 @@ function M.new(opts)
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
     insecure = opts.insecure or nil,
     ssl_no_revoke = opts.ssl_no_revoke or nil,
+    fallback = opts.fallback, -- clients tried in order after this one's retries fail (see baseten.request)
+    session = opts.session, -- x-session-affinity on every call (see baseten.options)
   }, Client)
   runtime.new(self, {
     key = key,
     keyless = opts.api_key == false, -- sends no key on purpose (a local server)
     headers = options.header_lines(opts.headers),
     log = opts.log or (os.getenv("BASETEN_LOG") == "debug" and stderr_logger or nil),
+    prices = opts.prices,
   })
   return self
 end
@@ -270,7 +273,8 @@ Client.await = async.await
 Client.spawn = async.spawn
 Client.drain = async.drain
 Client.json = structured.json        -- structured output
-Client.run_tools = agent.run_tools   -- the tool-calling loop
+Client.run_tools = toolloop.run_tools   -- the tool-calling loop
+Client.start_tools = toolloop.start_tools
 Client.batch = batch.batch           -- many requests at once
 Client.start_batch = batch.start_batch
 Client.embed = embed.embed           -- embeddings, rerank and classify

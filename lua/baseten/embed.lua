@@ -74,7 +74,8 @@ end
 
 -- A new call; raises at `level` counted from its caller. `track`: poll
 -- drives it (start_embed), else its caller does.
-local function new_job(client, kind, items, opts, where, level, track)
+-- `extra`: `query` (rerank), `partial = false` (rerank and classify).
+local function new_job(client, kind, items, opts, where, level, track, extra)
   opts = shapes.check_options(opts, where, level + 1)
   local timeout = opts.timeout
   local copts = options.call(client, {
@@ -96,8 +97,17 @@ local function new_job(client, kind, items, opts, where, level, track)
     results = {}, errs = {},
   }, Job)
   task.init(job, client, opts.on_done, not track)
-  job._wire, job._refusal = job_wire(client, spec, copts)
-  return job
+  return Job._setup(job, copts, extra or {})
+end
+
+-- What the shapes (baseten.embed_shapes) read and fill, and the engine
+-- options of every request.
+function Job:_setup(copts, extra)
+  if extra.partial == false then self._partial = false end
+  self._ctx = { items = self._items, opts = self._opts, query = extra.query, model = self.client.model,
+                results = self.results }
+  self._wire, self._refusal = job_wire(self.client, self._spec, copts)
+  return self
 end
 
 local function remove(list, x)
@@ -146,7 +156,7 @@ function Job:_open_next()
   self._next = self._next + 1
   g.calls, g.t0 = {}, now()
   self._open = self._open + 1
-  local ok, body = pcall(json.encode, self._spec.body(self, g))
+  local ok, body = pcall(json.encode, self._spec.body(self._ctx, g))
   if not ok then
     return self:_settle(g, errors.new({ kind = "bad_request",
       message = "the request could not be encoded (it was not sent): " .. tostring(body) }))
@@ -218,7 +228,7 @@ function Job:_judge(call)
   local rid = v:header("x-request-id")
   local doc, err = call:result(v)
   if not doc then return self:_settle(g, err) end
-  local why = self._spec.parse(self, g, doc)
+  local why = self._spec.parse(self._ctx, g, doc)
   if why then return self:_settle(g, bad_response(why, rid)) end
   return self:_settle(g, nil)
 end
@@ -424,7 +434,7 @@ local function run(job)
     local e = job:step()
     if e ~= nil then error(e.err, 0) end
     if job:done() then break end
-    local wait = job:_wait(1)
+    local wait = Job._wait(job, 1)
     if job:on_network() then
       rt:perform(wait)
     elseif wait > 0 then
@@ -469,10 +479,7 @@ end
 function M.rerank(client, query, texts, opts)
   if type(query) ~= "string" then error("baseten: rerank: query must be a string", 2) end
   local items = shapes.check_inputs(texts, "rerank", "texts", 2)
-  local job = new_job(client, "rerank", items, opts, "rerank", 2, false)
-  job._query = query
-  job._partial = false
-  return run(job)
+  return run(new_job(client, "rerank", items, opts, "rerank", 2, false, { query = query, partial = false }))
 end
 
 --- Classifies texts (BEI `/predict`): `client:classify(inputs, opts)`.
@@ -482,9 +489,7 @@ end
 -- @treturn table for each input, an array of `{label, score}`; or nil, err
 function M.classify(client, inputs, opts)
   local items = shapes.check_inputs(inputs, "classify", "inputs", 2)
-  local job = new_job(client, "classify", items, opts, "classify", 2, false)
-  job._partial = false
-  return run(job)
+  return run(new_job(client, "classify", items, opts, "classify", 2, false, { partial = false }))
 end
 
 return M

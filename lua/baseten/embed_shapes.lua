@@ -103,26 +103,28 @@ local function to_vector(e)
 end
 
 -- The kinds of call: the path, the request body of inputs first..last,
--- and how a decoded response fills the results.
+-- and how a decoded response fills the results. Both get the call's
+-- context: `items`, `opts`, `query` (rerank), `model` (the client's),
+-- `results` (filled by index), `dims` (the dimension seen first).
 local KINDS = {}
 M.KINDS = KINDS
 
 KINDS.embed = {
   path = "/embeddings",
-  body = function(job, g)
-    local o = job._opts
+  body = function(ctx, g)
+    local o = ctx.opts
     local input = json.array()
-    for i = g.first, g.last do input[#input + 1] = job._items[i] end
-    return { input = input, model = o.model or job.client.model, dimensions = o.dimensions,
+    for i = g.first, g.last do input[#input + 1] = ctx.items[i] end
+    return { input = input, model = o.model or ctx.model, dimensions = o.dimensions,
              encoding_format = o.encoding_format or "base64" }
   end,
-  parse = function(job, g, doc)
+  parse = function(ctx, g, doc)
     local data = type(doc) == "table" and doc.data
     local count = g.last - g.first + 1
     if type(data) ~= "table" or #data ~= count then
       return "expected " .. count .. " embeddings in data, got " .. (type(data) == "table" and #data or "none")
     end
-    local out, seen = job.results, {}
+    local out, seen = ctx.results, {}
     for pos, d in ipairs(data) do
       local idx = type(d) == "table" and d.index
       if idx == nil then idx = pos - 1 end
@@ -132,11 +134,11 @@ KINDS.embed = {
       seen[idx] = true
       local v, why = to_vector(type(d) == "table" and d.embedding)
       if not v then return "data[" .. pos .. "].embedding: " .. why end
-      local dims = job._dims or #v
+      local dims = ctx.dims or #v
       if #v ~= dims then
         return ("embeddings of different dimensions in one call: %d and %d"):format(dims, #v)
       end
-      job._dims = dims
+      ctx.dims = dims
       out[g.first + idx] = v
     end
     return nil
@@ -145,14 +147,14 @@ KINDS.embed = {
 
 KINDS.rerank = {
   path = "/rerank", bei = true,
-  body = function(job, g)
-    local o = job._opts
+  body = function(ctx, g)
+    local o = ctx.opts
     local texts = json.array()
-    for i = g.first, g.last do texts[#texts + 1] = job._items[i] end
-    return { query = job._query, texts = texts, return_text = o.return_text and true or nil,
+    for i = g.first, g.last do texts[#texts + 1] = ctx.items[i] end
+    return { query = ctx.query, texts = texts, return_text = o.return_text and true or nil,
              raw_scores = o.raw_scores, truncate = o.truncate, model = o.model }
   end,
-  parse = function(job, g, doc)
+  parse = function(ctx, g, doc)
     local count = g.last - g.first + 1
     if type(doc) ~= "table" or #doc ~= count then return "expected " .. count .. " scores" end
     for pos, r in ipairs(doc) do
@@ -161,7 +163,7 @@ KINDS.rerank = {
           or r.score ~= r.score then
         return "result " .. pos .. " is not {index, score} in range"
       end
-      job.results[g.first + idx] = { index = g.first + idx, score = r.score, text = r.text }
+      ctx.results[g.first + idx] = { index = g.first + idx, score = r.score, text = r.text }
     end
     return nil
   end,
@@ -169,13 +171,13 @@ KINDS.rerank = {
 
 KINDS.classify = {
   path = "/predict", bei = true,
-  body = function(job, g)
-    local o = job._opts
+  body = function(ctx, g)
+    local o = ctx.opts
     local inputs = json.array()
-    for i = g.first, g.last do inputs[#inputs + 1] = json.array({ job._items[i] }) end
+    for i = g.first, g.last do inputs[#inputs + 1] = json.array({ ctx.items[i] }) end
     return { inputs = inputs, raw_scores = o.raw_scores, truncate = o.truncate, model = o.model }
   end,
-  parse = function(job, g, doc)
+  parse = function(ctx, g, doc)
     local count = g.last - g.first + 1
     if type(doc) ~= "table" or #doc ~= count then return "expected " .. count .. " results" end
     for pos, labels in ipairs(doc) do
@@ -187,7 +189,7 @@ KINDS.classify = {
         end
         list[j] = { label = l.label, score = l.score }
       end
-      job.results[g.first + pos - 1] = list
+      ctx.results[g.first + pos - 1] = list
     end
     return nil
   end,

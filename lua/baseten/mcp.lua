@@ -109,17 +109,17 @@ function Session:_start(method, params, opts)
   end
   self.next_id = self.next_id + 1
   local id = self.next_id
-  local r = { id = id, method = method, params = params, on_done = opts.on_done,
-              deadline = now() + (opts.timeout or self.timeout), on_progress = opts.on_progress }
-  if opts.on_progress then
-    r.token = "p" .. id
+  local token = opts.on_progress and ("p" .. id) or nil
+  if token then -- the protocol's "_meta" member carries the progress token
     params = params or {}
     local meta = {}
-    for k, v in pairs(params._meta or {}) do meta[k] = v end
-    meta.progressToken = r.token
-    params._meta = meta
-    self.progress[r.token] = r
+    for k, v in pairs(params["_meta"] or {}) do meta[k] = v end
+    meta.progressToken = token
+    params["_meta"] = meta
   end
+  local r = { id = id, method = method, params = params, on_done = opts.on_done, token = token,
+              deadline = now() + (opts.timeout or self.timeout), on_progress = opts.on_progress }
+  if token then self.progress[token] = r end
   self.pending[id] = r
   local ok, err = send(self, { jsonrpc = "2.0", id = id, method = method, params = params or json.object({}) })
   if not ok then

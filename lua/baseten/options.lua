@@ -50,6 +50,41 @@ function CHECKS.func(v)
   return type(mt) == "table" and mt.__call ~= nil, "a function"
 end
 
+function CHECKS.session(v)
+  if v == false then return true end
+  return type(v) == "string" and v ~= "" and #v <= 256 and not M.breaks_header(v),
+    "a non-empty string of at most 256 bytes without CR, LF or NUL, or false"
+end
+
+-- An array of clients made by baseten.new (a client's runtime tells).
+function CHECKS.clients(v)
+  local what = "an array of clients made by baseten.new"
+  if type(v) ~= "table" then return false, what end
+  local runtime = require("baseten.runtime")
+  for i = 1, #v do
+    if not pcall(runtime.of, v[i]) then return false, what .. " ([" .. i .. "] is a " .. type(v[i]) .. ")" end
+  end
+  for k in pairs(v) do
+    if type(k) ~= "number" or k < 1 or k > #v or k % 1 ~= 0 then return false, what end
+  end
+  return true
+end
+
+-- model -> {prompt = $, completion = $, cached = $} per million tokens.
+function CHECKS.prices(v)
+  local what = "a table of model -> {prompt = n, completion = n, cached = n} (prices per million tokens)"
+  if type(v) ~= "table" then return false, what end
+  for model, p in pairs(v) do
+    if type(model) ~= "string" or type(p) ~= "table" then return false, what end
+    for _, k in ipairs({ "prompt", "completion", "cached" }) do
+      if p[k] ~= nil and (type(p[k]) ~= "number" or p[k] ~= p[k] or p[k] < 0) then
+        return false, what .. " (" .. model .. "." .. k .. " is not a number >= 0)"
+      end
+    end
+  end
+  return true
+end
+
 function CHECKS.table(v)
   return type(v) == "table", "a table"
 end
@@ -97,14 +132,30 @@ M.CLIENT = {
   model = "string", timeout = "seconds", connect_timeout = "seconds", idle_timeout = "seconds",
   max_retries = "retries", headers = "headers", ca_file = "string", ca_path = "string",
   proxy = "string", insecure = "boolean", ssl_no_revoke = "boolean", log = "func",
+  session = "session", prices = "prices", fallback = "clients",
 }
 
 --- The per-call options every call takes (its `opts` argument, or the
 -- handlers table of `start`, or the options of `batch`).
-M.CALL = { timeout = "seconds", max_retries = "retries", headers = "headers" }
+M.CALL = { timeout = "seconds", max_retries = "retries", headers = "headers", session = "session",
+           fallback = "clients" }
+
+--- The header that pins a conversation to one replica (prompt-cache affinity).
+M.SESSION_HEADER = "x-session-affinity"
+
+-- The header lines of one call: the session's first (the call's, else the
+-- client's), so that an explicit header of the same name wins.
+local function call_headers(client, copts)
+  local lines = M.header_lines(copts and copts.headers)
+  local session = copts and copts.session
+  if session == nil then session = client.session end
+  if type(session) == "string" then table.insert(lines, 1, M.SESSION_HEADER .. ": " .. session) end
+  return lines
+end
 
 --- The options of `batch` and `start_batch` besides `CALL`.
-M.BATCH = { concurrency = "positive_integer", on_result = "func", on_progress = "func", on_done = "func" }
+M.BATCH = { concurrency = "positive_integer", on_result = "func", on_progress = "func", on_done = "func",
+            max_total_tokens = "positive_integer" }
 
 --- The handlers of `start` besides `CALL`.
 M.HANDLERS = { on_chunk = "func", on_done = "func" }
@@ -170,14 +221,17 @@ end
 -- @treturn table `{timeout, max_retries, headers}` (headers as lines)
 function M.call(client, copts, where, level)
   if copts == nil then
-    return { timeout = client.timeout, max_retries = client.max_retries, headers = {} }
+    return { timeout = client.timeout, max_retries = client.max_retries, headers = call_headers(client, nil),
+             fallback = client.fallback }
   end
   if type(copts) ~= "table" then error("baseten: " .. where .. ": options must be a table", level + 1) end
   M.check(M.CALL, copts, "baseten: " .. where, level + 1)
   local timeout, retries = copts.timeout, copts.max_retries
   if timeout == nil then timeout = client.timeout end
   if retries == nil then retries = client.max_retries end
-  return { timeout = timeout, max_retries = retries, headers = M.header_lines(copts.headers) }
+  local fallback = copts.fallback
+  if fallback == nil then fallback = client.fallback end
+  return { timeout = timeout, max_retries = retries, headers = call_headers(client, copts), fallback = fallback }
 end
 
 return M

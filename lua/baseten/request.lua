@@ -41,7 +41,7 @@ local core = require("baseten.core")
 local errors = require("baseten.errors")
 local accumulate = require("baseten.accumulate")
 local runtime = require("baseten.runtime")
-local toolmod = require("baseten.tool")
+local chatbody = require("baseten.chatbody")
 
 local json = core.json
 local M = {}
@@ -235,8 +235,9 @@ function Call:judge()
     observe(self, "ok", t)
     return "ok", t
   end
-  err.attempts = self.attempt
+  err.attempts = (self.spent or 0) + self.attempt
   err.elapsed = now - self.t0
+  if self.via then err.via, err.fallbacks = self.via, self.tried end
   if err.retryable and self.attempt <= self.opts.max_retries then
     local delay = M.backoff(self.attempt - 1, err.retry_after)
     rt:emit({ event = "retry", kind = err.kind, status = err.status or "-", delay = delay,
@@ -245,16 +246,89 @@ function Call:judge()
     observe(self, "retry", err)
     return "retry", delay
   end
+  if M.falls_back(err) and self:next_fallback() then return self:fall_back(err, took) end
+  self:release()
   rt:emit({ event = "error", kind = err.kind, status = err.status or "-", attempt = self.attempt,
             request_id = err.request_id or "-", elapsed = took })
   observe(self, "fail", err)
   return "fail", err
 end
 
+-- The errors a call falls back on once its client's retries are spent:
+-- no connection, a timeout before any byte, 429 and 5xx. Never another
+-- 4xx, and never a stream that delivered data (it is not judged again).
+local FALLBACK_KINDS = { connection = true, timeout = true, rate_limit = true, server = true }
+
+--- Whether `err` (a call's final error) sends the call to a fallback client.
+function M.falls_back(err)
+  return FALLBACK_KINDS[err.kind] == true and (err.status ~= nil or err.retryable == true)
+end
+
+--- The fallback client the call would go to next, or nil.
+function Call:next_fallback()
+  local list = self.opts.fallback
+  -- chat completions only: another client's model answers a chat, not an
+  -- embedding request nor a models list
+  if not list or self.path ~= "/chat/completions" or self.rt:closed() then return nil end
+  local home = self.home_rt or self.rt
+  if home:closed() then return nil end
+  local c = list[(self.via or 0) + 1]
+  if c ~= nil and runtime.of(c):closed() then return nil end
+  return c
+end
+
+-- The body with `model` replaced (a fallback client's own model).
+local function with_model(body, model)
+  local ok, doc = pcall(json.decode, body)
+  if not ok or type(doc) ~= "table" or doc.model == model then return body end
+  doc.model = model
+  local eok, text = pcall(json.encode, doc)
+  return eok and text or body
+end
+
+--- A call that fell back has ended: its first client's poll stops
+-- running the fallback's engine for it. Idempotent.
+function Call:release()
+  local home = self.home_rt
+  if home and not self.released and self.rt ~= home then
+    self.released = true
+    home:unborrow(self.rt)
+  end
+end
+
+--- Moves the call to its next fallback client after `err` (the current
+-- client's last error): the fallback's base URL, key, model, timeout and
+-- retries from now on (the call's own header lines stay). Logs a
+-- `fallback` event on the first client's log, and returns `"retry", 0`:
+-- the next attempt goes at once, on the fallback.
+function Call:fall_back(err, took)
+  local to = self:next_fallback()
+  local home = self.home_rt or self.rt
+  self.home_rt = home
+  self.tried = self.tried or {}
+  self.tried[#self.tried + 1] = err
+  self.via = (self.via or 0) + 1
+  home:emit({ event = "fallback", kind = err.kind, status = err.status or "-", attempt = self.attempt,
+              from = self.client.base_url, to = to.base_url, via = self.via, elapsed = took })
+  self.spent = (self.spent or 0) + self.attempt
+  self.attempt = 0
+  if self.rt ~= home then home:unborrow(self.rt) end
+  self.client, self.rt = to, runtime.of(to)
+  home:borrow(self.rt)
+  self.opts = { timeout = to.timeout, max_retries = to.max_retries, headers = self.opts.headers,
+                fallback = self.opts.fallback }
+  self.wire = nil
+  if to.model ~= nil and self.body and self.method == "POST" then self.body = with_model(self.body, to.model) end
+  self.model = nil
+  self.retry_at = core.now()
+  observe(self, "retry", err)
+  return "retry", 0
+end
+
 --- The `canceled` error of this call (default message: the client was closed).
 function Call:canceled(message)
   local err = errors.new({ kind = "canceled", message = message or "the client was closed",
-                           attempts = self.attempt })
+                           attempts = (self.spent or 0) + self.attempt })
   if self.t0 then err.elapsed = core.now() - self.t0 end
   return err
 end
@@ -265,6 +339,7 @@ function Call:cancel(message)
   local t = self.t
   self.t, self.retry_at = nil, nil
   if t then t:close() end
+  self:release()
   return self:canceled(message)
 end
 
@@ -274,8 +349,20 @@ end
 -- `baseten.runtime`), and nowhere else: a stream's usage is the last one
 -- it received (servers send it cumulative), so a stream closed early
 -- counts what arrived before.
-function Call:finished(usage)
-  self.rt:count(usage)
+function Call:finished(usage, model)
+  self:release()
+  local rt = self.rt
+  if rt:priced() and usage then model = self:model_name() or model end
+  rt:count(usage, model)
+end
+
+--- The model the call's body names (decoded once; for prices only).
+function Call:model_name()
+  if self.model == nil then
+    local ok, doc = pcall(json.decode, self.body or "null")
+    self.model = ok and type(doc) == "table" and type(doc.model) == "string" and doc.model or false
+  end
+  return self.model or nil
 end
 
 --- How responses are decoded: what the client returns holds no null
@@ -302,16 +389,35 @@ function Call:decode(t)
     return nil, err
   end
   accumulate.normalize(doc) -- `reasoning` also as `reasoning_content`
-  self:finished(type(doc.usage) == "table" and doc.usage or nil)
+  self:finished(type(doc.usage) == "table" and doc.usage or nil, doc.model)
   return doc
 end
 
 --- What a successful attempt gives: the decoded response, or for a
 -- streaming call a Stream (which reports to `finished` when it ends).
 function Call:result(t)
-  if not self.stream then return self:decode(t) end
+  if not self.stream then
+    local doc, err = self:decode(t)
+    if doc and self.via then doc[M.ANSWERED_KEY] = self:answered_by() end
+    return doc, err
+  end
   local stream_mod = require("baseten.stream") -- here: stream.lua requires this module
-  return stream_mod.new(self.client, t, function(usage) self:finished(usage) end)
+  local s = stream_mod.new(self.client, t, function(usage) self:finished(usage) end)
+  if self.via then s.via = self:answered_by() end
+  return s
+end
+
+--- The key of a response from a fallback client that says who answered
+-- (`resp._baseten.via`): a documented key of the response table, not a
+-- private field of an object.
+M.ANSWERED_KEY = "_baseten"
+
+--- Which client answered a call that fell back: `{via = n (the n-th
+-- fallback), client = it, base_url, model, errors = the earlier clients'
+-- errors}`; a response of a fallback carries it as `resp._baseten`.
+function Call:answered_by()
+  local c = self.client
+  return { via = self.via, client = c, base_url = c.base_url, model = c.model, errors = self.tried }
 end
 
 --- The error of a call to Baseten's own servers (inference.baseten.co,
@@ -332,13 +438,13 @@ end
 -- out each retry's delay. Returns the transfer or nil, err (`canceled` on
 -- a closed client).
 function Call:send()
-  local rt = self.rt
   local no_key = self:missing_key()
   if no_key then return nil, no_key end
   while true do
     local _, cerr = self:launch()
     if cerr then return nil, cerr end
     while not self:settled() do
+      local rt = self.rt -- (a fallback moves the call to another client)
       if rt:closed() then return nil, self:cancel() end
       rt:perform(1)
     end
@@ -362,97 +468,10 @@ for _, name in ipairs({ "launch", "settled", "judge", "canceled", "result", "dec
   M[name] = Call[name]
 end
 
--- A field the API defines as an array: an empty plain table goes as [].
-local function as_array(v)
-  if type(v) == "table" and next(v) == nil and getmetatable(v) == nil then return json.array() end
-  return v
-end
-
---- A new array of the messages in which each message table that
--- `needs(m)` is a copy changed by `change(copy)`; the others, and the
--- caller's tables, are left as they are.
-function M.map_messages(list, needs, change)
-  local out = json.array()
-  for i, m in ipairs(list) do
-    if type(m) == "table" and needs(m) then
-      local copy = {}
-      for k, v in pairs(m) do copy[k] = v end
-      change(copy)
-      m = copy
-    end
-    out[i] = m
-  end
-  return out
-end
-
--- The messages with their array fields (`content` parts, `tool_calls`) marked.
-local function unmarked(m)
-  return as_array(m.content) ~= m.content or as_array(m.tool_calls) ~= m.tool_calls
-end
-local function mark(m)
-  m.content, m.tool_calls = as_array(m.content), as_array(m.tool_calls)
-end
-local function messages_array(list)
-  return M.map_messages(list, unmarked, mark)
-end
-
---- Checks `messages` of a request: a non-empty array of message tables.
--- One message table given in place of the array (`messages = {role =
--- "user", ...}`) is the usual slip. Returns nil when it is right, else
--- what is wrong.
-function M.messages_problem(msgs)
-  if type(msgs) ~= "table" then return "must be a non-empty array of messages, not a " .. type(msgs) end
-  local n = #msgs
-  if n == 0 then
-    if next(msgs) == nil then return "must be a non-empty array of messages (it is empty)" end
-    return "must be an array of messages (it is a table with keys such as "
-      .. tostring(next(msgs)) .. ": one message must be wrapped in {...})"
-  end
-  local keys = 0
-  for _ in pairs(msgs) do keys = keys + 1 end
-  for i = 1, n do
-    if type(msgs[i]) ~= "table" then return "must hold message tables ([" .. i .. "] is a " .. type(msgs[i]) .. ")" end
-  end
-  if keys ~= n then return "must be an array of messages (it has keys besides 1.." .. n .. ")" end
-  return nil
-end
-
---- Checks a chat request and makes the JSON body. Raises, at `level`
--- counted from the caller of `chat_body`, on a plainly wrong request.
--- `over` sets keys (e.g. `stream = true`); `strip` names client-only keys
--- that must not reach the server.
--- @tparam Client client
--- @tparam table req
--- @tparam[opt] table over
--- @tparam[opt] table strip
--- @tparam string where the call's name, for messages
--- @tparam integer level
--- @treturn string the body
-function M.chat_body(client, req, over, strip, where, level)
-  level = level + 1
-  if type(req) ~= "table" then error("baseten: " .. where .. " expects a request table", level) end
-  local problem = M.messages_problem(req.messages)
-  if problem then error("baseten: " .. where .. ": req.messages " .. problem, level) end
-  local body = {}
-  for k, v in pairs(req) do
-    if not (strip and strip[k]) then body[k] = v end
-  end
-  if body.model == nil then body.model = client.model end
-  if body.model == nil then
-    error("baseten: " .. where .. ": req.model is required (or set model on the client)", level)
-  end
-  if type(body.tools) == "table" then
-    local tools = json.array()
-    for i, t in ipairs(body.tools) do tools[i] = toolmod.wire_shape(t) end
-    body.tools = tools
-  end
-  for k, v in pairs(over or {}) do body[k] = v end
-  if body.stream == true and body.stream_options == nil then body.stream_options = { include_usage = true } end
-  body.stop = as_array(body.stop)
-  body.messages = messages_array(body.messages)
-  local ok, text = pcall(json.encode, body)
-  if not ok then error("baseten: " .. where .. ": the request cannot be encoded as JSON: " .. tostring(text), level) end
-  return text
-end
+-- Building chat bodies lives in baseten.chatbody; its functions stay
+-- reachable here, where every caller finds them.
+M.map_messages = chatbody.map_messages
+M.messages_problem = chatbody.messages_problem
+M.chat_body = chatbody.chat_body
 
 return M

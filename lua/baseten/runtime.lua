@@ -51,7 +51,10 @@ function M.new(client, fields)
     lingering = {},  -- transfers finishing after their stream's [DONE]
     activity = 0,    -- a count of chunks and completions, to see whether a poll served anything
     is_closed = false,
+    prices = fields.prices, -- model -> {prompt, completion, cached} per million tokens, or nil
+    borrowed = setmetatable({}, { __mode = "k" }), -- runtimes of fallback clients its calls moved to
   }, Runtime)
+  if rt.prices then rt.usage_totals.cost = 0 end
   secrets[rt] = fields.key
   local log = fields.log
   if log then
@@ -111,11 +114,39 @@ function Runtime:request(wire)
   return self.engine:request(wire)
 end
 
+--- A call of this runtime's tasks moved to `other` (a fallback client):
+-- `poll` runs that engine too from now on.
+function Runtime:borrow(other)
+  if other ~= self then self.borrowed[other] = (self.borrowed[other] or 0) + 1 end
+end
+
+--- That call ended (or moved on): `poll` stops running `other`'s engine
+-- once no call of this runtime is on it.
+function Runtime:unborrow(other)
+  local n = self.borrowed[other]
+  if n == nil then return end
+  self.borrowed[other] = n > 1 and n - 1 or nil
+end
+
+-- Runs the engines of the fallback clients this runtime's calls moved to
+-- (their own engines only: never theirs in turn).
+local function perform_borrowed(self)
+  for other in pairs(self.borrowed) do
+    if not other.is_closed then other.engine:perform(0) end
+  end
+end
+
+-- The most seconds poll waits on its own engine while a fallback client's
+-- engine also has transfers of it (a wait there would not wake it).
+M.BORROWED_WAIT = 0.01
+
 --- Runs the engine: reads what the sockets hold, waiting at most `wait`
 -- seconds for something to arrive. Does nothing on a closed client.
 function Runtime:perform(wait)
   if self.is_closed then return end
-  self.engine:perform(wait)
+  if next(self.borrowed) == nil then return self.engine:perform(wait) end
+  self.engine:perform(math.min(wait, M.BORROWED_WAIT))
+  perform_borrowed(self)
 end
 
 --- Notes that something happened (a chunk handed out, a call ended), so
@@ -130,10 +161,27 @@ local function count(t, k)
   return type(v) == "number" and v or 0
 end
 
+--- Whether the client was given `prices` (so a response's model is
+-- worth finding for its cost).
+function Runtime:priced()
+  return self.prices ~= nil
+end
+
+-- The cost of one response's usage at `price` (per million tokens):
+-- cached prompt tokens at `cached` (else at `prompt`).
+local function cost_of(usage, price)
+  local p, c = count(usage, "prompt_tokens"), count(usage, "completion_tokens")
+  local cached = math.min(count(usage.prompt_tokens_details, "cached_tokens"), p)
+  local pp, cp = tonumber(price.prompt) or 0, tonumber(price.completion) or 0
+  local kp = tonumber(price.cached) or pp
+  return ((p - cached) * pp + cached * kp + c * cp) / 1e6
+end
+
 --- One response ended: adds it to the usage totals (`client:usage()`).
 -- Every response passes here exactly once (see `baseten.request`).
 -- @param usage the response's `usage` table, or nil
-function Runtime:count(usage)
+-- @tparam[opt] string model the model it is priced as (with `prices`)
+function Runtime:count(usage, model)
   local u = self.usage_totals
   u.requests = u.requests + 1
   if type(usage) == "table" then
@@ -141,6 +189,8 @@ function Runtime:count(usage)
     u.completion_tokens = u.completion_tokens + count(usage, "completion_tokens")
     u.reasoning_tokens = u.reasoning_tokens + count(usage.completion_tokens_details, "reasoning_tokens")
     u.cached_tokens = u.cached_tokens + count(usage.prompt_tokens_details, "cached_tokens")
+    local price = self.prices and model ~= nil and self.prices[model]
+    if type(price) == "table" then u.cost = u.cost + cost_of(usage, price) end
   end
   if self.counted then self.counted(usage) end
 end
@@ -155,7 +205,10 @@ end
 function Runtime:usage(reset)
   local copy = {}
   for k, v in pairs(self.usage_totals) do copy[k] = v end
-  if reset then self.usage_totals = M.zero_usage() end
+  if reset then
+    self.usage_totals = M.zero_usage()
+    if self.prices then self.usage_totals.cost = 0 end
+  end
   return copy
 end
 
@@ -294,13 +347,16 @@ function Runtime:poll(timeout)
     first = serve(list)
     if first == nil and #list > 0 and not self.is_closed and on_network(list) then
       self.engine:perform(0)
+      perform_borrowed(self)
       first = serve(list)
     end
     if first == nil and #list > 0 and self.activity == before and not self.is_closed then
       local wait = next_wait(list, timeout)
+      if next(self.borrowed) ~= nil then wait = math.min(wait, M.BORROWED_WAIT) end
       if wait > 0 then
         if on_network(list) then
           self.engine:perform(wait, extra_fds(list))
+          perform_borrowed(self)
         else
           -- only timers are due: nothing for curl to wait on, so sleep
           -- (else drain and poll(t) loops would spin until it is due)

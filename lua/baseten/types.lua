@@ -77,6 +77,9 @@ function baseten.check(v, err, ...) end
 ---@field insecure? boolean Turns TLS verification off: for local development only.
 ---@field ssl_no_revoke? boolean No certificate revocation check (Windows' Schannel; ignored by OpenSSL).
 ---@field log? fun(event: table) Called with a table per request, retry and response (`BASETEN_LOG=debug` logs to stderr).
+---@field session? string|false Sends `x-session-affinity: <session>` on every request; `false`: none (not even the tool loops' own).
+---@field fallback? baseten.Client[] Clients tried in order after this one's retries fail (connection, timeout, 429, 5xx).
+---@field prices? table<string, {prompt: number?, completion: number?, cached: number?}> Per million tokens: `usage()` gains `cost`.
 
 --- Per-call options: the second argument of `chat`, `stream`, `json`,
 -- `run_tools` and `models`. Each overrides the client's value for one call.
@@ -84,6 +87,8 @@ function baseten.check(v, err, ...) end
 ---@field timeout? number Seconds for the whole request.
 ---@field max_retries? integer Retries after the first attempt.
 ---@field headers? table<string, string> Extra headers for this call.
+---@field session? string|false `x-session-affinity` for this call (`false`: none).
+---@field fallback? baseten.Client[] The fallback clients of this call (`{}`: none).
 
 --- The second argument of `Client:start` and `Client:await`: callbacks, and
 -- the per-call options.
@@ -93,6 +98,8 @@ function baseten.check(v, err, ...) end
 ---@field timeout? number Seconds for the whole request.
 ---@field max_retries? integer Retries after the first attempt.
 ---@field headers? table<string, string> Extra headers for this request.
+---@field session? string|false `x-session-affinity` for this request (`false`: none).
+---@field fallback? baseten.Client[] The fallback clients of this request (`{}`: none).
 ---@field json? boolean Ask for JSON as `Client:json` does (`req.schema`, `req.schema_name`), stream it, and call `on_done(value, resp)` (or `nil, err`) with the validated value.
 ---@field on_partial? fun(snapshot: any, path: (string|integer)[]) With `json`: called from `poll` after each content delta with the JSON so far, one live table updated in place (implies `json`).
 ---@field on_tool_call_delta? fun(index: integer, name: string?, args: table) Called after each tool-call delta with that call's arguments so far, as a live table.
@@ -115,6 +122,9 @@ function baseten.check(v, err, ...) end
 ---@field timeout? number Seconds for each request.
 ---@field max_retries? integer Retries after the first attempt, per request (default: the client's).
 ---@field headers? table<string, string> Extra headers for every request.
+---@field session? string|false `x-session-affinity` for every request (`false`: none).
+---@field fallback? baseten.Client[] The fallback clients of every request (`{}`: none).
+---@field max_total_tokens? integer Stops the batch once its responses' tokens reach it: the requests not done end with `err.kind == "budget"`.
 
 --- What `on_progress` gets (and `Batch:progress` returns).
 ---@class baseten.BatchProgress
@@ -174,7 +184,13 @@ function baseten.check(v, err, ...) end
 ---@field on_tool_call? fun(call: baseten.ToolCall) Each complete tool call, before its handler runs.
 ---@field on_tool_call_delta? fun(index: integer, name: string?, args: table) With `stream = true`: each tool call's arguments so far, as a live table, after each delta (the handler still gets the complete arguments once).
 ---@field on_tool_error? fun(name: string, full: string) A handler raised: `full` is its error with position and traceback (the model gets the message alone).
----@field confirm? fun(name: string, args: table): boolean?, string? Asked before each tool call; false (or nil) refuses it, and the model gets a tool error with the reason.
+---@field on_tool_result? fun(call: baseten.ToolCall, text: string) After each call is answered, with the tool message's content.
+---@field on_round? fun(n: integer, resp: baseten.ChatResponse) Round n's response is in (before its tools run).
+---@field on_done? fun(resp: baseten.ChatResponse?, transcript: baseten.Message[]?, err: baseten.Error?) `start_tools`: once, at the end.
+---@field confirm? fun(name: string, args: table, resolve: fun(allowed: boolean, reason: string?)): boolean?, string? Asked before each call whose tool has a handler: true allows; false (and a reason) refuses (the model gets a tool error); or return nothing and call `resolve(allowed, reason)` later (`start_tools`; in `run_tools` nothing refuses).
+---@field max_total_tokens? integer Stops the run once its responses' tokens reach it (`err.kind == "budget"`).
+---@field transcript? baseten.Message[] Resume from an error's `transcript` (in place of `messages`).
+---@field session? string|false The conversation's affinity id (default: a random one per loop; `false`: none).
 
 --- A message of the conversation.
 ---@class baseten.Message
@@ -250,6 +266,7 @@ function baseten.check(v, err, ...) end
 ---@field completion_tokens integer
 ---@field reasoning_tokens integer From `completion_tokens_details.reasoning_tokens`.
 ---@field cached_tokens integer From `prompt_tokens_details.cached_tokens`.
+---@field cost? number With the client's `prices`: the cost so far.
 
 --- One chunk of a streamed chat completion (`chat.completion.chunk`).
 ---@class baseten.ChatChunk
@@ -304,6 +321,10 @@ function baseten.check(v, err, ...) end
 ---@field path? string `json`: where the schema mismatch is, e.g. `$.items[2].email`.
 ---@field value? any `json`: the decoded value that did not match the schema.
 ---@field messages? baseten.Message[] `run_tools`: the transcript up to the failure.
+---@field transcript? baseten.Message[] Tool loops: the transcript up to the failure (resume with `transcript = err.transcript`).
+---@field via? integer The fallback client whose error this is (1 = the first fallback).
+---@field fallbacks? baseten.Error[] The errors of the clients tried before.
+---@field usage? table `budget`: `{total_tokens = n}` used.
 
 --- Every kind an error can have.
 ---@alias baseten.ErrorKind
@@ -325,6 +346,7 @@ function baseten.check(v, err, ...) end
 ---| "invalid_json" # `json`: the content is not JSON
 ---| "schema_mismatch" # `json`: the content does not satisfy the schema
 ---| "canceled" # `handle:cancel()` or `stream:close()`
+---| "budget" # `max_total_tokens` reached; the work done is kept
 
 -- == Client ================================================================
 
@@ -389,6 +411,13 @@ function Client:json(req, opts) end
 ---@return baseten.ChatResponse? resp the last response, or nil
 ---@return baseten.Message[]|baseten.Error messages the whole transcript; the error when `resp` is nil (with `err.messages`)
 function Client:run_tools(req, opts) end
+
+--- The tool loop without blocking: `client:poll` drives it; callbacks run
+-- inside poll. Handlers may return a function that gets `resolve`.
+---@param req baseten.RunToolsRequest
+---@param opts? table the per-call options and any of the loop's keys (`on_done`, ...)
+---@return baseten.Handle handle `done()`, `cancel()`, `result()` (resp, transcript | nil, err)
+function Client:start_tools(req, opts) end
 
 --- Lists the models the server offers (`GET /models`).
 ---@param opts? baseten.CallOptions per-call options

@@ -130,6 +130,18 @@ function Driver:start_batch(requests, opts)
   return handle
 end
 
+--- `client:start_tools(req, opts)` (the tool loop, non-blocking), then
+-- `kick()`. The timer keeps ticking while the loop waits for an
+-- asynchronous handler or confirm, so their `resolve` is taken up at once.
+-- @tparam table req a `run_tools` request
+-- @tparam[opt] table opts see `client:start_tools`
+-- @return the loop's handle
+function Driver:start_tools(req, opts)
+  local handle = self.client:start_tools(req, opts)
+  self:kick()
+  return handle
+end
+
 --- Whether the timer is running.
 -- @treturn boolean
 function Driver:active()

@@ -2,7 +2,8 @@
 -- lua/baseten_nvim/init.lua, loaded on first use.
 --   :BasetenChat {prompt}   streams the reply into a new scratch buffer
 --   :BasetenPlan {prompt}   an edit plan, shown filling in while its JSON streams
---   :BasetenCancel          cancels every reply still streaming
+--   :BasetenAgent {prompt}  a tool loop over the editor's buffers (<C-c> cancels it)
+--   :BasetenCancel          cancels every reply and agent still running
 --   :BasetenSearch {query}  the chunks of this buffer closest to the query, in the quickfix list
 -- luacheck: globals vim
 if vim.g.loaded_baseten_nvim then return end
@@ -15,6 +16,10 @@ end, { nargs = "+", desc = "Stream a chat reply from Baseten into a scratch buff
 vim.api.nvim_create_user_command("BasetenPlan", function(opts)
   require("baseten_nvim").plan(opts.args)
 end, { nargs = "+", desc = "Ask Baseten for an edit plan, shown while its JSON streams" })
+
+vim.api.nvim_create_user_command("BasetenAgent", function(opts)
+  require("baseten_nvim").agent(opts.args)
+end, { nargs = "+", desc = "Run a Baseten tool loop that can read your buffers, asking before each tool" })
 
 vim.api.nvim_create_user_command("BasetenCancel", function()
   require("baseten_nvim").cancel_all()

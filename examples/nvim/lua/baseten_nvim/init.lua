@@ -9,6 +9,7 @@
 --     :BasetenChat Explain this error message
 --     :BasetenPlan Rename the function foo to bar
 --     :BasetenSearch where are the retries decided
+--     :BasetenAgent What does the function under the cursor do?
 --
 -- `:BasetenChat` opens a scratch buffer and streams the reply into it. The
 -- request runs on the client's libcurl engine; baseten.uv's timer calls
@@ -16,12 +17,6 @@
 -- editor keeps running while tokens arrive. The timer stops as soon as no
 -- request is pending and starts again with the next one. Wiping the buffer
 -- cancels its request.
---
--- `:BasetenPlan` asks for an edit plan as structured output,
--- `{"file": ..., "steps": [{"line": n, "text": ...}, ...]}`, and shows it
--- filling in while the JSON streams: `driver:start(req, {json = true,
--- on_partial = fn})` hands over one live table after each delta, and the
--- buffer is redrawn from it (a step's text grows as it arrives).
 --
 -- `:BasetenSearch` embeds the current buffer in chunks of `chunk_lines`
 -- lines (client:start_embed, driven by the same timer, so the editor never
@@ -31,6 +26,20 @@
 -- until it changes, so a second search embeds only the query. Embeddings
 -- come from `embed_base_url` (default: base_url; on Baseten, your
 -- embedding deployment's .../sync/v1) with `embed_model`.
+--
+-- `:BasetenAgent` runs a tool loop (client:start_tools, driven by the same
+-- timer) whose tools read the editor's buffers: each tool call is asked
+-- first through `vim.ui.select` (config.confirm = false skips it), the tool
+-- answers on the main loop (an asynchronous handler), and the rounds'
+-- text streams into a scratch buffer. <C-c> in that buffer (or
+-- :BasetenCancel) cancels the loop at once: nothing more is sent, and what
+-- was done is kept in `job.transcript` (`M.resume(job)` goes on from it).
+--
+-- `:BasetenPlan` asks for an edit plan as structured output,
+-- `{"file": ..., "steps": [{"line": n, "text": ...}, ...]}`, and shows it
+-- filling in while the JSON streams: `driver:start(req, {json = true,
+-- on_partial = fn})` hands over one live table after each delta, and the
+-- buffer is redrawn from it (a step's text grows as it arrives).
 --
 -- baseten itself is a plugin too (its repository, with build.lua): install
 -- both with your plugin manager, and nothing else is needed. `rocks_tree`
@@ -51,6 +60,9 @@ local config = {
   embed_dimensions = nil,
   chunk_lines = 20, -- lines per chunk of a searched buffer
   search_results = 5,
+  confirm = true, -- :BasetenAgent asks before each tool call (vim.ui.select)
+  tools = {}, -- more baseten.tool values for :BasetenAgent
+  max_rounds = 6,
 }
 
 local client -- made on first use
@@ -83,8 +95,10 @@ end
 
 --- Cancels every pending request (their buffers say so).
 function M.cancel_all()
-  for _, job in ipairs(M.jobs) do
-    if not job.done and job.handle then job.handle:cancel() end
+  for _, list in ipairs({ M.jobs, M.agents }) do
+    for _, job in ipairs(list) do
+      if not job.done and job.handle then job.handle:cancel() end
+    end
   end
 end
 
@@ -222,52 +236,101 @@ function M.chat(prompt)
   return job
 end
 
---- The JSON Schema of an edit plan.
-M.PLAN_SCHEMA = {
-  type = "object",
-  properties = {
-    file = { type = "string" },
-    steps = {
-      type = "array",
-      items = {
-        type = "object",
-        properties = { line = { type = "integer" }, text = { type = "string" } },
-        required = { "line", "text" },
-        additionalProperties = false,
-      },
-    },
-  },
-  required = { "file", "steps" },
-  additionalProperties = false,
-}
+-------------------------------------------------------------- agent
 
--- The lines that show a plan (whole or partial).
-local function plan_lines(plan, done)
-  local lines = { "# Edit plan" .. (done and "" or " (streaming...)"), "",
-                  "file: " .. (type(plan.file) == "string" and plan.file or "...") }
-  for i, step in ipairs(type(plan.steps) == "table" and plan.steps or {}) do
-    local text = type(step) == "table" and type(step.text) == "string" and step.text or ""
-    local line = type(step) == "table" and step.line
-    lines[#lines + 1] = ("%d. %s%s"):format(i, line and ("line " .. tostring(line) .. ": ") or "", text)
+--- Every tool loop started, newest last: `{buf, source, handle, text,
+-- rounds, calls, results, confirms, done, err, transcript, ticks_at_start,
+-- ticks_at_done}`.
+M.agents = {}
+
+-- The buffer whose name ends with `name`, else `fallback`.
+local function find_buffer(name, fallback)
+  if type(name) == "string" and name ~= "" then
+    for _, b in ipairs(vim.api.nvim_list_bufs()) do
+      local full = vim.api.nvim_buf_get_name(b)
+      if vim.api.nvim_buf_is_loaded(b) and full ~= "" and full:sub(-#name) == name then return b end
+    end
   end
-  return lines
+  return fallback
 end
 
-local function render(buf, plan, done)
-  if not vim.api.nvim_buf_is_valid(buf) then return end
-  local lines = {}
-  for _, l in ipairs(plan_lines(plan, done)) do
-    for _, part in ipairs(split_lines(l)) do lines[#lines + 1] = part end
-  end
-  vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+-- The editor's tools: asynchronous handlers that answer on the main loop.
+local function editor_tools(baseten, job)
+  local tools = {
+    baseten.tool{ name = "read_buffer", description = "The text of a buffer: by the end of its file name,"
+        .. " else the one the user was in", parameters = { type = "object",
+        properties = { name = { type = "string", description = "the end of the buffer's file name" } } },
+      handler = function(args)
+        return function(resolve)
+          vim.schedule(function()
+            local b = find_buffer(args.name, job.source)
+            if not vim.api.nvim_buf_is_valid(b) then return resolve(nil, "no such buffer") end
+            resolve(table.concat(vim.api.nvim_buf_get_lines(b, 0, -1, false), "\n"))
+          end)
+        end
+      end },
+    baseten.tool{ name = "list_buffers", description = "The names of the loaded buffers",
+      parameters = { type = "object", properties = {} },
+      handler = function()
+        local names = {}
+        for _, b in ipairs(vim.api.nvim_list_bufs()) do
+          if vim.api.nvim_buf_is_loaded(b) then names[#names + 1] = vim.api.nvim_buf_get_name(b) end
+        end
+        return names
+      end },
+  }
+  for _, t in ipairs(config.tools) do tools[#tools + 1] = t end
+  return tools
 end
 
---- Asks for an edit plan for `prompt` and shows it filling in while it
--- streams; returns the job (`plan` is the live table; `updates` counts
--- redraws before the end; `value` the validated plan at the end).
-function M.plan(prompt)
+-- Asks through vim.ui.select (dressing, telescope, or the built-in list).
+local function ask_user(job)
+  return function(name, args, resolve)
+    job.confirms = job.confirms + 1
+    local shown = vim.json and vim.json.encode(args) or vim.fn.json_encode(args)
+    vim.ui.select({ "Allow", "Deny" }, { prompt = ("Run tool %s %s?"):format(name, shown) }, function(choice)
+      resolve(choice == "Allow", choice == nil and "dismissed" or nil)
+    end)
+  end
+end
+
+-- Starts a loop for `job` from `req` (new, or resumed from a transcript).
+local function run_agent(job, req)
+  local baseten = require("baseten")
+  local buf = job.buf
+  req.tools = editor_tools(baseten, job)
+  req.stream, req.max_rounds = true, config.max_rounds
+  job.ticks_at_start = M.ticks()
+  job.handle = get_client():start_tools(req, {
+    confirm = config.confirm and ask_user(job) or nil,
+    on_content = function(piece)
+      job.text = job.text .. piece
+      append(buf, piece)
+    end,
+    on_round = function(n) job.rounds = n end,
+    on_tool_call = function(call)
+      job.calls = job.calls + 1
+      append(buf, "\n[" .. call["function"].name .. " " .. tostring(call["function"].arguments) .. "]\n")
+    end,
+    on_tool_result = function(_, text)
+      job.results = job.results + 1
+      append(buf, "[" .. #text .. " bytes back]\n")
+    end,
+    on_done = function(_, transcript, err)
+      job.done, job.err, job.transcript = true, err, transcript
+      job.ticks_at_done = M.ticks()
+      if err then append(buf, "\n\n[" .. (err.kind == "canceled" and "canceled" or tostring(err)) .. "]") end
+    end,
+  })
+  driver:kick()
+  return job
+end
+
+--- Runs a tool loop on `prompt`; its text streams into a new scratch
+-- buffer (<C-c> there cancels it). Returns the job.
+function M.agent(prompt)
   if type(prompt) ~= "string" or prompt == "" then
-    notify("usage: :BasetenPlan {what to change}", vim.log.levels.WARN)
+    notify("usage: :BasetenAgent {prompt}", vim.log.levels.WARN)
     return nil
   end
   local ok, c = pcall(get_client)
@@ -275,39 +338,28 @@ function M.plan(prompt)
     notify(c, vim.log.levels.ERROR)
     return nil
   end
+  local source = vim.api.nvim_get_current_buf()
   local buf = open_buffer()
-  local job = { buf = buf, prompt = prompt, plan = {}, updates = 0, done = false }
-  M.jobs[#M.jobs + 1] = job
-  job.handle = driver:start({
-    messages = { { role = "system", content = "Answer with an edit plan: the file to change and its steps." },
-                 { role = "user", content = prompt } },
-    schema = M.PLAN_SCHEMA, schema_name = "edit_plan", max_tokens = config.max_tokens,
-  }, {
-    json = true,
-    on_partial = function(snapshot)
-      job.plan = snapshot
-      job.updates = job.updates + 1
-      job.ticks_at_first_chunk = job.ticks_at_first_chunk or M.ticks()
-      render(buf, snapshot, false)
-    end,
-    on_done = function(value, err)
-      job.done, job.value, job.err = true, value, value == nil and err or nil
-      job.ticks_at_done = M.ticks()
-      if value then
-        render(buf, value, true)
-      elseif err and err.kind ~= "canceled" then
-        append(buf, "\n\n[" .. tostring(err) .. "]")
-        notify(tostring(err), vim.log.levels.ERROR)
-      end
-    end,
-  })
+  local job = { buf = buf, source = source, prompt = prompt, text = "", rounds = 0, calls = 0, results = 0,
+                confirms = 0, done = false }
+  M.agents[#M.agents + 1] = job
+  vim.keymap.set("n", "<C-c>", function()
+    if job.handle and not job.done then job.handle:cancel() end
+  end, { buffer = buf, desc = "Cancel this Baseten agent" })
   vim.api.nvim_create_autocmd("BufWipeout", {
     buffer = buf, once = true,
     callback = function()
-      if not job.done then job.handle:cancel() end
+      if job.handle and not job.done then job.handle:cancel() end
     end,
   })
-  return job
+  return run_agent(job, { messages = { { role = "user", content = prompt } } })
+end
+
+--- Goes on with a canceled (or failed) agent from its transcript, in its buffer.
+function M.resume(job)
+  if not (job and job.done and job.transcript) then return nil end
+  job.done, job.err = false, nil
+  return run_agent(job, { transcript = job.transcript })
 end
 
 -------------------------------------------------------------- search
@@ -405,6 +457,96 @@ function M.search(query)
     end,
   })
   M.embed_driver:kick()
+  return job
+end
+
+-------------------------------------------------------------- plan
+
+--- The JSON Schema of an edit plan.
+M.PLAN_SCHEMA = {
+  type = "object",
+  properties = {
+    file = { type = "string" },
+    steps = {
+      type = "array",
+      items = {
+        type = "object",
+        properties = { line = { type = "integer" }, text = { type = "string" } },
+        required = { "line", "text" },
+        additionalProperties = false,
+      },
+    },
+  },
+  required = { "file", "steps" },
+  additionalProperties = false,
+}
+
+-- The lines that show a plan (whole or partial).
+local function plan_lines(plan, done)
+  local lines = { "# Edit plan" .. (done and "" or " (streaming...)"), "",
+                  "file: " .. (type(plan.file) == "string" and plan.file or "...") }
+  for i, step in ipairs(type(plan.steps) == "table" and plan.steps or {}) do
+    local text = type(step) == "table" and type(step.text) == "string" and step.text or ""
+    local line = type(step) == "table" and step.line
+    lines[#lines + 1] = ("%d. %s%s"):format(i, line and ("line " .. tostring(line) .. ": ") or "", text)
+  end
+  return lines
+end
+
+local function render(buf, plan, done)
+  if not vim.api.nvim_buf_is_valid(buf) then return end
+  local lines = {}
+  for _, l in ipairs(plan_lines(plan, done)) do
+    for _, part in ipairs(split_lines(l)) do lines[#lines + 1] = part end
+  end
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+end
+
+--- Asks for an edit plan for `prompt` and shows it filling in while it
+-- streams; returns the job (`plan` is the live table; `updates` counts
+-- redraws before the end; `value` the validated plan at the end).
+function M.plan(prompt)
+  if type(prompt) ~= "string" or prompt == "" then
+    notify("usage: :BasetenPlan {what to change}", vim.log.levels.WARN)
+    return nil
+  end
+  local ok, c = pcall(get_client)
+  if not ok then
+    notify(c, vim.log.levels.ERROR)
+    return nil
+  end
+  local buf = open_buffer()
+  local job = { buf = buf, prompt = prompt, plan = {}, updates = 0, done = false }
+  M.jobs[#M.jobs + 1] = job
+  job.handle = driver:start({
+    messages = { { role = "system", content = "Answer with an edit plan: the file to change and its steps." },
+                 { role = "user", content = prompt } },
+    schema = M.PLAN_SCHEMA, schema_name = "edit_plan", max_tokens = config.max_tokens,
+  }, {
+    json = true,
+    on_partial = function(snapshot)
+      job.plan = snapshot
+      job.updates = job.updates + 1
+      job.ticks_at_first_chunk = job.ticks_at_first_chunk or M.ticks()
+      render(buf, snapshot, false)
+    end,
+    on_done = function(value, err)
+      job.done, job.value, job.err = true, value, value == nil and err or nil
+      job.ticks_at_done = M.ticks()
+      if value then
+        render(buf, value, true)
+      elseif err and err.kind ~= "canceled" then
+        append(buf, "\n\n[" .. tostring(err) .. "]")
+        notify(tostring(err), vim.log.levels.ERROR)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd("BufWipeout", {
+    buffer = buf, once = true,
+    callback = function()
+      if not job.done then job.handle:cancel() end
+    end,
+  })
   return job
 end
 
