@@ -117,6 +117,27 @@ describe("baseten.batchfile", function()
     end
   end)
 
+  it("on Windows, where rename does not replace a file, the resume still replaces the output", function()
+    write(input, input_of(2))
+    write(output, "cut") -- a cut line: the resume rewrites the output
+    local real_rename, real_config = os.rename, package.config
+    package.config = "\\" .. real_config:sub(2) -- luacheck: ignore 122
+    os.rename = function(from, to) -- luacheck: ignore 122
+      local f = io.open(to, "rb")
+      if f then
+        f:close()
+        return nil, to .. ": File exists", 17
+      end
+      return real_rename(from, to)
+    end
+    local ok, s = pcall(batchfile.run, client, { input = input, output = output })
+    os.rename, package.config = real_rename, real_config -- luacheck: ignore 122
+    assert(ok, s)
+    assert.equal(0, s.status)
+    assert.equal(2, #output_lines(output))
+    assert.is_nil(io.open(output .. ".tmp", "rb"))
+  end)
+
   it("a failing close stops the run too", function()
     write(input, input_of(3))
     local real = io.open

@@ -144,6 +144,28 @@ local function write_all(path, lines, open)
   return true
 end
 
+-- Replaces the file at path by lines, through path .. ".tmp": the file is
+-- replaced only when the copy was written whole. Windows' rename does not
+-- replace an existing file: there the old one is removed first, and if the
+-- rename still fails the error says where the whole copy is.
+local function replace(path, lines, open)
+  local tmp = path .. ".tmp"
+  local ok, err = write_all(tmp, lines, open)
+  if not ok then
+    os.remove(tmp)
+    return nil, "cannot rewrite " .. path .. " (left as it was): " .. tostring(err)
+  end
+  ok, err = os.rename(tmp, path)
+  if ok then return true end
+  if package.config:sub(1, 1) == "\\" and os.remove(path) then
+    ok, err = os.rename(tmp, path)
+    if ok then return true end
+    return nil, ("cannot rename %s to %s (%s): the whole output is in %s"):format(tmp, path, tostring(err), tmp)
+  end
+  os.remove(tmp)
+  return nil, "cannot rewrite " .. path .. " (left as it was): " .. tostring(err)
+end
+
 --- Reads what an earlier run wrote to the output: the ids answered with
 -- success, and drops the lines that are to go (failures of ids about to be
 -- sent again, a second success of one id, a line cut short by a crash).
@@ -185,13 +207,8 @@ function M.resume(path, wanted, open)
     end
   end
   if changed then
-    local tmp = path .. ".tmp"
-    local ok, werr = write_all(tmp, keep, open)
-    if ok then ok, werr = os.rename(tmp, path) end
-    if not ok then
-      os.remove(tmp)
-      return nil, "cannot rewrite " .. path .. " (left as it was): " .. tostring(werr)
-    end
+    local ok, err2 = replace(path, keep, open)
+    if not ok then return nil, err2 end
   end
   return r
 end
