@@ -2,6 +2,8 @@
 -- bench/run.lua starts it with LUA_PATH/LUA_CPATH set by scripts/env.sh).
 --
 --   consumer.lua stream BASE_URL       one streamed chat: for chunk in stream
+--   consumer.lua pieces BASE_URL       the same stream: for piece in stream:pieces()
+--   consumer.lua text BASE_URL         the same stream: for piece in stream:text()
 --   consumer.lua chat BASE_URL N       N blocking client:chat calls
 --   consumer.lua batch BASE_URL N C    one client:batch of N chats, C at a
 --                                      time (keep = false: results counted
@@ -43,6 +45,15 @@ if mode == "stream" then
     if type(s) == "string" then chars = chars + #s end
   end
   out = { chunks = chunks, chars = chars, cpu = os.clock() - cpu0, wall = core.now() - wall0 }
+elseif mode == "pieces" or mode == "text" then
+  local cpu0, wall0 = os.clock(), core.now()
+  local pieces, chars = 0, 0
+  local stream = assert(client:stream{ messages = messages })
+  for piece in stream[mode](stream) do
+    pieces = pieces + 1
+    chars = chars + #piece
+  end
+  out = { chunks = pieces, chars = chars, cpu = os.clock() - cpu0, wall = core.now() - wall0 }
 elseif mode == "chat" then
   local chars = 0
   for _ = 1, WARMUP do assert(client:chat{ messages = messages }) end
@@ -75,7 +86,7 @@ elseif mode == "batch" then
   print(baseten.json.encode(out))
   os.exit(failed == 0 and 0 or 1)
 else
-  io.stderr:write("usage: consumer.lua stream|chat BASE_URL [N] | batch BASE_URL N C\n")
+  io.stderr:write("usage: consumer.lua stream|pieces|text|chat BASE_URL [N] | batch BASE_URL N C\n")
   os.exit(2)
 end
 out.rss_kb = peak_rss_kb()

@@ -13,6 +13,10 @@
 -- BENCH_PROF_NULLS=1 adds to each chunk the null members many servers
 -- send (refusal, tool_calls, logprobs, usage).
 --
+-- BENCH_PROF_MODE=pieces (or text) reads the stream through stream:pieces()
+-- (or stream:text()) instead of `for chunk in stream`; BENCH_PROF_MODE=c
+-- measures the C floor (bench/out/c_consumer, built by bench/run.sh).
+--
 -- Loads the dev build (bench/out/dev) and lua/; writes
 -- bench/out/callgrind.out and prints callgrind_annotate's summary, and
 -- the instructions per chunk.
@@ -44,8 +48,10 @@ local env = ("env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH='lua/?.lua;lua/?/ini
 local function run(srv, count, file)
   srv:reset()
   srv:enqueue({ chunks = { { ["repeat"] = table.concat(unit), count = count // 16 }, "data: [DONE]\n\n" } })
+  local mode = os.getenv("BENCH_PROF_MODE") or "stream"
+  local consumer = mode == "c" and "bench/out/c_consumer " or (interp .. " bench/consumer.lua " .. mode .. " ")
   local cmd = env .. "valgrind --tool=callgrind --callgrind-out-file=" .. file
-    .. " " .. interp .. " bench/consumer.lua stream " .. srv.url .. " >/dev/null 2>bench/out/callgrind.log"
+    .. " " .. consumer .. srv.url .. " >/dev/null 2>bench/out/callgrind.log"
   local ok = os.execute(cmd)
   assert(ok == true or ok == 0, "valgrind run failed: see bench/out/callgrind.log")
   local p = io.popen("callgrind_annotate " .. file .. " 2>/dev/null")

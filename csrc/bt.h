@@ -54,6 +54,15 @@ BT_HIDDEN void bt_json_dec_open(lua_State *L);
 BT_HIDDEN int bt_json_push_decoded(lua_State *L, const char *s, size_t len, unsigned flags,
                                    size_t *lone, char *err, size_t errlen);
 
+/* json_dec.c: pushes a number as json.decode makes it (5.3+: an integer
+ * when the literal is one, or an integral value within 2^53), so the
+ * resumable parser's numbers are the decoder's. */
+BT_HIDDEN void bt_json_push_number(lua_State *L, const bt_json_number *num);
+
+/* jpartial_lua.c: sets field "partial" of the json table on top of the
+ * stack (the resumable parser, baseten.json.partial). */
+BT_HIDDEN void bt_json_partial_open(lua_State *L);
+
 /* lsse.c: sets field "sse" of the table on top of the stack. */
 BT_HIDDEN void bt_sse_open(lua_State *L);
 
@@ -63,6 +72,13 @@ BT_HIDDEN void bt_new_class(lua_State *L, const char *name, const luaL_Reg *m);
 
 /* lproc.c: sets core.spawn (child processes, proc.h). */
 BT_HIDDEN void bt_proc_open(lua_State *L);
+
+/* ldelta.c: for t:next_text (http_transfer.c). When the event is a "message" whose
+ * data delta.c recognises, pushes its row of values (see ldelta.c; the
+ * last three when head) and returns how many; else pushes nothing and
+ * returns 0, and the event takes the full path. */
+struct sse_event;
+BT_HIDDEN int bt_delta_push_event(lua_State *L, const struct sse_event *ev, int head);
 
 /* http_engine.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);

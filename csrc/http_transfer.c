@@ -150,9 +150,10 @@ static int push_event(lua_State *L, const sse_event *ev) {
 /* Bytes go from curl's buffer through the SSE parser straight into the
  * JSON decoder, which builds the Lua table in one pass; no Lua string is
  * made for the payload. */
-static int read_next_event(lua_State *L) {
+static int read_events(lua_State *L, int text) {
   bt_transfer *t = lua_touserdata(L, 1);
   bt_rx *rx = bt_lend_state(&t->lend);
+  int head = text && lua_toboolean(L, 2);
   while (!bt_lend_closed(&t->lend) && rx->off < rx->buf.len) {
     sse_event ev;
     size_t used = 0;
@@ -164,15 +165,24 @@ static int read_next_event(lua_State *L) {
       lua_pushstring(L, rc == SSE_ERR_TOO_BIG ? "SSE event too large" : "not enough memory");
       return 2;
     }
+    if (text && (nret = bt_delta_push_event(L, &ev, head)) > 0) return nret;
     if ((nret = push_event(L, &ev)) > 0) return nret;
   }
   return 0;
 }
 
+static int read_next_event(lua_State *L) { return read_events(L, 0); }
+
+/* next_text: as next_event, but a chunk of the common text shape comes as
+ * "text" and a row of values, no table (ldelta.c, delta.h). */
+static int read_next_text(lua_State *L) { return read_events(L, 1); }
+
 /* Runs the reader in upvalue 1 with t->rx lent to it:
  *   t:next_event() -> the next buffered SSE event, decoded:
  *     "chunk", table | "done" | "event", type, data | "invalid", data, why
  *     | nothing when more bytes are needed | nil, why (event too large)
+ *   t:next_text([head]) -> the same, but a chunk of the common text shape
+ *     as "text", choice, content, ... (ldelta.c; id, model, created if head)
  *   t:body() -> every unread response byte (drains the buffer)
  *   t:pending() -> the data of an event cut off by the end of the stream
  *     (so a last "data: [DONE]" without its blank line still counts), or nil */
@@ -234,6 +244,7 @@ void bt_http_transfer_open(lua_State *L) {
       {"__tostring", transfer_tostring}, {NULL, NULL}};
   static const luaL_Reg transfer_reads[] = {{"body", read_body},
                                             {"next_event", read_next_event},
+                                            {"next_text", read_next_text},
                                             {"pending", read_pending},
                                             {NULL, NULL}};
   bt_new_class(L, TRANSFER_MT, transfer_m);

@@ -47,6 +47,7 @@ build = {
             "csrc/http_engine.c", "csrc/http_transfer.c", "csrc/http_fail.c", "csrc/sse.c", "csrc/lsse.c",
             "csrc/json_enc.c", "csrc/json_mod.c", "csrc/json_dec.c", "csrc/json_scan.c", "csrc/platform.c",
             "csrc/vecmath.c", "csrc/vector.c",
+            "csrc/delta.c", "csrc/ldelta.c",
          },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # make fuzz: libFuzzer targets, built with clang under ASan + UBSan, for the
 # SSE parser (csrc/fuzz/fuzz_sse.c), for JSON decode then encode
-# (csrc/fuzz/fuzz_json.c), for the JSON scanner alone (fuzz_json_scan.c)
+# (csrc/fuzz/fuzz_json.c), for the JSON scanner alone (fuzz_json_scan.c),
 # for the decoder against cJSON (fuzz_json_diff.c: the two must agree
 # but for the deliberate differences listed there), for base64 into
-# float32 vectors (fuzz_vec_b64.c) and for the line splitter of MCP's
-# stdio transport (fuzz_lines.c). Each runs FUZZ_TIME
+# float32 vectors (fuzz_vec_b64.c), for the line splitter of MCP's
+# stdio transport (fuzz_lines.c), for the text fast path's extractor
+# against the decoder (fuzz_delta.c) and for the resumable parser
+# json.partial (fuzz_jpartial.c: every split against the decoder). Each runs FUZZ_TIME
 # seconds (default 120). The JSON targets share the json dictionary, seeds
 # and checked-in corpus; each keeps its own build/fuzz/corpus/<target>.
 #
@@ -26,7 +28,7 @@ OUT=build/fuzz
 FLAGS=(-std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
 JSON_SRC=(csrc/json_enc.c csrc/json_mod.c csrc/json_dec.c csrc/json_scan.c csrc/buf.c)
 mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corpus/json_diff" \
-  "$OUT/corpus/vec_b64" "$OUT/corpus/lines" \
+  "$OUT/corpus/vec_b64" "$OUT/corpus/lines" "$OUT/corpus/delta" "$OUT/corpus/jpartial" \
   "$OUT/artifacts"
 
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_sse" csrc/fuzz/fuzz_sse.c csrc/sse.c csrc/buf.c
@@ -37,6 +39,11 @@ mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corp
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_json_diff" \
   csrc/fuzz/fuzz_json_diff.c "${JSON_SRC[@]}" -llua5.4 -lcjson
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_vec_b64" csrc/fuzz/fuzz_vec_b64.c csrc/vecmath.c -lm
+"$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_delta" \
+  csrc/fuzz/fuzz_delta.c csrc/delta.c "${JSON_SRC[@]}" -llua5.4
+# the resumable parser: core.c registers json.partial, so the whole core
+"$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_jpartial" \
+  csrc/fuzz/fuzz_jpartial.c csrc/*.c -llua5.4 -lcurl
 
 rm -rf "$OUT/seeds"
 lua5.4 scripts/fuzz_seeds.lua "$OUT/seeds" spec/*.lua
@@ -65,6 +72,22 @@ for i, q in enumerate(reqs):
     with open(os.path.join(sys.argv[1], "json", "mock-request-%d" % i), "w") as f:
         json.dump(q, f)
 EOF
+# the differential chunks of spec/text_path_spec.lua, each whole (the spec
+# writes them as concatenations, which fuzz_seeds.lua sees in pieces)
+lua5.4 - "$OUT/seeds/json" <<'EOF'
+local src = io.open("spec/text_path_spec.lua"):read("a")
+local code = src:match("(local HEAD = .-\n)") .. src:match("(local CHUNKS = {.-\n}\n)")
+  .. src:match("(local FAILING = {.-\n}\n)") .. "return CHUNKS, FAILING"
+local n = 0
+for _, list in ipairs({ load(code, "chunks", "t", {})() }) do
+  for _, s in ipairs(list) do
+    n = n + 1
+    local f = assert(io.open(("%s/text-path-%03d"):format(arg[1], n), "wb"))
+    f:write(s)
+    f:close()
+  end
+end
+EOF
 
 run() { # target max_len [seed set: dictionary, seeds and checked-in corpus; default the target]
   local name=$1 max_len=$2 seeds=${3:-$1} log="$OUT/$1.log" rc=0
@@ -77,7 +100,7 @@ run() { # target max_len [seed set: dictionary, seeds and checked-in corpus; def
   if [ $rc -ne 0 ]; then
     echo "fuzz_$name: FINDING (exit $rc) after ${runs:-?} runs; input and log:" >&2
     ls -1 "$OUT/artifacts/$name-"* >&2 2>/dev/null || true
-    grep -E -A40 '^==[0-9]+==( ERROR|ERROR)|runtime error|fuzz_json[a-z_]*:|deadly signal|timeout after|out-of-memory' \
+    grep -E -A40 '^==[0-9]+==( ERROR|ERROR)|runtime error|fuzz_(json[a-z_]*|delta):|deadly signal|timeout after|out-of-memory' \
       "$log" | head -80 >&2
     return 1
   fi
@@ -90,7 +113,9 @@ run_target() { # "name max_len [seeds]"
   read -r -a a <<<"$1"
   run "${a[@]}" >"$OUT/${a[0]}.out" 2>&1
 }
-targets=("sse 8192" "json 16384" "json_scan 16384 json" "json_diff 16384 json" "vec_b64 4096" "lines 4096")
+# jpartial checks every prefix (quadratic in the input): inputs up to 1 KB
+targets=("sse 8192" "json 16384" "json_scan 16384 json" "json_diff 16384 json" "vec_b64 4096" "lines 4096"
+  "delta 16384 json" "jpartial 1024 json")
 status=0
 parallel "${FUZZ_JOBS:-2}" run_target "${targets[@]}" || status=1
 for t in "${targets[@]}"; do cat "$OUT/${t%% *}.out"; done

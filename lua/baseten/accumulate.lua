@@ -198,6 +198,43 @@ end
 -- (baseten.stream), which skips a method lookup.
 M.add = Acc.add
 
+--- Adds a chunk of the common text shape given as its fields, not as a
+-- table (baseten.stream's text fast path: the row `t:next_text()` gives),
+-- with exactly the effect `add` has on that chunk. `choice`: the chunk has
+-- its one choice, of index 0; every other argument is nil when absent.
+function M.add_text(self, choice, content, rc, r, refusal, finish, role, fp, usage, id, model, created)
+  if not self.got_head then -- as add() (strings and a number, or nil)
+    if not self.id and id then self.id = id end
+    if not self.model and model then self.model = model end
+    if not self.created and created then self.created = created end
+    self.got_head = self.id and self.model and self.created and true
+  end
+  if fp then self.system_fingerprint = fp end
+  if usage then self.usage = usage end
+  if not choice then return end
+  local ch = self.choices[0] or choice_for(self, 0)
+  local parts = ch.parts
+  if content and content ~= "" then -- push_text, inline: the one field most chunks have
+    local p = parts.content
+    local n = p.n + 1
+    p[n] = content
+    if n >= SEGMENT then
+      p.segs[#p.segs + 1] = table.concat(p, "", 1, n)
+      n = 0
+    end
+    p.n = n
+  end
+  if rc or r or refusal then
+    if r == "" then r = nil end -- as add_choice: each field a string or nil
+    if rc and rc ~= "" then push_text(parts.reasoning_content, rc)
+    elseif r then push_text(parts.reasoning_content, r) end
+    if r then push_text(parts.reasoning, r) end
+    if refusal and refusal ~= "" then push_text(parts.refusal, refusal) end
+  end
+  if role then ch.role = role end
+  if finish then ch.finish_reason = finish end
+end
+
 --- The content accumulated so far for choice 0, as one string.
 function Acc:text()
   local ch = self.choices[0] or self.choices[self.order[1]]

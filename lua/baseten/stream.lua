@@ -66,7 +66,7 @@ function M.new(client, transfer, on_end)
   -- read finds them in the table (a missing key goes on to __index)
   local self = setmetatable({
     _rt = rt, _t = transfer, _acc = accumulate.new(), _on_end = on_end,
-    _q = false, _err = false, _done = false,
+    _q = false, _err = false, _done = false, _on_chunk = false,
     _sse = ctype == "" or ctype:lower():find("text/event-stream", 1, true) ~= nil,
     request_id = errors.scrub(transfer:header("x-request-id"), rt:secret()),
   }, Stream)
@@ -296,6 +296,47 @@ function Stream:read_buffered()
   end
 end
 
+local read_buffered = Stream.read_buffered
+local add_text = accumulate.add_text
+
+-- The text fast path (pieces() and text()): as read_buffered, but a chunk
+-- of the common text shape is read by the core without a table
+-- (t:next_text, csrc/delta.c), its fields go into the accumulator, and it
+-- comes out as true, content, reasoning_content, reasoning, refusal. Any
+-- other chunk takes the full path, as read_buffered gives it; while chunks
+-- are held to mend a split pair, every read does.
+local function read_text(self)
+  local t = self._t
+  if self._q or self._err or self._done or not t or not self._sse or self._rt:closed() then
+    return read_buffered(self)
+  end
+  local acc = self._acc
+  while true do
+    local kind, a, b, rc, r, f, fin, role, fp, usage, id, model, created = t:next_text(not acc.got_head)
+    if kind == "text" then -- a: the chunk has its choice; b: its content
+      add_text(acc, a, b, rc, r, f, fin, role, fp, usage, id, model, created)
+      return true, b, rc, r, f
+    end
+    if kind == nil then
+      if a then return fail(self, { kind = "invalid_response", message = a }) end -- nil, why
+      if t:state() == "running" then return false end
+      kind, a, b = at_end(self)
+    end
+    if kind == "chunk" then -- as in read_buffered
+      if type(a) ~= "table" or a.error ~= nil then return bad_chunk(self, a) end
+      if not b then
+        acc_add(acc, a)
+        return a
+      end
+      a = hold(self, a, b)
+      if a then return a end
+      return read_buffered(self) -- held: the full path until they are out
+    end
+    local v, err = on_event(self, kind, a, b)
+    if v ~= false then return v, err end
+  end
+end
+
 --- The next chunk: a decoded chat.completion.chunk table, or nil at the
 -- end, or nil, err on failure.
 function Stream:next()
@@ -303,18 +344,23 @@ function Stream:next()
   local wait = 0 -- first read what the socket holds: perform(1) would
   while true do  -- read it and then wait on for more before returning
     local v, err = self:read_buffered()
-    if v ~= false then return v, err end
+    if v ~= false then
+      if v and self._on_chunk then self._on_chunk(v) end
+      return v, err
+    end
     rt:perform(wait)
     wait = 1
   end
 end
 
-local read_buffered = Stream.read_buffered
-
 --- Calls `next` and raises its error: the iterator of `for chunk in stream`.
 function Stream:__call()
   local chunk, err = read_buffered(self) -- what `next` does first, without its frame
-  if not chunk and chunk ~= nil then chunk, err = self:next() end -- false: no whole event yet
+  if not chunk and chunk ~= nil then -- false: no whole event yet
+    chunk, err = self:next()
+  elseif chunk and self._on_chunk then
+    self._on_chunk(chunk)
+  end
   if err then error(err, 0) end
   return chunk
 end
@@ -378,6 +424,41 @@ function M.pieces_of(chunk)
   return out
 end
 
+-- pieces_of for the row of a fast-path chunk, without the table: up to
+-- three piece, kind pairs, in the same order.
+local function row_pieces(c, rc, r, f)
+  r = nonempty(rc) or nonempty(r)
+  c, f = nonempty(c), nonempty(f)
+  local fk = f and "refusal"
+  if r then
+    if c then return r, "reasoning", c, "content", f, fk end
+    return r, "reasoning", f, fk
+  end
+  if c then return c, "content", f, fk end
+  return f, fk
+end
+
+--- One read of what is buffered for a text consumer, never waiting on the
+-- network (internal; baseten.toolloop's on_content and on_reasoning): the
+-- text fast path's read. Returns true and the next chunk's pieces, as up
+-- to three `piece, kind` pairs in `pieces()` order (none for a chunk
+-- without text); nil at the end; nil, err on failure; or false when no
+-- whole event is buffered yet.
+function Stream:read_pieces()
+  local v, x, rc, r, f = read_text(self)
+  if v == true then
+    if rc or r or f then return true, row_pieces(x, rc, r, f) end
+    if x and x ~= "" then return true, x, "content" end
+    return true
+  end
+  if v then
+    local q = M.pieces_of(v)
+    if q then return true, q[1], q[2], q[3], q[4], q[5], q[6] end
+    return true
+  end
+  return v, x
+end
+
 --- An iterator over every non-empty text delta of choice 0, in arrival
 -- order, as `piece, kind`: kind is `"reasoning"` (the model's thinking,
 -- whichever spelling the server used), `"content"` (the answer) or
@@ -388,16 +469,29 @@ end
 --       if kind == "reasoning" then io.stderr:write(piece) else io.write(piece) end
 --     end
 function Stream:pieces()
-  local queue, head = nil, 1
+  local a, ka, b, kb, c, kc -- the pieces of the last chunk not yet handed out
   local function iter()
-    while not queue or queue[head] == nil do
-      local chunk, err = self:next()
-      if err then error(err, 0) end
-      if chunk == nil then return nil end
-      queue, head = M.pieces_of(chunk), 1
+    local wait = 0 -- as next(): first what is buffered, then wait for more
+    while a == nil do
+      local v, x, rc, r, f = read_text(self)
+      if v == true then -- the fast path; most chunks carry content alone
+        if rc or r or f then a, ka, b, kb, c, kc = row_pieces(x, rc, r, f)
+        elseif x ~= "" then a, ka = x, "content" end -- (x may be nil: a stays nil)
+      elseif v then
+        local q = M.pieces_of(v)
+        if q then a, ka, b, kb, c, kc = q[1], q[2], q[3], q[4], q[5], q[6] end
+      elseif v == false then
+        self._rt:perform(wait)
+        wait = 1
+      elseif x then
+        error(x, 0)
+      else
+        return nil
+      end
     end
-    head = head + 2
-    return queue[head - 2], queue[head - 1]
+    local p, k = a, ka
+    a, ka, b, kb, c, kc = b, kb, c, kc, nil, nil
+    return p, k
   end
   return iter, nil, nil, self
 end
@@ -406,15 +500,45 @@ end
 -- A failure raises the error value.
 function Stream:text()
   local function iter()
+    local wait = 0
     while true do
-      local chunk, err = self:next()
-      if err then error(err, 0) end
-      if chunk == nil then return nil end
-      local piece = M.content_of(chunk)
-      if piece then return piece end
+      local v, x = read_text(self)
+      if v == true then
+        if x and x ~= "" then return x end
+      elseif v then
+        local piece = M.content_of(v)
+        if piece then return piece end
+      elseif v == false then
+        self._rt:perform(wait)
+        wait = 1
+      elseif x then
+        error(x, 0)
+      else
+        return nil
+      end
     end
   end
   return iter, nil, nil, self
+end
+
+--- An iterator over the content parsed as JSON while it streams: yields
+-- `snapshot, path` after each content delta that adds to what can be shown
+-- (`snapshot` is one live table, updated in place; `path` the keys and
+-- indices of the value being filled). A leading code fence is skipped and a
+-- closing one ignored. A failure raises the error value; content that is
+-- not JSON raises an `invalid_json` error naming the byte offset, and
+-- `final()` still gives what arrived. Returns the stream as a fourth value.
+--
+--     for npc in stream:partials() do show(npc.mood, npc.say) end
+function Stream:partials()
+  return require("baseten.partial").iterate(self, M.content_of)
+end
+
+--- Calls `fn(index, name, args_snapshot)` after each tool-call delta this
+-- stream hands out (`client:stream(req, {on_tool_call_delta = fn})` sets it).
+function Stream:on_tool_call_delta(fn)
+  local tracker = require("baseten.partial").tracker(fn)
+  self._on_chunk = function(chunk) tracker:chunk(chunk) end
 end
 
 --- Reads the rest of the stream and returns the accumulated response, a

@@ -26,6 +26,12 @@ Two more mock models: a model name containing "nulls" ("test/nulls") sends
 every nullable field as null, and one containing "utf16-split-K-O" cuts
 its text by UTF-16 units as JavaScript servers do: see null_heavy() and
 utf16_pieces() below.
+
+Structured output (a json_schema or json_object response_format) streams
+in pieces of 4 characters, so a watcher of the JSON sees it grow. A model
+name containing "fenced" wraps that JSON in a ```json code fence, one
+containing "not-json" breaks it halfway, and one containing "-paced"
+("test/npc-paced") sends a chunk every 20 ms, as a model types.
 """
 
 import argparse
@@ -195,6 +201,11 @@ class Writer:
         self.write_delay = write_delay
         self.split_framing = bool(split and split_framing)
         self.writes = 0
+        if split:  # each piece its own segment, as a fragmenting network
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
 
     def _sendall(self, data):
         try:
@@ -208,6 +219,8 @@ class Writer:
         while i < n:
             if self.split == "byte":
                 step = 1
+            elif isinstance(self.split, int):
+                step = self.split
             else:
                 step = self.rng.randint(1, 64)
             yield data[i:i + step]
@@ -298,8 +311,10 @@ def validate_response(r):
     if "status" in r and (not isinstance(r["status"], int) or
                           not 100 <= r["status"] <= 999):
         raise BadRequest("status must be an integer 100..999")
-    if r.get("split") not in (None, "byte", "random"):
-        raise BadRequest('split must be null, "byte" or "random"')
+    sp = r.get("split")
+    if sp not in (None, "byte", "random") and not (
+            isinstance(sp, int) and not isinstance(sp, bool) and sp >= 1):
+        raise BadRequest('split must be null, "byte", "random" or a size >= 1')
     if r.get("expect_100") not in (None, "ignore", "answer"):
         raise BadRequest('expect_100 must be "ignore" or "answer"')
     h = r.get("headers")
@@ -459,6 +474,10 @@ def example_for(schema, name, user_text, root, depth=0):
                 return ws[0] + " " + ws[1]
         cw = city_words(user_text)
         return cw[0] if cw else "example"
+    if lname == "file":
+        return "main.lua"
+    if lname in ("say", "line", "text"):  # a line worth watching arrive
+        return "Well met, traveller! You said: " + user_text
     return "example"
 
 
@@ -642,6 +661,13 @@ def mock_response(method, path, body, n):
     else:
         content = "Hello from the local test server. You said: " + user_text
 
+    json_reply = content is not None and isinstance(rf, dict) and \
+        rf.get("type") in ("json_schema", "json_object") and not tool_results
+    if json_reply and "not-json" in model:  # JSON that breaks mid-stream
+        content = content[:len(content) // 2] + " oops}"
+    if json_reply and "fenced" in model:  # as some models wrap JSON
+        content = "```json\n" + content + "\n```"
+
     if content is not None:
         limit = req.get("max_completion_tokens", req.get("max_tokens"))
         if isinstance(limit, int) and not isinstance(limit, bool) \
@@ -695,7 +721,9 @@ def mock_response(method, path, body, n):
 
     events = [chunk({"role": "assistant", "content": ""})]
     if content:
-        for w in cut(content, r"\s+|\S+\s*"):
+        # structured output streams in small pieces (JSON has few spaces),
+        # so a watcher of the JSON sees it grow
+        for w in cut(content, r"(?s).{1,4}" if json_reply else r"\s+|\S+\s*"):
             events.append(chunk({"content": w}))
     for i, tc in enumerate(tool_calls or []):
         events.append(chunk({"tool_calls": [{
@@ -713,10 +741,13 @@ def mock_response(method, path, body, n):
     items = [b": keep-alive\n\n"]
     items += [b"data: " + dumps(e) + b"\n\n" for e in events]
     items.append(b"data: [DONE]\n\n")
-    return {"chunks": items,
-            "headers": [["Content-Type", "text/event-stream"],
-                        ["Cache-Control", "no-cache"],
-                        ["x-request-id", rid]]}
+    out = {"chunks": items,
+           "headers": [["Content-Type", "text/event-stream"],
+                       ["Cache-Control", "no-cache"],
+                       ["x-request-id", rid]]}
+    if "-paced" in model:  # "test/...-paced": a chunk every 20 ms, as a model types
+        out["chunk_delay"] = 0.02
+    return out
 
 
 def history_error(model, messages):
@@ -1187,7 +1218,8 @@ class Handler(socketserver.BaseRequestHandler):
           chunks ([item...]; item = string | {"b64": ...} |
                   {"repeat": string, "count": N}),
           chunked (default: true with chunks, false otherwise),
-          delay, chunk_delay, split ("byte" | "random"), seed (1),
+          delay, chunk_delay, split ("byte" | "random" | N bytes a send;
+          TCP_NODELAY when split), seed (1),
           write_delay (0.0005), split_framing (false), trickle,
           stall, truncate, truncate_at, reset, close, expect_100, garbage.
         """
@@ -1203,7 +1235,7 @@ class Handler(socketserver.BaseRequestHandler):
         write_delay = r.get("write_delay", 0.0005)
         if trickle:
             split, write_delay = "byte", float(trickle)
-        if split not in (None, "byte", "random"):
+        if split not in (None, "byte", "random") and not isinstance(split, int):
             split = "random"
         seed = r.get("seed", 1)
 
