@@ -40,6 +40,14 @@ build/test_delta: csrc/delta.c csrc/delta.h csrc/json_scan.c csrc/json.h csrc/te
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_delta.c csrc/delta.c csrc/json_scan.c
 
+# the resumable JSON parser alone (no Lua): every split of a corpus against
+# the prefixes fed whole and against the decoder's scanner
+build/test_jpartial: csrc/jpartial.c csrc/jpartial.h csrc/json_scan.c csrc/json.h csrc/buf.c \
+  csrc/test/test_jpartial.c csrc/test/jpartial_oracle.h
+	@mkdir -p build
+	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_jpartial.c csrc/jpartial.c \
+	  csrc/json_scan.c csrc/buf.c
+
 # the OS layer alone; float-cast-overflow catches a double slept out of range
 build/test_platform: csrc/platform.c csrc/platform.h csrc/test/test_platform.c
 	@mkdir -p build
@@ -81,13 +89,14 @@ build/test_threads: $(CORE_SRC) $(CORE_HDR) csrc/test/test_threads.c
 	$(CC) $(CFLAGS_DEV) -fsanitize=thread -I/usr/include/lua5.4 -Icsrc -o $@ csrc/test/test_threads.c \
 	  $(CORE_SRC) -llua5.4 -lcurl -lm -lpthread
 
-test-c: deps build/test_sse build/test_json_scan build/test_delta build/test_sse_work build/test_platform build/test_vecmath build/test_proc \
+test-c: deps build/test_sse build/test_json_scan build/test_delta build/test_sse_work build/test_jpartial build/test_platform build/test_vecmath build/test_proc \
   build/test_nomem build/test_guards build/test_threads
 	@./build/test_sse
 	@./build/test_vecmath
 	@./build/test_json_scan
 	@./build/test_delta
 	@./build/test_sse_work
+	@./build/test_jpartial csrc/fuzz/corpus/json
 	@./build/test_platform
 	@./build/test_proc
 	@./build/test_nomem

@@ -23,6 +23,10 @@
 -- BENCH_BATCH_REPS (3) times, plus one run of 5 x BENCH_BATCH_N for the
 -- memory check. BENCH_ONLY=batch runs the batch scenario alone and
 -- replaces only its section of RESULTS.md.
+--
+-- The json.partial scenario (bench/partial.lua): the resumable parser's
+-- cost by piece size, npm partial-json beside it, client:json's on_partial
+-- overhead. BENCH_ONLY=partial runs it alone and replaces only its section.
 local server = require("spec.support.server")
 local json = require("baseten.core").json
 local now = require("baseten.core").now
@@ -503,7 +507,46 @@ local function batch_report()
   return table.concat(L, "\n") .. "\n"
 end
 
+-------------------------------------------------------- json.partial
+
+-- The "Structured output you can watch" section (bench/partial.lua).
+local function partial_section()
+  return dofile(ROOT .. "/bench/partial.lua").run({
+    ROOT = ROOT, OUT = OUT, q = q, lua_env = lua_env, run_json = run_json, server = server, json = json,
+    machine = function()
+      local lines = { "Machine:", "" }
+      for _, l in ipairs(machine()) do lines[#lines + 1] = l end
+      local pj = sh("node -p \"require('" .. ROOT .. "/bench/node_modules/partial-json/package.json').version\""
+        .. " 2>/dev/null"):gsub("%s+$", "")
+      lines[#lines + 1] = "- npm partial-json " .. pj .. " (bench/package.json)"
+      return lines
+    end,
+  })
+end
+
 --------------------------------------------------------------------- main
+
+if ONLY == "partial" then
+  local t0 = now()
+  local text = partial_section()
+  io.write("\n", text)
+  if RESULTS ~= "-" then
+    local f = io.open(RESULTS, "rb")
+    local old = f and f:read("*a") or ""
+    if f then f:close() end
+    local head = "\n## Structured output you can watch"
+    local a = old:find(head, 1, true)
+    if a then
+      local b = old:find("\n## ", a + 1, true)
+      old = old:sub(1, a) .. text .. (b and old:sub(b) or "")
+    else
+      old = old .. (old ~= "" and not old:find("\n\n$") and "\n" or "") .. "\n" .. text
+    end
+    write_file(RESULTS, old)
+    io.stderr:write(("bench: wrote the json.partial section of %s in %.0f s\n"):format(RESULTS, now() - t0))
+  end
+  os.exit(0)
+end
 
 if ONLY == "batch" then
   local t0 = now()
@@ -552,11 +595,13 @@ local ok_run, err = pcall(function()
 end)
 srv:stop()
 if ok_run then ok_run, err = pcall(batch_scenario) end
+local partial_text
+if ok_run then ok_run, partial_text = pcall(partial_section) end
 if not ok_run then
-  io.stderr:write(tostring(err), "\n")
+  io.stderr:write(tostring(err or partial_text), "\n")
   os.exit(1)
 end
-local text = report() .. "\n" .. batch_report()
+local text = report() .. "\n" .. batch_report() .. "\n" .. partial_text
 io.write("\n", text)
 if RESULTS ~= "-" then
   write_file(RESULTS, text)

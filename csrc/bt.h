@@ -54,6 +54,15 @@ BT_HIDDEN void bt_json_dec_open(lua_State *L);
 BT_HIDDEN int bt_json_push_decoded(lua_State *L, const char *s, size_t len, unsigned flags,
                                    size_t *lone, char *err, size_t errlen);
 
+/* json_dec.c: pushes a number as json.decode makes it (5.3+: an integer
+ * when the literal is one, or an integral value within 2^53), so the
+ * resumable parser's numbers are the decoder's. */
+BT_HIDDEN void bt_json_push_number(lua_State *L, const bt_json_number *num);
+
+/* jpartial_lua.c: sets field "partial" of the json table on top of the
+ * stack (the resumable parser, baseten.json.partial). */
+BT_HIDDEN void bt_json_partial_open(lua_State *L);
+
 /* lsse.c: sets field "sse" of the table on top of the stack. */
 BT_HIDDEN void bt_sse_open(lua_State *L);
 

@@ -42,6 +42,9 @@ int luaopen_baseten_core(lua_State *L) {
   if (!curl_ready()) return luaL_error(L, "curl_global_init failed");
   lua_newtable(L);
   bt_json_open(L);
+  lua_getfield(L, -1, "json"); /* json.partial (jpartial_lua.c) */
+  bt_json_partial_open(L);
+  lua_pop(L, 1);
   bt_sse_open(L);
   bt_http_open(L);
   bt_platform_open(L);

@@ -129,6 +129,20 @@ static int dec_string(lua_State *L, decoder *d) {
  * encode writes them (bt_exact_int). 5.1 and LuaJIT: the nearest double. A zero has no
  * sign ("-0" is 0), on every version.
  */
+void bt_json_push_number(lua_State *L, const bt_json_number *num) {
+#if BT_HAS_INTEGERS
+  if (num->is_int) {
+    lua_pushinteger(L, (lua_Integer)num->i);
+    return;
+  }
+  if (bt_exact_int(num->d)) {
+    lua_pushinteger(L, (lua_Integer)num->d);
+    return;
+  }
+#endif
+  lua_pushnumber(L, num->is_int ? (lua_Number)num->i : (lua_Number)num->d);
+}
+
 static int dec_number(lua_State *L, bt_json_scanner *sc) {
   const unsigned char *p = sc->s + sc->pos;
   bt_json_number num;
@@ -137,17 +151,7 @@ static int dec_number(lua_State *L, bt_json_scanner *sc) {
   e = bt_json_number_value(p, (size_t)(sc->s + sc->pos - p), sc->integral, &num);
   if (e == BT_JSON_E_RANGE) return bt_json_fail(sc, e, (size_t)(p - sc->s));
   if (e != BT_JSON_OK) return bt_json_fail_nopos(sc, e);
-#if BT_HAS_INTEGERS
-  if (num.is_int) {
-    lua_pushinteger(L, (lua_Integer)num.i);
-    return 1;
-  }
-  if (bt_exact_int(num.d)) {
-    lua_pushinteger(L, (lua_Integer)num.d);
-    return 1;
-  }
-#endif
-  lua_pushnumber(L, num.is_int ? (lua_Number)num.i : (lua_Number)num.d);
+  bt_json_push_number(L, &num);
   return 1;
 }
 

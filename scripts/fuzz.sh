@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # make fuzz: libFuzzer targets, built with clang under ASan + UBSan, for the
 # SSE parser (csrc/fuzz/fuzz_sse.c), for JSON decode then encode
-# (csrc/fuzz/fuzz_json.c), for the JSON scanner alone (fuzz_json_scan.c)
+# (csrc/fuzz/fuzz_json.c), for the JSON scanner alone (fuzz_json_scan.c),
 # for the decoder against cJSON (fuzz_json_diff.c: the two must agree
 # but for the deliberate differences listed there), for base64 into
 # float32 vectors (fuzz_vec_b64.c), for the line splitter of MCP's
-# stdio transport (fuzz_lines.c) and for the text fast path's extractor
-# against the decoder (fuzz_delta.c). Each runs FUZZ_TIME
+# stdio transport (fuzz_lines.c), for the text fast path's extractor
+# against the decoder (fuzz_delta.c) and for the resumable parser
+# json.partial (fuzz_jpartial.c: every split against the decoder). Each runs FUZZ_TIME
 # seconds (default 120). The JSON targets share the json dictionary, seeds
 # and checked-in corpus; each keeps its own build/fuzz/corpus/<target>.
 #
@@ -27,7 +28,7 @@ OUT=build/fuzz
 FLAGS=(-std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
 JSON_SRC=(csrc/json_enc.c csrc/json_mod.c csrc/json_dec.c csrc/json_scan.c csrc/buf.c)
 mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corpus/json_diff" \
-  "$OUT/corpus/vec_b64" "$OUT/corpus/lines" "$OUT/corpus/delta" \
+  "$OUT/corpus/vec_b64" "$OUT/corpus/lines" "$OUT/corpus/delta" "$OUT/corpus/jpartial" \
   "$OUT/artifacts"
 
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_sse" csrc/fuzz/fuzz_sse.c csrc/sse.c csrc/buf.c
@@ -40,6 +41,9 @@ mkdir -p "$OUT/corpus/sse" "$OUT/corpus/json" "$OUT/corpus/json_scan" "$OUT/corp
 "$CLANG" "${FLAGS[@]}" -o "$OUT/fuzz_vec_b64" csrc/fuzz/fuzz_vec_b64.c csrc/vecmath.c -lm
 "$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_delta" \
   csrc/fuzz/fuzz_delta.c csrc/delta.c "${JSON_SRC[@]}" -llua5.4
+# the resumable parser: core.c registers json.partial, so the whole core
+"$CLANG" "${FLAGS[@]}" -I/usr/include/lua5.4 -o "$OUT/fuzz_jpartial" \
+  csrc/fuzz/fuzz_jpartial.c csrc/*.c -llua5.4 -lcurl
 
 rm -rf "$OUT/seeds"
 lua5.4 scripts/fuzz_seeds.lua "$OUT/seeds" spec/*.lua
@@ -109,8 +113,9 @@ run_target() { # "name max_len [seeds]"
   read -r -a a <<<"$1"
   run "${a[@]}" >"$OUT/${a[0]}.out" 2>&1
 }
+# jpartial checks every prefix (quadratic in the input): inputs up to 1 KB
 targets=("sse 8192" "json 16384" "json_scan 16384 json" "json_diff 16384 json" "vec_b64 4096" "lines 4096"
-  "delta 16384 json")
+  "delta 16384 json" "jpartial 1024 json")
 status=0
 parallel "${FUZZ_JOBS:-2}" run_target "${targets[@]}" || status=1
 for t in "${targets[@]}"; do cat "$OUT/${t%% *}.out"; done

@@ -157,6 +157,33 @@ describe("bin/baseten", function()
                     baseten.json.decode(resp.choices[1].message.content))
   end)
 
+  it("--schema --partial prints each change while the JSON streams, one line each, then the value", function()
+    local schema = write_file([[{"type": "object", "additionalProperties": false,
+      "required": ["name", "email"],
+      "properties": {"name": {"type": "string"}, "email": {"type": "string"}}}]])
+    local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--schema", schema, "--partial",
+                                 "Write to Grace Hopper at grace@example.com" })
+    assert.are.equal(0, code, err)
+    local got = {}
+    for line in out:gmatch("[^\n]+") do got[#got + 1] = line end
+    assert.is_true(srv:last_request().json.stream)
+    assert.are.same({ name = "Grace Hopper", email = "grace@example.com" }, baseten.json.decode(got[#got]))
+    local names = {}
+    for i = 1, #got - 1 do
+      local path, value = got[i]:match("^(%S+) = (.*)$")
+      assert.is_string(path, got[i])
+      if path == "name" then names[#names + 1] = baseten.json.decode(value) end
+      assert.are_not.equal(got[i], got[i + 1]) -- a line only for a change
+    end
+    assert.is_true(#names >= 3) -- the name grew over several lines
+    assert.are.equal("Grace Hopper", names[#names])
+    code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--partial", "hi" })
+    os.remove(schema)
+    assert.are.equal(2, code)
+    assert.are.equal("", out)
+    assert.matches("%-%-partial needs %-%-schema", err)
+  end)
+
   it("--schema with a file that is not JSON, or no file, is a usage error", function()
     local bad = write_file("not json")
     local code, out, err = cli({ "chat", "-m", MODEL, "--base-url", srv.url, "--schema", bad, "hi" })

@@ -6,7 +6,7 @@
 --     folder on the runtimepath, and no LUA_PATH or LUA_CPATH, streams into a
 --     buffer through baseten.uv, cancels a stream and passes :checkhealth
 --     (spec/support/nvim_plugin.lua); the example plugin (examples/nvim) the
---     same way.
+--     same way, its edit plan (:BasetenPlan) filling in while the JSON streams.
 --   * Neovim, prebuilt: with no compiler, build.lua installs `make dist`'s
 --     LuaJIT archive from a local HTTP server (BASETEN_DIST_URL), then the
 --     same stream and :checkhealth; an archive with one byte changed fails
@@ -14,7 +14,8 @@
 --   * LÖVE: `make love-kit-linux`, then the example game as a folder
 --     (`love examples/love`, as the README says; `make love-demo`; the
 --     no-key message), zipped as a .love with the core in the save
---     directory, and fused, each headless or under xvfb-run.
+--     directory, and fused, each headless or under xvfb-run; the NPC
+--     example (`love examples/love-npc`) under xvfb-run.
 -- A host that is not installed fails the test with a message (CI and
 -- `make test` install them: scripts/deps.sh hosts).
 --
@@ -488,6 +489,31 @@ describe("hosts, installed as their users install them", function()
     return dir .. "/game.love"
   end
 
+  it("Neovim: the example plugin's :BasetenPlan shows the edit plan filling in while its JSON streams", function()
+    local copy = plugin_copy()
+    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/plan_driver.lua",
+      { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json", BASETEN_TEST_PROMPT = "rename foo" })
+    local _, r, log = run_host(tmp, cmd, tmp)
+    assert(r, "nvim wrote no result:\n" .. log)
+    assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
+    assert.is_true(r.command)
+    assert.is_nil(r.err)
+    local step = "Well met, traveller! You said: rename foo"
+    assert.same({ file = "main.lua", steps = { { line = 1, text = step } } }, r.value)
+    assert.equal("# Edit plan\n\nfile: main.lua\n1. line 1: " .. step, r.text)
+    -- the buffer showed the plan growing before the end: a partial step's text
+    local partial_step = false
+    for _, view in ipairs(r.partial_views) do
+      -- the step's members may come in either order (the schema is a Lua table): "line" may be there yet
+      local text = view:match("\n1%. ([^\n]*)$")
+      text = text and (text:gsub("^line 1: ", ""))
+      if view:find("(streaming...)", 1, true) and text and #text > 0 and #text < #step then partial_step = true end
+    end
+    assert.is_true(partial_step, "no partial step was shown:\n" .. table.concat(r.partial_views, "\n--\n"))
+    assert.is_true(r.updates >= 10, "on_partial ran " .. r.updates .. " times")
+    assert.is_true(srv:requests()[1].json.stream)
+  end)
+
   it("LÖVE: `love examples/love` in a clone after `make love-kit`, as the README says", function()
     local copy = love_kit()
     -- the README's package.cpath line is the example's
@@ -500,6 +526,32 @@ describe("hosts, installed as their users install them", function()
     assert.is_false(r.graphics)
     assert.equal(copy .. "/examples/love/../../lua/baseten/core.so", r.core_path)
   end)
+
+  it("LÖVE: the NPC example (`love examples/love-npc`) draws its line while the JSON streams, under xvfb-run",
+    function()
+      local copy = love_kit()
+      local full = host_env(tmp, {
+        BASETEN_LOVE_TEST = "1", BASETEN_LOVE_HEADLESS = "0", BASETEN_LOVE_RESULT = tmp .. "/result.json",
+        BASETEN_BASE_URL = srv.url, BASETEN_API_KEY = "test-key", BASETEN_MODEL = "test/npc-paced",
+        BASETEN_PROMPT = "hello",
+      }) .. " timeout 60 xvfb-run -a -s '-screen 0 1024x768x24' love examples/love-npc"
+      local ok, r, log = run_host(copy, full, tmp)
+      assert(r, "love wrote no result:\n" .. log)
+      assert(ok and r.ok, "love failed: " .. tostring(r.err) .. "\n" .. log)
+      assert.is_true(r.graphics)
+      assert.equal("happy", r.mood)
+      assert.equal("Well met, traveller! You said: hello", r.say)
+      -- a partial line was on screen frames before the reply ended (counted in frames, not seconds)
+      assert.is_number(r.partial_frame)
+      assert.is_true(r.done_frame - r.partial_frame >= 5,
+        "partial line at frame " .. tostring(r.partial_frame) .. ", done at " .. tostring(r.done_frame))
+      assert.is_true(r.partial_draws >= 5, "a partial line was drawn in " .. r.partial_draws .. " frames")
+      assert.is_true(r.partials >= 10, "on_partial ran " .. r.partials .. " times")
+      local reqs = srv:requests()
+      assert.equal(1, #reqs)
+      assert.is_true(reqs[1].json.stream)
+      assert.equal("json_schema", reqs[1].json.response_format.type)
+    end)
 
   it("LÖVE: `make love-demo` in a fresh clone, with no key: the bundled server answers", function()
     local copy = love_kit()

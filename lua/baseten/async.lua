@@ -56,6 +56,7 @@ local request = require("baseten.request")
 local options = require("baseten.options")
 local runtime = require("baseten.runtime")
 local task = require("baseten.task")
+local partial = require("baseten.partial")
 
 local M = {}
 
@@ -166,9 +167,16 @@ local function check_handlers(handlers, where, level)
   return handlers
 end
 
+-- The handlers of start that watch JSON while it streams (baseten.partial).
+local PARTIAL_HANDLERS = { json = "boolean", on_partial = "func", on_tool_call_delta = "func" }
+
 -- start, raising at `level` counted from its caller.
 local function start(client, req, handlers, where, level)
   handlers = check_handlers(handlers, where, level + 1)
+  if type(req) == "table" and (handlers.json or handlers.on_partial or handlers.on_tool_call_delta) then
+    options.check(PARTIAL_HANDLERS, handlers, "baseten: " .. where .. ": handlers", level + 1)
+    req, handlers = partial.adapt(client, req, handlers) -- JSON watched while it streams
+  end
   local stream = type(req) == "table" and req.stream and true or false
   local body = request.chat_body(client, req, stream and { stream = true } or nil, nil, where, level + 1)
   local opts = options.call(client, {
@@ -206,7 +214,11 @@ end
 -- @tparam Client client
 -- @tparam table req a chat request; `req.stream = true` streams
 -- @tparam[opt] table handlers `on_chunk(chunk)`, `on_done(resp, err)`, and
---   the call options `timeout`, `max_retries`, `headers`
+--   the call options `timeout`, `max_retries`, `headers`; `json = true` (or
+--   `on_partial`) asks for JSON as `client:json` does, streams, calls
+--   `on_partial(snapshot, path)` from `poll` after each content delta and
+--   `on_done(value, resp)` (or `nil, err`) with the judged value;
+--   `on_tool_call_delta(index, name, args_snapshot)` (baseten.partial)
 -- @treturn Handle
 function M.start(client, req, handlers)
   local h = start(client, req, handlers, "start", 2) -- not a tail call: it would change the level

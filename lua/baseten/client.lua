@@ -34,6 +34,9 @@ local embed = require("baseten.embed")
 local json = core.json
 local M = {}
 
+-- client:stream's options besides the call options (baseten.partial).
+local STREAM_OPTS = { on_tool_call_delta = "func" }
+
 --- Default base URL of Baseten's Model APIs.
 M.DEFAULT_BASE_URL = "https://inference.baseten.co/v1"
 
@@ -201,11 +204,16 @@ end
 -- Returns four values on success (`stream, nil, nil, stream`) so that a
 -- generic `for` over it closes the stream on `break` (Lua 5.4).
 -- @tparam table req
--- @tparam[opt] table opts
+-- @tparam[opt] table opts the call options (`timeout`, `max_retries`,
+--   `headers`), and `on_tool_call_delta(index, name, args_snapshot)`: each
+--   tool call's arguments as a live table while they stream (baseten.partial)
 -- @treturn Stream or nil, err
 function Client:stream(req, opts)
+  local on_delta = type(opts) == "table" and opts.on_tool_call_delta or nil
+  if on_delta ~= nil then options.check(STREAM_OPTS, opts, "baseten: stream", 2) end
   local s, err = M.open_stream(self, req, opts, "stream", 2)
   if not s then return nil, err end
+  if on_delta then s:on_tool_call_delta(on_delta) end
   return s, nil, nil, s
 end
 

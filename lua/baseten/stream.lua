@@ -66,7 +66,7 @@ function M.new(client, transfer, on_end)
   -- read finds them in the table (a missing key goes on to __index)
   local self = setmetatable({
     _rt = rt, _t = transfer, _acc = accumulate.new(), _on_end = on_end,
-    _q = false, _err = false, _done = false,
+    _q = false, _err = false, _done = false, _on_chunk = false,
     _sse = ctype == "" or ctype:lower():find("text/event-stream", 1, true) ~= nil,
     request_id = errors.scrub(transfer:header("x-request-id"), rt:secret()),
   }, Stream)
@@ -344,7 +344,10 @@ function Stream:next()
   local wait = 0 -- first read what the socket holds: perform(1) would
   while true do  -- read it and then wait on for more before returning
     local v, err = self:read_buffered()
-    if v ~= false then return v, err end
+    if v ~= false then
+      if v and self._on_chunk then self._on_chunk(v) end
+      return v, err
+    end
     rt:perform(wait)
     wait = 1
   end
@@ -353,7 +356,11 @@ end
 --- Calls `next` and raises its error: the iterator of `for chunk in stream`.
 function Stream:__call()
   local chunk, err = read_buffered(self) -- what `next` does first, without its frame
-  if not chunk and chunk ~= nil then chunk, err = self:next() end -- false: no whole event yet
+  if not chunk and chunk ~= nil then -- false: no whole event yet
+    chunk, err = self:next()
+  elseif chunk and self._on_chunk then
+    self._on_chunk(chunk)
+  end
   if err then error(err, 0) end
   return chunk
 end
@@ -512,6 +519,26 @@ function Stream:text()
     end
   end
   return iter, nil, nil, self
+end
+
+--- An iterator over the content parsed as JSON while it streams: yields
+-- `snapshot, path` after each content delta that adds to what can be shown
+-- (`snapshot` is one live table, updated in place; `path` the keys and
+-- indices of the value being filled). A leading code fence is skipped and a
+-- closing one ignored. A failure raises the error value; content that is
+-- not JSON raises an `invalid_json` error naming the byte offset, and
+-- `final()` still gives what arrived. Returns the stream as a fourth value.
+--
+--     for npc in stream:partials() do show(npc.mood, npc.say) end
+function Stream:partials()
+  return require("baseten.partial").iterate(self, M.content_of)
+end
+
+--- Calls `fn(index, name, args_snapshot)` after each tool-call delta this
+-- stream hands out (`client:stream(req, {on_tool_call_delta = fn})` sets it).
+function Stream:on_tool_call_delta(fn)
+  local tracker = require("baseten.partial").tracker(fn)
+  self._on_chunk = function(chunk) tracker:chunk(chunk) end
 end
 
 --- Reads the rest of the stream and returns the accumulated response, a

@@ -18,6 +18,8 @@ local options = require("baseten.options")
 local runtime = require("baseten.runtime")
 local schema_mod = require("baseten.schema")
 local request = require("baseten.request")
+local partial = require("baseten.partial")
+local stream_mod = require("baseten.stream")
 
 local json = core.json
 
@@ -25,6 +27,9 @@ local M = {}
 
 --- The `json_schema.name` sent when `req.schema_name` is not given.
 M.DEFAULT_SCHEMA_NAME = "response"
+
+-- client:json's options besides the call options.
+local JSON_OPTS = { on_partial = "func" }
 
 -- Client-side keys of a json request, never sent to the server.
 local STRIP = { schema = true, schema_name = true }
@@ -116,20 +121,27 @@ end
 -- `err.response`, the response it judged.
 -- @tparam table req the request, as OpenAI's Chat Completions JSON, plus
 --   `schema` and `schema_name`
--- @tparam[opt] table opts `timeout`, `max_retries`, `headers` for this call
+-- @tparam[opt] table opts `timeout`, `max_retries`, `headers` for this call,
+--   and `on_partial(snapshot, path)`: streams the reply and calls it after
+--   each content delta with the value parsed so far, one live table updated
+--   in place (see baseten.partial; snapshots are not validated)
 -- @return the decoded value, or nil
 -- @treturn table the response (`resp.usage`, ...), or the error
 function M.json(self, req, opts)
   if type(req) ~= "table" then error("baseten: json expects a request table", 2) end
   options.check(options.JSON, req, "baseten: json", 2, "req.")
+  local on_partial = type(opts) == "table" and opts.on_partial or nil
+  if on_partial ~= nil then options.check(JSON_OPTS, opts, "baseten: json", 2) end
   local rf, schema = M.response_format(req)
-  local stream = req.stream and true or false
+  local stream = (req.stream or on_partial) and true or false
   local over = { response_format = rf }
   if stream then over.stream = true end
   local body = request.chat_body(self, req, over, STRIP, "json", 2)
   local copts = options.call(self, opts, "json", 2)
   local resp, err = request.new(self, "POST", "/chat/completions", body, stream, copts):run()
-  if resp and stream then
+  if resp and on_partial then
+    resp, err = partial.drain(resp, on_partial, stream_mod.content_of)
+  elseif resp and stream then
     local st = resp
     resp, err = st:final()
     st:close()

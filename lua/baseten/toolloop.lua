@@ -31,10 +31,12 @@
 -- @module baseten.toolloop
 local core = require("baseten.core")
 local errors = require("baseten.errors")
-local options = require("baseten.options")
 local request = require("baseten.request")
+local stream_mod = require("baseten.stream")
 local task = require("baseten.task")
 local agent = require("baseten.agent")
+local toolopts = require("baseten.toolopts")
+local partial = require("baseten.partial")
 
 local json = core.json
 local M = {}
@@ -46,61 +48,13 @@ M.Loop = Loop
 -- Client-side keys of a tool-loop request, never sent to the server.
 local STRIP = { max_rounds = true, on_content = true, on_reasoning = true, on_tool_call = true,
                 on_tool_error = true, reasoning_history = true, confirm = true, on_tool_result = true,
-                on_round = true, on_done = true, max_total_tokens = true, session = true, transcript = true }
+                on_round = true, on_done = true, max_total_tokens = true, session = true, transcript = true,
+                on_tool_call_delta = true }
 M.STRIP = STRIP
 
--- The loop's own options, in `req` or in `opts` (`opts` wins).
-local LOOP = {
-  on_tool_result = "func", on_round = "func", on_done = "func", confirm = "func",
-  max_total_tokens = "positive_integer", transcript = "table",
-}
-local CALLBACKS = { "on_content", "on_reasoning", "on_tool_call", "on_tool_error", "on_tool_result",
-                    "on_round", "on_done", "confirm", "max_rounds", "reasoning_history",
-                    "max_total_tokens", "transcript" }
-
-local seq = 0
---- A fresh session id for one conversation's affinity header: random
--- enough that two processes started in the same second differ.
-function M.session_id()
-  seq = seq + 1
-  local t = core.now()
-  local addr = tostring({}):match("0x(%x+)") or tostring({}):match("(%x+)$") or "0"
-  return string.format("bt-%x-%06x-%s-%x", os.time(), math.floor((t * 1e6) % 0x1000000), addr:sub(-8), seq)
-end
-
--- The options of one loop from `req` and `opts`: checks them (raising at
--- `level` counted from the caller) and returns the settings table.
-local function settings(client, req, opts, where, level)
-  level = level + 1
-  if type(req) ~= "table" then error("baseten: " .. where .. " expects a request table", level) end
-  if opts ~= nil and type(opts) ~= "table" then error("baseten: " .. where .. ": options must be a table", level) end
-  opts = opts or {}
-  local problem = request.messages_problem(req.transcript or req.messages)
-  if problem then error("baseten: " .. where .. ": req.messages " .. problem, level) end
-  if req.model == nil and client.model == nil then
-    error("baseten: " .. where .. ": req.model is required (or set model on the client)", level)
-  end
-  options.check(options.RUN_TOOLS, req, "baseten: " .. where, level, "req.")
-  options.check(LOOP, req, "baseten: " .. where, level, "req.")
-  options.check(options.RUN_TOOLS, opts, "baseten: " .. where, level, "opts.")
-  options.check(LOOP, opts, "baseten: " .. where, level, "opts.")
-  local s = {}
-  for _, k in ipairs(CALLBACKS) do
-    if opts[k] ~= nil then s[k] = opts[k] else s[k] = req[k] end
-  end
-  local handlers, names = agent.handlers_of(req.tools)
-  if not handlers then error("baseten: " .. where .. ": " .. names, level) end
-  s.handlers, s.names = handlers, names
-  s.max_rounds = s.max_rounds or agent.DEFAULT_MAX_ROUNDS
-  -- the session: per call, else the client's, else one per conversation
-  local session = opts.session
-  if session == nil then session = req.session end
-  if session == nil and client.session == nil then session = M.session_id() end
-  local copts = { timeout = opts.timeout, max_retries = opts.max_retries, headers = opts.headers,
-                  session = session, fallback = opts.fallback }
-  s.copts = options.call(client, copts, where, level)
-  return s
-end
+--- A fresh session id for one conversation (see baseten.toolopts).
+M.session_id = toolopts.session_id
+local settings = toolopts.settings
 
 -- A raising callback ends the loop as canceled; its error goes out boxed.
 -- A callback that canceled the loop stops it too: `stop` is then true.
@@ -265,6 +219,8 @@ function Loop:ask()
   local body = request.chat_body(self.client, req, over, STRIP, "run_tools", 1)
   local call = request.new(self.client, "POST", "/chat/completions", body, stream, s.copts)
   self.call = call
+  -- each round's tool-call arguments as live tables while they stream (baseten.partial)
+  self.tracker = stream and s.on_tool_call_delta and partial.tracker(s.on_tool_call_delta) or nil
   local refusal = call:missing_key()
   if refusal then return self:fail(refusal) end
   local _, err = call:launch()
@@ -310,25 +266,32 @@ function Loop:respond(resp)
   return nil
 end
 
+-- The stream's end: its error, or the response it added up to.
+function Loop:stream_end(err)
+  local st = self.stream
+  if err then
+    err.partial = err.partial or st:snapshot()
+    st:close()
+    return self:fail(err)
+  end
+  local resp = st:snapshot()
+  st:close()
+  local msg = agent.message_of(resp)
+  for _, call in ipairs(msg and agent.calls_of(msg) or {}) do call.index = nil end
+  return self:respond(resp)
+end
+
 -- Hands each buffered chunk's text to on_content / on_reasoning, through
 -- the stream's text fast path (read_pieces: no table for a text chunk).
+-- With on_tool_call_delta, every chunk is decoded whole, since the tracker
+-- reads tool-call deltas from the chunk tables.
 function Loop:pump()
+  if self.tracker then return self:pump_chunks() end
   local st, s = self.stream, self.s
   while not self.ended do
     local chunk, err, k1, p2, k2, p3, k3 = st:read_pieces()
     if chunk == false then return nil end
-    if chunk == nil then
-      if err then
-        err.partial = err.partial or st:snapshot()
-        st:close()
-        return self:fail(err)
-      end
-      local resp = st:snapshot()
-      st:close()
-      local msg = agent.message_of(resp)
-      for _, call in ipairs(msg and agent.calls_of(msg) or {}) do call.index = nil end
-      return self:respond(resp)
-    end
+    if chunk == nil then return self:stream_end(err) end
     self.progress = self.progress + 1
     self.rt:touch()
     local piece, kind = err, k1 -- the chunk's pieces: err, k1, p2, k2, p3, k3
@@ -339,6 +302,32 @@ function Loop:pump()
         if e then return e end
       end
       piece, kind, p2, k2, p3 = p2, k2, p3, k3, nil
+    end
+  end
+  return nil
+end
+
+-- pump, one decoded chunk table at a time, each shown to the tracker.
+function Loop:pump_chunks()
+  local st, s = self.stream, self.s
+  while not self.ended do
+    local chunk, err = st:read_buffered()
+    if chunk == false then return nil end
+    if chunk == nil then return self:stream_end(err) end
+    self.progress = self.progress + 1
+    self.rt:touch()
+    local e = guard(self, self.tracker.chunk, self.tracker, chunk)
+    if e then return e end
+    local pieces = (s.on_content or s.on_reasoning) and stream_mod.pieces_of(chunk)
+    if pieces then
+      for i = 1, #pieces, 2 do
+        local kind, f = pieces[i + 1], nil
+        if kind == "content" then f = s.on_content elseif kind == "reasoning" then f = s.on_reasoning end
+        if f then
+          e = guard(self, f, pieces[i])
+          if e then return e end
+        end
+      end
     end
   end
   return nil

@@ -100,6 +100,17 @@ function baseten.check(v, err, ...) end
 ---@field headers? table<string, string> Extra headers for this request.
 ---@field session? string|false `x-session-affinity` for this request (`false`: none).
 ---@field fallback? baseten.Client[] The fallback clients of this request (`{}`: none).
+---@field json? boolean Ask for JSON as `Client:json` does (`req.schema`, `req.schema_name`), stream it, and call `on_done(value, resp)` (or `nil, err`) with the validated value.
+---@field on_partial? fun(snapshot: any, path: (string|integer)[]) With `json`: called from `poll` after each content delta with the JSON so far, one live table updated in place (implies `json`).
+---@field on_tool_call_delta? fun(index: integer, name: string?, args: table) Called after each tool-call delta with that call's arguments so far, as a live table.
+
+--- The second argument of `Client:json`: per-call options and `on_partial`.
+---@class baseten.JsonOptions: baseten.CallOptions
+---@field on_partial? fun(snapshot: any, path: (string|integer)[]) Stream the reply and call this after each content delta with the JSON so far: one live table updated in place; `path` names the value being filled. Snapshots are not validated.
+
+--- The second argument of `Client:stream`: per-call options and `on_tool_call_delta`.
+---@class baseten.StreamOptions: baseten.CallOptions
+---@field on_tool_call_delta? fun(index: integer, name: string?, args: table) Called as chunks are read, after each tool-call delta, with that call's arguments so far as a live table.
 
 --- The second argument of `Client:batch` and `Client:start_batch`.
 ---@class baseten.BatchOptions
@@ -171,6 +182,7 @@ function baseten.check(v, err, ...) end
 ---@field on_reasoning? fun(piece: string) Each reasoning delta (each round's whole reasoning without streaming).
 ---@field reasoning_history? "keep"|"drop" Whether assistant messages go back with their reasoning. Default `"keep"`; `"drop"` for servers that reject reasoning in requests.
 ---@field on_tool_call? fun(call: baseten.ToolCall) Each complete tool call, before its handler runs.
+---@field on_tool_call_delta? fun(index: integer, name: string?, args: table) With `stream = true`: each tool call's arguments so far, as a live table, after each delta (the handler still gets the complete arguments once).
 ---@field on_tool_error? fun(name: string, full: string) A handler raised: `full` is its error with position and traceback (the model gets the message alone).
 ---@field on_tool_result? fun(call: baseten.ToolCall, text: string) After each call is answered, with the tool message's content.
 ---@field on_round? fun(n: integer, resp: baseten.ChatResponse) Round n's response is in (before its tools run).
@@ -366,7 +378,7 @@ function Client:chat(req, opts) end
 -- `stream, nil, nil, stream`, so that `for chunk in client:stream(req) do`
 -- closes the stream on `break` (Lua 5.4).
 ---@param req baseten.ChatRequest the request
----@param opts? baseten.CallOptions per-call options
+---@param opts? baseten.StreamOptions per-call options, and `on_tool_call_delta`
 ---@return baseten.Stream? stream
 ---@return baseten.Error? err the error, when `stream` is nil
 function Client:stream(req, opts) end
@@ -381,7 +393,7 @@ function Client:stream(req, opts) end
 -- schema on the client. Errors besides those of `chat`: `refusal`,
 -- `invalid_json`, `schema_mismatch` (`err.path` says where).
 ---@param req baseten.JsonRequest the request, plus `schema` and `schema_name`
----@param opts? baseten.CallOptions per-call options
+---@param opts? baseten.JsonOptions per-call options, and `on_partial`
 ---@return any value the decoded JSON value, or nil
 ---@return baseten.ChatResponse|baseten.Error resp the response; the error when `value` is nil
 function Client:json(req, opts) end
@@ -561,6 +573,19 @@ function Stream:pieces() end
 -- stream is the 4th value, so `break` closes it (Lua 5.4).
 ---@return baseten.Stream iter
 function Stream:chunks() end
+
+--- An iterator over the content parsed as JSON while it streams: yields
+-- `snapshot, path` after each content delta that adds to what can be shown
+-- (one live table, updated in place). A leading code fence is skipped, a
+-- closing one ignored. Content that is not JSON raises an `invalid_json`
+-- error naming the byte offset; `final()` still gives what arrived.
+---@return fun(): any, (string|integer)[]
+function Stream:partials() end
+
+--- Calls `fn(index, name, args)` after each tool-call delta this stream
+-- hands out, `args` the call's arguments so far as a live table.
+---@param fn fun(index: integer, name: string?, args: table)
+function Stream:on_tool_call_delta(fn) end
 
 --- Reads the rest of the stream and returns the accumulated response, a
 -- chat.completion-shaped table: `content`, `refusal`, `reasoning_content`
@@ -759,6 +784,41 @@ function json.encode(value, opts) end
 ---@return string? why what is wrong with the text
 function json.decode(text, opts) end
 
+--- A resumable JSON parser (C): feed it any split of a JSON text and it
+-- keeps one live value up to date. An unfinished string shows its text so
+-- far (whole UTF-8 characters); an unfinished number or literal is left
+-- out; an object member appears once its name is complete and its value
+-- has begun. `opts`: `drop_nulls` (default true), `lone_surrogates` (as
+-- `json.decode`), `max_depth` (1 to 1000).
+---@param opts? {drop_nulls?: boolean, lone_surrogates?: "error"|"replace"|"wtf8", max_depth?: integer}
+---@return baseten.JsonPartial parser
+function json.partial(opts) end
+
+---@class baseten.JsonPartial
+local JsonPartial = {}
+
+--- Consumes the next piece. Returns the live snapshot (the same table on
+-- every feed once the root is a container; nil while nothing can be shown
+-- yet), or nil and why (with the byte offset), on this feed and every later one.
+---@param text string
+---@return any snapshot
+---@return string? why
+function JsonPartial:feed(text) end
+
+--- The whole value, equal to `json.decode` of everything fed (same options),
+-- or nil and why while the text is incomplete or invalid. Feeding may go on.
+---@return any value
+---@return string? why
+function JsonPartial:result() end
+
+--- The keys and indices of the value being filled (`{"items", 3, "name"}`).
+-- The same table while the path stays the same: do not change it.
+---@return (string|integer)[] path
+function JsonPartial:path() end
+
+--- Frees the parser (also `__gc` and `__close`); idempotent.
+function JsonPartial:close() end
+
 --- Marks a table as a JSON array (an empty one encodes as `[]`). A marked
 -- table's holes encode as `null` up to its largest positive integer key;
 -- any other key raises (see `json.encode` for sparse arrays).
@@ -870,7 +930,7 @@ function McpSession:start(method, params, opts) end
 function McpSession:poll(timeout) end
 
 --- The server's tools as `run_tools` entries.
----@param opts? {only: string[]?, filter: fun(name: string): boolean?, prefix: string?, max_output: integer?, timeout: number?}
+---@param opts? {only: string[]?, filter: fun(name: string): boolean?, prefix: string?, max_output: integer?, timeout: number?, async: boolean?}
 ---@return baseten.Tool[]? tools
 ---@return baseten.Error? err
 function McpSession:tools(opts) end

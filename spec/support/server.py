@@ -26,6 +26,12 @@ Two more mock models: a model name containing "nulls" ("test/nulls") sends
 every nullable field as null, and one containing "utf16-split-K-O" cuts
 its text by UTF-16 units as JavaScript servers do: see null_heavy() and
 utf16_pieces() below.
+
+Structured output (a json_schema or json_object response_format) streams
+in pieces of 4 characters, so a watcher of the JSON sees it grow. A model
+name containing "fenced" wraps that JSON in a ```json code fence, one
+containing "not-json" breaks it halfway, and one containing "-paced"
+("test/npc-paced") sends a chunk every 20 ms, as a model types.
 """
 
 import argparse
@@ -468,6 +474,10 @@ def example_for(schema, name, user_text, root, depth=0):
                 return ws[0] + " " + ws[1]
         cw = city_words(user_text)
         return cw[0] if cw else "example"
+    if lname == "file":
+        return "main.lua"
+    if lname in ("say", "line", "text"):  # a line worth watching arrive
+        return "Well met, traveller! You said: " + user_text
     return "example"
 
 
@@ -651,6 +661,13 @@ def mock_response(method, path, body, n):
     else:
         content = "Hello from the local test server. You said: " + user_text
 
+    json_reply = content is not None and isinstance(rf, dict) and \
+        rf.get("type") in ("json_schema", "json_object") and not tool_results
+    if json_reply and "not-json" in model:  # JSON that breaks mid-stream
+        content = content[:len(content) // 2] + " oops}"
+    if json_reply and "fenced" in model:  # as some models wrap JSON
+        content = "```json\n" + content + "\n```"
+
     if content is not None:
         limit = req.get("max_completion_tokens", req.get("max_tokens"))
         if isinstance(limit, int) and not isinstance(limit, bool) \
@@ -704,7 +721,9 @@ def mock_response(method, path, body, n):
 
     events = [chunk({"role": "assistant", "content": ""})]
     if content:
-        for w in cut(content, r"\s+|\S+\s*"):
+        # structured output streams in small pieces (JSON has few spaces),
+        # so a watcher of the JSON sees it grow
+        for w in cut(content, r"(?s).{1,4}" if json_reply else r"\s+|\S+\s*"):
             events.append(chunk({"content": w}))
     for i, tc in enumerate(tool_calls or []):
         events.append(chunk({"tool_calls": [{
@@ -722,10 +741,13 @@ def mock_response(method, path, body, n):
     items = [b": keep-alive\n\n"]
     items += [b"data: " + dumps(e) + b"\n\n" for e in events]
     items.append(b"data: [DONE]\n\n")
-    return {"chunks": items,
-            "headers": [["Content-Type", "text/event-stream"],
-                        ["Cache-Control", "no-cache"],
-                        ["x-request-id", rid]]}
+    out = {"chunks": items,
+           "headers": [["Content-Type", "text/event-stream"],
+                       ["Cache-Control", "no-cache"],
+                       ["x-request-id", rid]]}
+    if "-paced" in model:  # "test/...-paced": a chunk every 20 ms, as a model types
+        out["chunk_delay"] = 0.02
+    return out
 
 
 def history_error(model, messages):

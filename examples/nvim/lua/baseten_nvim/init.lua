@@ -7,6 +7,7 @@
 --       rocks_tree = "~/.luarocks",  -- optional: a luarocks tree holding baseten for Lua 5.1
 --     }
 --     :BasetenChat Explain this error message
+--     :BasetenPlan Rename the function foo to bar
 --     :BasetenSearch where are the retries decided
 --     :BasetenAgent What does the function under the cursor do?
 --
@@ -33,6 +34,12 @@
 -- text streams into a scratch buffer. <C-c> in that buffer (or
 -- :BasetenCancel) cancels the loop at once: nothing more is sent, and what
 -- was done is kept in `job.transcript` (`M.resume(job)` goes on from it).
+--
+-- `:BasetenPlan` asks for an edit plan as structured output,
+-- `{"file": ..., "steps": [{"line": n, "text": ...}, ...]}`, and shows it
+-- filling in while the JSON streams: `driver:start(req, {json = true,
+-- on_partial = fn})` hands over one live table after each delta, and the
+-- buffer is redrawn from it (a step's text grows as it arrives).
 --
 -- baseten itself is a plugin too (its repository, with build.lua): install
 -- both with your plugin manager, and nothing else is needed. `rocks_tree`
@@ -450,6 +457,96 @@ function M.search(query)
     end,
   })
   M.embed_driver:kick()
+  return job
+end
+
+-------------------------------------------------------------- plan
+
+--- The JSON Schema of an edit plan.
+M.PLAN_SCHEMA = {
+  type = "object",
+  properties = {
+    file = { type = "string" },
+    steps = {
+      type = "array",
+      items = {
+        type = "object",
+        properties = { line = { type = "integer" }, text = { type = "string" } },
+        required = { "line", "text" },
+        additionalProperties = false,
+      },
+    },
+  },
+  required = { "file", "steps" },
+  additionalProperties = false,
+}
+
+-- The lines that show a plan (whole or partial).
+local function plan_lines(plan, done)
+  local lines = { "# Edit plan" .. (done and "" or " (streaming...)"), "",
+                  "file: " .. (type(plan.file) == "string" and plan.file or "...") }
+  for i, step in ipairs(type(plan.steps) == "table" and plan.steps or {}) do
+    local text = type(step) == "table" and type(step.text) == "string" and step.text or ""
+    local line = type(step) == "table" and step.line
+    lines[#lines + 1] = ("%d. %s%s"):format(i, line and ("line " .. tostring(line) .. ": ") or "", text)
+  end
+  return lines
+end
+
+local function render(buf, plan, done)
+  if not vim.api.nvim_buf_is_valid(buf) then return end
+  local lines = {}
+  for _, l in ipairs(plan_lines(plan, done)) do
+    for _, part in ipairs(split_lines(l)) do lines[#lines + 1] = part end
+  end
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+end
+
+--- Asks for an edit plan for `prompt` and shows it filling in while it
+-- streams; returns the job (`plan` is the live table; `updates` counts
+-- redraws before the end; `value` the validated plan at the end).
+function M.plan(prompt)
+  if type(prompt) ~= "string" or prompt == "" then
+    notify("usage: :BasetenPlan {what to change}", vim.log.levels.WARN)
+    return nil
+  end
+  local ok, c = pcall(get_client)
+  if not ok then
+    notify(c, vim.log.levels.ERROR)
+    return nil
+  end
+  local buf = open_buffer()
+  local job = { buf = buf, prompt = prompt, plan = {}, updates = 0, done = false }
+  M.jobs[#M.jobs + 1] = job
+  job.handle = driver:start({
+    messages = { { role = "system", content = "Answer with an edit plan: the file to change and its steps." },
+                 { role = "user", content = prompt } },
+    schema = M.PLAN_SCHEMA, schema_name = "edit_plan", max_tokens = config.max_tokens,
+  }, {
+    json = true,
+    on_partial = function(snapshot)
+      job.plan = snapshot
+      job.updates = job.updates + 1
+      job.ticks_at_first_chunk = job.ticks_at_first_chunk or M.ticks()
+      render(buf, snapshot, false)
+    end,
+    on_done = function(value, err)
+      job.done, job.value, job.err = true, value, value == nil and err or nil
+      job.ticks_at_done = M.ticks()
+      if value then
+        render(buf, value, true)
+      elseif err and err.kind ~= "canceled" then
+        append(buf, "\n\n[" .. tostring(err) .. "]")
+        notify(tostring(err), vim.log.levels.ERROR)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd("BufWipeout", {
+    buffer = buf, once = true,
+    callback = function()
+      if not job.done then job.handle:cancel() end
+    end,
+  })
   return job
 end
 
