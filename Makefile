@@ -20,30 +20,30 @@ build: deps
 	@bash scripts/build.sh
 
 # test_sse.c includes sse.c and buf.c itself, to swap in an allocator that fails
-build/test_sse: csrc/sse.c csrc/sse.h csrc/buf.c csrc/buf.h csrc/test/test_sse.c
+build/test_sse: csrc/sse.c csrc/sse.h csrc/buf.c csrc/buf.h csrc/test/test_sse.c csrc/test/test_util.h
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_sse.c
 
 # the JSON scanner alone (no Lua); inputs sit right before an unmapped page
-build/test_json_scan: csrc/json_scan.c csrc/json.h csrc/test/test_json_scan.c
+build/test_json_scan: csrc/json_scan.c csrc/json.h csrc/test/test_json_scan.c csrc/test/test_util.h
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_json_scan.c csrc/json_scan.c
 
 # the SSE parser fed one byte (and seven) at a time: work per byte counted,
 # the same for a 1 KiB and a 256 KiB event (nothing quadratic in the buffer)
-build/test_sse_work: csrc/sse.c csrc/sse.h csrc/buf.c csrc/buf.h csrc/test/test_sse_work.c
+build/test_sse_work: csrc/sse.c csrc/sse.h csrc/buf.c csrc/buf.h csrc/test/test_sse_work.c csrc/test/test_util.h
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_sse_work.c
 
 # the text fast path's extractor alone (no Lua); inputs before an unmapped page
-build/test_delta: csrc/delta.c csrc/delta.h csrc/json_scan.c csrc/json.h csrc/test/test_delta.c
+build/test_delta: csrc/delta.c csrc/delta.h csrc/json_scan.c csrc/json.h csrc/test/test_delta.c csrc/test/test_util.h
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_delta.c csrc/delta.c csrc/json_scan.c
 
 # the resumable JSON parser alone (no Lua): every split of a corpus against
 # the prefixes fed whole and against the decoder's scanner
 build/test_jpartial: csrc/jpartial.c csrc/jpartial.h csrc/json_scan.c csrc/json.h csrc/buf.c \
-  csrc/test/test_jpartial.c csrc/test/jpartial_oracle.h
+  csrc/test/test_jpartial.c csrc/test/jpartial_oracle.h csrc/test/test_util.h
 	@mkdir -p build
 	$(CC) $(CFLAGS_DEV) $(SAN) -Icsrc -o $@ csrc/test/test_jpartial.c csrc/jpartial.c \
 	  csrc/json_scan.c csrc/buf.c

@@ -339,13 +339,8 @@ static int note_exit(bt_proc *p, int options) {
   return 1;
 }
 
-int bt_proc_pump(bt_proc *p) {
-  int a = flush_in(p), b, c;
-  b = drain(p, &p->out, 1);
-  c = drain(p, &p->err, 0);
-  if (b < 0 || c < 0) return -1;
-  return (note_exit(p, WNOHANG) | a | b | c) ? 1 : 0;
-}
+/* 1 when the child has exited (noted in p), 0 when it still runs. */
+static int poll_exit(bt_proc *p) { return note_exit(p, WNOHANG); }
 
 int bt_proc_fds(const bt_proc *p, int fds[3], int events[3]) {
   int n = 0;
@@ -565,13 +560,7 @@ static int note_exit(bt_proc *p, DWORD ms) {
   return 1;
 }
 
-int bt_proc_pump(bt_proc *p) {
-  int a = flush_in(p), b, c;
-  b = drain(p, &p->out, 1);
-  c = drain(p, &p->err, 0);
-  if (b < 0 || c < 0) return -1;
-  return (note_exit(p, 0) | a | b | c) ? 1 : 0;
-}
+static int poll_exit(bt_proc *p) { return note_exit(p, 0); }
 
 int bt_proc_fds(const bt_proc *p, int fds[3], int events[3]) {
   (void)p, (void)fds, (void)events;
@@ -602,3 +591,13 @@ void bt_proc_close(bt_proc *p, double grace) {
 }
 
 #endif
+
+/* One step of both platforms' I/O: stdin flushed, stdout and stderr
+ * drained, the exit noted; 1 when anything moved, -1 on a failed read. */
+int bt_proc_pump(bt_proc *p) {
+  int a = flush_in(p), b, c;
+  b = drain(p, &p->out, 1);
+  c = drain(p, &p->err, 0);
+  if (b < 0 || c < 0) return -1;
+  return (poll_exit(p) | a | b | c) ? 1 : 0;
+}

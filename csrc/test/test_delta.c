@@ -13,41 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "delta.h"
-
-static int passed, failed;
-
-static void ok(int cond, const char *what, const char *detail) {
-  if (cond) {
-    passed++;
-    return;
-  }
-  failed++;
-  printf("FAIL %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-}
-
-#define GUARD_ROOM (1u << 16)
-static unsigned char *guard_base;
-
-static void guard_init(void) {
-  long pg = sysconf(_SC_PAGESIZE);
-  unsigned char *m = mmap(NULL, GUARD_ROOM + (size_t)pg, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED || mprotect(m + GUARD_ROOM, (size_t)pg, PROT_NONE) != 0) {
-    perror("mmap guard");
-    exit(2);
-  }
-  guard_base = m;
-}
-
-static const char *guarded(const char *s, size_t n) {
-  unsigned char *g = guard_base + GUARD_ROOM - n;
-  memmove(g, s, n);
-  return (const char *)g;
-}
+#define BT_TEST_GUARD
+#include "test_util.h"
 
 static int extract(const char *s, size_t n, bt_delta *d) {
   return bt_delta_extract(guarded(s, n), n, d);

@@ -21,17 +21,7 @@
 
 #include "jpartial.h"
 #include "jpartial_oracle.h"
-
-static int passed, failed;
-
-static void ok(int cond, const char *what, const char *detail) {
-  if (cond) {
-    passed++;
-    return;
-  }
-  failed++;
-  printf("FAIL %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-}
+#include "test_util.h"
 
 static unsigned long rng = 12345;
 static unsigned rnd(unsigned n) {

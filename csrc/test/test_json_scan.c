@@ -14,49 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "json.h"
-
-static int passed, failed;
-
-static void ok(int cond, const char *what, const char *detail) {
-  if (cond) {
-    passed++;
-    return;
-  }
-  failed++;
-  printf("FAIL %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-}
-
-/* ---- input through a guard page ---- */
-
-#define GUARD_ROOM (1u << 16)
-static unsigned char *guard_base; /* GUARD_ROOM bytes, then a PROT_NONE page */
-
-static void guard_init(void) {
-  long pg = sysconf(_SC_PAGESIZE);
-  unsigned char *m = mmap(NULL, GUARD_ROOM + (size_t)pg, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED || mprotect(m + GUARD_ROOM, (size_t)pg, PROT_NONE) != 0) {
-    perror("mmap guard");
-    exit(2);
-  }
-  guard_base = m;
-}
-
-/* The n bytes of s, moved to end right at the guard page. */
-static const char *guarded(const char *s, size_t n) {
-  unsigned char *g;
-  if (n > GUARD_ROOM) {
-    fprintf(stderr, "input too long for the guard room\n");
-    exit(2);
-  }
-  g = guard_base + GUARD_ROOM - n;
-  memmove(g, s, n);
-  return (const char *)g;
-}
+#define BT_TEST_GUARD
+#include "test_util.h"
 
 /* bt_json_scan_document over s[0, n) at the guard page; its code. */
 static bt_json_error doc_n(const char *s, size_t n, unsigned flags, size_t *pos) {

@@ -19,8 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 static long alloc_count;   /* reallocs that returned memory or failed */
 static long alloc_fail_at; /* fail the Nth realloc; 0 = never */
@@ -33,17 +31,9 @@ static void *test_realloc(void *p, size_t n) {
 #define BT_BUF_REALLOC test_realloc
 #include "../buf.c"
 #include "../sse.c"
-
-static int passed, failed;
-
-static void ok(int cond, const char *name, const char *detail) {
-  if (cond) {
-    passed++;
-    return;
-  }
-  failed++;
-  printf("FAIL %s%s%s\n", name, detail ? ": " : "", detail ? detail : "");
-}
+#define BT_TEST_GUARD
+#define GUARD_ROOM (1u << 20)
+#include "test_util.h"
 
 /* ---- a growable log of what a run produced ---- */
 
@@ -79,22 +69,6 @@ static void sb_event(strbuf *b, const char *prefix, const sse_event *ev) {
   sb_str(b, "]");
 }
 
-/* ---- feeding through a guard page ---- */
-
-#define GUARD_ROOM (1u << 20)
-static char *guard_base; /* GUARD_ROOM bytes, then a PROT_NONE page */
-
-static void guard_init(void) {
-  long pg = sysconf(_SC_PAGESIZE);
-  char *m = mmap(NULL, GUARD_ROOM + (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                 -1, 0);
-  if (m == MAP_FAILED || mprotect(m + GUARD_ROOM, (size_t)pg, PROT_NONE) != 0) {
-    perror("mmap guard");
-    exit(2);
-  }
-  guard_base = m;
-}
-
 enum { LOG_PENDING = 1, LOG_RETRY = 2, NO_GUARD = 4 };
 
 /*
@@ -104,10 +78,7 @@ enum { LOG_PENDING = 1, LOG_RETRY = 2, NO_GUARD = 4 };
 static int feed_piece(sse_parser *p, const char *s, size_t n, int flags, strbuf *log) {
   const char *g = s;
   size_t off = 0;
-  if (!(flags & NO_GUARD) && n <= GUARD_ROOM) {
-    g = guard_base + GUARD_ROOM - n;
-    memmove((char *)g, s, n);
-  }
+  if (!(flags & NO_GUARD) && n <= GUARD_ROOM) g = guarded(s, n);
   for (;;) {
     sse_event ev;
     size_t used = (size_t)-1;

@@ -38,17 +38,7 @@ static void *count_realloc(void *p, size_t n) {
 #define BT_BUF_REALLOC count_realloc
 #include "../buf.c"
 #include "../sse.c"
-
-static int passed, failed;
-
-static void ok(int cond, const char *what, const char *detail) {
-  if (cond) {
-    passed++;
-    return;
-  }
-  failed++;
-  printf("FAIL %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-}
+#include "test_util.h"
 
 /* Builds a stream whose one big event has about n bytes in the shape
  * `shape` names, then a small event; returns it (malloc'd), its length in
