@@ -28,10 +28,12 @@ local accumulate = require("baseten.accumulate")
 local request = require("baseten.request")
 local runtime = require("baseten.runtime")
 local mend = require("baseten.mend")
+local chunk_text = require("baseten.chunk_text")
 
 local json = core.json
 local type = type -- upvalues, not global lookups, on the per-token path
 local acc_add = accumulate.add
+local row_pieces = chunk_text.row_pieces
 
 local M = {}
 
@@ -137,22 +139,9 @@ function Stream:_release()
   end
 end
 
-local function error_message(e)
-  if type(e) == "string" then return e end
-  if type(e) == "table" then
-    if type(e.message) == "string" then return e.message, e.type, e.code end
-    local ok, s = pcall(json.encode, e)
-    if ok then return s end
-  end
-  return "the server reported an error"
-end
-
 -- An `error` member inside a chunk (vLLM, SGLang, OpenRouter do this).
 local function chunk_error(self, chunk)
-  local msg, etype, code = error_message(chunk.error)
-  return fail(self, { kind = "error_event", message = msg,
-                      type = type(etype) == "string" and etype or nil,
-                      code = (type(code) == "string" or type(code) == "number") and tostring(code) or nil })
+  return fail(self, chunk_text.error_fields(chunk.error))
 end
 
 -- "data: [DONE]" can come before the end of the HTTP body (the last chunk
@@ -373,70 +362,14 @@ end
 
 --- The non-empty content delta of choice 0 in a chunk, or nil (a chunk
 -- of an `n > 1` request can carry any choice, in any position).
-function M.content_of(chunk)
-  local choices = chunk.choices
-  if type(choices) ~= "table" then return nil end
-  for i = 1, #choices do
-    local c = choices[i]
-    if type(c) == "table" and (c.index == 0 or c.index == nil) then
-      local d = c.delta
-      local piece = type(d) == "table" and d.content
-      if type(piece) == "string" and piece ~= "" then return piece end
-      return nil
-    end
-  end
-  return nil
-end
+-- @function content_of
+M.content_of = chunk_text.content_of
 
--- The delta of choice 0 in a chunk, or nil.
-local function delta_of(chunk)
-  local choices = chunk.choices
-  if type(choices) ~= "table" then return nil end
-  for i = 1, #choices do
-    local c = choices[i]
-    if type(c) == "table" and (c.index == 0 or c.index == nil) then
-      local d = c.delta
-      return type(d) == "table" and d or nil
-    end
-  end
-  return nil
-end
-
-local function nonempty(v)
-  return type(v) == "string" and v ~= "" and v or nil
-end
-
---- The non-empty text deltas of choice 0 in a chunk, in the order a
--- reader should show them: reasoning (spelled `reasoning_content`, or
--- `reasoning` by some servers; a chunk with both gives it once), content,
--- refusal. Returns up to three `piece, kind` pairs as one array
--- `{piece1, kind1, piece2, kind2, ...}`, or nil when there is none.
-function M.pieces_of(chunk)
-  local d = delta_of(chunk)
-  if not d then return nil end
-  local r = nonempty(d.reasoning_content) or nonempty(d.reasoning)
-  local c, f = nonempty(d.content), nonempty(d.refusal)
-  if not (r or c or f) then return nil end
-  local out, n = {}, 0
-  if r then out[1], out[2], n = r, "reasoning", 2 end
-  if c then out[n + 1], out[n + 2], n = c, "content", n + 2 end
-  if f then out[n + 1], out[n + 2] = f, "refusal" end
-  return out
-end
-
--- pieces_of for the row of a fast-path chunk, without the table: up to
--- three piece, kind pairs, in the same order.
-local function row_pieces(c, rc, r, f)
-  r = nonempty(rc) or nonempty(r)
-  c, f = nonempty(c), nonempty(f)
-  local fk = f and "refusal"
-  if r then
-    if c then return r, "reasoning", c, "content", f, fk end
-    return r, "reasoning", f, fk
-  end
-  if c then return c, "content", f, fk end
-  return f, fk
-end
+--- The non-empty text deltas of choice 0 in a chunk, in `pieces()` order,
+-- as one array `{piece1, kind1, piece2, kind2, ...}`, or nil when there is
+-- none (see `baseten.chunk_text.pieces_of`).
+-- @function pieces_of
+M.pieces_of = chunk_text.pieces_of
 
 --- One read of what is buffered for a text consumer, never waiting on the
 -- network (internal; baseten.toolloop's on_content and on_reasoning): the
