@@ -13,23 +13,6 @@ local type = type -- an upvalue, not a global lookup, on the per-token path
 
 local M = {}
 
---- The non-empty content delta of choice 0 in a chunk, or nil (a chunk
--- of an `n > 1` request can carry any choice, in any position).
-function M.content_of(chunk)
-  local choices = chunk.choices
-  if type(choices) ~= "table" then return nil end
-  for i = 1, #choices do
-    local c = choices[i]
-    if type(c) == "table" and (c.index == 0 or c.index == nil) then
-      local d = c.delta
-      local piece = type(d) == "table" and d.content
-      if type(piece) == "string" and piece ~= "" then return piece end
-      return nil
-    end
-  end
-  return nil
-end
-
 --- The delta of choice 0 in a chunk (a table), or nil.
 function M.delta_of(chunk)
   local choices = chunk.choices
@@ -41,6 +24,15 @@ function M.delta_of(chunk)
       return type(d) == "table" and d or nil
     end
   end
+  return nil
+end
+
+--- The non-empty content delta of choice 0 in a chunk, or nil (a chunk
+-- of an `n > 1` request can carry any choice, in any position).
+function M.content_of(chunk)
+  local d = M.delta_of(chunk)
+  local piece = d and d.content
+  if type(piece) == "string" and piece ~= "" then return piece end
   return nil
 end
 

@@ -10,6 +10,7 @@
 -- @module baseten.partial
 local core = require("baseten.core")
 local errors = require("baseten.errors")
+local delta_of = require("baseten.chunk_text").delta_of
 
 local json = core.json
 
@@ -200,17 +201,9 @@ end
 
 -- The tool_calls delta of choice 0, or nil.
 local function tool_deltas(chunk)
-  local choices = chunk.choices
-  if type(choices) ~= "table" then return nil end
-  for i = 1, #choices do
-    local c = choices[i]
-    if type(c) == "table" and (c.index == 0 or c.index == nil) then
-      local d = c.delta
-      local tc = type(d) == "table" and d.tool_calls
-      return type(tc) == "table" and tc or nil
-    end
-  end
-  return nil
+  local d = delta_of(chunk)
+  local tc = d and d.tool_calls
+  return type(tc) == "table" and tc or nil
 end
 
 function Tracker:chunk(chunk)

@@ -360,16 +360,21 @@ function Stream:chunks()
   return self, nil, nil, self
 end
 
---- The non-empty content delta of choice 0 in a chunk, or nil (a chunk
--- of an `n > 1` request can carry any choice, in any position).
--- @function content_of
-M.content_of = chunk_text.content_of
+--- `baseten.chunk_text.content_of` and `pieces_of`, for structured.lua and
+-- toolloop.lua: choice 0's content delta; its text deltas in pieces() order.
+M.content_of, M.pieces_of = chunk_text.content_of, chunk_text.pieces_of
 
---- The non-empty text deltas of choice 0 in a chunk, in `pieces()` order,
--- as one array `{piece1, kind1, piece2, kind2, ...}`, or nil when there is
--- none (see `baseten.chunk_text.pieces_of`).
--- @function pieces_of
-M.pieces_of = chunk_text.pieces_of
+-- The pieces of what read_text gave (true and a fast-path row, or a
+-- chunk), as up to three piece, kind pairs; nothing for a chunk without text.
+local function read_pieces_of(v, x, rc, r, f)
+  if v == true then -- the fast path; most chunks carry content alone
+    if rc or r or f then return row_pieces(x, rc, r, f) end
+    if x and x ~= "" then return x, "content" end
+    return
+  end
+  local q = M.pieces_of(v)
+  if q then return q[1], q[2], q[3], q[4], q[5], q[6] end
+end
 
 --- One read of what is buffered for a text consumer, never waiting on the
 -- network (internal; baseten.toolloop's on_content and on_reasoning): the
@@ -379,17 +384,22 @@ M.pieces_of = chunk_text.pieces_of
 -- whole event is buffered yet.
 function Stream:read_pieces()
   local v, x, rc, r, f = read_text(self)
-  if v == true then
-    if rc or r or f then return true, row_pieces(x, rc, r, f) end
-    if x and x ~= "" then return true, x, "content" end
-    return true
-  end
-  if v then
-    local q = M.pieces_of(v)
-    if q then return true, q[1], q[2], q[3], q[4], q[5], q[6] end
-    return true
-  end
+  if v then return true, read_pieces_of(v, x, rc, r, f) end
   return v, x
+end
+
+-- read_text for the iterators, as next() waits (wait: 0 first, then 1),
+-- raising a failure: returns wait, then what read_text gave, nil at the end.
+local function read_waiting(self, wait)
+  while true do
+    local v, x, rc, r, f = read_text(self)
+    if v ~= false then
+      if v == nil and x then error(x, 0) end
+      return wait, v, x, rc, r, f
+    end
+    self._rt:perform(wait)
+    wait = 1
+  end
 end
 
 --- An iterator over every non-empty text delta of choice 0, in arrival
@@ -404,23 +414,11 @@ end
 function Stream:pieces()
   local a, ka, b, kb, c, kc -- the pieces of the last chunk not yet handed out
   local function iter()
-    local wait = 0 -- as next(): first what is buffered, then wait for more
+    local wait, v, x, rc, r, f = 0 -- as next(): first what is buffered, then wait for more
     while a == nil do
-      local v, x, rc, r, f = read_text(self)
-      if v == true then -- the fast path; most chunks carry content alone
-        if rc or r or f then a, ka, b, kb, c, kc = row_pieces(x, rc, r, f)
-        elseif x ~= "" then a, ka = x, "content" end -- (x may be nil: a stays nil)
-      elseif v then
-        local q = M.pieces_of(v)
-        if q then a, ka, b, kb, c, kc = q[1], q[2], q[3], q[4], q[5], q[6] end
-      elseif v == false then
-        self._rt:perform(wait)
-        wait = 1
-      elseif x then
-        error(x, 0)
-      else
-        return nil
-      end
+      wait, v, x, rc, r, f = read_waiting(self, wait)
+      if not v then return nil end
+      a, ka, b, kb, c, kc = read_pieces_of(v, x, rc, r, f)
     end
     local p, k = a, ka
     a, ka, b, kb, c, kc = b, kb, c, kc, nil, nil
@@ -433,19 +431,14 @@ end
 -- A failure raises the error value.
 function Stream:text()
   local function iter()
-    local wait = 0
+    local wait, v, x = 0
     while true do
-      local v, x = read_text(self)
+      wait, v, x = read_waiting(self, wait)
       if v == true then
         if x and x ~= "" then return x end
       elseif v then
         local piece = M.content_of(v)
         if piece then return piece end
-      elseif v == false then
-        self._rt:perform(wait)
-        wait = 1
-      elseif x then
-        error(x, 0)
       else
         return nil
       end
