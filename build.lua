@@ -297,25 +297,20 @@ local function have(program, windows)
   return (run("command -v " .. sh_quote(program)))
 end
 
-local function remove_tree(dir, windows)
+-- A directory operation the way each host does it: Neovim's own function
+-- (vim.fn[fn](dir, flags)), cmd.exe's command or the shell's.
+local function dir_op(dir, windows, fn, flags, cmd, sh)
   if in_nvim() then
-    vim.fn.delete(dir, "rf")
+    vim.fn[fn](dir, flags)
   elseif windows then
-    os.execute('rmdir /s /q "' .. dir .. '" 2>nul')
+    os.execute(cmd .. ' "' .. dir .. '" 2>nul')
   else
-    os.execute("rm -rf " .. sh_quote(dir))
+    os.execute(sh .. " " .. sh_quote(dir))
   end
 end
 
-local function make_dir(dir, windows)
-  if in_nvim() then
-    vim.fn.mkdir(dir, "p")
-  elseif windows then
-    os.execute('mkdir "' .. dir .. '" 2>nul')
-  else
-    os.execute("mkdir -p " .. sh_quote(dir))
-  end
-end
+local function remove_tree(dir, windows) dir_op(dir, windows, "delete", "rf", "rmdir /s /q", "rm -rf") end
+local function make_dir(dir, windows) dir_op(dir, windows, "mkdir", "p", "mkdir", "mkdir -p") end
 
 local function read_all(path)
   local f = io.open(path, "rb")
