@@ -72,6 +72,7 @@ build = {
       ["baseten.partial"] = "lua/baseten/partial.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
       ["baseten.toolloop"] = "lua/baseten/toolloop.lua",
+      ["baseten.toolopts"] = "lua/baseten/toolopts.lua",
       ["baseten.chatbody"] = "lua/baseten/chatbody.lua",
       ["baseten.batch"] = "lua/baseten/batch.lua",
       ["baseten.embed"] = "lua/baseten/embed.lua",

@@ -69,6 +69,7 @@ build = {
       ["baseten.structured"] = "lua/baseten/structured.lua",
       ["baseten.agent"] = "lua/baseten/agent.lua",
       ["baseten.toolloop"] = "lua/baseten/toolloop.lua",
+      ["baseten.toolopts"] = "lua/baseten/toolopts.lua",
       ["baseten.chatbody"] = "lua/baseten/chatbody.lua",
       ["baseten.batch"] = "lua/baseten/batch.lua",
       ["baseten.embed"] = "lua/baseten/embed.lua",

@@ -128,7 +128,7 @@ for pass in $passes; do
     # specs whose work runs in child processes (the CLI, build.lua, Neovim
     # and LÖVE, a wrong-Lua check, the MCP CLI and Neovim), which the
     # collector of this process never touches: the plain pass runs them under ASan
-    skip=${SANITIZE_GC_SKIP_FILES-"cli cli_batch hosts build_lua abi mcp_cli mcp_nvim"}
+    skip=${SANITIZE_GC_SKIP_FILES-"cli cli_batch cli_session hosts build_lua abi mcp_cli mcp_nvim"}
     # what is only volume pends itself (BASETEN_GC_TORTURE: 200,000 chunks
     # would take ten minutes, a 2 MB request body 20 s), as do latency
     # checks: what this pass checks is memory, not timing

@@ -5,6 +5,13 @@
 -- tool error (`return nil, text`). Tool output is untrusted text: it is
 -- never run nor used as a path, and it is cut to `max_output` bytes (with a
 -- note saying so) before it reaches the model.
+--
+-- With `async = true` each handler is asynchronous (see `start_tools`): it
+-- returns a function that starts the call with `session:start_call` and
+-- resolves with its text when the answer comes, so a tool loop driven by
+-- `client:poll` never waits on the server (connect the session with
+-- `client = client`, so that the client's poll drives its calls; a
+-- blocking `run_tools` polls them too while it waits).
 -- @module baseten.mcp_tools
 local core = require("baseten.core")
 local toolmod = require("baseten.tool")
@@ -80,12 +87,23 @@ function M.check(opts, level)
   if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
     error("mcp: tools: timeout must be a positive number", level)
   end
+  if opts.async ~= nil and type(opts.async) ~= "boolean" then error("mcp: tools: async must be a boolean", level) end
   return max
+end
+
+-- What a handler gives for a tools/call answer: text, or nil and the
+-- tool error.
+local function answer_of(result, err, max)
+  if not result then return nil, limit(tostring(err), max) end
+  local text = limit(M.result_text(result), max)
+  if result.isError then return nil, text end
+  return text
 end
 
 --- The entries for `session`'s `list` (see the module comment). `opts`:
 -- `only` (array of names), `filter(name) -> bool`, `prefix` (put before
--- every name), `max_output` (bytes), `timeout` (per call).
+-- every name), `max_output` (bytes), `timeout` (per call), `async`
+-- (asynchronous handlers, for `start_tools`).
 function M.entries(session, list, opts)
   opts = opts or {}
   local max = M.check(opts, 3)
@@ -103,11 +121,15 @@ function M.entries(session, list, opts)
       out[#out + 1] = toolmod.tool{
         name = wire_name((opts.prefix or "") .. name), description = t.description, parameters = schema,
         handler = function(args)
-          local result, err = session:call_tool(name, args, { timeout = opts.timeout })
-          if not result then return nil, limit(tostring(err), max) end
-          local text = limit(M.result_text(result), max)
-          if result.isError then return nil, text end
-          return text
+          if not opts.async then
+            local result, err = session:call_tool(name, args, { timeout = opts.timeout })
+            return answer_of(result, err, max)
+          end
+          return function(resolve)
+            session:start_call(name, args, { timeout = opts.timeout, on_done = function(result, err)
+              resolve(answer_of(result, err, max))
+            end })
+          end
         end }
     end
   end

@@ -930,7 +930,7 @@ function McpSession:start(method, params, opts) end
 function McpSession:poll(timeout) end
 
 --- The server's tools as `run_tools` entries.
----@param opts? {only: string[]?, filter: fun(name: string): boolean?, prefix: string?, max_output: integer?, timeout: number?}
+---@param opts? {only: string[]?, filter: fun(name: string): boolean?, prefix: string?, max_output: integer?, timeout: number?, async: boolean?}
 ---@return baseten.Tool[]? tools
 ---@return baseten.Error? err
 function McpSession:tools(opts) end
