@@ -46,8 +46,20 @@ typedef struct bt_rx {
   sse_parser sse;
 } bt_rx;
 
+/* Easy handles kept for reuse: a transfer's handle goes back here when it
+ * closes (curl_easy_reset), and the engine's next request takes it, which
+ * saves making and freeing one per request. Shared by the engine and every
+ * transfer that may give a handle back (refs), since either may be
+ * collected first; once the engine closes, handles are freed, not kept. */
+#define HANDLE_POOL_MAX 64
+typedef struct bt_pool {
+  CURL *h[HANDLE_POOL_MAX];
+  int n, refs, closed;
+} bt_pool;
+
 typedef struct bt_engine {
   CURLM *multi;
+  bt_pool *pool;     /* NULL once closed */
   long pid;          /* the process that made it: a forked child may not drive it */
   bt_transfer *head; /* transfers still attached to this engine */
   int closed;
@@ -59,6 +71,7 @@ struct bt_transfer {
   CURL *easy;
   long pid; /* the process that made it (see bt_engine) */
   bt_engine *engine;
+  bt_pool *pool; /* where the handle goes back on close (a ref), or NULL */
   bt_transfer *prev, *next;
   struct curl_slist *headers;
   int body_ref; /* registry ref keeping the request body string alive */
@@ -89,9 +102,20 @@ BT_HIDDEN void bt_http_rx_free(void *rx);
  * for url. -1 when libcurl would not restrict it to http and https. */
 BT_HIDDEN int bt_http_set_curl(bt_transfer *t, const char *url);
 
-/* http_opts.c: a new transfer on top of the stack, configured from the
- * option table at index opts (see engine_request); raises on a bad option. */
-BT_HIDDEN bt_transfer *bt_http_transfer_new(lua_State *L, int opts);
+/* http_opts.c: a new transfer of engine e on top of the stack, configured
+ * from the option table at index opts (see engine_request); raises on a bad
+ * option. */
+BT_HIDDEN bt_transfer *bt_http_transfer_new(lua_State *L, bt_engine *e, int opts);
+
+/* http_engine.c: an easy handle from e's pool (NULL: none, or e closed)
+ * or a new one; NULL when curl cannot make one. On success *pool is the
+ * pool the handle goes back to, with a ref taken for the caller, or NULL. */
+BT_HIDDEN CURL *bt_http_handle_take(bt_engine *e, bt_pool **pool);
+
+/* http_engine.c: a transfer's handle back to pool (made in process pid):
+ * reset and kept, or freed (pool closed or full); then the ref dropped.
+ * A forked child touches neither the handle nor curl. */
+BT_HIDDEN void bt_http_handle_give(bt_pool *pool, CURL *h, long pid);
 
 /* http_engine.c: takes t off its engine (no-op when it has none). */
 BT_HIDDEN void bt_http_detach(bt_transfer *t);

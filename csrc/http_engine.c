@@ -4,6 +4,7 @@
  * all of them. A blocking call is a transfer plus a loop of perform in Lua.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
@@ -53,6 +54,44 @@ static void transfer_finish(bt_transfer *t, CURLcode result) {
   bt_http_detach(t);
 }
 
+CURL *bt_http_handle_take(bt_engine *e, bt_pool **pool) {
+  bt_pool *p = e->closed ? NULL : e->pool;
+  CURL *h = p && p->n > 0 ? p->h[--p->n] : curl_easy_init();
+  *pool = h ? p : NULL;
+  if (*pool) p->refs++;
+  return h;
+}
+
+static void pool_unref(bt_pool *p) {
+  if (--p->refs == 0) free(p);
+}
+
+void bt_http_handle_give(bt_pool *p, CURL *h, long pid) {
+  if (h != NULL && !bt_http_forked(pid)) {
+    if (p && !p->closed && p->n < HANDLE_POOL_MAX) {
+      curl_easy_reset(h); /* every option, the private pointer included, is set again */
+      p->h[p->n++] = h;
+    } else {
+      curl_easy_cleanup(h);
+    }
+  }
+  if (p) pool_unref(p);
+}
+
+/* The engine's share of its pool: the kept handles are freed (in the
+ * process that made them), transfers still out free theirs on close. */
+static void pool_close(bt_engine *e) {
+  bt_pool *p = e->pool;
+  e->pool = NULL;
+  if (p == NULL) return;
+  p->closed = 1;
+  while (p->n > 0) {
+    CURL *h = p->h[--p->n];
+    if (!bt_http_forked(e->pid)) curl_easy_cleanup(h);
+  }
+  pool_unref(p);
+}
+
 static int engine_close(lua_State *L) {
   bt_engine *e = luaL_checkudata(L, 1, ENGINE_MT);
   if (e->closed) return 0;
@@ -61,6 +100,7 @@ static int engine_close(lua_State *L) {
     if (t->state == T_RUNNING) transfer_finish(t, CURLE_ABORTED_BY_CALLBACK);
     else bt_http_detach(t);
   }
+  pool_close(e);
   /* a forked child leaves the multi (and its memory) alone */
   if (!bt_http_forked(e->pid)) curl_multi_cleanup(e->multi);
   e->multi = NULL;
@@ -76,6 +116,13 @@ static int engine_new(lua_State *L) {
   luaL_setmetatable(L, ENGINE_MT);
   e->multi = curl_multi_init();
   if (e->multi == NULL) return luaL_error(L, "curl_multi_init failed");
+  e->pool = calloc(1, sizeof *e->pool);
+  if (e->pool == NULL) {
+    curl_multi_cleanup(e->multi);
+    e->multi = NULL;
+    return luaL_error(L, "not enough memory");
+  }
+  e->pool->refs = 1;
   e->closed = 0;
   curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   return 1;
@@ -186,7 +233,7 @@ static int engine_request(lua_State *L) {
   bt_engine *e = check_engine(L, 1);
   bt_transfer *t;
   luaL_checktype(L, 2, LUA_TTABLE);
-  t = bt_http_transfer_new(L, 2);
+  t = bt_http_transfer_new(L, e, 2);
   if (e->closed) return luaL_error(L, CLOSED_MSG); /* by a finalizer or metamethod just now */
   if (transfer_attach(e, t) != CURLM_OK) return luaL_error(L, "curl_multi_add_handle failed");
   return 1;

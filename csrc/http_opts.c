@@ -155,7 +155,7 @@ static void set_url(lua_State *L, bt_transfer *t, int opts) {
 }
 
 /* Closed until the handle exists, so that __gc frees only what was taken. */
-static bt_transfer *transfer_alloc(lua_State *L, int opts) {
+static bt_transfer *transfer_alloc(lua_State *L, bt_engine *e, int opts) {
   size_t max_event = opt_bytes(L, opts, "max_event");
   size_t max_body = opt_bytes(L, opts, "max_body");
   bt_transfer *t = lua_newuserdata(L, sizeof *t);
@@ -166,7 +166,9 @@ static bt_transfer *transfer_alloc(lua_State *L, int opts) {
   sse_init(&t->rx.sse, max_event);
   BT_LEND_INIT(&t->lend, &t->rx, bt_http_rx_free, "transfer");
   luaL_setmetatable(L, TRANSFER_MT);
-  t->easy = curl_easy_init();
+  /* no Lua call (so no finalizer) from here to T_RUNNING: the pool ref
+   * taken is t's before anything can close e or raise */
+  t->easy = bt_http_handle_take(e, &t->pool);
   if (t->easy == NULL) luaL_error(L, "curl_easy_init failed");
   t->state = T_RUNNING; /* from here on __gc frees what we take */
   t->stream = opt_bool(L, opts, "stream");
@@ -174,8 +176,8 @@ static bt_transfer *transfer_alloc(lua_State *L, int opts) {
   return t;
 }
 
-bt_transfer *bt_http_transfer_new(lua_State *L, int opts) {
-  bt_transfer *t = transfer_alloc(L, opts);
+bt_transfer *bt_http_transfer_new(lua_State *L, bt_engine *e, int opts) {
+  bt_transfer *t = transfer_alloc(L, e, opts);
   set_url(L, t, opts);
   set_string(L, t, opts, "user_agent", CURLOPT_USERAGENT);
   set_method(L, t, opts);

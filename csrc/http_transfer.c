@@ -29,8 +29,9 @@ static int transfer_close(lua_State *L) {
   bt_transfer *t = luaL_checkudata(L, 1, TRANSFER_MT);
   if (t->state == T_CLOSED) return 0;
   bt_http_detach(t);
-  if (t->easy && !bt_http_forked(t->pid)) curl_easy_cleanup(t->easy);
+  bt_http_handle_give(t->pool, t->easy, t->pid);
   t->easy = NULL;
+  t->pool = NULL;
   curl_slist_free_all(t->headers);
   t->headers = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, t->body_ref);

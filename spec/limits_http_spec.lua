@@ -81,6 +81,56 @@ describe("an engine", function()
     assert.matches("attempt to use a closed baseten engine", tostring(err))
   end)
 
+  local function run(e, opts)
+    local t = e:request(opts)
+    while t:state() == "running" do e:perform(0.05) end
+    local status = t:status()
+    t:body()
+    t:close()
+    return status
+  end
+
+  -- issue 26: a closed transfer's easy handle goes back to its engine
+  -- (curl_easy_reset) for the next request; nothing of the request before
+  -- may stay on it
+  it("gives a reused handle none of the options of the request before", function()
+    local e = core.engine()
+    run(e, { url = srv.url .. "/one", method = "PUT", body = "first",
+             headers = { "X-One: 1", "Authorization: Bearer " .. KEY }, user_agent = "ua-one",
+             timeout = 30 })
+    for _ = 1, 3 do run(e, { url = srv.url .. "/models", method = "GET" }) end
+    e:close()
+    local list = srv:requests()
+    local first, last = list[#list - 3], list[#list]
+    assert.equal("PUT", first.method)
+    assert.equal("1", first.header_map["x-one"])
+    assert.equal("GET", last.method)
+    assert.equal("/v1/models", last.path)
+    assert.is_nil(last.header_map["x-one"])
+    assert.is_nil(last.header_map["authorization"])
+    assert.not_equal("ua-one", last.header_map["user-agent"])
+    assert.equal("", last.body)
+  end)
+
+  it("frees a transfer's handle when the engine closed first, whichever is collected first", function()
+    local function leave(round) -- t2 (and e in round 2) left to the collector
+      local e = core.engine()
+      local t1 = e:request{ url = srv.url .. "/models", method = "GET" }
+      local t2 = e:request{ url = srv.url .. "/models", method = "GET" }
+      while t1:state() == "running" or t2:state() == "running" do e:perform(0.05) end
+      t1:close() -- its handle into the pool
+      if round == 1 then e:close() end
+    end
+    for round = 1, 2 do
+      leave(round)
+      collectgarbage()
+      collectgarbage()
+    end
+    local e = core.engine()
+    assert.equal(200, run(e, { url = srv.url .. "/models", method = "GET" }))
+    e:close()
+  end)
+
   -- luaposix may be missing; LuaJIT's FFI can fork on any LuaJIT, and
   -- csrc/test/test_guards.c checks the same guard from C on Lua 5.4
   if not (jit and pcall(require, "ffi")) then return end
