@@ -554,36 +554,43 @@ describe("non-blocking requests", function()
     end)
   end)
 
-  it("from one poll loop, 12 streams that each take one second all finish in well under two seconds", function()
+  it("from one poll loop, 12 streams that each take one second run side by side: all 12 are under way at once", function()
+    -- Counted, not timed: a stream is under way from its first chunk to its
+    -- end, as this loop sees them. One after another, at most one would be;
+    -- side by side, all 12 are once every first chunk is in. A slow client
+    -- (the sanitizer's GC pass on a busy machine took 2 s to see the first
+    -- chunk of all 12) cannot keep pace with a 1 s stream, so there each
+    -- stream takes 6.5 s: what that pass checks is memory, not speed.
+    local gap = os.getenv("BASETEN_GC_TORTURE") and 0.5 or 1 / 12
     local pieces, text = words(10)
-    for _ = 1, 12 do srv:enqueue({ chunks = sse(pieces), chunk_delay = 1 / 12 }) end -- 13 gaps ≈ 1.08 s
+    for _ = 1, 12 do srv:enqueue({ chunks = sse(pieces), chunk_delay = gap }) end -- 13 gaps: 1.08 s (6.5 s)
     local t0 = core.now()
-    local took, handles, chunks, at_first_done = {}, {}, {}, nil
+    local took, handles, chunks = {}, {}, {}
+    local under_way, most = 0, 0
     for i = 1, 12 do
       chunks[i] = 0
       handles[i] = client:start({ messages = msgs(), stream = true }, {
-        on_chunk = function() chunks[i] = chunks[i] + 1 end,
+        on_chunk = function()
+          chunks[i] = chunks[i] + 1
+          if chunks[i] == 1 then
+            under_way = under_way + 1
+            most = math.max(most, under_way)
+          end
+        end,
         on_done = function(_, err)
           assert.is_nil(err)
           took[i] = core.now() - t0
-          if not at_first_done then
-            at_first_done = {}
-            for k = 1, 12 do at_first_done[k] = chunks[k] end
-          end
+          under_way = under_way - 1
         end,
       })
     end
     while client:pending() > 0 do
-      assert(core.now() - t0 < 60, "streams did not finish")
+      assert(core.now() - t0 < 120, "streams did not finish")
       client:poll(0.05)
     end
-    -- they ran side by side: when the first one ended, every other one had
-    -- most of its chunks (one after another, the others would have none)
+    assert.equal(12, most, "at most " .. most .. " streams under way at once")
     for i = 1, 12 do
-      assert.is_true(at_first_done[i] >= 5, "stream " .. i .. " had " .. at_first_done[i] .. " chunks")
-    end
-    for i = 1, 12 do
-      assert.is_true(took[i] >= 0.9, "stream " .. i .. " took only " .. took[i])
+      assert.is_true(took[i] >= 13 * gap * 0.8, "stream " .. i .. " took only " .. took[i])
       assert.equal(text, content_of((handles[i]:result())))
     end
     assert.equal(12, srv:stats().requests)

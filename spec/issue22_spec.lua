@@ -55,9 +55,11 @@ describe("issue 22", function()
   after_each(function() client:close() end)
 
   describe("5: a stream left by break", function()
-    it("is finished once collected, on every Lua: usage counted, transfer closed", function()
+    it("is finished once collected, on every Lua: usage counted, log event emitted, transfer closed", function()
       srv:enqueue({ chunks = { 'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n' }, stall = 5 })
-      local c = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 0 }
+      local ends = {}
+      local c = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 0,
+                             log = function(e) if e.event == "stream_end" then ends[#ends + 1] = e.how end end }
       local transfer
       local function read_one() -- its own frame, so no stack slot keeps the stream
         for chunk in c:stream{ messages = msgs() } do -- luacheck: ignore 512 (left by break, the point)
@@ -79,6 +81,7 @@ describe("issue 22", function()
       for _ = 1, 4 do collectgarbage() end
       assert.is_nil(next(weak), "the stream was not collected")
       assert.equal(1, c:usage().requests)
+      assert.same({ "closed" }, ends)
       assert.equal("closed", transfer:state())
       c:close()
     end)

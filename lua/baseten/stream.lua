@@ -82,6 +82,12 @@ local function ended(self)
   if f then
     self._on_end = nil
     f(self._acc.usage)
+    local rt = self._rt
+    if rt:logging() then -- once per stream, however it ended (a collected one too)
+      local err = self._err
+      rt:emit({ event = "stream_end", how = err and "failed" or (self._done and "done" or "closed"),
+                kind = err and err.kind or nil, request_id = self.request_id })
+    end
   end
 end
 
