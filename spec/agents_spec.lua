@@ -5,6 +5,7 @@
 local baseten = require("baseten")
 local server = require("spec.support.server")
 local core = require("baseten.core")
+local util = require("spec.support.util")
 
 local json = baseten.json
 
@@ -104,7 +105,9 @@ describe("client:start_tools", function()
     assert.is_false(h:done())
     assert.equal(0, count_requests(srv)) -- nothing sent before the first poll
     local polls = poll_until(client, function() return done ~= nil end)
-    assert.is_true(polls > 1) -- it took several polls: none of them waited for the whole loop
+    -- it took several polls: none of them waited for the whole loop (not in
+    -- the GC-torture pass, whose finalizers perform the engine inside a poll)
+    if not util.skip_latency() then assert.is_true(polls > 1) end
     assert.is_nil(done.err)
     assert.equal("stop", done.resp.choices[1].finish_reason)
     assert.equal("user,assistant,tool,tool,assistant", roles(done.transcript))
