@@ -159,13 +159,15 @@ describe("the one request path", function()
         assert.is_nil(body.stream_options, call.name)
       end
       assert.equal(1, finished, call.name .. ": the usage point saw each response once")
-      seen[#seen + 1] = { name = call.name, shape = shape(events) }
+      seen[#seen + 1] = { name = call.name, shape = shape(events), stream = call.stream }
     end
     local want = "request(attempt,authorization,bytes,event,method,url)"
       .. " retry(attempt,delay,elapsed,event,kind,status)"
       .. " request(attempt,authorization,bytes,event,method,url)"
       .. " response(attempt,elapsed,event,request_id,status)"
-    for _, s in ipairs(seen) do assert.equal(want, s.shape, s.name) end
+    for _, s in ipairs(seen) do -- and a stream's end, once
+      assert.equal(s.stream and want .. " stream_end(event,how)" or want, s.shape, s.name)
+    end
   end)
 
   it("models goes the same way (GET, same headers and events)", function()
