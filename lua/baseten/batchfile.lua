@@ -238,11 +238,21 @@ function M.record(id, custom_id, resp, err, request_id)
 end
 
 -- Appends one line and flushes it; true, or nil and a message naming the file.
-local function append(out, path, line)
+-- `at` is where the output ends (nil when it cannot seek): LuaJIT's flush
+-- reports success on a full disk and drops the bytes, so the end must have
+-- moved by what was written.
+local function append(out, path, line, at)
   local ok, err = out:write(line)
   if ok then ok, err = out:flush() end
+  if ok and at then
+    local now = out:seek("end")
+    if now and now < at + #line then
+      ok, err = nil, "No space left on device (" .. (at + #line - now) .. " bytes did not reach the file)"
+    end
+    at = now
+  end
   if not ok then return nil, "cannot write " .. path .. ": " .. tostring(err) end
-  return true
+  return true, at
 end
 
 --- Runs a batch file: reads the input, resumes from the output, sends what
@@ -289,13 +299,15 @@ function M.run(client, opts)
   local s = { total = #todo, succeeded = 0, failed = 0, skipped = prior.count, malformed = #input.malformed,
               dropped_lines = prior.dropped, elapsed = 0, requests_per_second = 0, tokens = 0, kinds = {} }
   local werr
+  local at = out.seek and out:seek("end") or nil
   local ok, perr = pcall(client.batch, client, reqs, {
     concurrency = opts.concurrency or 32, keep = false,
     on_result = function(i, resp, rerr2, request_id)
       local line = M.record(("batch_req_%s_%d"):format(stamp, i), todo[i].id, resp, rerr2, request_id)
       local wrote
-      wrote, werr = append(out, opts.output, line)
+      wrote, werr = append(out, opts.output, line, at)
       if not wrote then error(werr, 0) end -- stops the batch
+      at, werr = werr, nil
       if resp then
         s.succeeded = s.succeeded + 1
       else
