@@ -304,10 +304,12 @@ function M.run(client, opts)
     concurrency = opts.concurrency or 32, keep = false,
     on_result = function(i, resp, rerr2, request_id)
       local line = M.record(("batch_req_%s_%d"):format(stamp, i), todo[i].id, resp, rerr2, request_id)
-      local wrote
-      wrote, werr = append(out, opts.output, line, at)
-      if not wrote then error(werr, 0) end -- stops the batch
-      at, werr = werr, nil
+      local wrote, where = append(out, opts.output, line, at) -- where: the new end, or the error
+      if not wrote then
+        werr = where
+        error(werr, 0) -- stops the batch
+      end
+      at = where
       if resp then
         s.succeeded = s.succeeded + 1
       else
