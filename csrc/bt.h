@@ -54,6 +54,18 @@ BT_HIDDEN void bt_json_dec_open(lua_State *L);
 BT_HIDDEN int bt_json_push_decoded(lua_State *L, const char *s, size_t len, unsigned flags,
                                    size_t *lone, char *err, size_t errlen);
 
+/* The same, telling w (json.h's bt_json_watch; NULL for none) of the
+ * document's members and containers as they are decoded. */
+struct bt_json_watch;
+BT_HIDDEN int bt_json_push_decoded_watched(lua_State *L, const char *s, size_t len, unsigned flags,
+                                           size_t *lone, char *err, size_t errlen,
+                                           struct bt_json_watch *w);
+
+/* json_dec.c: pushes the string whose body (between the quotes) is p[0, n),
+ * as the decoder would under flags (escaped: the body has an escape). */
+BT_HIDDEN void bt_json_push_string_body(lua_State *L, const char *p, size_t n, int escaped,
+                                        unsigned flags);
+
 /* json_dec.c: pushes a number as json.decode makes it (5.3+: an integer
  * when the literal is one, or an integral value within 2^53), so the
  * resumable parser's numbers are the decoder's. */
@@ -79,6 +91,16 @@ BT_HIDDEN void bt_proc_open(lua_State *L);
  * returns 0, and the event takes the full path. */
 struct sse_event;
 BT_HIDDEN int bt_delta_push_event(lua_State *L, const struct sse_event *ev, int head);
+
+/* ldelta.c: for t:next_event(sink) (http_transfer.c). Decodes the chunk
+ * s[0, n) as bt_json_push_decoded does with ldelta.c's DELTA_FLAGS
+ * (returns 0 with err set, or 1 with the table pushed); given a sink (a
+ * stack index, or 0), when the chunk is one whose only effect on
+ * baseten.accumulate is a content piece for choice 0, also appends that
+ * piece to the text segment at sink as accumulate's push_text would, and
+ * returns 2. */
+BT_HIDDEN int bt_delta_decode_chunk(lua_State *L, const char *s, size_t n, size_t *lone, char *err,
+                                    size_t errlen, int sink);
 
 /* http_engine.c: sets the engine constructor. */
 BT_HIDDEN void bt_http_open(lua_State *L);

@@ -21,7 +21,7 @@
  * fallback costs one scan; the caller then decodes the chunk in full.
  *
  * Conservative by design: when it says yes, decoding the whole text with
- * DROP_NULLS | LONE_WTF8 (http.c's CHUNK_FLAGS) would give a table whose
+ * DROP_NULLS | LONE_WTF8 (ldelta.c's DELTA_FLAGS) would give a table whose
  * only parts that baseten.stream and baseten.accumulate read are the ones
  * found here. The usage value is only located, not checked: the caller
  * decodes that span and falls back if the decoder refuses it.

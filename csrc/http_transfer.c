@@ -110,20 +110,24 @@ static int is_done_marker(const sse_event *ev) {
   return ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0;
 }
 
-/* How a stream's chunks are decoded: object members that are null are left
- * out (what the client returns holds no null member), and a lone surrogate
- * escape becomes its 3-byte form, for baseten.stream to pair with the half
- * in the next chunk or make U+FFFD (servers in JavaScript cut text between
- * the two halves of an emoji). */
-#define CHUNK_FLAGS (BT_JSON_DROP_NULLS | BT_JSON_LONE_WTF8)
+/* A stream's chunks are decoded by bt_delta_decode_chunk (ldelta.c) with
+ * its DELTA_FLAGS: object members that are null are left out (what the
+ * client returns holds no null member), and a lone surrogate escape
+ * becomes its 3-byte form, for baseten.stream to pair with the half in the
+ * next chunk or make U+FFFD (servers in JavaScript cut text between the
+ * two halves of an emoji). */
 
 /* Turns one parsed event into the values next_event returns. Returns the
  * number of values, or 0 to skip (an empty data frame). A chunk that holds
- * lone surrogates (CHUNK_FLAGS) has a third value, how many: "chunk",
- * table, lone; baseten.stream mends them. */
-static int push_event(lua_State *L, const sse_event *ev) {
+ * lone surrogates (see above) has a third value, how many: "chunk",
+ * table, lone; baseten.stream mends them. Given a sink (the stack index of
+ * the accumulator's content segment, or 0), a chunk whose only effect on
+ * the accumulator is its content piece goes into it (bt_delta_decode_chunk)
+ * and the third value is true. */
+static int push_event(lua_State *L, const sse_event *ev, int sink) {
   char err[160];
   size_t lone = 0;
+  int rc;
   if (ev->type_len != 7 || memcmp(ev->type, "message", 7) != 0) {
     lua_pushliteral(L, "event");
     lua_pushlstring(L, ev->type, ev->type_len);
@@ -136,9 +140,14 @@ static int push_event(lua_State *L, const sse_event *ev) {
     return 1;
   }
   lua_pushliteral(L, "chunk");
-  if (bt_json_push_decoded(L, ev->data, ev->data_len, CHUNK_FLAGS, &lone, err, sizeof err)) {
-    if (lone == 0) return 2;
-    lua_pushinteger(L, (lua_Integer)lone); /* the rare case: a third value */
+  rc = bt_delta_decode_chunk(L, ev->data, ev->data_len, &lone, err, sizeof err, sink);
+  if (rc != 0) {
+    if (lone != 0) {
+      lua_pushinteger(L, (lua_Integer)lone); /* the rare case: a third value */
+      return 3;
+    }
+    if (rc == 1) return 2;
+    lua_pushboolean(L, 1); /* added to the sink: a third value, true */
     return 3;
   }
   lua_pop(L, 1);
@@ -155,6 +164,7 @@ static int read_events(lua_State *L, int text) {
   bt_transfer *t = lua_touserdata(L, 1);
   bt_rx *rx = bt_lend_state(&t->lend);
   int head = text && lua_toboolean(L, 2);
+  int sink = !text && lua_istable(L, 2) ? 2 : 0;
   while (!bt_lend_closed(&t->lend) && rx->off < rx->buf.len) {
     sse_event ev;
     size_t used = 0;
@@ -167,7 +177,7 @@ static int read_events(lua_State *L, int text) {
       return 2;
     }
     if (text && (nret = bt_delta_push_event(L, &ev, head)) > 0) return nret;
-    if ((nret = push_event(L, &ev)) > 0) return nret;
+    if ((nret = push_event(L, &ev, sink)) > 0) return nret;
   }
   return 0;
 }
@@ -179,8 +189,10 @@ static int read_next_event(lua_State *L) { return read_events(L, 0); }
 static int read_next_text(lua_State *L) { return read_events(L, 1); }
 
 /* Runs the reader in upvalue 1 with t->rx lent to it:
- *   t:next_event() -> the next buffered SSE event, decoded:
- *     "chunk", table | "done" | "event", type, data | "invalid", data, why
+ *   t:next_event([sink]) -> the next buffered SSE event, decoded:
+ *     "chunk", table[, lone | true] | "done" | "event", type, data
+ *     | "invalid", data, why (true: the chunk's content went into sink,
+ *     baseten.accumulate's content segment; see bt_delta_decode_chunk)
  *     | nothing when more bytes are needed | nil, why (event too large)
  *   t:next_text([head]) -> the same, but a chunk of the common text shape
  *     as "text", choice, content, ... (ldelta.c; id, model, created if head)

@@ -83,6 +83,23 @@ typedef struct bt_json_scanner {
   bt_json_error code; /* set on failure */
 } bt_json_scanner;
 
+/*
+ * A watcher of a decode (bt_json_push_decoded_watched): told of each
+ * member kept (not a null one dropped) before its value is decoded, with
+ * its object's depth (sc->depth; 1 for the outermost) and its name's body
+ * s[start, end) (escaped: it has an escape), the value at sc->pos; of each
+ * container opened (its depth, 1 for the outermost); and of each array
+ * closed, with its count of elements. baseten.stream's for-chunk path
+ * (ldelta.c) watches a chunk's shape this way instead of reading its table.
+ */
+typedef struct bt_json_watch bt_json_watch;
+struct bt_json_watch {
+  void (*member)(bt_json_watch *w, const bt_json_scanner *sc, size_t start, size_t end,
+                 int escaped);
+  void (*open)(bt_json_watch *w, int depth, int array);
+  void (*close_array)(bt_json_watch *w, int depth, int count);
+};
+
 BT_HIDDEN void bt_json_scan_init(bt_json_scanner *sc, const char *s, size_t len, unsigned flags);
 
 /* Records a failure; returns 0 so callers can `return bt_json_fail(...)`. */

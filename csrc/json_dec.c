@@ -37,8 +37,9 @@
 typedef struct {
   bt_json_scanner sc;
   unsigned flags;
-  int array_mt; /* stack index of the array mark */
-  int cache;    /* stack index of the string cache, 0 if none */
+  int array_mt;         /* stack index of the array mark */
+  int cache;            /* stack index of the string cache, 0 if none */
+  bt_json_watch *watch; /* told of members and containers, or NULL */
 } decoder;
 
 static int dec_value(lua_State *L, decoder *d);
@@ -100,6 +101,11 @@ static DEC_NOINLINE void dec_push_unescaped(lua_State *L, const unsigned char *p
   buf = (char *)lua_newuserdata(L, n); /* the collector frees it */
   lua_pushlstring(L, buf, bt_json_unescape(p, n, flags, buf));
   lua_remove(L, -2);
+}
+
+void bt_json_push_string_body(lua_State *L, const char *p, size_t n, int escaped, unsigned flags) {
+  if (escaped) dec_push_unescaped(L, (const unsigned char *)p, n, flags);
+  else lua_pushlstring(L, p, n);
 }
 
 /* Pushes the body s[start, end) of a scanned string. */
@@ -219,6 +225,7 @@ static int dec_member(lua_State *L, decoder *d, int t, int *pending, int *made) 
   bt_json_skip_space(sc);
   if ((d->flags & BT_JSON_DROP_NULLS) && bt_json_peek(sc) == 'n')
     return bt_json_scan_literal(sc, "null", 4);
+  if (d->watch) d->watch->member(d->watch, sc, start, end, escaped);
   if (!*made && (is_container(bt_json_peek(sc)) || *pending == DEC_BATCH)) {
     /* a nested one: this and two more; a big one: twice the batch */
     dec_make_object(L, t, *pending, *pending < DEC_BATCH ? *pending + 3 : 2 * DEC_BATCH);
@@ -235,6 +242,7 @@ static int dec_object(lua_State *L, decoder *d) {
   bt_json_scanner *sc = &d->sc;
   int t = dec_open(L, sc), pending = 0, made = 0, rc = 2;
   if (t == 0) return 0;
+  if (d->watch) d->watch->open(d->watch, sc->depth, 0);
   if (bt_json_peek(sc) == '}') {
     sc->pos++;
   } else {
@@ -260,6 +268,7 @@ static int dec_array(lua_State *L, decoder *d) {
   bt_json_scanner *sc = &d->sc;
   int t = dec_open(L, sc), n = 0, made = 0, rc = 2;
   if (t == 0) return 0;
+  if (d->watch) d->watch->open(d->watch, sc->depth, 1);
   if (bt_json_peek(sc) == ']') {
     sc->pos++;
   } else {
@@ -277,6 +286,7 @@ static int dec_array(lua_State *L, decoder *d) {
   if (!made) dec_make_array(L, t, n, n);
   lua_pushvalue(L, d->array_mt); /* every array, so [] re-encodes as [] */
   lua_setmetatable(L, t);
+  if (d->watch) d->watch->close_array(d->watch, sc->depth, n);
   sc->depth--;
   return 1;
 }
@@ -333,6 +343,11 @@ static int dec_document(lua_State *L, decoder *d) {
 
 int bt_json_push_decoded(lua_State *L, const char *s, size_t len, unsigned flags, size_t *lone,
                          char *err, size_t errlen) {
+  return bt_json_push_decoded_watched(L, s, len, flags, lone, err, errlen, NULL);
+}
+
+int bt_json_push_decoded_watched(lua_State *L, const char *s, size_t len, unsigned flags,
+                                 size_t *lone, char *err, size_t errlen, bt_json_watch *w) {
   decoder d;
   int base = lua_gettop(L);
   luaL_checkstack(L, DEC_SLOTS, "cannot decode JSON"); /* before anything is pushed */
@@ -340,6 +355,7 @@ int bt_json_push_decoded(lua_State *L, const char *s, size_t len, unsigned flags
   if (lone != NULL) *lone = 0;
   bt_json_scan_init(&d.sc, s, len, flags);
   d.flags = flags;
+  d.watch = w;
   if ((flags & BT_JSON_LONE_WTF8) && (flags & BT_JSON_LONE_REPLACE)) {
     if (err != NULL && errlen > 0) snprintf(err, errlen, "conflicting lone-surrogate flags");
     return 0;

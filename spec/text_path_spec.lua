@@ -33,6 +33,19 @@ methods.next_text = function(...)
   return unpack(r, 1, 14)
 end
 
+-- The for-chunk path's sink: t:next_event(sink) adds a plain content
+-- chunk to the accumulator in C (its third value is then true). `sunk`
+-- counts those; with `no_sink` set the sink is not passed, so every chunk
+-- takes accumulate.add: the reference the sink must agree with.
+local sunk, no_sink = 0, false
+local next_event = methods.next_event
+methods.next_event = function(t, sink)
+  if no_sink then return next_event(t) end
+  local a, b, c = next_event(t, sink)
+  if c == true then sunk = sunk + 1 end
+  return a, b, c
+end
+
 local HEAD = '"id":"c1","object":"chat.completion.chunk","created":1741569952,"model":"m"'
 
 -- Chunks, as raw text, each at an edge of the fast path.
@@ -133,10 +146,11 @@ end
 -- What one path gives for a stream: the pieces, final() (or the failure).
 local function run(client, how)
   local s = assert(client:stream{ messages = { { role = "user", content = "x" } } })
-  local pieces, text = {}, {}
+  local pieces, text, chunks = {}, {}, {}
   local ok, err = pcall(function()
     if how == "chunks" then
       for chunk in s do
+        chunks[#chunks + 1] = chunk
         local q = stream_mod.pieces_of(chunk) or {}
         for i = 1, #q do pieces[#pieces + 1] = q[i] end
         text[#text + 1] = stream_mod.content_of(chunk)
@@ -150,7 +164,7 @@ local function run(client, how)
       for piece in s:text() do text[#text + 1] = piece end
     end
   end)
-  local out = { pieces = pieces, text = text }
+  local out = { pieces = pieces, text = text, chunks = chunks }
   if ok then
     out.final = assert(s:final())
   else
@@ -165,10 +179,17 @@ end
 -- chunks the fast path took.
 local function check(srv, client, body, what)
   local resp = { chunks = { body }, headers = { ["Content-Type"] = "text/event-stream" } }
-  srv:enqueue(resp, resp, resp)
+  srv:enqueue(resp, resp, resp, resp)
   local before = rows
-  local full = run(client, "chunks")
+  no_sink = true -- every chunk through accumulate.add
+  local ok, ref = pcall(run, client, "chunks")
+  no_sink = false
+  assert(ok, ref)
+  local full = run(client, "chunks") -- with the sink
   assert.are.equal(before, rows, "the chunk path took the fast path: " .. what)
+  for _, k in ipairs({ "chunks", "pieces", "text", "final", "kind", "partial" }) do
+    assert.are.same(ref[k], full[k], "the sink changes " .. k .. ": " .. what)
+  end
   local fast = run(client, "pieces")
   local fast_rows = rows - before
   local text = run(client, "text")
@@ -200,9 +221,22 @@ describe("the text fast path", function()
     end
     assert.is_true(LIGHT or fast >= 20, "the fast path took only " .. fast .. " chunks")
     -- the first 22 are the fast path's; the rest are not
+    local was = sunk
     local f = check(srv, client, body_of({ unpack(CHUNKS, 1, 22) }), "the fast chunks")
     assert.are.equal(22, f)
+    -- the for-chunk path's sink took the plain content chunks after the head
+    assert.are.equal(9, sunk - was)
     assert.are.equal(0, check(srv, client, body_of({ unpack(CHUNKS, 23) }), "the full chunks"))
+  end)
+
+  it("the for-chunk sink agrees across the accumulator's 512-piece text segments", function()
+    local list = {}
+    for i = 1, LIGHT and 600 or 1300 do
+      list[i] = CHUNKS[i % 7 == 0 and 6 or (i % 5 == 0 and 3 or 2)] -- a reasoning chunk now and then
+    end
+    local was = sunk
+    check(srv, client, body_of(list), "1300 chunks")
+    assert.is_true(sunk - was > #list / 2, "the sink took " .. (sunk - was))
   end)
 
   it("agrees on failures, and on a last event without its blank line", function()

@@ -198,6 +198,17 @@ end
 -- (baseten.stream), which skips a method lookup.
 M.add = Acc.add
 
+--- Choice 0's content segment, once the head (id, model, created) is in
+-- and choice 0 exists; else false. The core's `t:next_event(sink)` appends
+-- to it the content piece of a chunk whose only effect on `add` would be
+-- that piece (csrc/ldelta.c, bt_delta_sink_add), exactly as `add` does:
+-- a table of up to SEGMENT - 1 pieces, `n` of them, whose joined segments
+-- are in `segs` (the core leaves a full one to `add`).
+function M.content_sink(self)
+  local ch = self.got_head and self.choices[0]
+  return ch and ch.parts.content or false
+end
+
 --- Adds a chunk of the common text shape given as its fields, not as a
 -- table (baseten.stream's text fast path: the row `t:next_text()` gives),
 -- with exactly the effect `add` has on that chunk. `choice`: the chunk has

@@ -103,7 +103,8 @@ function Runtime:emit(event)
   if log then pcall(log, event) end
 end
 
---- Whether the client was closed.
+--- Whether the client was closed (also the field `is_closed`, which
+-- baseten.stream reads on its per-chunk path instead of this call).
 function Runtime:closed()
   return self.is_closed
 end

@@ -33,6 +33,7 @@ local chunk_text = require("baseten.chunk_text")
 local json = core.json
 local type = type -- upvalues, not global lookups, on the per-token path
 local acc_add = accumulate.add
+local content_sink = accumulate.content_sink
 local row_pieces = chunk_text.row_pieces
 
 local M = {}
@@ -68,7 +69,7 @@ function M.new(client, transfer, on_end)
   -- read finds them in the table (a missing key goes on to __index)
   local self = setmetatable({
     _rt = rt, _t = transfer, _acc = accumulate.new(), _on_end = on_end,
-    _q = false, _err = false, _done = false, _on_chunk = false,
+    _q = false, _err = false, _done = false, _on_chunk = false, _sink = false,
     _sse = ctype == "" or ctype:lower():find("text/event-stream", 1, true) ~= nil,
     request_id = errors.scrub(transfer:header("x-request-id"), rt:secret()),
   }, Stream)
@@ -198,7 +199,7 @@ local function bad_chunk(self, a)
   return chunk_error(self, a)
 end
 
--- How t:next_event() decodes chunks (csrc/http_transfer.c, CHUNK_FLAGS).
+-- How t:next_event() decodes chunks (csrc/ldelta.c, DELTA_FLAGS).
 local CHUNK_OPTS = { drop_nulls = true, lone_surrogates = "wtf8" }
 
 -- The stream's body has ended: cleanly, or not. Returns the last event, as
@@ -260,22 +261,27 @@ function Stream:read_buffered()
   if not t then
     return fail(self, { kind = "canceled", message = "the stream was closed" })
   end
-  if self._rt:closed() then -- the engine closed its transfers
+  if self._rt.is_closed then -- the client was closed (the field: closed() is a call per chunk)
     self._t = nil
     return fail(self, { kind = "canceled", message = "the client was closed" })
   end
   if not self._sse then return collect_body(self) end
   while true do
-    local kind, a, b = t:next_event()
+    -- the sink: the core adds a plain content chunk to the accumulator
+    -- itself (b is then true); not while chunks are held to be mended
+    local kind, a, b = t:next_event(not q and self._sink)
     if kind == nil then
       if a then return fail(self, { kind = "invalid_response", message = a }) end -- nil, why
       if t:state() == "running" then return false end
       kind, a, b = at_end(self)
     end
     if kind == "chunk" then -- the per-token path: the common case inline
+      if b == true then return a end -- added by the core
       if type(a) == "table" and a.error == nil then -- (nulls are dropped: "error": null is nil)
         if not (b or q) then
-          acc_add(self._acc, a)
+          local acc = self._acc
+          acc_add(acc, a)
+          if not self._sink then self._sink = content_sink(acc) end
           return a
         end
         a = hold(self, a, b) -- b: lone surrogate halves in the chunk
