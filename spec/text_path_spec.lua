@@ -38,6 +38,7 @@ end
 -- counts those; with `no_sink` set the sink is not passed, so every chunk
 -- takes accumulate.add: the reference the sink must agree with.
 local sunk, no_sink = 0, false
+local SINK = rawget(_G, "jit") == nil -- as baseten.stream decides
 local next_event = methods.next_event
 methods.next_event = function(t, sink)
   if no_sink then return next_event(t) end
@@ -225,7 +226,7 @@ describe("the text fast path", function()
     local f = check(srv, client, body_of({ unpack(CHUNKS, 1, 22) }), "the fast chunks")
     assert.are.equal(22, f)
     -- the for-chunk path's sink took the plain content chunks after the head
-    assert.are.equal(9, sunk - was)
+    assert.are.equal(SINK and 9 or 0, sunk - was) -- LuaJIT: baseten.stream passes no sink
     assert.are.equal(0, check(srv, client, body_of({ unpack(CHUNKS, 23) }), "the full chunks"))
   end)
 
@@ -236,7 +237,7 @@ describe("the text fast path", function()
     end
     local was = sunk
     check(srv, client, body_of(list), "1300 chunks")
-    assert.is_true(sunk - was > #list / 2, "the sink took " .. (sunk - was))
+    assert.is_true(not SINK or sunk - was > #list / 2, "the sink took " .. (sunk - was))
   end)
 
   it("agrees on failures, and on a last event without its blank line", function()
