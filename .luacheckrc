@@ -6,7 +6,7 @@ include_files = {
   "lua/**/*.lua", "spec/**/*.lua", "examples/**/*.lua", "bench/**/*.lua",
   "bin/baseten", "*.rockspec", "rockspecs/*.rockspec", ".luacheckrc", "config.ld", "build.lua",
 }
-exclude_files = { ".rocks/**", "build/**", "bench/node_modules/**" }
+exclude_files = { ".rocks/**", "build/**", "bench/node_modules/**", "bench/out/**" }
 
 -- specs and benchmarks hold long literal data and command lines: no line limit
 files["spec/**/*.lua"] = { std = "+busted", max_line_length = false }
