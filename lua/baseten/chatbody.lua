@@ -80,7 +80,9 @@ function M.chat_body(client, req, over, strip, where, level)
   if type(req) ~= "table" then error("baseten: " .. where .. " expects a request table", level) end
   local problem = M.messages_problem(req.messages)
   if problem then error("baseten: " .. where .. ": req.messages " .. problem, level) end
-  local body = {}
+  -- made with room for the usual keys (named as nil: Lua 5.4 sizes the
+  -- table by the fields named), so copying a small request never rehashes
+  local body = { model = nil, messages = nil, stream = nil, max_tokens = nil }
   for k, v in pairs(req) do
     if not (strip and strip[k]) then body[k] = v end
   end
@@ -93,7 +95,9 @@ function M.chat_body(client, req, over, strip, where, level)
     for i, t in ipairs(body.tools) do tools[i] = toolmod.wire_shape(t) end
     body.tools = tools
   end
-  for k, v in pairs(over or {}) do body[k] = v end
+  if over then
+    for k, v in pairs(over) do body[k] = v end
+  end
   if body.stream == true and body.stream_options == nil then body.stream_options = { include_usage = true } end
   body.stop = as_array(body.stop)
   body.messages = messages_array(body.messages)

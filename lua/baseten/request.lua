@@ -67,8 +67,13 @@ end
 -- @tparam table opts from `baseten.options.call`
 -- @treturn Call
 function M.new(client, method, path, body, stream, opts)
+  -- the fields every call gets later are named here as nil, so the table
+  -- is made with room for them (Lua 5.4 sizes it by the fields named) and
+  -- never grows: on a batch's path, one rehash less per request
   return setmetatable({ client = client, rt = runtime.of(client), method = method, path = path, body = body,
-                        stream = stream and true or false, opts = opts, attempt = 0 }, Call)
+                        stream = stream and true or false, opts = opts, attempt = 0,
+                        t = nil, t0 = nil, t_attempt = nil, retry_at = nil, wire = nil, on_attempt = nil,
+                        i = nil }, Call)
 end
 
 -- The name of a header line, lowercased.
@@ -224,17 +229,17 @@ function Call:judge()
   local rt = self.rt
   local t, err = outcome_of(self.client, self.t, self.stream)
   self.t = nil
-  local now = core.now()
-  local took = ms(now - self.t_attempt)
   if t then
     if rt:logging() then
       rt:emit({ event = "response", status = (t:status()), attempt = self.attempt,
-                request_id = t:header("x-request-id") or "-", elapsed = took,
+                request_id = t:header("x-request-id") or "-", elapsed = ms(core.now() - self.t_attempt),
                 http_version = t:info().http_version })
     end
     observe(self, "ok", t)
     return "ok", t
   end
+  local now = core.now()
+  local took = ms(now - self.t_attempt)
   err.attempts = (self.spent or 0) + self.attempt
   err.elapsed = now - self.t0
   if self.via then err.via, err.fallbacks = self.via, self.tried end
@@ -374,16 +379,18 @@ local DECODE_OPTS = M.DECODE_OPTS
 
 --- Decodes a whole JSON response body (closes the transfer).
 function Call:decode(t)
-  local secret = self.rt:secret()
   local text = t:body()
-  local request_id = t:header("x-request-id")
-  t:close()
   local doc, why = json.decode(text, DECODE_OPTS)
-  if type(doc) ~= "table" then
-    return nil, errors.new({ kind = "invalid_response", request_id = request_id, body = text,
-      message = "response is not a JSON object: " .. (why or text:sub(1, 120)) }, secret)
-  end
-  if doc.error ~= nil and doc.choices == nil and doc.data == nil then
+  -- the request id only for an error (one header lookup less per response)
+  local bad = type(doc) ~= "table" or (doc.error ~= nil and doc.choices == nil and doc.data == nil)
+  local request_id = bad and t:header("x-request-id") or nil
+  t:close()
+  if bad then
+    local secret = self.rt:secret()
+    if type(doc) ~= "table" then
+      return nil, errors.new({ kind = "invalid_response", request_id = request_id, body = text,
+        message = "response is not a JSON object: " .. (why or text:sub(1, 120)) }, secret)
+    end
     local err = errors.from_response(200, text, { request_id = request_id }, secret)
     err.kind, err.status = "invalid_response", 200
     return nil, err

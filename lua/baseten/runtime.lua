@@ -188,8 +188,10 @@ function Runtime:count(usage, model)
   if type(usage) == "table" then
     u.prompt_tokens = u.prompt_tokens + count(usage, "prompt_tokens")
     u.completion_tokens = u.completion_tokens + count(usage, "completion_tokens")
-    u.reasoning_tokens = u.reasoning_tokens + count(usage.completion_tokens_details, "reasoning_tokens")
-    u.cached_tokens = u.cached_tokens + count(usage.prompt_tokens_details, "cached_tokens")
+    -- the details are absent from most responses: no call for those
+    local cd, pd = usage.completion_tokens_details, usage.prompt_tokens_details
+    if cd ~= nil then u.reasoning_tokens = u.reasoning_tokens + count(cd, "reasoning_tokens") end
+    if pd ~= nil then u.cached_tokens = u.cached_tokens + count(pd, "cached_tokens") end
     local price = self.prices and model ~= nil and self.prices[model]
     if type(price) == "table" then u.cost = u.cost + cost_of(usage, price) end
   end
