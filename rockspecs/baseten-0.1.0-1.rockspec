@@ -59,6 +59,7 @@ build = {
       ["baseten.client"] = "lua/baseten/client.lua",
       ["baseten.errors"] = "lua/baseten/errors.lua",
       ["baseten.stream"] = "lua/baseten/stream.lua",
+      ["baseten.stream_text"] = "lua/baseten/stream_text.lua",
       ["baseten.chunk_text"] = "lua/baseten/chunk_text.lua",
       ["baseten.accumulate"] = "lua/baseten/accumulate.lua",
       ["baseten.tool"] = "lua/baseten/tool.lua",
