@@ -3,24 +3,13 @@
 -- and cost. Against the local test server; waits count events (polls,
 -- requests the server saw), not seconds.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local core = require("baseten.core")
 local util = require("spec.support.util")
 
 local json = baseten.json
 
-local WEATHER_PARAMS = {
-  type = "object", properties = { city = { type = "string" } }, required = { "city" },
-}
-
-local function msgs(text)
-  return { { role = "user", content = text } }
-end
-
-local function weather_tool(handler)
-  return baseten.tool{ name = "get_weather", description = "Current weather in a city",
-                       parameters = WEATHER_PARAMS, handler = handler }
-end
+local msgs, weather_tool = fixture.msgs, fixture.weather_tool
 
 local function sync_weather(args)
   return { city = args.city, temp = 21 }
@@ -71,23 +60,8 @@ end
 
 describe("client:start_tools", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 }
-  end)
-
-  after_each(function()
-    client:close()
-  end)
+  fixture.client({ api_key = "k", model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 },
+                 function(s, c) srv, client = s, c end)
 
   it("runs the loop inside poll with a synchronous handler, calling every callback", function()
     local events, done = {}, nil
@@ -250,22 +224,11 @@ end)
 
 describe("cancel", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 }
-  end)
+  fixture.client({ api_key = "k", model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 },
+                 function(s, c) srv, client = s, c end)
 
   after_each(function()
-    client:close()
+    client:close() -- a test that made its own client (the fixture closes the one it made)
   end)
 
   it("during a stream: the transfer closes, err.partial has the text so far", function()
@@ -399,18 +362,7 @@ end)
 
 describe("session affinity", function()
   local srv
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-  end)
+  fixture.server(function(s) srv = s end)
 
   local function sessions()
     local out = {}
@@ -457,18 +409,7 @@ end)
 
 describe("budgets and cost", function()
   local srv
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-  end)
+  fixture.server(function(s) srv = s end)
 
   local function reply(usage, content)
     return { json = { id = "x", object = "chat.completion", created = 1, model = "served-name",

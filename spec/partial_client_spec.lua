@@ -2,7 +2,7 @@
 -- client:start with json = true, on_tool_call_delta, code fences; against the local test server,
 -- whose structured-output replies stream in 4-character pieces.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 
@@ -43,19 +43,8 @@ end
 
 describe("baseten.partial in the client", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "openai/gpt-oss-120b", max_retries = 0 }
-  end)
+  fixture.client({ api_key = "k", model = "openai/gpt-oss-120b", max_retries = 0 },
+                 function(s, c) srv, client = s, c end)
 
   describe("client:json with on_partial", function()
     it("streams, shows the say field growing in one live table, and returns the validated value", function()

@@ -1,6 +1,6 @@
 -- client:json: structured outputs, against the local test server.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 local null = json.null
@@ -46,19 +46,8 @@ local CONTACT = {
 
 describe("client:json", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "openai/gpt-oss-120b", max_retries = 0 }
-  end)
+  fixture.client({ api_key = "k", model = "openai/gpt-oss-120b", max_retries = 0 },
+                 function(s, c) srv, client = s, c end)
 
   describe("request", function()
     it("schema mode: response_format json_schema, strict, no schema/schema_name keys", function()
