@@ -46,16 +46,9 @@ end
 
 -- A streamed answer whose words come slowly (0.2 s apart).
 local function slow_stream(words)
-  local chunks = {}
-  local function chunk(delta, finish)
-    return "data: " .. json.encode({ id = "c", object = "chat.completion.chunk", created = 1, model = "m",
-      choices = { { index = 0, delta = delta, finish_reason = finish or json.null } } }) .. "\n\n"
-  end
-  chunks[1] = chunk({ role = "assistant", content = "" })
-  for _, w in ipairs(words) do chunks[#chunks + 1] = chunk({ content = w }) end
-  chunks[#chunks + 1] = chunk({}, "stop")
-  chunks[#chunks + 1] = "data: [DONE]\n\n"
-  return { chunks = chunks, chunk_delay = 0.2 }
+  local deltas = {}
+  for i, w in ipairs(words) do deltas[i] = { content = w } end
+  return { chunks = fixture.sse_events(deltas), chunk_delay = 0.2 }
 end
 
 describe("client:start_tools", function()

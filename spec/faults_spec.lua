@@ -46,6 +46,12 @@ end
 
 local quote = util.quote
 
+-- A call's results are nil and an error of `kind`.
+local function fails_with(kind, v, err)
+  assert.is_nil(v)
+  assert.equal(kind, err.kind)
+end
+
 -- Runs a Lua chunk in a child process with extra environment assignments;
 -- returns its exit code, stdout and stderr.
 local function child(code, env)
@@ -131,12 +137,8 @@ describe("faults", function()
 
     it("is connection for a blocking call and for a stream", function()
       srv:enqueue({ garbage = junk }, { garbage = junk })
-      local resp, err = client:chat{ messages = msgs() }
-      assert.is_nil(resp)
-      assert.equal("connection", err.kind)
-      local s, serr = client:stream{ messages = msgs() }
-      assert.is_nil(s)
-      assert.equal("connection", serr.kind)
+      fails_with("connection", client:chat{ messages = msgs() })
+      fails_with("connection", client:stream{ messages = msgs() })
     end)
 
     it("a malformed status line, chunk framing or an empty reply is connection", function()
@@ -497,12 +499,8 @@ describe("use after close", function()
     assert.equal("canceled", err.kind)
     c:close()
     c:close()
-    local r, cerr = c:chat{ messages = msgs() }
-    assert.is_nil(r)
-    assert.equal("canceled", cerr.kind)
-    local st, serr = c:stream{ messages = msgs() }
-    assert.is_nil(st)
-    assert.equal("canceled", serr.kind)
+    fails_with("canceled", c:chat{ messages = msgs() })
+    fails_with("canceled", c:stream{ messages = msgs() })
   end)
 end)
 

@@ -6,9 +6,7 @@ local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 
-local function msgs(text)
-  return { { role = "user", content = text } }
-end
+local msgs = fixture.msgs
 
 local NPC = {
   type = "object",
@@ -25,16 +23,9 @@ local WEATHER = {
 
 -- An SSE body carrying content deltas.
 local function sse(pieces)
-  local out = {}
-  local function chunk(delta, fr)
-    return "data: " .. json.encode({ id = "c", object = "chat.completion.chunk", created = 1, model = "m",
-      choices = { { index = 0, delta = delta, finish_reason = fr or json.null } } }) .. "\n\n"
-  end
-  out[#out + 1] = chunk({ role = "assistant", content = "" })
-  for _, p in ipairs(pieces) do out[#out + 1] = chunk({ content = p }) end
-  out[#out + 1] = chunk({}, "stop")
-  out[#out + 1] = "data: [DONE]\n\n"
-  return table.concat(out)
+  local deltas = {}
+  for i, p in ipairs(pieces) do deltas[i] = { content = p } end
+  return table.concat(fixture.sse_events(deltas))
 end
 
 local function sse_reply(pieces)

@@ -11,8 +11,10 @@
 --
 --   fixture.server(set)          -- a test server for the block; reset before each test
 --   fixture.client(opts, set)    -- that, and a new client per test, closed after it
+--   fixture.tls_front(set)       -- a test server and nginx with TLS before it, for the block
 --   fixture.msgs(text)           -- { { role = "user", content = text } }
 --   fixture.weather_tool(handler) -- a get_weather tool taking { city = string }
+--   fixture.sse_events(deltas, finish) -- a streamed reply's events, one string each
 --
 -- The hooks go into the describe block that calls these (busted's own
 -- setup, teardown, before_each and after_each, in the order they are
@@ -61,6 +63,22 @@ function M.client(opts, set)
   end)
 end
 
+--- In the calling describe block: a test server and nginx with TLS in
+-- front of it (spec/support/tls.lua; check tls.available() first),
+-- started in setup and stopped in teardown. `set(srv, front)` gets them.
+function M.tls_front(set)
+  local srv, front
+  busted.setup(function()
+    srv = server.start()
+    front = require("spec.support.tls").start{ upstream = srv.port }
+    set(srv, front)
+  end)
+  busted.teardown(function()
+    if front then front:stop() end
+    if srv then srv:stop() end
+  end)
+end
+
 --- One user message, as a `messages` array.
 function M.msgs(text)
   return { { role = "user", content = text } }
@@ -76,5 +94,9 @@ function M.weather_tool(handler)
   return baseten.tool{ name = "get_weather", description = "Current weather in a city",
                        parameters = M.WEATHER_PARAMS, handler = handler }
 end
+
+--- spec/support/server.lua's sse_events: the events of a streamed chat
+-- reply (role, one chunk per delta, finish_reason `finish`, [DONE]).
+M.sse_events = server.sse_events
 
 return M
