@@ -41,7 +41,7 @@ local function structured_stream(server)
   local doc = document(30000, true)
   local deltas = {}
   for i = 1, 2000 do
-    deltas[i] = { content = doc:sub(math.floor((i - 1) * #doc / 2000) + 1, math.floor(i * #doc / 2000)) }
+    deltas[i] = doc:sub(math.floor((i - 1) * #doc / 2000) + 1, math.floor(i * #doc / 2000))
   end
   local chunks = server.sse_events(deltas, nil, "test/bench")
   return { chunks = chunks, headers = { ["Content-Type"] = "text/event-stream" } }, #chunks - 3

@@ -46,9 +46,7 @@ end
 
 -- A streamed answer whose words come slowly (0.2 s apart).
 local function slow_stream(words)
-  local deltas = {}
-  for i, w in ipairs(words) do deltas[i] = { content = w } end
-  return { chunks = fixture.sse_events(deltas), chunk_delay = 0.2 }
+  return { chunks = fixture.sse_events(words), chunk_delay = 0.2 }
 end
 
 describe("client:start_tools", function()

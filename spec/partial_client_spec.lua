@@ -23,9 +23,7 @@ local WEATHER = {
 
 -- An SSE body carrying content deltas.
 local function sse(pieces)
-  local deltas = {}
-  for i, p in ipairs(pieces) do deltas[i] = { content = p } end
-  return table.concat(fixture.sse_events(deltas))
+  return table.concat(fixture.sse_events(pieces))
 end
 
 local function sse_reply(pieces)

@@ -23,6 +23,27 @@ local function finalized(fn)
   return setmetatable({}, { __gc = fn })
 end
 
+-- Feeds `piece` to p again and again, with a GC step at every allocation,
+-- each time after making an object whose finalizer calls on_gc(feeding)
+-- (feeding: whether p:feed is running then), until done() or 5000 feeds.
+-- Returns the last feed's results, as a table.
+local function feed_under_gc(p, piece, on_gc, done)
+  local feeding, res
+  local pause = collectgarbage("setpause", 0) -- a GC step at every allocation
+  local stepmul = collectgarbage("setstepmul", 1000)
+  for _ = 1, 5000 do
+    finalized(function() on_gc(feeding) end)
+    feeding = true
+    local v, e = p:feed(piece) -- nothing allocates between the flag and the call
+    feeding = false
+    res = { v, e }
+    if done() then break end
+  end
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+  return res
+end
+
 -- Every member of the snapshot s is in the final value f: a finished scalar
 -- equal, a string a prefix of f's, a table consistent again.
 local function consistent(s, f)
@@ -231,22 +252,12 @@ describe("baseten.json.partial", function()
 
   it("a feed from inside its own feed (a finalizer run by a GC step) raises, and the outer feed goes on", function()
     local p = json.partial()
-    local inner, feeding
+    local inner
     local piece = string.rep('"abcdefghijklmnopqrstuvwxyz0123456789abcdefghij",', 50) -- 50 strings: 50 allocations
     p:feed("[")
-    local pause = collectgarbage("setpause", 0) -- a GC step at every allocation
-    local stepmul = collectgarbage("setstepmul", 1000)
-    for _ = 1, 5000 do
-      finalized(function()
-        if feeding then inner = inner or { pcall(p.feed, p, "1") } end
-      end)
-      feeding = true
-      p:feed(piece)
-      feeding = false
-      if inner then break end
-    end
-    collectgarbage("setpause", pause)
-    collectgarbage("setstepmul", stepmul)
+    feed_under_gc(p, piece, function(feeding)
+      if feeding then inner = inner or { pcall(p.feed, p, "1") } end
+    end, function() return inner ~= nil end)
     assert.is_table(inner, "no finalizer ran during a feed")
     assert.is_false(inner[1])
     assert.matches("while this parser is feeding", inner[2])
@@ -267,26 +278,15 @@ describe("baseten.json.partial", function()
 
   it("a close from a finalizer during a feed stops that feed, which frees the parser as it ends", function()
     local p = json.partial()
-    local closed, feeding, res
+    local closed
     local piece = string.rep('"abcdefghijklmnopqrstuvwxyz0123456789abcdefghij",', 50)
     p:feed("[")
-    local pause = collectgarbage("setpause", 0)
-    local stepmul = collectgarbage("setstepmul", 1000)
-    for _ = 1, 5000 do
-      finalized(function()
-        if feeding and not closed then
-          closed = true
-          p:close()
-        end
-      end)
-      feeding = true
-      local v, e = p:feed(piece) -- nothing allocates between the flag and the call
-      feeding = false
-      res = { v, e }
-      if closed then break end
-    end
-    collectgarbage("setpause", pause)
-    collectgarbage("setstepmul", stepmul)
+    local res = feed_under_gc(p, piece, function(feeding)
+      if feeding and not closed then
+        closed = true
+        p:close()
+      end
+    end, function() return closed end)
     assert.is_true(closed, "no finalizer ran during a feed")
     assert.is_nil(res[1])
     assert.matches("closed during the feed", res[2])

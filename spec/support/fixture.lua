@@ -96,7 +96,8 @@ function M.weather_tool(handler)
 end
 
 --- spec/support/server.lua's sse_events: the events of a streamed chat
--- reply (role, one chunk per delta, finish_reason `finish`, [DONE]).
+-- reply (role, one chunk per delta, a string being content; finish_reason
+-- `finish`; [DONE]).
 M.sse_events = server.sse_events
 
 return M

@@ -167,15 +167,16 @@ function M.json_encode(v) return encode_value(v, 0) end
 
 --- The events of a streamed chat reply, each a "data: ...\n\n" string:
 -- the assistant's role, one chunk per delta of `deltas` (tables such as
--- `{ content = "Hi" }`), a chunk with finish_reason `finish` (default
--- "stop"), and [DONE]. `model` is the chunks' model (default "m").
+-- `{ refusal = "No" }`, or a string: its content), a chunk with
+-- finish_reason `finish` (default "stop"), and [DONE]. `model` is the
+-- chunks' model (default "m").
 function M.sse_events(deltas, finish, model)
   local function chunk(delta, fr)
     return "data: " .. M.json_encode({ id = "c", object = "chat.completion.chunk", created = 1, model = model or "m",
       choices = { { index = 0, delta = delta, finish_reason = fr or M.null } } }) .. "\n\n"
   end
   local out = { chunk({ role = "assistant", content = "" }) }
-  for _, d in ipairs(deltas) do out[#out + 1] = chunk(d) end
+  for _, d in ipairs(deltas) do out[#out + 1] = chunk(type(d) == "string" and { content = d } or d) end
   out[#out + 1] = chunk({}, finish or "stop")
   out[#out + 1] = "data: [DONE]\n\n"
   return out
