@@ -6,7 +6,6 @@
 -- rerank and classify shapes, the non-blocking handle, the call timeout.
 -- luacheck: std max+busted
 local baseten = require("baseten")
-local server = require("spec.support.server")
 local fixture = require("spec.support.fixture")
 local core = require("baseten.core")
 local util = require("spec.support.util")
@@ -39,11 +38,9 @@ end
 describe("client:embed", function()
   local srv, client, events
 
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
+  fixture.server(function(s) srv = s end)
 
   before_each(function()
-    srv:reset()
     events = {}
     client = baseten.new{ api_key = false, base_url = srv.url, max_retries = 2,
                           log = function(e) e.at = core.now(); events[#events + 1] = e end }

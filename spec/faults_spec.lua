@@ -19,7 +19,7 @@
 --    of it, never the whole line.
 local baseten = require("baseten")
 local core = require("baseten.core")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local util = require("spec.support.util")
 
 local json = baseten.json
@@ -61,11 +61,9 @@ end
 describe("faults", function()
   local srv, client
 
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
 
   before_each(function()
-    srv:reset()
     client = baseten.new{ api_key = KEY, base_url = srv.url, model = "openai/gpt-oss-120b", max_retries = 0 }
   end)
 
@@ -390,8 +388,7 @@ end)
 
 describe("use after close", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
 
   local function closed_error(f, what)
     local ok, err = pcall(f)
@@ -506,9 +503,7 @@ end)
 
 describe("secrets", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
-  before_each(function() srv:reset() end)
+  fixture.server(function(s) srv = s end)
 
   local function no_key(v, where)
     assert.is_nil(tostring(v):find(KEY, 1, true), where .. " shows the key: " .. tostring(v))
@@ -629,10 +624,8 @@ end)
 -- were undefined behaviour in the float-to-integer conversions.
 describe("the core's request options", function()
   local srv, e
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
   before_each(function()
-    srv:reset()
     e = core.engine()
   end)
   after_each(function() e:close() end)

@@ -5,7 +5,6 @@
 -- fallback is csrc/test/test_guards.c (it needs libcurl to refuse options).
 local baseten = require("baseten")
 local core = require("baseten.core")
-local server = require("spec.support.server")
 local tls = require("spec.support.tls")
 local fixture = require("spec.support.fixture")
 
@@ -46,8 +45,7 @@ end)
 
 describe("an engine", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
 
   -- one error convention (csrc/bt.h): before, "error", why
   it("reads a too large SSE event as nil, why", function()
