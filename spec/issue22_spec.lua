@@ -10,9 +10,7 @@ local KEY = "sk-test-ISSUE22-0123456789"
 local MODEL = "openai/gpt-oss-120b"
 local THIS = "issue22_spec.lua"
 
-local function msgs()
-  return { { role = "user", content = "Hi" } }
-end
+local function msgs() return fixture.msgs("Hi") end
 
 -- `f` raises at this file's line (the caller's), naming every `want`.
 local function raises_here(f, ...)

@@ -12,9 +12,7 @@ local KEY = "sk-test-OBJMODEL-0123456789"
 local MODEL = "openai/gpt-oss-120b"
 local THIS = "objmodel_spec.lua"
 
-local function msgs()
-  return { { role = "user", content = "Hi" } }
-end
+local function msgs() return fixture.msgs("Hi") end
 
 -- The error `f` raises (fails when it returns).
 local function raised(f)
