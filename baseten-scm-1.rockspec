@@ -94,6 +94,7 @@ build = {
       ["baseten.mcp_track"] = "lua/baseten/mcp_track.lua",
       ["baseten.mcp_incoming"] = "lua/baseten/mcp_incoming.lua",
       ["baseten.mcp_registry"] = "lua/baseten/mcp_registry.lua",
+      ["baseten.mcp_opts"] = "lua/baseten/mcp_opts.lua",
    },
    -- the same library names for the link line (see external_dependencies)
    platforms = {
