@@ -59,6 +59,7 @@ build = {
       ["baseten.client"] = "lua/baseten/client.lua",
       ["baseten.errors"] = "lua/baseten/errors.lua",
       ["baseten.stream"] = "lua/baseten/stream.lua",
+      ["baseten.stream_text"] = "lua/baseten/stream_text.lua",
       ["baseten.chunk_text"] = "lua/baseten/chunk_text.lua",
       ["baseten.accumulate"] = "lua/baseten/accumulate.lua",
       ["baseten.tool"] = "lua/baseten/tool.lua",
@@ -93,6 +94,7 @@ build = {
       ["baseten.mcp_track"] = "lua/baseten/mcp_track.lua",
       ["baseten.mcp_incoming"] = "lua/baseten/mcp_incoming.lua",
       ["baseten.mcp_registry"] = "lua/baseten/mcp_registry.lua",
+      ["baseten.mcp_opts"] = "lua/baseten/mcp_opts.lua",
    },
    -- the same library names for the link line (see external_dependencies)
    platforms = {

@@ -14,6 +14,7 @@
 -- COMPARE_REPS (5), BENCH_ROOT.
 local server = require("spec.support.server")
 local json = require("baseten.core").json
+local common = require("bench.common")
 
 local ROOT = os.getenv("BENCH_ROOT") or "."
 local OLD_TREE = assert(os.getenv("COMPARE_OLD_TREE"), "COMPARE_OLD_TREE is not set")
@@ -23,14 +24,8 @@ local REPS = tonumber(os.getenv("COMPARE_REPS") or "5")
 local RESULTS = ROOT .. "/bench/RESULTS.md"
 local BEGIN, END = "<!-- compare.lua: begin -->", "<!-- compare.lua: end -->"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("*a")
-  local ok = p:close()
-  return out, ok
-end
+local q = common.q
+local function sh(cmd) return common.sh(cmd .. " 2>&1") end
 
 -- the stream of bench/run.lua, 16 tokens over and over
 local TOKENS = { " The", " quick", " brown", " fox", " jumps", " over", " the", " lazy",
@@ -198,16 +193,5 @@ add(END)
 local section = table.concat(L, "\n")
 print(section)
 
-local f = io.open(RESULTS, "rb")
-local text = f and f:read("*a") or ""
-if f then f:close() end
-local a, b = text:find(BEGIN, 1, true), select(2, text:find(END, 1, true))
-if a and b then
-  text = text:sub(1, a - 1) .. section .. text:sub(b + 1)
-else
-  text = text:gsub("\n*$", "\n\n") .. section .. "\n"
-end
-f = assert(io.open(RESULTS, "wb"))
-f:write(text)
-f:close()
+common.replace_marked(RESULTS, section, BEGIN, END)
 io.stderr:write("compare: wrote " .. RESULTS .. "\n")

@@ -18,9 +18,9 @@
 --   4. The memory of 10,000 vectors of 1024 dimensions, packed and as tables.
 local server = require("spec.support.server")
 local core = require("baseten.core")
-local json = core.json
 local vector = core.vector
 local now = core.now
+local common = require("bench.common")
 
 local ROOT = os.getenv("BENCH_ROOT") or "."
 local OUT = ROOT .. "/bench/out"
@@ -32,51 +32,17 @@ local REPS = tonumber(os.getenv("BENCH_EMBED_REPS") or "3")
 local DIMS = 1024
 local HEDGE_N = tonumber(os.getenv("BENCH_HEDGE_N") or "4000")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  local ok = p:close()
-  return out, ok
-end
-
-local function first_line(cmd) return (sh(cmd .. " 2>&1"):match("[^\n]*")) end
-
-local function run_json(cmd)
-  local out, ok = sh(cmd .. " 2>&1")
-  local line = out:match("({[^\n]*})%s*$")
-  local r = line and json.decode(line)
-  if not ok or type(r) ~= "table" then error("bench: " .. cmd .. " failed:\n" .. out, 0) end
-  return r
-end
-
-local function lua_env(v)
-  local tree = ROOT .. "/.rocks/" .. v
-  local lp = tree .. "/share/lua/" .. v .. "/?.lua;" .. tree .. "/share/lua/" .. v .. "/?/init.lua;;"
-  local cp = tree .. "/lib/lua/" .. v .. "/?.so;;"
-  return "env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH=" .. q(lp) .. " LUA_CPATH=" .. q(cp) .. " "
-end
+local q, sh, first_line, run_json, best = common.q, common.sh, common.first_line, common.run_json, common.best
+local write_file = common.write_file
+local function lua_env(v) return common.lua_env(ROOT, v) end
 local LUA54 = lua_env("5.4") .. "lua5.4 " .. ROOT .. "/bench/embed_consumer.lua"
 local LUAJIT = lua_env("5.1") .. "luajit " .. ROOT .. "/bench/embed_consumer.lua"
-
-local function best(list)
-  local m = math.huge
-  for _, v in ipairs(list) do m = math.min(m, v) end
-  return m
-end
 
 local function median(list)
   local t = {}
   for i, v in ipairs(list) do t[i] = v end
   table.sort(t)
   return t[(#t + 1) // 2]
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
 end
 
 -------------------------------------------------------------- canned answers
@@ -108,50 +74,20 @@ end
 -- /b64/v1/embeddings with the canned files; returns its root URL and a stop.
 local function start_nginx()
   local dir = OUT .. "/nginx-embed"
-  os.execute("mkdir -p " .. q(dir .. "/tmp"))
+  os.execute("mkdir -p " .. q(dir))
   local f_body, b_body = canned()
   write_file(dir .. "/float.json", f_body)
   write_file(dir .. "/b64.json", b_body)
-  for attempt = 1, 20 do
-    local port = 20000 + math.floor((now() * 7919 + attempt * 104729) % 20000)
-    local conf = table.concat({
-      "worker_processes 1;", "daemon off;", "pid " .. dir .. "/nginx.pid;",
-      "error_log " .. dir .. "/error.log warn;", "events { worker_connections 4096; }",
-      "http {", "  access_log off;", "  keepalive_requests 10000000;", "  keepalive_timeout 75s;",
-      "  client_max_body_size 64m;", "  client_body_buffer_size 1m;",
-      "  client_body_temp_path " .. dir .. "/tmp;", "  proxy_temp_path " .. dir .. "/tmp;",
-      "  fastcgi_temp_path " .. dir .. "/tmp;",
-      "  server {", "    listen 127.0.0.1:" .. port .. ";",
-      -- the performance client speaks HTTP/2 without TLS (prior knowledge) to an http:// URL
-      "    listen 127.0.0.1:" .. (port + 1) .. " http2;", "    root " .. dir .. ";",
+  local url, stop, h2_url = common.start_nginx(dir, {
+    http = { "  client_max_body_size 64m;", "  client_body_buffer_size 1m;" },
+    server = { "    root " .. dir .. ";",
       -- a POST to a file is a 405: its error page is the file (as a GET)
       "    location = /float/v1/embeddings { error_page 405 =200 /float.json; return 405; }",
       "    location = /b64/v1/embeddings { error_page 405 =200 /b64.json; return 405; }",
-      "    location ~ \\.json$ { internal; default_type application/json; }", "  }", "}",
-    }, "\n") .. "\n"
-    write_file(dir .. "/nginx.conf", conf)
-    os.remove(dir .. "/nginx.pid")
-    os.execute(("nginx -p %s -c %s >%s 2>&1 &"):format(q(dir), q(dir .. "/nginx.conf"), q(dir .. "/out.log")))
-    local url = "http://127.0.0.1:" .. port
-    local deadline = now() + 5
-    while now() < deadline do
-      local out = sh("curl -s -m 1 -X POST -d '{}' " .. q(url .. "/b64/v1/embeddings") .. " 2>/dev/null")
-      if out == b_body then
-        local pidf = io.open(dir .. "/nginx.pid")
-        local pid = pidf and pidf:read("*n")
-        if pidf then pidf:close() end
-        return url, "http://127.0.0.1:" .. (port + 1), function() if pid then os.execute("kill " .. pid) end end
-      end
-      core.sleep(0.05)
-    end
-    local pidf = io.open(dir .. "/nginx.pid")
-    if pidf then
-      local pid = pidf:read("*n")
-      pidf:close()
-      if pid then os.execute("kill " .. pid) end
-    end
-  end
-  error("bench: nginx did not start (see bench/out/nginx-embed/error.log)", 0)
+      "    location ~ \\.json$ { internal; default_type application/json; }" },
+    probe = "/b64/v1/embeddings", expect = b_body,
+  })
+  return url, h2_url, stop
 end
 
 ------------------------------------------------------------------ 1. embed
@@ -358,9 +294,7 @@ end
 local text = report()
 io.write("\n", text)
 if RESULTS ~= "-" then
-  local f = io.open(RESULTS, "rb")
-  local old = f and f:read("*a") or ""
-  if f then f:close() end
+  local old = common.read_file(RESULTS)
   local a = old:find("<!-- embed: begin -->", 1, true)
   local b = a and select(2, old:find("<!-- embed: end -->", a, true))
   if b and old:sub(b + 1, b + 1) == "\n" then b = b + 1 end

@@ -22,6 +22,7 @@
 -- the tree's lua/ and bench/out/dev core.
 local server = require("spec.support.server")
 local json = require("baseten.core").json
+local common = require("bench.common")
 
 local ROOT = os.getenv("BENCH_ROOT") or "."
 local OUT = ROOT .. "/bench/out"
@@ -33,14 +34,7 @@ local BEFORE = os.getenv("BENCH_BEFORE")
 local RESULTS = os.getenv("BENCH_OUT") or (ROOT .. "/bench/RESULTS.md")
 local BEGIN, END = "<!-- instructions.lua: begin -->", "<!-- instructions.lua: end -->"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  local ok = p:close()
-  return out, ok
-end
+local q, sh = common.q, common.sh
 
 -- The flood of bench/run.lua: one-token chunks of about 190 bytes.
 local TOKENS = { " The", " quick", " brown", " fox", " jumps", " over", " the", " lazy",
@@ -214,17 +208,6 @@ if not ok then error(err, 0) end
 local section = report()
 print(section)
 if RESULTS ~= "-" then
-  local f = io.open(RESULTS, "rb")
-  local text = f and f:read("*a") or ""
-  if f then f:close() end
-  local a, b = text:find(BEGIN, 1, true), select(2, text:find(END, 1, true))
-  if a and b then
-    text = text:sub(1, a - 1) .. section .. text:sub(b + 1)
-  else
-    text = text:gsub("\n*$", "\n\n") .. section .. "\n"
-  end
-  f = assert(io.open(RESULTS, "wb"))
-  f:write(text)
-  f:close()
+  common.replace_marked(RESULTS, section, BEGIN, END)
   io.stderr:write("instructions: wrote " .. RESULTS .. "\n")
 end

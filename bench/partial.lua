@@ -15,7 +15,10 @@
 --      it, on a 2,000-chunk structured stream from the local test server;
 --      goal: at most 1.3x the CPU.
 -- Each figure is the best of BENCH_PARTIAL_REPS (5) runs.
+local common = require("bench.common")
+
 local M = {}
+local write, best = common.write_file, common.best
 
 -- A JSON document of about `bytes` bytes: records with the fields a
 -- structured reply has (names, numbers, text, a list).
@@ -33,33 +36,15 @@ local function document(bytes, wrap)
   return wrap and ('{"title":"A structured reply","items":' .. body .. "}") or body
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
 -- 2,000 content chunks whose text joins into one JSON object.
-local function structured_stream(json)
+local function structured_stream(server)
   local doc = document(30000, true)
-  local chunks = {}
-  local function ev(delta, finish)
-    return "data: " .. json.encode({ id = "c", object = "chat.completion.chunk", created = 1, model = "test/bench",
-      choices = { { index = 0, delta = delta, finish_reason = finish or json.null } } }) .. "\n\n"
-  end
-  chunks[1] = ev({ role = "assistant", content = "" })
+  local deltas = {}
   for i = 1, 2000 do
-    chunks[#chunks + 1] = ev({ content = doc:sub(math.floor((i - 1) * #doc / 2000) + 1, math.floor(i * #doc / 2000)) })
+    deltas[i] = doc:sub(math.floor((i - 1) * #doc / 2000) + 1, math.floor(i * #doc / 2000))
   end
-  chunks[#chunks + 1] = ev({}, "stop")
-  chunks[#chunks + 1] = "data: [DONE]\n\n"
+  local chunks = server.sse_events(deltas, nil, "test/bench")
   return { chunks = chunks, headers = { ["Content-Type"] = "text/event-stream" } }, #chunks - 3
-end
-
-local function best(list)
-  local m = math.huge
-  for _, v in ipairs(list) do m = math.min(m, v) end
-  return m
 end
 
 --- Runs the scenario; returns the markdown section.
@@ -105,7 +90,7 @@ function M.run(env)
   -- client:json with and without on_partial, same stream
   io.stderr:write("bench: partial: client:json on a 2000-chunk stream\n")
   local srv = env.server.start()
-  local stream, nchunks = structured_stream(env.json)
+  local stream, nchunks = structured_stream(env.server)
   local C = {}
   local ok, err = pcall(function()
     for _, l in ipairs(luas) do

@@ -30,6 +30,7 @@
 local server = require("spec.support.server")
 local json = require("baseten.core").json
 local now = require("baseten.core").now
+local common = require("bench.common")
 
 local ROOT = os.getenv("BENCH_ROOT") or "."
 local OUT = ROOT .. "/bench/out"
@@ -42,18 +43,8 @@ local DEV = os.getenv("BENCH_DEV") == "1"
 local RESULTS = os.getenv("BENCH_OUT") or (ROOT .. "/bench/RESULTS.md")
 local WARMUP = 50 -- chats each Lua and node consumer sends before timing
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  local ok = p:close()
-  return out, ok
-end
-
-local function first_line(cmd)
-  return (sh(cmd .. " 2>&1"):match("[^\n]*"))
-end
+local q, sh, first_line, run_json, best = common.q, common.sh, common.first_line, common.run_json, common.best
+local write_file = common.write_file
 
 ------------------------------------------------------------------ the stream
 
@@ -90,18 +81,7 @@ end
 
 ----------------------------------------------------------------- consumers
 
-local function lua_env(v)
-  local lp, cp
-  if DEV then
-    lp = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"
-    cp = OUT .. "/dev/" .. v .. "/?.so;;"
-  else
-    local tree = ROOT .. "/.rocks/" .. v
-    lp = tree .. "/share/lua/" .. v .. "/?.lua;" .. tree .. "/share/lua/" .. v .. "/?/init.lua;;"
-    cp = tree .. "/lib/lua/" .. v .. "/?.so;;"
-  end
-  return "env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH=" .. q(lp) .. " LUA_CPATH=" .. q(cp) .. " "
-end
+local function lua_env(v) return common.lua_env(ROOT, v, DEV) end
 
 local LUA = {
   { name = "baseten, Lua 5.4", key = "lua54", cmd = lua_env("5.4") .. "lua5.4 " .. ROOT .. "/bench/consumer.lua" },
@@ -110,28 +90,11 @@ local LUA = {
 local NODE = { name = "openai-node", key = "node", cmd = "node " .. ROOT .. "/bench/node_consumer.mjs" }
 local C = { name = "C (libcurl + cJSON)", key = "c", cmd = OUT .. "/c_consumer" }
 
-local function run_json(cmd)
-  local out, ok = sh(cmd .. " 2>&1")
-  local line = out:match("({[^\n]*})%s*$")
-  local r = line and json.decode(line)
-  if not ok or type(r) ~= "table" then error("bench: " .. cmd .. " failed:\n" .. out, 0) end
-  return r
-end
-
 local function median(list)
   table.sort(list)
   local n = #list
   if n % 2 == 1 then return list[(n + 1) // 2] end
   return (list[n // 2] + list[n // 2 + 1]) / 2
-end
-
--- CPU and wall time: the fastest run. Other processes on a busy machine
--- only ever add to a run's time (cache and core contention), so the
--- minimum is the steadiest estimate of what the work itself costs.
-local function best(list)
-  local m = math.huge
-  for _, v in ipairs(list) do m = math.min(m, v) end
-  return m
 end
 
 -- results[key][n] = { cpu = {...}, wall = {...}, rss_kb = {...} } over reps;
@@ -178,12 +141,6 @@ local function chat_once(c, count, cmd, extra)
 end
 
 local CHAT_BODY = '{"model":"test/bench","messages":[{"role":"user","content":"go"}]}'
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
 
 -- curl: one process per chat (a shell loop), or one process for them all
 -- (a -K config file of `url`/`next` blocks, so the connection is reused)
@@ -349,44 +306,11 @@ local BATCH_BODY = '{"id":"chatcmpl-bench","object":"chat.completion","created":
 -- root URL of its second port, which speaks HTTP/2 in cleartext (prior
 -- knowledge: the only protocol the performance client's node binding uses).
 local function start_nginx()
-  local dir = OUT .. "/nginx"
-  os.execute("mkdir -p " .. q(dir .. "/tmp"))
-  for attempt = 1, 20 do
-    local port = 20000 + math.floor((now() * 7919 + attempt * 104729) % 20000)
-    local conf = table.concat({
-      "worker_processes 1;", "daemon off;", "pid " .. dir .. "/nginx.pid;",
-      "error_log " .. dir .. "/error.log warn;", "events { worker_connections 4096; }",
-      "http {", "  access_log off;", "  keepalive_requests 10000000;", "  keepalive_timeout 75s;",
-      "  client_body_temp_path " .. dir .. "/tmp;", "  proxy_temp_path " .. dir .. "/tmp;",
-      "  fastcgi_temp_path " .. dir .. "/tmp;",
-      "  server {", "    listen 127.0.0.1:" .. port .. ";", "    listen 127.0.0.1:" .. (port + 1) .. " http2;",
-      "    location / { default_type application/json; return 200 '" .. BATCH_BODY .. "'; }", "  }", "}",
-    }, "\n") .. "\n"
-    local f = assert(io.open(dir .. "/nginx.conf", "wb"))
-    f:write(conf)
-    f:close()
-    os.remove(dir .. "/nginx.pid")
-    os.execute(("nginx -p %s -c %s >%s 2>&1 &"):format(q(dir), q(dir .. "/nginx.conf"), q(dir .. "/out.log")))
-    local url = "http://127.0.0.1:" .. port .. "/v1"
-    local deadline = now() + 5
-    while now() < deadline do
-      local out = sh("curl -s -m 1 -X POST -d '{}' " .. q(url .. "/chat/completions") .. " 2>/dev/null")
-      if out == BATCH_BODY then
-        local pidf = io.open(dir .. "/nginx.pid")
-        local pid = pidf and pidf:read("*n")
-        if pidf then pidf:close() end
-        return url, function() if pid then os.execute("kill " .. pid) end end, "http://127.0.0.1:" .. (port + 1)
-      end
-      require("baseten.core").sleep(0.05)
-    end
-    local pidf = io.open(dir .. "/nginx.pid")
-    if pidf then
-      local pid = pidf:read("*n")
-      pidf:close()
-      if pid then os.execute("kill " .. pid) end
-    end
-  end
-  error("bench: nginx did not start (see bench/out/nginx/error.log)", 0)
+  local url, stop, h2_url = common.start_nginx(OUT .. "/nginx", {
+    server = { "    location / { default_type application/json; return 200 '" .. BATCH_BODY .. "'; }" },
+    probe = "/v1/chat/completions", expect = BATCH_BODY,
+  })
+  return url .. "/v1", stop, h2_url
 end
 
 local BATCH_C_FLOOR = { name = "C (curl multi + cJSON)", key = "c" }
@@ -531,9 +455,7 @@ if ONLY == "partial" then
   local text = partial_section()
   io.write("\n", text)
   if RESULTS ~= "-" then
-    local f = io.open(RESULTS, "rb")
-    local old = f and f:read("*a") or ""
-    if f then f:close() end
+    local old = common.read_file(RESULTS)
     local head = "\n## Structured output you can watch"
     local a = old:find(head, 1, true)
     if a then
@@ -554,9 +476,7 @@ if ONLY == "batch" then
   local text = batch_report()
   io.write("\n", text)
   if RESULTS ~= "-" then
-    local f = io.open(RESULTS, "rb")
-    local old = f and f:read("*a") or ""
-    if f then f:close() end
+    local old = common.read_file(RESULTS)
     -- the batch section ends where the next section, note or marked block
     -- starts (the embeddings and instructions sections follow it)
     local at = old:find("\n## Batch:", 1, true) or (old:sub(1, 9) == "## Batch:" and 0)

@@ -267,17 +267,15 @@ static const luaL_Reg vec_funcs[] = {
     {"from", vec_from},       {"frombytes", vec_frombytes}, {"frombase64", vec_frombase64},
     {"tobytes", vec_tobytes}, {"top_k", vec_top_k},         {NULL, NULL}};
 
+static const luaL_Reg vec_meta[] = {
+    {"__newindex", vec_newindex}, {"__len", vec_len}, {"__tostring", vec_tostring}, {NULL, NULL}};
+
 void bt_vector_open(lua_State *L) {
   luaL_newmetatable(L, VEC_MT);
   luaL_newlib(L, vec_methods);
   lua_pushcclosure(L, vec_index, 1);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, vec_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, vec_len);
-  lua_setfield(L, -2, "__len");
-  lua_pushcfunction(L, vec_tostring);
-  lua_setfield(L, -2, "__tostring");
+  luaL_setfuncs(L, vec_meta, 0);
   lua_pushliteral(L, VEC_MT);
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);

@@ -3,7 +3,7 @@
 -- while the server takes its time, and in a blocking run_tools.
 local baseten = require("baseten")
 local mcp = require("baseten.mcp")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local core = require("baseten.core")
 
 local json = baseten.json
@@ -20,23 +20,15 @@ end
 describe("MCP tools in start_tools", function()
   local srv, client, session
 
-  setup(function()
-    srv = server.start()
+  after_each(function()
+    session:close() -- before the fixture closes the client
   end)
 
-  teardown(function()
-    srv:stop()
-  end)
+  fixture.client({ api_key = "k", model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 },
+                 function(s, c) srv, client = s, c end)
 
   before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 }
     session = assert(mcp.connect{ command = { "lua5.4", FAULT, "ok" }, client = client })
-  end)
-
-  after_each(function()
-    session:close()
-    client:close()
   end)
 
   it("a slow tool answers while poll(0) keeps returning at once", function()

@@ -3,24 +3,13 @@
 -- and cost. Against the local test server; waits count events (polls,
 -- requests the server saw), not seconds.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local core = require("baseten.core")
 local util = require("spec.support.util")
 
 local json = baseten.json
 
-local WEATHER_PARAMS = {
-  type = "object", properties = { city = { type = "string" } }, required = { "city" },
-}
-
-local function msgs(text)
-  return { { role = "user", content = text } }
-end
-
-local function weather_tool(handler)
-  return baseten.tool{ name = "get_weather", description = "Current weather in a city",
-                       parameters = WEATHER_PARAMS, handler = handler }
-end
+local msgs, weather_tool = fixture.msgs, fixture.weather_tool
 
 local function sync_weather(args)
   return { city = args.city, temp = 21 }
@@ -57,37 +46,13 @@ end
 
 -- A streamed answer whose words come slowly (0.2 s apart).
 local function slow_stream(words)
-  local chunks = {}
-  local function chunk(delta, finish)
-    return "data: " .. json.encode({ id = "c", object = "chat.completion.chunk", created = 1, model = "m",
-      choices = { { index = 0, delta = delta, finish_reason = finish or json.null } } }) .. "\n\n"
-  end
-  chunks[1] = chunk({ role = "assistant", content = "" })
-  for _, w in ipairs(words) do chunks[#chunks + 1] = chunk({ content = w }) end
-  chunks[#chunks + 1] = chunk({}, "stop")
-  chunks[#chunks + 1] = "data: [DONE]\n\n"
-  return { chunks = chunks, chunk_delay = 0.2 }
+  return { chunks = fixture.sse_events(words), chunk_delay = 0.2 }
 end
 
 describe("client:start_tools", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 }
-  end)
-
-  after_each(function()
-    client:close()
-  end)
+  fixture.client({ api_key = "k", model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 },
+                 function(s, c) srv, client = s, c end)
 
   it("runs the loop inside poll with a synchronous handler, calling every callback", function()
     local events, done = {}, nil
@@ -250,22 +215,11 @@ end)
 
 describe("cancel", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 }
-  end)
+  fixture.client({ api_key = "k", model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 },
+                 function(s, c) srv, client = s, c end)
 
   after_each(function()
-    client:close()
+    client:close() -- a test that made its own client (the fixture closes the one it made)
   end)
 
   it("during a stream: the transfer closes, err.partial has the text so far", function()
@@ -399,18 +353,7 @@ end)
 
 describe("session affinity", function()
   local srv
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-  end)
+  fixture.server(function(s) srv = s end)
 
   local function sessions()
     local out = {}
@@ -457,18 +400,7 @@ end)
 
 describe("budgets and cost", function()
   local srv
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-  end)
+  fixture.server(function(s) srv = s end)
 
   local function reply(usage, content)
     return { json = { id = "x", object = "chat.completion", created = 1, model = "served-name",

@@ -3,7 +3,7 @@
 -- Everything here runs against the local test server (spec/support).
 -- luacheck: std max+busted
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local core = require("baseten.core")
 local util = require("spec.support.util")
 
@@ -68,23 +68,7 @@ describe("non-blocking requests", function()
       return srv:stats().requests >= n
     end, 3, n .. " requests to arrive")
   end
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 2 }
-  end)
-
-  after_each(function()
-    client:close()
-  end)
+  fixture.client({ api_key = KEY, model = MODEL, max_retries = 2 }, function(s, c) srv, client = s, c end)
 
   describe("start and poll", function()
     it("run a request; on_done gets the response, only inside poll", function()

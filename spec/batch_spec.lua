@@ -5,7 +5,7 @@
 -- chat completions (spec/support/server.py, Handler.control).
 -- luacheck: std max+busted
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local core = require("baseten.core")
 local util = require("spec.support.util")
 
@@ -33,11 +33,9 @@ local run = util.drain
 describe("client:batch", function()
   local srv, client, events, on_event
 
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
+  fixture.server(function(s) srv = s end)
 
   before_each(function()
-    srv:reset()
     events, on_event = {}, nil
     client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 2,
                           log = function(e)
@@ -273,14 +271,7 @@ end)
 
 describe("client:start_batch", function()
   local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL }
-  end)
-  after_each(function() client:close() end)
+  fixture.client({ api_key = KEY, model = MODEL }, function(s, c) srv, client = s, c end)
 
   it("runs inside poll, beside other non-blocking requests", function()
     local results, done_args = 0, nil
@@ -376,13 +367,11 @@ end)
 
 describe("batch usage totals", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
+  fixture.server(function(s) srv = s end)
 
   -- client:usage() comes with the `reasoning` branch (request.finished):
   -- every batch response passes there once, like any other call's.
   it("adds every request's usage to client:usage()", function()
-    srv:reset()
     local scripted = {}
     for i = 1, 10 do scripted[i] = { json = completion("r" .. i) } end
     srv:enqueue(scripted)

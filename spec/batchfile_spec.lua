@@ -5,7 +5,7 @@
 -- through spec.support.full_disk (no mount needed); cli_batch_spec runs the
 -- same on a real 32 KiB tmpfs.
 -- luacheck: std max+busted
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local util = require("spec.support.util")
 local full_disk = require("spec.support.full_disk")
 local baseten = require("baseten")
@@ -42,10 +42,8 @@ end
 describe("baseten.batchfile", function()
   local srv, client, dir, input, output
 
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
   before_each(function()
-    srv:reset()
     dir = util.tmpdir()
     input, output = dir .. "/in.jsonl", dir .. "/out.jsonl"
     client = baseten.new{ base_url = srv.url, max_retries = 0 }

@@ -3,6 +3,7 @@
 -- luacheck: std max+busted
 local baseten = require("baseten")
 local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local util = require("spec.support.util")
 local core = require("baseten.core")
 local accumulate = require("baseten.accumulate")
@@ -33,23 +34,7 @@ end
 
 describe("issue 18 bugs", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    if srv then srv:stop() end
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 0 }
-  end)
-
-  after_each(function()
-    client:close()
-  end)
+  fixture.client({ api_key = KEY, model = MODEL, max_retries = 0 }, function(s, c) srv, client = s, c end)
 
   it("1: client:json trims a long run of whitespace in linear time", function()
     local text = '{"a":1' .. string.rep(" ", 60000) .. "}" .. string.rep(" ", 60000)

@@ -3,7 +3,7 @@
 -- both input formats, malformed lines, duplicate ids, resuming after a
 -- failed run and after `kill -9` in the middle, the progress bar.
 -- luacheck: std max+busted
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local baseten = require("baseten")
 local core = require("baseten.core")
 local util = require("spec.support.util")
@@ -70,10 +70,8 @@ local function completion(text) return util.completion(text, { model = MODEL }) 
 describe("baseten batch", function()
   local srv, dir, input, output
 
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
   before_each(function()
-    srv:reset()
     dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p " .. quote(dir)))

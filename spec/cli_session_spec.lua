@@ -1,6 +1,6 @@
 -- bin/baseten --session, --stats (cached tokens) and --prices (issue 28),
 -- run as a child process against the bundled local server.
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local baseten = require("baseten")
 local util = require("spec.support.util")
 
@@ -28,9 +28,7 @@ end
 
 describe("bin/baseten chat", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
-  before_each(function() srv:reset() end)
+  fixture.server(function(s) srv = s end)
 
   it("--session sends x-session-affinity; --stats shows cached tokens and, with --prices, the cost", function()
     local prices = util.write_file(json.encode({ [MODEL] = { prompt = 2, completion = 10, cached = 1 } }))

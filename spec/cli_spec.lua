@@ -1,6 +1,7 @@
 -- bin/baseten, the command-line tool, run as a child process (with the
 -- interpreter that runs this suite) against the bundled local server.
 local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local baseten = require("baseten")
 local util = require("spec.support.util")
 
@@ -40,9 +41,7 @@ end
 
 describe("bin/baseten", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
-  before_each(function() srv:reset() end)
+  fixture.server(function(s) srv = s end)
 
   it("with no key for Baseten's servers, says what to do on the command line, not in Lua", function()
     local code, out, err = cli({ "chat", "-m", MODEL, "Hello" })

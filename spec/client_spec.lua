@@ -1,7 +1,7 @@
 -- The foundation: client construction, blocking chat, request bytes, error
 -- kinds of every status and both body shapes, retries and their timing.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local core = require("baseten.core")
 local util = require("spec.support.util")
 
@@ -16,19 +16,8 @@ local header = util.header
 
 describe("baseten client", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = KEY, base_url = srv.url, model = "openai/gpt-oss-120b", max_retries = 2 }
-  end)
+  fixture.client({ api_key = KEY, model = "openai/gpt-oss-120b", max_retries = 2 },
+                 function(s, c) srv, client = s, c end)
 
   describe("module", function()
     it("has a version and the public names", function()

@@ -6,7 +6,7 @@
 -- rerank and classify shapes, the non-blocking handle, the call timeout.
 -- luacheck: std max+busted
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local core = require("baseten.core")
 local util = require("spec.support.util")
 
@@ -38,11 +38,9 @@ end
 describe("client:embed", function()
   local srv, client, events
 
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
+  fixture.server(function(s) srv = s end)
 
   before_each(function()
-    srv:reset()
     events = {}
     client = baseten.new{ api_key = false, base_url = srv.url, max_retries = 2,
                           log = function(e) e.at = core.now(); events[#events + 1] = e end }
@@ -282,14 +280,7 @@ end)
 
 describe("client:start_embed", function()
   local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = false, base_url = srv.url }
-  end)
-  after_each(function() client:close() end)
+  fixture.client({ api_key = false }, function(s, c) srv, client = s, c end)
 
   it("is driven by poll without blocking, and hands the vectors to on_done", function()
     srv:config{ embed = { faults = { { match = "", delay = 0.3 } } } }
@@ -335,14 +326,7 @@ end)
 
 describe("client:rerank and client:classify", function()
   local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = false, base_url = srv.url }
-  end)
-  after_each(function() client:close() end)
+  fixture.client({ api_key = false }, function(s, c) srv, client = s, c end)
 
   it("rerank returns {index, score[, text]} best first, indices into texts, batched like embed", function()
     local docs = { "the cat sat", "dogs bark loudly", "a cat and a dog", "stock prices fell" }

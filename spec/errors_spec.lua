@@ -5,6 +5,7 @@
 local baseten = require("baseten")
 local errors = require("baseten.errors")
 local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local util = require("spec.support.util")
 
 local json = baseten.json
@@ -38,9 +39,7 @@ describe("tostring(err)", function()
 
   describe("on a request that was retried", function()
     local srv
-    setup(function() srv = server.start() end)
-    teardown(function() srv:stop() end)
-    before_each(function() srv:reset() end)
+    fixture.server(function(s) srv = s end)
 
     it("reports the attempts the client made", function()
       local busy = { status = 503, json = { error = "overloaded" }, headers = { ["retry-after-ms"] = "1" } }
@@ -86,9 +85,7 @@ end)
 
 describe("a server's error text", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
-  before_each(function() srv:reset() end)
+  fixture.server(function(s) srv = s end)
 
   -- every string reachable from a value
   local function strings(v, out, seen)

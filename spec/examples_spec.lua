@@ -3,6 +3,7 @@
 -- overrides), against the bundled local server that the example starts
 -- itself, and checks its exit status and output.
 local util = require("spec.support.util")
+local fixture = require("spec.support.fixture")
 
 -- no key and no model in the environment: the examples use the local server
 local function run(script, model)
@@ -122,10 +123,8 @@ end)
 -- except those marked with a "<!-- norun -->" line before them. A block that
 -- does not make `baseten` and `client` itself gets them from a prelude.
 describe("README.md", function()
-  local server = require("spec.support.server")
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
 
   local f = assert(io.open("README.md", "rb"))
   local readme = f:read("*a")

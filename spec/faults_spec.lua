@@ -19,7 +19,7 @@
 --    of it, never the whole line.
 local baseten = require("baseten")
 local core = require("baseten.core")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local util = require("spec.support.util")
 
 local json = baseten.json
@@ -46,6 +46,12 @@ end
 
 local quote = util.quote
 
+-- A call's results are nil and an error of `kind`.
+local function fails_with(kind, v, err)
+  assert.is_nil(v)
+  assert.equal(kind, err.kind)
+end
+
 -- Runs a Lua chunk in a child process with extra environment assignments;
 -- returns its exit code, stdout and stderr.
 local function child(code, env)
@@ -55,11 +61,9 @@ end
 describe("faults", function()
   local srv, client
 
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
 
   before_each(function()
-    srv:reset()
     client = baseten.new{ api_key = KEY, base_url = srv.url, model = "openai/gpt-oss-120b", max_retries = 0 }
   end)
 
@@ -131,12 +135,8 @@ describe("faults", function()
 
     it("is connection for a blocking call and for a stream", function()
       srv:enqueue({ garbage = junk }, { garbage = junk })
-      local resp, err = client:chat{ messages = msgs() }
-      assert.is_nil(resp)
-      assert.equal("connection", err.kind)
-      local s, serr = client:stream{ messages = msgs() }
-      assert.is_nil(s)
-      assert.equal("connection", serr.kind)
+      fails_with("connection", client:chat{ messages = msgs() })
+      fails_with("connection", client:stream{ messages = msgs() })
     end)
 
     it("a malformed status line, chunk framing or an empty reply is connection", function()
@@ -388,8 +388,7 @@ end)
 
 describe("use after close", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
 
   local function closed_error(f, what)
     local ok, err = pcall(f)
@@ -497,20 +496,14 @@ describe("use after close", function()
     assert.equal("canceled", err.kind)
     c:close()
     c:close()
-    local r, cerr = c:chat{ messages = msgs() }
-    assert.is_nil(r)
-    assert.equal("canceled", cerr.kind)
-    local st, serr = c:stream{ messages = msgs() }
-    assert.is_nil(st)
-    assert.equal("canceled", serr.kind)
+    fails_with("canceled", c:chat{ messages = msgs() })
+    fails_with("canceled", c:stream{ messages = msgs() })
   end)
 end)
 
 describe("secrets", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
-  before_each(function() srv:reset() end)
+  fixture.server(function(s) srv = s end)
 
   local function no_key(v, where)
     assert.is_nil(tostring(v):find(KEY, 1, true), where .. " shows the key: " .. tostring(v))
@@ -631,10 +624,8 @@ end)
 -- were undefined behaviour in the float-to-integer conversions.
 describe("the core's request options", function()
   local srv, e
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
   before_each(function()
-    srv:reset()
     e = core.engine()
   end)
   after_each(function() e:close() end)

@@ -8,7 +8,7 @@
 -- decoder and in feed) before transfers and parsers marked their reads.
 local baseten = require("baseten")
 local core = require("baseten.core")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 
@@ -72,9 +72,7 @@ end
 
 describe("a finalizer during a read", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
-  before_each(function() srv:reset() end)
+  fixture.server(function(s) srv = s end)
 
   it("that closes the stream being read ends it as canceled, reading no freed memory", function()
     local client = baseten.new{ api_key = "k", base_url = srv.url, model = "m", max_retries = 0 }

@@ -349,15 +349,25 @@ describe("hosts, installed as their users install them", function()
     assert.truthy(health:find("build.lua", 1, true), health)
   end)
 
-  it("Neovim: the example plugin (examples/nvim) on baseten.uv, with no LUA_PATH", function()
+  -- Runs the example plugin's test driver examples/nvim/tests/`name`.lua
+  -- in nvim on the shared plugin copy, against srv (`env`: more of its
+  -- environment); checks that it ran and found its command. Returns its
+  -- result and the copy.
+  local function run_example_driver(name, env)
     local copy = plugin_copy()
-    srv:enqueue(slow_stream())
-    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/driver.lua",
-      { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json" })
+    local vars = { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json" }
+    for k, v in pairs(env or {}) do vars[k] = v end
+    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/" .. name .. ".lua", vars)
     local _, r, log = run_host(tmp, cmd, tmp)
     assert(r, "nvim wrote no result:\n" .. log)
     assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
     assert.is_true(r.command)
+    return r, copy
+  end
+
+  it("Neovim: the example plugin (examples/nvim) on baseten.uv, with no LUA_PATH", function()
+    srv:enqueue(slow_stream())
+    local r, copy = run_example_driver("driver")
     assert.same({ copy .. "/lua/baseten/core.so" }, r.core_file)
     assert.is_nil(r.err)
     assert.equal(EXPECTED, r.job_text)
@@ -384,14 +394,8 @@ describe("hosts, installed as their users install them", function()
   end)
 
   it("Neovim: the example plugin's :BasetenAgent: start_tools, confirm through vim.ui.select, <C-c> cancels", function()
-    local copy = plugin_copy()
     srv:enqueue(slow_stream()) -- the first agent's first round: canceled after its first text
-    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/agent_driver.lua",
-      { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json" })
-    local _, r, log = run_host(tmp, cmd, tmp)
-    assert(r, "nvim wrote no result:\n" .. log)
-    assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
-    assert.is_true(r.command)
+    local r = run_example_driver("agent_driver")
     assert.is_true(r.returned_at_once)
     -- <C-c> canceled the first agent at once, keeping its transcript; no more text came
     assert.is_true(r.first_done_after_key)
@@ -425,13 +429,7 @@ describe("hosts, installed as their users install them", function()
   end)
 
   it("Neovim: the example plugin's :BasetenSearch embeds the buffer without blocking and ranks with top_k", function()
-    local copy = plugin_copy()
-    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/search_driver.lua",
-      { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json" })
-    local _, r, log = run_host(tmp, cmd, tmp)
-    assert(r, "nvim wrote no result:\n" .. log)
-    assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
-    assert.is_true(r.command)
+    local r = run_example_driver("search_driver")
     assert.is_nil(r.first_err)
     assert.is_true(r.returned_before_done, "the command returned before the embeddings came")
     assert.equal(4, r.first_embedded, "three chunks and the query")
@@ -490,13 +488,7 @@ describe("hosts, installed as their users install them", function()
   end
 
   it("Neovim: the example plugin's :BasetenPlan shows the edit plan filling in while its JSON streams", function()
-    local copy = plugin_copy()
-    local cmd = nvim_cmd(tmp, { copy, copy .. "/examples/nvim" }, copy .. "/examples/nvim/tests/plan_driver.lua",
-      { BASETEN_TEST_URL = srv.url, BASETEN_TEST_RESULT = tmp .. "/result.json", BASETEN_TEST_PROMPT = "rename foo" })
-    local _, r, log = run_host(tmp, cmd, tmp)
-    assert(r, "nvim wrote no result:\n" .. log)
-    assert(r.ok, "driver failed: " .. tostring(r.error) .. "\n" .. log)
-    assert.is_true(r.command)
+    local r = run_example_driver("plan_driver", { BASETEN_TEST_PROMPT = "rename foo" })
     assert.is_nil(r.err)
     local step = "Well met, traveller! You said: rename foo"
     assert.same({ file = "main.lua", steps = { { line = 1, text = step } } }, r.value)

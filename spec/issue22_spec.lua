@@ -2,7 +2,7 @@
 -- 8, 9 and 12), each checked as the review reproduced it.
 -- luacheck: std max+busted
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local util = require("spec.support.util")
 
 local json = baseten.json
@@ -10,9 +10,7 @@ local KEY = "sk-test-ISSUE22-0123456789"
 local MODEL = "openai/gpt-oss-120b"
 local THIS = "issue22_spec.lua"
 
-local function msgs()
-  return { { role = "user", content = "Hi" } }
-end
+local function msgs() return fixture.msgs("Hi") end
 
 -- `f` raises at this file's line (the caller's), naming every `want`.
 local function raises_here(f, ...)
@@ -45,14 +43,7 @@ end
 
 describe("issue 22", function()
   local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 2 }
-  end)
-  after_each(function() client:close() end)
+  fixture.client({ api_key = KEY, model = MODEL, max_retries = 2 }, function(s, c) srv, client = s, c end)
 
   describe("5: a stream left by break", function()
     it("is finished once collected, on every Lua: usage counted, log event emitted, transfer closed", function()

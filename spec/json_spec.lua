@@ -1,22 +1,12 @@
 -- Specs for baseten.json (csrc/json_enc.c, json_dec.c, json_scan.c). Runs on Lua 5.1 to 5.4 and LuaJIT,
 -- so strings use decimal escapes ("\240\159\152\128") rather than \x or \u{}.
 local json = require("baseten").json
+local util = require("spec.support.util")
 
 local has_integers = math.type ~= nil
 
 -- Deep equality that also tells the JSON array mark apart from none.
-local function same(a, b)
-  if type(a) ~= type(b) then return false end
-  if type(a) ~= "table" then return a == b end
-  if json.is_array(a) ~= json.is_array(b) then return false end
-  for k, v in pairs(a) do
-    if not same(v, b[k]) then return false end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
-  end
-  return true
-end
+local same = util.json_same
 
 local function roundtrip(v)
   return json.decode(json.encode(v))

@@ -5,8 +5,8 @@
 -- fallback is csrc/test/test_guards.c (it needs libcurl to refuse options).
 local baseten = require("baseten")
 local core = require("baseten.core")
-local server = require("spec.support.server")
 local tls = require("spec.support.tls")
+local fixture = require("spec.support.fixture")
 
 local KEY = "sk-limits-KEY-0a1b2c3d"
 
@@ -17,15 +17,8 @@ describe("an oversized response header over HTTP/2", function()
     it("is skipped", function() pending(tls.missing) end)
     return
   end
-  local srv, front
-  setup(function()
-    srv = server.start()
-    front = tls.start{ upstream = srv.port }
-  end)
-  teardown(function()
-    if front then front:stop() end
-    if srv then srv:stop() end
-  end)
+  local front
+  fixture.tls_front(function(_, f) front = f end)
 
   -- before: libcurl's own HTTP/2 header cap fired first (error 56,
   -- nghttp2 -902), read as connection and retried
@@ -52,8 +45,7 @@ end)
 
 describe("an engine", function()
   local srv
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
 
   -- one error convention (csrc/bt.h): before, "error", why
   it("reads a too large SSE event as nil, why", function()

@@ -5,6 +5,7 @@
 -- every nullable field as null (spec/support/server.py, null_heavy).
 local baseten = require("baseten")
 local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 local null = json.null
@@ -40,14 +41,7 @@ local WEATHER = baseten.tool{
 
 describe("null members", function()
   local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = false, base_url = srv.url, model = "test/nulls", max_retries = 0 }
-  end)
-  after_each(function() client:close() end)
+  fixture.client({ api_key = false, model = "test/nulls", max_retries = 0 }, function(s, c) srv, client = s, c end)
 
   it("json.decode keeps every null by default and drops members on request", function()
     local v = json.decode('{"a":null,"b":[null,{"c":null}]}')

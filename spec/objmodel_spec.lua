@@ -5,16 +5,14 @@
 -- given; poll contains its failures.
 -- luacheck: std max+busted
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local util = require("spec.support.util")
 
 local KEY = "sk-test-OBJMODEL-0123456789"
 local MODEL = "openai/gpt-oss-120b"
 local THIS = "objmodel_spec.lua"
 
-local function msgs()
-  return { { role = "user", content = "Hi" } }
-end
+local function msgs() return fixture.msgs("Hi") end
 
 -- The error `f` raises (fails when it returns).
 local function raised(f)
@@ -149,14 +147,7 @@ end)
 
 describe("against the test server", function()
   local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = KEY, base_url = srv.url, model = MODEL, max_retries = 0 }
-  end)
-  after_each(function() client:close() end)
+  fixture.client({ api_key = KEY, model = MODEL, max_retries = 0 }, function(s, c) srv, client = s, c end)
 
   it("a client dropped with a request pending is collected, on every Lua", function()
     srv:enqueue({ delay = 5, json = util.completion("late") })

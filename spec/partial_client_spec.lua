@@ -2,13 +2,11 @@
 -- client:start with json = true, on_tool_call_delta, code fences; against the local test server,
 -- whose structured-output replies stream in 4-character pieces.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 
-local function msgs(text)
-  return { { role = "user", content = text } }
-end
+local msgs = fixture.msgs
 
 local NPC = {
   type = "object",
@@ -25,16 +23,7 @@ local WEATHER = {
 
 -- An SSE body carrying content deltas.
 local function sse(pieces)
-  local out = {}
-  local function chunk(delta, fr)
-    return "data: " .. json.encode({ id = "c", object = "chat.completion.chunk", created = 1, model = "m",
-      choices = { { index = 0, delta = delta, finish_reason = fr or json.null } } }) .. "\n\n"
-  end
-  out[#out + 1] = chunk({ role = "assistant", content = "" })
-  for _, p in ipairs(pieces) do out[#out + 1] = chunk({ content = p }) end
-  out[#out + 1] = chunk({}, "stop")
-  out[#out + 1] = "data: [DONE]\n\n"
-  return table.concat(out)
+  return table.concat(fixture.sse_events(pieces))
 end
 
 local function sse_reply(pieces)
@@ -43,19 +32,8 @@ end
 
 describe("baseten.partial in the client", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "openai/gpt-oss-120b", max_retries = 0 }
-  end)
+  fixture.client({ api_key = "k", model = "openai/gpt-oss-120b", max_retries = 0 },
+                 function(s, c) srv, client = s, c end)
 
   describe("client:json with on_partial", function()
     it("streams, shows the say field growing in one live table, and returns the validated value", function()

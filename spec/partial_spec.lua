@@ -1,6 +1,7 @@
 -- Specs for baseten.json.partial (csrc/jpartial.c, jpartial_lua.c), the resumable JSON parser.
 -- Runs on Lua 5.1 to 5.4 and LuaJIT, so strings use decimal escapes ("\195\169").
 local json = require("baseten").json
+local util = require("spec.support.util")
 
 -- Under valgrind or constant GC (make valgrind, make sanitize) every 7th split point: the same
 -- code paths, a seventh of the work; make test checks them all.
@@ -9,17 +10,38 @@ local SPLIT_STEP = (os.getenv("BASETEN_VALGRIND") or os.getenv("BASETEN_GC_TORTU
 -- Deep equality that also tells the JSON array mark apart from none, and
 -- integers from floats where the Lua has both.
 local function same(a, b)
-  if type(a) ~= type(b) then return false end
-  if math.type and type(a) == "number" and math.type(a) ~= math.type(b) then return false end
-  if type(a) ~= "table" then return a == b end
-  if json.is_array(a) ~= json.is_array(b) then return false end
-  for k, v in pairs(a) do
-    if not same(v, b[k]) then return false end
+  return util.json_same(a, b, true)
+end
+
+-- An object whose finalizer is fn: a table on 5.2+, a proxy on 5.1 and LuaJIT.
+local function finalized(fn)
+  if newproxy then
+    local u = newproxy(true)
+    getmetatable(u).__gc = fn
+    return u
   end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
+  return setmetatable({}, { __gc = fn })
+end
+
+-- Feeds `piece` to p again and again, with a GC step at every allocation,
+-- each time after making an object whose finalizer calls on_gc(feeding)
+-- (feeding: whether p:feed is running then), until done() or 5000 feeds.
+-- Returns the last feed's results, as a table.
+local function feed_under_gc(p, piece, on_gc, done)
+  local feeding, res
+  local pause = collectgarbage("setpause", 0) -- a GC step at every allocation
+  local stepmul = collectgarbage("setstepmul", 1000)
+  for _ = 1, 5000 do
+    finalized(function() on_gc(feeding) end)
+    feeding = true
+    local v, e = p:feed(piece) -- nothing allocates between the flag and the call
+    feeding = false
+    res = { v, e }
+    if done() then break end
   end
-  return true
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+  return res
 end
 
 -- Every member of the snapshot s is in the final value f: a finished scalar
@@ -229,32 +251,13 @@ describe("baseten.json.partial", function()
   end)
 
   it("a feed from inside its own feed (a finalizer run by a GC step) raises, and the outer feed goes on", function()
-    -- an object with a finalizer: a table on 5.2+, a proxy on 5.1 and LuaJIT
-    local function finalized(fn)
-      if newproxy then
-        local u = newproxy(true)
-        getmetatable(u).__gc = fn
-        return u
-      end
-      return setmetatable({}, { __gc = fn })
-    end
     local p = json.partial()
-    local inner, feeding
+    local inner
     local piece = string.rep('"abcdefghijklmnopqrstuvwxyz0123456789abcdefghij",', 50) -- 50 strings: 50 allocations
     p:feed("[")
-    local pause = collectgarbage("setpause", 0) -- a GC step at every allocation
-    local stepmul = collectgarbage("setstepmul", 1000)
-    for _ = 1, 5000 do
-      finalized(function()
-        if feeding then inner = inner or { pcall(p.feed, p, "1") } end
-      end)
-      feeding = true
-      p:feed(piece)
-      feeding = false
-      if inner then break end
-    end
-    collectgarbage("setpause", pause)
-    collectgarbage("setstepmul", stepmul)
+    feed_under_gc(p, piece, function(feeding)
+      if feeding then inner = inner or { pcall(p.feed, p, "1") } end
+    end, function() return inner ~= nil end)
     assert.is_table(inner, "no finalizer ran during a feed")
     assert.is_false(inner[1])
     assert.matches("while this parser is feeding", inner[2])
@@ -274,35 +277,16 @@ describe("baseten.json.partial", function()
   end)
 
   it("a close from a finalizer during a feed stops that feed, which frees the parser as it ends", function()
-    local function finalized(fn)
-      if newproxy then
-        local u = newproxy(true)
-        getmetatable(u).__gc = fn
-        return u
-      end
-      return setmetatable({}, { __gc = fn })
-    end
     local p = json.partial()
-    local closed, feeding, res
+    local closed
     local piece = string.rep('"abcdefghijklmnopqrstuvwxyz0123456789abcdefghij",', 50)
     p:feed("[")
-    local pause = collectgarbage("setpause", 0)
-    local stepmul = collectgarbage("setstepmul", 1000)
-    for _ = 1, 5000 do
-      finalized(function()
-        if feeding and not closed then
-          closed = true
-          p:close()
-        end
-      end)
-      feeding = true
-      local v, e = p:feed(piece) -- nothing allocates between the flag and the call
-      feeding = false
-      res = { v, e }
-      if closed then break end
-    end
-    collectgarbage("setpause", pause)
-    collectgarbage("setstepmul", stepmul)
+    local res = feed_under_gc(p, piece, function(feeding)
+      if feeding and not closed then
+        closed = true
+        p:close()
+      end
+    end, function() return closed end)
     assert.is_true(closed, "no finalizer ran during a feed")
     assert.is_nil(res[1])
     assert.matches("closed during the feed", res[2])

@@ -2,7 +2,7 @@
 -- spelling the server used, run_tools' on_reasoning and reasoning_history,
 -- provider options passed through, include_usage, against the local server.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 
@@ -38,14 +38,7 @@ end
 
 describe("reasoning", function()
   local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, max_retries = 0 }
-  end)
-  after_each(function() client:close() end)
+  fixture.client({ api_key = "k", max_retries = 0 }, function(s, c) srv, client = s, c end)
 
   describe("stream:pieces()", function()
     for _, model in ipairs({ "test/reasoning", "test/reasoning-alt" }) do

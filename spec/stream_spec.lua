@@ -1,7 +1,7 @@
 -- Streaming against the local server: iterators, final(), every way a
 -- stream can end badly, and SSE bytes split every way the network can.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local core = require("baseten.core")
 
 local json = baseten.json
@@ -43,11 +43,9 @@ end
 describe("streaming", function()
   local srv, client
 
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
+  fixture.server(function(s) srv = s end)
 
   before_each(function()
-    srv:reset()
     client = baseten.new{ api_key = KEY, base_url = srv.url, model = "openai/gpt-oss-120b", max_retries = 2 }
   end)
 

@@ -1,13 +1,11 @@
 -- client:json: structured outputs, against the local test server.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 local null = json.null
 
-local function msgs(text)
-  return { { role = "user", content = text } }
-end
+local msgs = fixture.msgs
 
 -- A whole chat.completion body with one message.
 local function completion(message, finish)
@@ -25,16 +23,7 @@ end
 
 -- An SSE body (as one string) carrying content deltas.
 local function sse_content(pieces, finish)
-  local out = {}
-  local function chunk(delta, fr)
-    return "data: " .. json.encode({ id = "c", object = "chat.completion.chunk", created = 1, model = "m",
-      choices = { { index = 0, delta = delta, finish_reason = fr or null } } }) .. "\n\n"
-  end
-  out[#out + 1] = chunk({ role = "assistant", content = "" })
-  for _, p in ipairs(pieces) do out[#out + 1] = chunk(p) end
-  out[#out + 1] = chunk({}, finish or "stop")
-  out[#out + 1] = "data: [DONE]\n\n"
-  return table.concat(out)
+  return table.concat(fixture.sse_events(pieces, finish))
 end
 
 local CONTACT = {
@@ -46,19 +35,8 @@ local CONTACT = {
 
 describe("client:json", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "openai/gpt-oss-120b", max_retries = 0 }
-  end)
+  fixture.client({ api_key = "k", model = "openai/gpt-oss-120b", max_retries = 0 },
+                 function(s, c) srv, client = s, c end)
 
   describe("request", function()
     it("schema mode: response_format json_schema, strict, no schema/schema_name keys", function()

@@ -5,7 +5,7 @@
 -- "test/utf16-split-SIZE-OFFSET" cut their content (and tool arguments)
 -- every SIZE UTF-16 units (spec/support/server.py, utf16_pieces).
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 local FFFD = "\239\191\189"
@@ -73,14 +73,7 @@ end
 
 describe("split surrogate pairs", function()
   local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = false, base_url = srv.url, model = "m", max_retries = 0 }
-  end)
-  after_each(function() client:close() end)
+  fixture.client({ api_key = false, model = "m", max_retries = 0 }, function(s, c) srv, client = s, c end)
 
   it("the server's split models do send each half alone, escaped", function()
     local s = assert(client:stream{ model = "test/utf16-split-1-0", messages = { { role = "user", content = "😀" } } })

@@ -11,7 +11,7 @@
 -- the fast path takes, alone and mixed in seeded random sequences (so
 -- fast and full chunks alternate within one stream).
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 local stream_mod = require("baseten.stream")
 local literals = require("spec.support.literals").literals
 local util = require("spec.support.util")
@@ -206,14 +206,7 @@ end
 
 describe("the text fast path", function()
   local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "test/m", max_retries = 0 }
-  end)
-  after_each(function() client:close() end)
+  fixture.client({ api_key = "k", model = "test/m", max_retries = 0 }, function(s, c) srv, client = s, c end)
 
   it("takes the common chunks in C and gives what the full path gives, chunk by chunk", function()
     local fast = 0

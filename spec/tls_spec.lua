@@ -5,8 +5,8 @@
 -- tunnels. Pending, with the reason, when nginx or openssl is missing.
 local baseten = require("baseten")
 local core = require("baseten.core")
-local server = require("spec.support.server")
 local tls = require("spec.support.tls")
+local fixture = require("spec.support.fixture")
 local util = require("spec.support.util")
 
 local json = baseten.json
@@ -34,16 +34,7 @@ describe("TLS through nginx", function()
   end
 
   local srv, front, events
-
-  setup(function()
-    srv = server.start()
-    front = tls.start{ upstream = srv.port }
-  end)
-
-  teardown(function()
-    if front then front:stop() end
-    srv:stop()
-  end)
+  fixture.tls_front(function(s, f) srv, front = s, f end)
 
   before_each(function()
     srv:reset()

@@ -1,22 +1,11 @@
 -- client:run_tools: the tool-calling loop, against the local test server.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 local null = json.null
 
-local WEATHER_PARAMS = {
-  type = "object", properties = { city = { type = "string" } }, required = { "city" },
-}
-
-local function msgs(text)
-  return { { role = "user", content = text } }
-end
-
-local function weather_tool(handler)
-  return baseten.tool{ name = "get_weather", description = "Current weather in a city",
-                       parameters = WEATHER_PARAMS, handler = handler }
-end
+local WEATHER_PARAMS, msgs, weather_tool = fixture.WEATHER_PARAMS, fixture.msgs, fixture.weather_tool
 
 -- A whole chat.completion body whose message calls tools.
 local function calls_reply(calls, content)
@@ -72,19 +61,8 @@ end
 
 describe("client:run_tools", function()
   local srv, client
-
-  setup(function()
-    srv = server.start()
-  end)
-
-  teardown(function()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 }
-  end)
+  fixture.client({ api_key = "k", model = "deepseek-ai/DeepSeek-V3.1", max_retries = 0 },
+                 function(s, c) srv, client = s, c end)
 
   describe("the loop", function()
     it("runs parallel calls in order and returns the final response and the transcript", function()

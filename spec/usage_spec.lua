@@ -1,7 +1,7 @@
 -- client:usage(): running token totals across every call (issue 13), and
 -- the usage details final() and chat keep, against the local server.
 local baseten = require("baseten")
-local server = require("spec.support.server")
+local fixture = require("spec.support.fixture")
 
 local json = baseten.json
 
@@ -54,14 +54,7 @@ local DETAILED = {
 
 describe("usage", function()
   local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() if srv then srv:stop() end end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ api_key = "k", base_url = srv.url, model = "test/reasoning", max_retries = 2 }
-  end)
-  after_each(function() client:close() end)
+  fixture.client({ api_key = "k", model = "test/reasoning", max_retries = 2 }, function(s, c) srv, client = s, c end)
 
   local function drain()
     while client:poll(1) > 0 do end

@@ -2,8 +2,7 @@
 -- stand-in for luv whose timer the test fires by hand (the real loops run
 -- in spec/hosts_spec.lua, inside Neovim). Runs on every Lua.
 -- luacheck: std max+busted
-local server = require("spec.support.server")
-local baseten = require("baseten")
+local fixture = require("spec.support.fixture")
 local buv = require("baseten.uv")
 local core = require("baseten.core")
 
@@ -36,15 +35,8 @@ local function run_until(uv, cond)
 end
 
 describe("baseten.uv", function()
-  local srv, client
-
-  setup(function() srv = server.start() end)
-  teardown(function() srv:stop() end)
-  before_each(function()
-    srv:reset()
-    client = baseten.new{ base_url = srv.url, api_key = "k", model = "openai/gpt-oss-120b" }
-  end)
-  after_each(function() client:close() end)
+  local client
+  fixture.client({ api_key = "k", model = "openai/gpt-oss-120b" }, function(_, c) client = c end)
 
   it("runs a timer only while requests are pending, and restarts it with the next one", function()
     local uv = fake_uv()

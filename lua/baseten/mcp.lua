@@ -25,6 +25,7 @@ local tools_mod = require("baseten.mcp_tools")
 local track = require("baseten.mcp_track")
 local incoming = require("baseten.mcp_incoming")
 local registry = require("baseten.mcp_registry")
+local check = require("baseten.mcp_opts")
 
 local json = core.json
 local now = core.now
@@ -49,18 +50,6 @@ local function mcp_error(message, fields)
   return errors.new(e)
 end
 M.error = mcp_error
-
-local function check_fn(opts, key, where, level)
-  if opts[key] ~= nil and type(opts[key]) ~= "function" then
-    error(where .. ": " .. key .. " must be a function", level + 1)
-  end
-end
-
-local function check_timeout(v, where, level)
-  if v ~= nil and (type(v) ~= "number" or v <= 0 or v ~= v) then
-    error(where .. ": timeout must be a positive number", level + 1)
-  end
-end
 
 -- ------------------------------------------------------------ requests
 
@@ -296,18 +285,7 @@ end
 -- A session with its transport open, before the handshake; where names
 -- the caller in errors (raised at the caller's caller's line).
 local function open_session(opts, where)
-  if type(opts) ~= "table" then error(where .. ": expected a table of options", 3) end
-  if (opts.command == nil) == (opts.url == nil) then error(where .. ": give either command or url", 3) end
-  check_timeout(opts.timeout, where, 3)
-  for _, k in ipairs({ "on_elicit", "on_notification", "log", "on_ready" }) do check_fn(opts, k, where, 3) end
-  if opts.roots ~= nil and type(opts.roots) ~= "table" then error(where .. ": roots must be an array", 3) end
-  if opts.client ~= nil and (type(opts.client) ~= "table" or type(opts.client.poll) ~= "function") then
-    error(where .. ": client must be a baseten client", 3)
-  end
-  local info = opts.client_info or { name = "baseten", version = core.VERSION }
-  if type(info) ~= "table" or type(info.name) ~= "string" then
-    error(where .. ": client_info must be {name = ..., version = ...}", 3)
-  end
+  local info = check.connect(opts, where, 3)
   local tr, why
   if opts.command then tr, why = stdio.open(opts, where) else tr, why = http.open(opts, where) end
   if not tr then return nil, errors.is_error(why) and why or mcp_error(tostring(why)) end
@@ -401,23 +379,12 @@ function Session:ping()
   return true
 end
 
-local function call_params(name, args, opts, where)
-  if type(name) ~= "string" then error("mcp: " .. where .. " expects a tool name string", 3) end
-  if args ~= nil and type(args) ~= "table" then error("mcp: " .. where .. ": args must be a table", 3) end
-  opts = opts or {}
-  if type(opts) ~= "table" then error("mcp: " .. where .. ": opts must be a table", 3) end
-  check_timeout(opts.timeout, "mcp: " .. where, 3)
-  check_fn(opts, "on_progress", "mcp: " .. where, 3)
-  check_fn(opts, "on_done", "mcp: " .. where, 3)
-  return { name = name, arguments = json.object(args or {}) }, opts
-end
-
 --- Calls a tool: the result `{content, isError, structuredContent}`, or
 -- nil, err. A tool's own failure is a result with `isError = true`.
 -- `opts`: `timeout` (seconds; the session's by default), `on_progress(progress, total, message)`.
 function Session:call_tool(name, args, opts)
   local params
-  params, opts = call_params(name, args, opts, "call_tool")
+  params, opts = check.call(name, args, opts, "call_tool")
   return self:_request("tools/call", params, opts)
 end
 
@@ -429,7 +396,7 @@ end
 -- nil, err), `handle:cancel()`.
 function Session:start_call(name, args, opts)
   local params
-  params, opts = call_params(name, args, opts, "start_call")
+  params, opts = check.call(name, args, opts, "start_call")
   return self:start("tools/call", params, opts)
 end
 
@@ -449,8 +416,8 @@ function Session:start(method, params, opts)
   if type(method) ~= "string" then error("mcp: start expects a method name", 2) end
   if params ~= nil and type(params) ~= "table" then error("mcp: start: params must be a table", 2) end
   opts = opts or {}
-  check_timeout(opts.timeout, "mcp: start", 2)
-  check_fn(opts, "on_done", "mcp: start", 2)
+  check.check_timeout(opts.timeout, "mcp: start", 2)
+  check.check_fn(opts, "on_done", "mcp: start", 2)
   local r, err = self:_start(method, params, opts)
   if not r then
     r = { finished = true, err = err }

@@ -29,6 +29,7 @@ local request = require("baseten.request")
 local runtime = require("baseten.runtime")
 local mend = require("baseten.mend")
 local chunk_text = require("baseten.chunk_text")
+local stream_text = require("baseten.stream_text")
 
 local json = core.json
 local type = type -- upvalues, not global lookups, on the per-token path
@@ -37,7 +38,6 @@ local content_sink = accumulate.content_sink
 -- The core's sink (t:next_event(sink)) pays on Lua 5.x, where accumulate.add
 -- costs more than the watch of the decode; LuaJIT's compiled add costs less.
 local SINK = rawget(_G, "jit") == nil
-local row_pieces = chunk_text.row_pieces
 
 local M = {}
 
@@ -379,18 +379,6 @@ end
 -- toolloop.lua: choice 0's content delta; its text deltas in pieces() order.
 M.content_of, M.pieces_of = chunk_text.content_of, chunk_text.pieces_of
 
--- The pieces of what read_text gave (true and a fast-path row, or a
--- chunk), as up to three piece, kind pairs; nothing for a chunk without text.
-local function read_pieces_of(v, x, rc, r, f)
-  if v == true then -- the fast path; most chunks carry content alone
-    if rc or r or f then return row_pieces(x, rc, r, f) end
-    if x and x ~= "" then return x, "content" end
-    return
-  end
-  local q = M.pieces_of(v)
-  if q then return q[1], q[2], q[3], q[4], q[5], q[6] end
-end
-
 --- One read of what is buffered for a text consumer, never waiting on the
 -- network (internal; baseten.toolloop's on_content and on_reasoning): the
 -- text fast path's read. Returns true and the next chunk's pieces, as up
@@ -399,7 +387,7 @@ end
 -- whole event is buffered yet.
 function Stream:read_pieces()
   local v, x, rc, r, f = read_text(self)
-  if v then return true, read_pieces_of(v, x, rc, r, f) end
+  if v then return true, stream_text.pieces_of_read(v, x, rc, r, f) end
   return v, x
 end
 
@@ -427,39 +415,13 @@ end
 --       if kind == "reasoning" then io.stderr:write(piece) else io.write(piece) end
 --     end
 function Stream:pieces()
-  local a, ka, b, kb, c, kc -- the pieces of the last chunk not yet handed out
-  local function iter()
-    local wait, v, x, rc, r, f = 0 -- as next(): first what is buffered, then wait for more
-    while a == nil do
-      wait, v, x, rc, r, f = read_waiting(self, wait)
-      if not v then return nil end
-      a, ka, b, kb, c, kc = read_pieces_of(v, x, rc, r, f)
-    end
-    local p, k = a, ka
-    a, ka, b, kb, c, kc = b, kb, c, kc, nil, nil
-    return p, k
-  end
-  return iter, nil, nil, self
+  return stream_text.pieces(read_waiting, self), nil, nil, self
 end
 
 --- An iterator over the non-empty content deltas of choice 0.
--- A failure raises the error value.
+-- A failure raises the error value. Returns the stream as a fourth value.
 function Stream:text()
-  local function iter()
-    local wait, v, x = 0
-    while true do
-      wait, v, x = read_waiting(self, wait)
-      if v == true then
-        if x and x ~= "" then return x end
-      elseif v then
-        local piece = M.content_of(v)
-        if piece then return piece end
-      else
-        return nil
-      end
-    end
-  end
-  return iter, nil, nil, self
+  return stream_text.text(read_waiting, self), nil, nil, self
 end
 
 --- An iterator over the content parsed as JSON while it streams: yields

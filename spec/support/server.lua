@@ -7,6 +7,7 @@
 --   s:enqueue({status = 429, headers = {["Retry-After"] = "0"}}, {json = {...}})
 --   ... run the client against s.url ...
 --   local reqs = s:requests()         -- recorded requests (see README below)
+--   server.sse_events(deltas, finish) -- a streamed reply's events, for {chunks = ...}
 --   s:stop()
 --
 -- Works on Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT.  Uses LuaSocket ("socket")
@@ -163,6 +164,23 @@ encode_value = function(v, depth)
 end
 
 function M.json_encode(v) return encode_value(v, 0) end
+
+--- The events of a streamed chat reply, each a "data: ...\n\n" string:
+-- the assistant's role, one chunk per delta of `deltas` (tables such as
+-- `{ refusal = "No" }`, or a string: its content), a chunk with
+-- finish_reason `finish` (default "stop"), and [DONE]. `model` is the
+-- chunks' model (default "m").
+function M.sse_events(deltas, finish, model)
+  local function chunk(delta, fr)
+    return "data: " .. M.json_encode({ id = "c", object = "chat.completion.chunk", created = 1, model = model or "m",
+      choices = { { index = 0, delta = delta, finish_reason = fr or M.null } } }) .. "\n\n"
+  end
+  local out = { chunk({ role = "assistant", content = "" }) }
+  for _, d in ipairs(deltas) do out[#out + 1] = chunk(type(d) == "string" and { content = d } or d) end
+  out[#out + 1] = chunk({}, finish or "stop")
+  out[#out + 1] = "data: [DONE]\n\n"
+  return out
+end
 
 local function utf8_char(cp)
   if cp < 0x80 then return char(cp)

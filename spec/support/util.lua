@@ -16,6 +16,7 @@
 --   util.alive(pid)                -- whether a process runs (and is no zombie)
 --   util.completion(text, opts)    -- a whole chat.completion body (a table) for the test server
 --   util.drain(client, limit)      -- polls a client until nothing is pending
+--   util.json_same(a, b, numbers)  -- deep equality that tells JSON arrays from objects
 local M = {}
 
 --- The interpreter running this suite, for child processes.
@@ -223,6 +224,24 @@ function M.drain(client, limit)
     assert(now() < deadline, "requests did not finish in time")
     client:poll(0.05)
   end
+end
+
+--- Deep equality that also tells the JSON array mark apart from none
+-- (baseten.json.is_array); with `numbers`, integers from floats too, where
+-- the Lua has both.
+function M.json_same(a, b, numbers)
+  if type(a) ~= type(b) then return false end
+  if numbers and math.type and type(a) == "number" and math.type(a) ~= math.type(b) then return false end
+  if type(a) ~= "table" then return a == b end
+  local json = require("baseten").json
+  if json.is_array(a) ~= json.is_array(b) then return false end
+  for k, v in pairs(a) do
+    if not M.json_same(v, b[k], numbers) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
 end
 
 return M

@@ -15,13 +15,7 @@ local h = dofile(here .. "/harness.lua")
 local result, now_ms, fail, quit = h.result, h.now_ms, h.fail, h.quit
 
 local ok, err = pcall(function()
-  if vim.fn.exists(":BasetenAgent") ~= 2 then vim.cmd("runtime plugin/baseten.lua") end
-  result.command = vim.fn.exists(":BasetenAgent") == 2
-  local plugin = require("baseten_nvim")
-  plugin.setup{
-    base_url = assert(os.getenv("BASETEN_TEST_URL"), "BASETEN_TEST_URL is not set"),
-    api_key = "test-key", model = "test/model", interval = 10,
-  }
+  local plugin = h.plugin("BasetenAgent", { model = "test/model", interval = 10 })
   -- an asynchronous picker: answers 50 ms later
   result.prompts = {}
   vim.ui.select = function(items, opts, on_choice)

@@ -16,15 +16,8 @@ local h = dofile(here .. "/harness.lua")
 local result, now_ms, fail, quit = h.result, h.now_ms, h.fail, h.quit
 
 local ok, err = pcall(function()
-  if vim.fn.exists(":BasetenChat") ~= 2 then vim.cmd("runtime plugin/baseten.lua") end
-  result.command = vim.fn.exists(":BasetenChat") == 2
+  local plugin = h.plugin("BasetenChat", { model = "test/model", interval = 10 })
   result.core_file = vim.api.nvim_get_runtime_file("lua/baseten/core.so", true)
-
-  local plugin = require("baseten_nvim")
-  plugin.setup{
-    base_url = assert(os.getenv("BASETEN_TEST_URL"), "BASETEN_TEST_URL is not set"),
-    api_key = "test-key", model = "test/model", interval = 10,
-  }
 
   -- the editor's own work: a heartbeat through the main loop
   local heartbeat = h.heartbeat()

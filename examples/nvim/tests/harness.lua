@@ -10,6 +10,10 @@
 --   h.heartbeat()            starts a 5 ms timer through the main loop (the
 --                            editor's other work); its .streaming flag says
 --                            when to count: .beats, .max_gap (ms); :stop()
+--   h.plugin(cmd, opts)      the example plugin, loaded (the runtime file, when
+--                            command `cmd` is missing: result.command says
+--                            whether it is there) and set up with opts and
+--                            the test server's URL ($BASETEN_TEST_URL)
 -- luacheck: globals vim
 local uv = vim.uv or vim.loop
 local h = { result = { ok = false } }
@@ -57,6 +61,16 @@ function h.heartbeat()
     end
   end
   return hb
+end
+
+function h.plugin(cmd, opts)
+  if vim.fn.exists(":" .. cmd) ~= 2 then vim.cmd("runtime plugin/baseten.lua") end
+  h.result.command = vim.fn.exists(":" .. cmd) == 2
+  local plugin = require("baseten_nvim")
+  local o = { base_url = assert(os.getenv("BASETEN_TEST_URL"), "BASETEN_TEST_URL is not set"), api_key = "test-key" }
+  for k, v in pairs(opts) do o[k] = v end
+  plugin.setup(o)
+  return plugin
 end
 
 return h

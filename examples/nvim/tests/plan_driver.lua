@@ -9,13 +9,8 @@ local h = dofile(here .. "/harness.lua")
 local result, now_ms, fail, quit = h.result, h.now_ms, h.fail, h.quit
 
 local ok, err = pcall(function()
-  if vim.fn.exists(":BasetenPlan") ~= 2 then vim.cmd("runtime plugin/baseten.lua") end
-  result.command = vim.fn.exists(":BasetenPlan") == 2
-  local plugin = require("baseten_nvim")
-  plugin.setup{
-    base_url = assert(os.getenv("BASETEN_TEST_URL"), "BASETEN_TEST_URL is not set"),
-    api_key = "test-key", model = os.getenv("BASETEN_TEST_MODEL") or "test/plan-paced", interval = 10,
-  }
+  local plugin = h.plugin("BasetenPlan", { model = os.getenv("BASETEN_TEST_MODEL") or "test/plan-paced",
+                                           interval = 10 })
   local t0 = now_ms()
   vim.cmd("BasetenPlan " .. (os.getenv("BASETEN_TEST_PROMPT") or "rename foo"))
   local job = plugin.jobs[#plugin.jobs]

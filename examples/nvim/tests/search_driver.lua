@@ -16,11 +16,7 @@ local TOPICS = {
 }
 
 local ok, err = pcall(function()
-  if vim.fn.exists(":BasetenSearch") ~= 2 then vim.cmd("runtime plugin/baseten.lua") end
-  result.command = vim.fn.exists(":BasetenSearch") == 2
-  local plugin = require("baseten_nvim")
-  plugin.setup{ base_url = assert(os.getenv("BASETEN_TEST_URL"), "BASETEN_TEST_URL is not set"),
-                api_key = "test-key", interval = 10, embed_dimensions = 256 }
+  local plugin = h.plugin("BasetenSearch", { interval = 10, embed_dimensions = 256 })
   local lines = {}
   for _, topic in ipairs(TOPICS) do
     for i = 1, 20 do lines[#lines + 1] = topic .. " " .. i end

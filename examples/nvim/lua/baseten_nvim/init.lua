@@ -190,17 +190,44 @@ local function open_buffer()
   return buf
 end
 
+-- Whether a command can start: its text is given and `get` (get_client,
+-- or get_embed_client) makes the client; else the user is told why
+-- (`usage`: the command's usage line). Returns true and the client.
+local function can_start(text, usage, get)
+  if type(text) ~= "string" or text == "" then
+    notify("usage: " .. usage, vim.log.levels.WARN)
+    return false
+  end
+  local ok, c = pcall(get)
+  if not ok then
+    notify(tostring(c), vim.log.levels.ERROR)
+    return false
+  end
+  return true, c
+end
+
+-- A failure other than a cancel: at the end of the job's buffer, and
+-- as a notification.
+local function show_error(buf, err)
+  if err and err.kind ~= "canceled" then
+    append(buf, "\n\n[" .. tostring(err) .. "]")
+    notify(tostring(err), vim.log.levels.ERROR)
+  end
+end
+
+-- A wiped buffer has no reader left: the job's request stops then.
+local function cancel_on_wipe(job)
+  vim.api.nvim_create_autocmd("BufWipeout", {
+    buffer = job.buf, once = true,
+    callback = function()
+      if job.handle and not job.done then job.handle:cancel() end
+    end,
+  })
+end
+
 --- Streams the reply to `prompt` into a new scratch buffer; returns the job.
 function M.chat(prompt)
-  if type(prompt) ~= "string" or prompt == "" then
-    notify("usage: :BasetenChat {prompt}", vim.log.levels.WARN)
-    return nil
-  end
-  local ok, c = pcall(get_client)
-  if not ok then
-    notify(c, vim.log.levels.ERROR)
-    return nil
-  end
+  if not can_start(prompt, ":BasetenChat {prompt}", get_client) then return nil end
   local buf = open_buffer()
   local messages = {}
   if config.system then messages[1] = { role = "system", content = config.system } end
@@ -220,19 +247,10 @@ function M.chat(prompt)
     on_done = function(_, err)
       job.done, job.err = true, err
       job.ticks_at_done = M.ticks()
-      if err and err.kind ~= "canceled" then
-        append(buf, "\n\n[" .. tostring(err) .. "]")
-        notify(tostring(err), vim.log.levels.ERROR)
-      end
+      show_error(buf, err)
     end,
   })
-  -- a wiped buffer has no reader left: stop its request
-  vim.api.nvim_create_autocmd("BufWipeout", {
-    buffer = buf, once = true,
-    callback = function()
-      if not job.done then job.handle:cancel() end
-    end,
-  })
+  cancel_on_wipe(job)
   return job
 end
 
@@ -329,15 +347,7 @@ end
 --- Runs a tool loop on `prompt`; its text streams into a new scratch
 -- buffer (<C-c> there cancels it). Returns the job.
 function M.agent(prompt)
-  if type(prompt) ~= "string" or prompt == "" then
-    notify("usage: :BasetenAgent {prompt}", vim.log.levels.WARN)
-    return nil
-  end
-  local ok, c = pcall(get_client)
-  if not ok then
-    notify(c, vim.log.levels.ERROR)
-    return nil
-  end
+  if not can_start(prompt, ":BasetenAgent {prompt}", get_client) then return nil end
   local source = vim.api.nvim_get_current_buf()
   local buf = open_buffer()
   local job = { buf = buf, source = source, prompt = prompt, text = "", rounds = 0, calls = 0, results = 0,
@@ -346,12 +356,7 @@ function M.agent(prompt)
   vim.keymap.set("n", "<C-c>", function()
     if job.handle and not job.done then job.handle:cancel() end
   end, { buffer = buf, desc = "Cancel this Baseten agent" })
-  vim.api.nvim_create_autocmd("BufWipeout", {
-    buffer = buf, once = true,
-    callback = function()
-      if job.handle and not job.done then job.handle:cancel() end
-    end,
-  })
+  cancel_on_wipe(job)
   return run_agent(job, { messages = { { role = "user", content = prompt } } })
 end
 
@@ -412,15 +417,8 @@ end
 --- Finds the chunks of the current buffer closest to `query`; fills the
 -- quickfix list when done. Returns the search job.
 function M.search(query)
-  if type(query) ~= "string" or query == "" then
-    notify("usage: :BasetenSearch {query}", vim.log.levels.WARN)
-    return nil
-  end
-  local ok, c = pcall(get_embed_client)
-  if not ok then
-    notify(tostring(c), vim.log.levels.ERROR)
-    return nil
-  end
+  local ok, c = can_start(query, ":BasetenSearch {query}", get_embed_client)
+  if not ok then return nil end
   local buf = vim.api.nvim_get_current_buf()
   local tick = vim.api.nvim_buf_get_changedtick(buf)
   local cached = cache[buf]
@@ -506,15 +504,7 @@ end
 -- streams; returns the job (`plan` is the live table; `updates` counts
 -- redraws before the end; `value` the validated plan at the end).
 function M.plan(prompt)
-  if type(prompt) ~= "string" or prompt == "" then
-    notify("usage: :BasetenPlan {what to change}", vim.log.levels.WARN)
-    return nil
-  end
-  local ok, c = pcall(get_client)
-  if not ok then
-    notify(c, vim.log.levels.ERROR)
-    return nil
-  end
+  if not can_start(prompt, ":BasetenPlan {what to change}", get_client) then return nil end
   local buf = open_buffer()
   local job = { buf = buf, prompt = prompt, plan = {}, updates = 0, done = false }
   M.jobs[#M.jobs + 1] = job
@@ -535,18 +525,12 @@ function M.plan(prompt)
       job.ticks_at_done = M.ticks()
       if value then
         render(buf, value, true)
-      elseif err and err.kind ~= "canceled" then
-        append(buf, "\n\n[" .. tostring(err) .. "]")
-        notify(tostring(err), vim.log.levels.ERROR)
+      else
+        show_error(buf, err)
       end
     end,
   })
-  vim.api.nvim_create_autocmd("BufWipeout", {
-    buffer = buf, once = true,
-    callback = function()
-      if not job.done then job.handle:cancel() end
-    end,
-  })
+  cancel_on_wipe(job)
   return job
 end
 
