@@ -60,6 +60,7 @@ local function unfence_head(self, piece)
       end
     else
       self._head = nil
+      self._fenced = true
       return head:sub(nl + 1)
     end
   end
@@ -245,27 +246,45 @@ end
 -- feeds each content delta to a watcher and calls `fn(snapshot, path)`
 -- when there is something to show. Content that stops being JSON stops
 -- the calls; the whole reply is still judged as `client:json` judges it.
--- A raise in `fn` closes the stream and raises on.
+-- The deltas come through `stream:text()`, the stream's fast path (a
+-- chunk of the common shape is read without a table). A raise in `fn`
+-- closes the stream and raises on; a failure of the stream is returned.
 -- @return the accumulated response, or nil, err
-function M.drain(stream, fn, content_of)
+-- @return the value the watcher parsed, when it can stand for
+--   `json.decode` of the whole content (see Watcher:value), else nil
+-- @treturn number the bytes of content fed to the watcher
+function M.drain(stream, fn)
   local w = M.watcher()
+  local reading, fed = false, 0
   local ok, resp, err = pcall(function()
+    local next_piece = stream:text()
     while true do
-      local chunk, err = stream:next()
-      if err then return nil, err end
-      if chunk == nil then return stream:final() end
-      if not w:error() then
-        local piece = content_of(chunk)
-        if piece then
-          local snap, path = w:feed(piece)
-          if snap ~= nil then fn(snap, path) end
-        end
+      reading = true
+      local piece = next_piece()
+      reading = false
+      if piece == nil then break end
+      if not w._err then
+        fed = fed + #piece
+        local snap, path = w:feed(piece)
+        if snap ~= nil then fn(snap, path) end
       end
     end
+    return stream:final()
   end)
   stream:close()
-  if not ok then error(resp, 0) end
-  return resp, err
+  if not ok then
+    if reading then return nil, resp end -- text() raises the stream's failure: next() returns it
+    error(resp, 0)
+  end
+  return resp, err, w:value(), fed
+end
+
+--- The whole value, when the content was one JSON object or array with
+-- only space around it (no fence) and the parser holds it complete:
+-- `json.decode` of that content with `drop_nulls` gives the same. Else nil.
+function Watcher:value()
+  if self._err or self._tail or self._fenced or self._head ~= nil or self._root == nil then return nil end
+  return (self._p:result())
 end
 
 -- Keys of a json request that are the client's, never sent.
