@@ -21,6 +21,12 @@ fi
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_consumer bench/c_consumer.c -lcurl -lcjson
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_batch bench/c_batch.c -lcurl -lcjson
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -D_POSIX_C_SOURCE=199309L -o bench/out/c_topk bench/c_topk.c -lm
+# the do-nothing feed of bench/partial.lua's floor row, for Lua 5.4 and LuaJIT
+for v in 5.4 5.1; do
+  mkdir -p "bench/out/floor/$v"
+  ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -fPIC -shared -fvisibility=hidden -I"/usr/include/lua$v" \
+    -o "bench/out/floor/$v/partial_floor.so" bench/partial_floor.c
+done
 # the dev build: BENCH_DEV=1 runs on it, and instructions.lua always does
 bash bench/build_dev.sh 5.4 5.1
 # BENCH_BEFORE_REF=main (any git ref): that tree too, into bench/out/before,
