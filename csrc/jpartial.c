@@ -40,13 +40,6 @@ void jp_free(jp_parser *p) {
   p->cap = 0;
 }
 
-void jp_input(jp_parser *p, const char *s, size_t n) {
-  p->base += p->len;
-  p->in = (const unsigned char *)s;
-  p->len = n;
-  p->pos = 0;
-}
-
 void jp_end(jp_parser *p) { p->eof = 1; }
 
 void jp_error_message(const jp_parser *p, char *out, size_t outlen) {

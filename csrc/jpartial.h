@@ -95,8 +95,14 @@ typedef struct {
 BT_HIDDEN void jp_init(jp_parser *p, unsigned flags, int max_depth);
 BT_HIDDEN void jp_free(jp_parser *p);
 
-/* The next piece; s must stay valid until jp_next returns JP_MORE. */
-BT_HIDDEN void jp_input(jp_parser *p, const char *s, size_t n);
+/* The next piece; s must stay valid until jp_next returns JP_MORE. Inline:
+ * a feed of one byte calls it twice. */
+static inline void jp_input(jp_parser *p, const char *s, size_t n) {
+  p->base += p->len;
+  p->in = (const unsigned char *)s;
+  p->len = n;
+  p->pos = 0;
+}
 
 /* The text ends; jp_next then finishes a number at the end and says
  * JP_DONE or gives the decoder's error for an incomplete text. */

@@ -54,7 +54,7 @@ typedef struct {
 } partial_ud;
 
 /* The parser at 1 (open or not); anything else raises the usual message. */
-static partial_ud *to_partial(lua_State *L) {
+static inline partial_ud *to_partial(lua_State *L) {
   partial_ud *u = (partial_ud *)lua_touserdata(L, 1);
   if (u == NULL || lua_rawlen(L, 1) != sizeof *u || u->tag != &partial_tag)
     u = (partial_ud *)luaL_checkudata(L, 1, JP_MT);
@@ -167,7 +167,8 @@ static int push_error(lua_State *L, const jp_parser *p) {
  * what jp_next said last (JP_EVENT if a close inside a push stopped it).
  * The parser is marked busy meanwhile: a push can run a GC step and so a
  * __gc that feeds this parser (that feed raises instead of moving the
- * buffers under this one) or closes it (the close waits for the feed). */
+ * buffers under this one) or closes it (the close waits for the feed).
+ * Leaves the state table on the stack: the feed returns only its top. */
 static int apply_all(lua_State *L, partial_ud *u, jp_event *ev) {
   int rc = JP_EVENT, st;
   lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
@@ -176,7 +177,6 @@ static int apply_all(lua_State *L, partial_ud *u, jp_event *ev) {
   do apply(L, u, st, ev);
   while (!u->closing && (rc = jp_next(&u->p, ev)) == JP_EVENT);
   u->busy = 0;
-  lua_settop(L, st - 1);
   return rc;
 }
 
@@ -198,12 +198,12 @@ static int feed_refused(lua_State *L, partial_ud *u) {
  * whose live value would now lag its state, refuses every later feed. The
  * text at 2 stays alive (and unmoved) on the stack while it is read, and
  * is not held past the call. Lua gives a C function LUA_MINSTACK free
- * slots; a feed uses five.
+ * slots; a feed uses six (what it returns is on top of the state table).
  */
 static int partial_feed(lua_State *L) {
   partial_ud *u = to_partial(L);
   size_t n;
-  const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+  const char *s = lua_tolstring(L, 2, &n); /* a number becomes its text, as luaL_checklstring does */
   jp_event ev;
   int rc;
   if (s == NULL) s = luaL_checklstring(L, 2, &n);

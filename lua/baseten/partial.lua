@@ -16,6 +16,15 @@ local json = core.json
 
 local M = {}
 
+-- json.partial's feed and path, looked up once: a call through the
+-- parser's metatable per delta is a tenth of a small delta's cost.
+local FEED, PATH
+do
+  local proto = json.partial()
+  FEED, PATH = proto.feed, proto.path
+  proto:close()
+end
+
 -- The longest language tag (and space) a leading fence may carry before
 -- its newline: past it the text is fed as it is (and fails as JSON).
 local MAX_FENCE = 64
@@ -104,7 +113,8 @@ function Watcher:feed(piece)
     piece = unfence_head(self, piece)
     if not piece then return nil end
   end
-  local snap, err = self._p:feed(piece)
+  local p = self._p
+  local snap, err = FEED(p, piece)
   if err then
     local root = after_root(self, err, piece)
     if root ~= nil then return root, {} end
@@ -119,14 +129,14 @@ function Watcher:feed(piece)
   end
   self._nfed = self._nfed + #piece
   if snap == nil then return nil end
-  return snap, self._p:path()
+  return snap, PATH(p)
 end
 
 -- Watcher:feed once the fence is behind and the root is a table: the
 -- parser alone, until it says something (then the whole path above).
 function Watcher:_feed_table(piece)
   local p = self._p
-  local snap, err = p:feed(piece)
+  local snap, err = FEED(p, piece)
   if err then
     self.feed = nil -- back to the method
     local root = after_root(self, err, piece)
@@ -135,8 +145,9 @@ function Watcher:_feed_table(piece)
     return nil, err
   end
   self._nfed = self._nfed + #piece
-  return snap, p:path()
+  return snap, PATH(p)
 end
+local feed_table = Watcher._feed_table
 
 --- The JSON error so far, or nil.
 function Watcher:error()
@@ -254,7 +265,11 @@ end
 --   `json.decode` of the whole content (see Watcher:value), else nil
 -- @treturn number the bytes of content fed to the watcher
 function M.drain(stream, fn)
-  local w = M.watcher()
+  return M.watcher():drain(stream, fn)
+end
+
+-- M.drain's loop, a method so that it reads this watcher's fields as its own.
+function Watcher:drain(stream, fn)
   local reading, fed = false, 0
   local ok, resp, err = pcall(function()
     local next_piece = stream:text()
@@ -263,9 +278,21 @@ function M.drain(stream, fn)
       local piece = next_piece()
       reading = false
       if piece == nil then break end
-      if not w._err then
+      if not self._err then
         fed = fed + #piece
-        local snap, path = w:feed(piece)
+        local snap, path
+        if self.feed == feed_table then -- Watcher:_feed_table inline, as long as
+          local p = self._p              -- the parser says no more than the root
+          snap = FEED(p, piece)
+          if snap ~= nil then
+            self._nfed = self._nfed + #piece
+            path = PATH(p)
+          else -- an error (sticky): the method takes it again
+            snap, path = feed_table(self, piece)
+          end
+        else
+          snap, path = self:feed(piece)
+        end
         if snap ~= nil then fn(snap, path) end
       end
     end
@@ -276,7 +303,7 @@ function M.drain(stream, fn)
     if reading then return nil, resp end -- text() raises the stream's failure: next() returns it
     error(resp, 0)
   end
-  return resp, err, w:value(), fed
+  return resp, err, self:value(), fed
 end
 
 --- The whole value, when the content was one JSON object or array with

@@ -436,17 +436,21 @@ end
 --- An iterator over the non-empty content deltas of choice 0.
 -- A failure raises the error value.
 function Stream:text()
-  local function iter()
-    local wait, v, x = 0
+  local function iter() -- read_waiting inline: one call less per delta
+    local wait = 0
     while true do
-      wait, v, x = read_waiting(self, wait)
+      local v, x = read_text(self)
       if v == true then
         if x and x ~= "" then return x end
       elseif v then
         local piece = M.content_of(v)
         if piece then return piece end
-      else
+      elseif v == nil then
+        if x then error(x, 0) end
         return nil
+      else
+        self._rt:perform(wait)
+        wait = 1
       end
     end
   end
@@ -476,6 +480,22 @@ end
 --- Reads the rest of the stream and returns the accumulated response, a
 -- chat.completion-shaped table; or nil, err (with `err.partial`).
 function Stream:final()
+  if not self._on_chunk then -- nobody sees the chunks: the text fast path (read_text)
+    local wait = 0           -- reads them, as next() would (what is buffered first)
+    while true do
+      local v, err = read_text(self)
+      if v == nil then
+        if err then return nil, err end
+        return self._acc:result()
+      end
+      if v == false then
+        self._rt:perform(wait)
+        wait = 1
+      else
+        wait = 0
+      end
+    end
+  end
   while true do
     local chunk, err = self:next()
     if err then return nil, err end
