@@ -203,8 +203,8 @@ static int feed_refused(lua_State *L, partial_ud *u) {
 static int partial_feed(lua_State *L) {
   partial_ud *u = to_partial(L);
   size_t n;
-  const char *s =
-      lua_tolstring(L, 2, &n); /* a number becomes its text, as luaL_checklstring does */
+  /* a number becomes its text, as luaL_checklstring does */
+  const char *s = lua_tolstring(L, 2, &n);
   jp_event ev;
   int rc;
   if (s == NULL) s = luaL_checklstring(L, 2, &n);
