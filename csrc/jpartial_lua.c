@@ -78,14 +78,19 @@ static void release(lua_State *L, partial_ud *u) {
   u->open = 0;
 }
 
+/* A new container's size: as its last sibling at the same depth (records
+ * in a list share a shape), so that it is not rehashed as it fills; capped,
+ * as the guess can be wrong. */
+static int hint_size(const jp_event *ev) { return ev->hint < 64 ? (int)ev->hint : 64; }
+
 /* Pushes the value ev begins or completes; 0 for a null member that is
  * dropped (nothing pushed). */
 static int push_value(lua_State *L, const partial_ud *u, const jp_event *ev) {
   switch (ev->type) {
   case JP_STRING: lua_pushlstring(L, ev->s, ev->n); break;
-  case JP_OBJECT: lua_createtable(L, 0, 0); break;
+  case JP_OBJECT: lua_createtable(L, 0, hint_size(ev)); break;
   case JP_ARRAY:
-    lua_createtable(L, 0, 0);
+    lua_createtable(L, hint_size(ev), 0);
     luaL_getmetatable(L, BT_JSON_ARRAY_MT); /* as the decoder marks every array */
     lua_setmetatable(L, -2);
     break;
