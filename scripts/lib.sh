@@ -58,3 +58,24 @@ show_outs() {
   done
   COUNTS=$(busted_counts "${outs[@]}")
 }
+
+# recap TITLE OUTPUT...: after a run, repeats in a few lines what failed in
+# these outputs (each failed run's line, and the place and message of its
+# first failed tests), so that the tail of a long log, all that CI shows of
+# it, names the failure. Prints nothing when none failed.
+recap() {
+  local title=$1 f one lines=""
+  shift
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    one=$(grep -E '(exit [1-9][0-9]*|reports?( lines)?: [1-9][0-9]*|killed after|no busted summary)' "$f" | grep -vE '^(Failure|Error) ' | head -2)
+    one+=$'\n'
+    one+=$(grep -A2 -E '^(Failure|Error) → ' "$f" | grep -v '^--$' | head -9)
+    [ -n "${one//$'\n'/}" ] || continue
+    lines+="-- ${f##*/}"$'\n'"$one"$'\n'
+  done
+  lines=$(printf '%s' "$lines" | grep -v '^$' | head -40)
+  [ -n "$lines" ] || return 0
+  echo "== $title: what failed"
+  printf '%s\n' "$lines"
+}

@@ -33,6 +33,7 @@ run_one() {
 run_file() { run_one "$INTERP" "$V" "$tmp/$INTERP-$(basename "$1" .lua)" "$1"; }
 
 passed=0; failed=0; status=0
+failed_outs=()
 for pair in $interps; do
   INTERP=${pair%%:*}; V=${pair##*:}
   t0=$SECONDS
@@ -55,6 +56,7 @@ for pair in $interps; do
       echo "== $INTERP ${out##*/}: busted printed no summary (exit $rc)"; tail -40 "$out"; bad=$((bad + 1))
     elif [ "$f" != 0 ] || [ "$e" != 0 ] || [ "$rc" -ne 0 ]; then
       grep -vE '^[●◼✱◌]+$' "$out" | tail -80; bad=$((bad + 1))
+      failed_outs+=("$out")
     fi
     # a spec that cannot run fails the run, with its reason: never silently pending
     if [ "$missing" = 0 ] && [ "$pe" != 0 ]; then
@@ -69,5 +71,7 @@ for pair in $interps; do
   # a run that failed with no failed test (it exited badly) still counts
   if [ "$bad" != 0 ] && [ $((f + e + pe + missing)) = 0 ]; then failed=$((failed + bad)); fi
 done
+# the failures again, just before the closing line: CI shows only the tail
+[ ${#failed_outs[@]} = 0 ] || recap "make test" "${failed_outs[@]}"
 echo "busted: $passed passed, $failed failed"
 exit $status

@@ -76,4 +76,5 @@ parallel "${VALGRIND_JOBS:-2}" run_file "${files[@]}" || status=1
 show_outs "$OUT/run-" "${files[@]}"
 read -r s fl e p missing <<<"$COUNTS"
 echo "valgrind: ${#files[@]} spec files, $s passed, $((fl + e + missing)) failed, $p pending, $((SECONDS - t0)) s"
+[ "$status" = 0 ] || recap valgrind "$OUT"/run-*.out
 exit $status

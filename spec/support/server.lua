@@ -518,7 +518,8 @@ function Server:last_request()
   return list[#list]
 end
 
--- {connections, requests, open_connections, distinct_connections, queued}
+-- {connections, requests, open_connections, distinct_connections, queued,
+--  hung_up, barrier_most}
 function Server:stats()
   return self:_http("GET", "/_control/stats")
 end

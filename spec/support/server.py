@@ -152,6 +152,11 @@ class State:
             self.rl_sent = 0
             self.embed = embed_mock.EmbedFaults()
             self.hung_up = 0
+            # "barrier" responses (see send_scripted): how many have sent
+            # their first chunk, and the most that did before any went on
+            self.barrier_arrived = 0
+            self.barrier_most = 0
+            self.barrier_cond = threading.Condition(self.lock)
 
     def take_429(self, method, target, n):
         """Under the lock: the 429 answer for this request when the
@@ -292,7 +297,7 @@ R_FIELDS = {
     "status", "reason", "headers", "body", "json", "chunks", "chunked",
     "delay", "chunk_delay", "split", "seed", "write_delay", "split_framing",
     "trickle", "stall", "truncate", "truncate_at", "reset", "close",
-    "expect_100", "garbage", "comment",
+    "expect_100", "garbage", "comment", "barrier",
 }
 
 
@@ -308,6 +313,10 @@ def validate_response(r):
         if r.get(k) is not None and (not isinstance(r[k], num) or
                                      isinstance(r[k], bool) or r[k] < 0):
             raise BadRequest("%s must be a number >= 0" % k)
+    b = r.get("barrier")
+    if b is not None and (not isinstance(b, int) or isinstance(b, bool) or
+                          b < 1):
+        raise BadRequest("barrier must be an integer >= 1")
     if "status" in r and (not isinstance(r["status"], int) or
                           not 100 <= r["status"] <= 999):
         raise BadRequest("status must be an integer 100..999")
@@ -1121,7 +1130,10 @@ class Handler(socketserver.BaseRequestHandler):
                                     "open_connection_ids" (sorted),
                                     "distinct_connections", "queued",
                                     "hung_up": responses whose delay the
-                                    client cut short by closing}
+                                    client cut short by closing,
+                                    "barrier_most": barrier streams that
+                                    had sent a first chunk when the first
+                                    of them went on}
         POST /_control/config   body {"api_key": "K" | null,
                                       "expect_100": "ignore" | "answer",
                                       "rate_limit": {"share": S,
@@ -1181,6 +1193,7 @@ class Handler(socketserver.BaseRequestHandler):
                         set(r["connection_id"] for r in done)),
                     "queued": len(st.queue),
                     "hung_up": st.hung_up,
+                    "barrier_most": st.barrier_most,
                 }
         if route == "/_control/config":
             if not isinstance(arg, dict):
@@ -1209,6 +1222,20 @@ class Handler(socketserver.BaseRequestHandler):
 
     # -- scripted responses -----------------------------------------------
 
+    def barrier(self, n):
+        """Wait (at most 60 s) until N barrier streams have sent their
+        first chunk; the count the first one to go on saw is kept."""
+        st = self.state
+        with st.lock:
+            st.barrier_arrived += 1
+            if st.barrier_arrived >= n:
+                st.barrier_cond.notify_all()
+            deadline = time.time() + 60
+            while st.barrier_arrived < n and time.time() < deadline:
+                st.barrier_cond.wait(deadline - time.time())
+            if st.barrier_most == 0:
+                st.barrier_most = st.barrier_arrived
+
     def send_scripted(self, r, keep_alive):
         """Send scripted response R; return True to keep the connection.
 
@@ -1221,7 +1248,10 @@ class Handler(socketserver.BaseRequestHandler):
           delay, chunk_delay, split ("byte" | "random" | N bytes a send;
           TCP_NODELAY when split), seed (1),
           write_delay (0.0005), split_framing (false), trickle,
-          stall, truncate, truncate_at, reset, close, expect_100, garbage.
+          stall, truncate, truncate_at, reset, close, expect_100, garbage,
+          barrier (N: after its first chunk the stream waits, up to 60 s,
+          until N barrier streams since the last reset have sent theirs;
+          stats' barrier_most says how many had when the first went on).
         """
         delay = float(r.get("delay") or 0)
         if delay > 0 and not self.wait(delay):
@@ -1305,7 +1335,10 @@ class Handler(socketserver.BaseRequestHandler):
 
         if chunks is not None:
             chunk_delay = float(r.get("chunk_delay") or 0)
+            barrier = r.get("barrier")
             for i, item in enumerate(chunks):
+                if i == 1 and barrier:
+                    self.barrier(int(barrier))
                 if i and chunk_delay > 0:
                     time.sleep(chunk_delay)
                 for data in expand_item(item):

@@ -369,6 +369,31 @@ class ScriptedTests(Base):
         self.assertGreaterEqual(time.monotonic() - t, 0.19)
         self.assertEqual(data, b"axyxyxyb")
 
+    def test_barrier(self):
+        # two barrier streams: the first waits after its first chunk until
+        # the second has sent its own, so their bodies interleave
+        import threading
+        for _ in range(2):
+            self.srv.enqueue({"chunks": ["a", "b"], "barrier": 2})
+        first = {}
+
+        def read(i):
+            c = self.conn()
+            c.request("GET", "/v1/a")
+            r = c.getresponse()
+            first[i] = r.read()
+        t1 = threading.Thread(target=read, args=(1,))
+        t1.start()
+        time.sleep(0.3)
+        self.assertTrue(t1.is_alive())  # held at the barrier
+        read(2)
+        t1.join(10)
+        self.assertEqual(first, {1: b"ab", 2: b"ab"})
+        self.assertEqual(self.srv.stats()["barrier_most"], 2)
+        self.assertEqual(self.srv.control(
+            "POST", "/_control/enqueue", {"responses": [{"barrier": 0}]})[0],
+            400)
+
     def test_trickle(self):
         self.srv.enqueue({"body": "abcde", "trickle": 0.05})
         t = time.monotonic()
