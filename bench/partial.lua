@@ -104,20 +104,17 @@ function M.run(env)
     end
     return best(cpus), last
   end
-  -- Instructions of the measured part: callgrind over the worker doing it
-  -- (BENCH_PARTIAL_IR=run) less the worker doing all but it (=skip), so
-  -- start-up, reading and cutting the pieces are out. `queue` refills the
-  -- test server before each run. Unlike CPU, the same on a busy machine.
+  -- Instructions of the measured part: callgrind over the worker, counting
+  -- only between its two toggles (bench/partial_floor.c), so start-up,
+  -- reading and cutting the pieces are out. `queue` refills the test server
+  -- first. Unlike CPU, the same on a busy machine.
   local function instructions(l, args, queue)
-    local ir = {}
-    for _, how in ipairs({ "run", "skip" }) do
-      if queue then queue() end
-      local out = io.popen(l.env .. "BENCH_PARTIAL_IR=" .. how
-        .. " valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. l.exe .. args .. " 2>&1 >/dev/null"):read("*a")
-      ir[how] = tonumber(out:match("Collected%s*:%s*(%d+)"))
-      if not ir[how] then error("bench: callgrind failed for " .. l.exe .. args .. ":\n" .. out, 0) end
-    end
-    return ir.run - ir.skip
+    if queue then queue() end
+    local out = io.popen(l.env .. "BENCH_PARTIAL_IR=1 valgrind --tool=callgrind --collect-atstart=no "
+      .. "--callgrind-out-file=/dev/null " .. l.exe .. args .. " 2>&1 >/dev/null"):read("*a")
+    local ir = tonumber(out:match("Collected%s*:%s*(%d+)"))
+    if not ir then error("bench: callgrind failed for " .. l.exe .. args .. ":\n" .. out, 0) end
+    return ir
   end
   local R = {}
   for _, l in ipairs(luas) do
@@ -179,8 +176,8 @@ function M.run(env)
   add("")
   add("### Cost against the document's size: a 1 MB document (records of names, numbers, text and lists)")
   add("")
-  add("Instructions: callgrind over the worker doing the measured part less the worker doing all but it "
-    .. "(start-up, reading, cutting the pieces), one run each; the goals are judged on these, as CPU on "
+  add("Instructions: callgrind over the worker, counting only the measured part (the feeds; start-up, "
+    .. "reading and cutting the pieces are out), one run each; the goals are judged on these, as CPU on "
     .. "this shared machine moves with the load. The floor is the same loop of 1-byte calls to a C function "
     .. "that takes the parser and the piece and returns at once (bench/partial_floor.c): what any "
     .. "one-call-per-piece C API costs before it reads a byte.")
@@ -237,8 +234,8 @@ function M.run(env)
   add(("### client:json with on_partial against without, a %d-chunk structured stream"):format(nchunks))
   add("")
   add("Both stream the same scripted reply from the local test server (`stream = true`); "
-    .. "on_partial counts its calls. Instructions (callgrind, the call less a run that loads the same and "
-    .. "does not call) and CPU of the whole call, connecting included.")
+    .. "on_partial counts its calls. Instructions (callgrind, counting the call alone) and CPU of the whole "
+    .. "call, connecting included.")
   add("")
   add("The overhead is the parse of the content (as much again as `json.decode` of it), one Lua call of "
     .. "on_partial per delta and a new `path` table whenever the path changed (here nearly every delta: "

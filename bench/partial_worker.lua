@@ -4,8 +4,8 @@
 --   lua bench/partial_worker.lua FILE PIECE_BYTES   (0: the whole text at once)
 --   lua bench/partial_worker.lua decode FILE        (json.decode, for reference)
 --   lua bench/partial_worker.lua floor FILE         (the floor of 1-byte feeds: the same
---                                                   loop calling bench/partial_floor.c, a C
---                                                   function that does nothing, per byte)
+--                                                   loop calling bench/partial_floor.c's
+--                                                   feed, which does nothing, per byte)
 --   lua bench/partial_worker.lua client URL on|off  (client:json, streamed, with
 --                                                   on_partial or without, against
 --                                                   the response the runner queued)
@@ -14,17 +14,24 @@
 -- pieces are cut before), the feeds, and whether the result equals
 -- json.decode of the text (drop_nulls, as json.partial's default).
 --
--- BENCH_PARTIAL_IR, for instruction counts (bench/partial.lua runs the
--- worker under callgrind twice and takes the difference): "run" does the
--- measured part but not the check, "skip" everything but the measured part
--- (reading, cutting the pieces, loading the client) and not the check.
--- Every mode ends with os.exit, without closing the Lua state: freeing the
--- value built is not part of what is measured.
+-- The measured part is between two calls of partial_floor.c's toggle: run
+-- under callgrind --collect-atstart=no (BENCH_PARTIAL_IR=1: the check is
+-- left out), the instructions are the measured part's alone. Every mode
+-- ends with os.exit, without closing the Lua state: freeing the value
+-- built is not part of what is measured.
 local json = require("baseten.core").json
 
 local mode, a, b = arg[1], arg[2], arg[3]
-local IR = os.getenv("BENCH_PARTIAL_IR")
-local SKIP = IR == "skip"
+local IR = os.getenv("BENCH_PARTIAL_IR") == "1"
+local helper
+do
+  local root = arg[0]:match("^(.*)/bench/partial_worker%.lua$") or "."
+  local v = jit and "5.1" or _VERSION:match("%d%.%d")
+  package.cpath = root .. "/bench/out/floor/" .. v .. "/?.so;" .. package.cpath
+  helper = require("partial_floor")
+end
+local toggle = helper.toggle
+
 local function read(path)
   local f = assert(io.open(path, "rb"))
   local s = f:read("*a")
@@ -49,10 +56,11 @@ if mode == "client" then
   local calls = 0
   local opts = b == "on" and { on_partial = function() calls = calls + 1 end } or nil
   local req = { messages = { { role = "user", content = "bench" } }, stream = true }
+  toggle()
   local t0 = os.clock()
-  local v, err = true, nil
-  if not SKIP then v, err = client:json(req, opts) end
+  local v, err = client:json(req, opts)
   local cpu = os.clock() - t0
+  toggle()
   if not v then error(tostring(err)) end
   io.write(json.encode({ cpu = cpu, feeds = calls, same = type(v) == "table" }), "\n")
   os.exit(0)
@@ -60,32 +68,17 @@ end
 
 if mode == "decode" then
   local text = read(a)
+  toggle()
   local t0 = os.clock()
-  local v = SKIP or json.decode(text, { drop_nulls = true })
+  local v = json.decode(text, { drop_nulls = true })
   local cpu = os.clock() - t0
+  toggle()
   io.write(json.encode({ cpu = cpu, feeds = 1, same = v ~= nil }), "\n")
   os.exit(0)
 end
 
-if mode == "floor" then
-  local root = arg[0]:match("^(.*)/bench/partial_worker%.lua$") or "."
-  local v = jit and "5.1" or _VERSION:match("%d%.%d")
-  package.cpath = root .. "/bench/out/floor/" .. v .. "/?.so;" .. package.cpath
-  local floor = require("partial_floor")
-  local text = read(a)
-  local pieces = {}
-  for at = 1, #text do pieces[at] = text:sub(at, at) end
-  collectgarbage()
-  local p = json.partial()
-  local t0 = os.clock()
-  for i = 1, SKIP and 0 or #pieces do
-    local snap, err = floor(p, pieces[i])
-    if snap == nil and err then error(err) end
-  end
-  local cpu = os.clock() - t0
-  io.write(json.encode({ cpu = cpu, feeds = #pieces, same = true }), "\n")
-  os.exit(0)
-end
+local floor -- "floor": the same loop below, over 1-byte pieces, calling the do-nothing feed
+if mode == "floor" then mode, a, floor = a, "1", helper.feed end
 
 local text, size = read(mode), tonumber(a)
 local pieces = {}
@@ -96,13 +89,15 @@ else
 end
 collectgarbage()
 local p = json.partial()
-local feed = p.feed
+local feed = floor or p.feed
+toggle()
 local t0 = os.clock()
-for i = 1, SKIP and 0 or #pieces do
+for i = 1, #pieces do
   local snap, err = feed(p, pieces[i])
   if snap == nil and err then error(err) end
 end
 local cpu = os.clock() - t0
-local ok = IR ~= nil or same(p:result(), json.decode(text, { drop_nulls = true }))
+toggle()
+local ok = floor ~= nil or IR or same(p:result(), json.decode(text, { drop_nulls = true }))
 io.write(json.encode({ cpu = cpu, feeds = #pieces, same = ok }), "\n")
 os.exit(0)
