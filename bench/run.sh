@@ -5,10 +5,11 @@
 # or BENCH_DEV=1 with bench/build_dev.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# node, npm and nginx (the batch scenario's server): Debian's packages only
+# node, npm, nginx (the batch scenario's server) and valgrind: Debian's packages only
 # when missing (a NodeSource node that bundles npm is already fine, and
 # Debian's npm would conflict with it)
-if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! command -v nginx >/dev/null; then
+if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! command -v nginx >/dev/null ||
+   [ ! -f /usr/include/valgrind/callgrind.h ]; then
   bash scripts/deps.sh bench
 fi
 mkdir -p bench/out
@@ -21,6 +22,13 @@ fi
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_consumer bench/c_consumer.c -lcurl -lcjson
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_batch bench/c_batch.c -lcurl -lcjson
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -D_POSIX_C_SOURCE=199309L -o bench/out/c_topk bench/c_topk.c -lm
+# bench/partial.lua's helpers (the do-nothing feed of the floor row, callgrind's
+# toggle around the measured part), for Lua 5.4 and LuaJIT
+for v in 5.4 5.1; do
+  mkdir -p "bench/out/floor/$v"
+  ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -fPIC -shared -fvisibility=hidden -I"/usr/include/lua$v" \
+    -o "bench/out/floor/$v/partial_floor.so" bench/partial_floor.c
+done
 # the dev build: BENCH_DEV=1 runs on it, and instructions.lua always does
 bash bench/build_dev.sh 5.4 5.1
 # BENCH_BEFORE_REF=main (any git ref): that tree too, into bench/out/before,

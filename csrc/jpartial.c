@@ -35,16 +35,11 @@ void jp_free(jp_parser *p) {
   bt_buf_free(&p->num);
   free(p->kind);
   free(p->count);
+  free(p->last);
   p->kind = NULL;
   p->count = NULL;
+  p->last = NULL;
   p->cap = 0;
-}
-
-void jp_input(jp_parser *p, const char *s, size_t n) {
-  p->base += p->len;
-  p->in = (const unsigned char *)s;
-  p->len = n;
-  p->pos = 0;
 }
 
 void jp_end(jp_parser *p) { p->eof = 1; }
@@ -82,6 +77,7 @@ static int value_event(jp_parser *p, jp_event *ev, jp_type type) {
   ev->index = p->index;
   ev->s = NULL;
   ev->n = 0;
+  ev->hint = 0;
   ev->done = 1;
   ev->fresh = 1;
   return JP_EVENT;
@@ -384,10 +380,15 @@ static int grow_stack(jp_parser *p) {
   if (cap > p->max_depth + 1) cap = p->max_depth + 1;
   kind = (unsigned char *)realloc(p->kind, (size_t)cap);
   if (kind == NULL) return fail_nopos(p, BT_JSON_E_NOMEM);
+  memset(kind + p->cap, 0, (size_t)(cap - p->cap)); /* read for the hint before any opens */
   p->kind = kind;
   count = (size_t *)realloc(p->count, (size_t)cap * sizeof *count);
   if (count == NULL) return fail_nopos(p, BT_JSON_E_NOMEM);
   p->count = count;
+  count = (size_t *)realloc(p->last, (size_t)cap * sizeof *count);
+  if (count == NULL) return fail_nopos(p, BT_JSON_E_NOMEM);
+  memset(count + p->cap, 0, (size_t)(cap - p->cap) * sizeof *count); /* none closed there yet */
+  p->last = count;
   p->cap = cap;
   return 0;
 }
@@ -396,6 +397,8 @@ static int open_container(jp_parser *p, unsigned char c, jp_event *ev) {
   if (p->depth >= p->max_depth) return fail(p, BT_JSON_E_DEPTH, jp_offset(p));
   if (p->depth + 1 >= p->cap && grow_stack(p) != 0) return JP_ERROR;
   value_event(p, ev, c == '{' ? JP_OBJECT : JP_ARRAY);
+  if (p->kind[p->depth + 1] == (c == '{')) /* the container last there (none: last is 0) */
+    ev->hint = p->last[p->depth + 1];
   p->pos++;
   p->depth++;
   p->kind[p->depth] = c == '{';
@@ -406,6 +409,7 @@ static int open_container(jp_parser *p, unsigned char c, jp_event *ev) {
 }
 
 static int close_container(jp_parser *p, jp_event *ev) {
+  p->last[p->depth] = p->count[p->depth];
   p->pos++;
   ev->type = JP_END;
   ev->depth = p->depth;
@@ -431,7 +435,7 @@ static int begin_value(jp_parser *p, unsigned char c, jp_event *ev) {
   p->index = in_array ? p->count[p->depth] + 1 : 0;
   if (c == '"' || c == '{' || c == '[' || c == 't' || c == 'f' || c == 'n' || c == '-' ||
       (c >= '0' && c <= '9')) {
-    if (in_array) p->count[p->depth]++;
+    if (p->depth > 0) p->count[p->depth]++;
   }
   switch (c) {
   case '"':

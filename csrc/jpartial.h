@@ -52,6 +52,8 @@ typedef struct {
   size_t index; /* the value's 1-based position when that container is an array, else 0 */
   const char *s;
   size_t n;
+  size_t hint;        /* JP_OBJECT, JP_ARRAY: the members or elements of the container of
+                         its kind last closed at its depth (a sibling's size, for presizing) */
   int done;           /* JP_STRING: the closing quote has come */
   int fresh;          /* JP_STRING: the first event of this string */
   bt_json_number num; /* JP_NUMBER */
@@ -68,7 +70,9 @@ typedef struct {
   int eof;             /* jp_end was called */
   int seen;            /* a root value has begun */
   unsigned char *kind; /* per depth (1..): 1 object, 0 array */
-  size_t *count;       /* per depth: elements begun (arrays) */
+  size_t *count;       /* per depth: values begun (elements, members) */
+  size_t *last;        /* per depth: the count of the container last closed there (kind
+                          keeps its kind until the next opens) */
   int cap;             /* room of kind and count */
   size_t index;        /* the current value's index (see jp_event) */
   int is_key;          /* the string being read is a name */
@@ -95,8 +99,14 @@ typedef struct {
 BT_HIDDEN void jp_init(jp_parser *p, unsigned flags, int max_depth);
 BT_HIDDEN void jp_free(jp_parser *p);
 
-/* The next piece; s must stay valid until jp_next returns JP_MORE. */
-BT_HIDDEN void jp_input(jp_parser *p, const char *s, size_t n);
+/* The next piece; s must stay valid until jp_next returns JP_MORE. Inline:
+ * a feed of one byte calls it twice. */
+static inline void jp_input(jp_parser *p, const char *s, size_t n) {
+  p->base += p->len;
+  p->in = (const unsigned char *)s;
+  p->len = n;
+  p->pos = 0;
+}
 
 /* The text ends; jp_next then finishes a number at the end and says
  * JP_DONE or gives the decoder's error for an incomplete text. */

@@ -12,8 +12,10 @@
  *   p:path()      -> the keys and indices of the value being filled
  *
  * The events go into the live value through a state table, kept in the
- * registry for the userdata: [1] the root value; [2d + 1] the container
- * open at depth d, [2d + 2] its current key (object) or index (array).
+ * registry for the userdata: [2] the path table last made; [2d + 1] the
+ * container open at depth d, [2d + 2] its current key (object) or index
+ * (array). The root value has its own registry slot, so that a feed that
+ * shows nothing new costs one lookup.
  *
  * Lending: feed reads the text (a Lua string held on the stack, which
  * cannot move or be freed) and the parser's own buffers (held by the
@@ -32,10 +34,18 @@
 
 #define JP_MT "baseten.json.partial"
 
+/* A parser's mark: its address in the userdata (with the userdata's size)
+ * says "this is a json.partial" for a few loads, where luaL_checkudata
+ * looks its metatable up by name (a tenth of a one-byte feed's cost). */
+static const char partial_tag = 'p';
+
 typedef struct {
+  const char *tag; /* &partial_tag */
   jp_parser p;
-  int busy;                /* a feed is running */
+  int busy;                /* a feed is putting events into Lua */
   int ref;                 /* the state table, in the registry */
+  int root;                /* the root value, in the registry (one lookup per feed) */
+  int has_root;            /* the root value has begun (until then the snapshot is nil) */
   int drop;                /* drop null members */
   int open;                /* p is initialised (jp_free not yet run) */
   int closing;             /* closed during a feed: the feed frees it as it ends */
@@ -43,9 +53,17 @@ typedef struct {
   unsigned long path_made; /* path_ver when the path in st[2] was made, + 1 */
 } partial_ud;
 
+/* The parser at 1 (open or not); anything else raises the usual message. */
+static inline partial_ud *to_partial(lua_State *L) {
+  partial_ud *u = (partial_ud *)lua_touserdata(L, 1);
+  if (u == NULL || lua_rawlen(L, 1) != sizeof *u || u->tag != &partial_tag)
+    u = (partial_ud *)luaL_checkudata(L, 1, JP_MT);
+  return u;
+}
+
 /* The parser at 1, open: a closed one raises. */
 static partial_ud *check_partial(lua_State *L) {
-  partial_ud *u = (partial_ud *)luaL_checkudata(L, 1, JP_MT);
+  partial_ud *u = to_partial(L);
   if (!u->open || u->closing) luaL_error(L, "json.partial: attempt to use a closed parser");
   return u;
 }
@@ -55,72 +73,91 @@ static void release(lua_State *L, partial_ud *u) {
   if (!u->open) return;
   jp_free(&u->p);
   luaL_unref(L, LUA_REGISTRYINDEX, u->ref);
-  u->ref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, u->root);
+  u->ref = u->root = LUA_NOREF;
   u->open = 0;
 }
 
-/* Sets st[slot] to the value on top, popping it. */
-static void set_slot(lua_State *L, int st, int slot) { lua_rawseti(L, st, slot); }
+/* A new container's size: as its last sibling at the same depth (records
+ * in a list share a shape), so that it is not rehashed as it fills; capped,
+ * as the guess can be wrong. */
+static int hint_size(const jp_event *ev) { return ev->hint < 64 ? (int)ev->hint : 64; }
 
-/* The value on top goes where ev says, and stays on top. */
-static void place(lua_State *L, const partial_ud *u, int st, const jp_event *ev) {
-  int d = ev->depth;
+/* Pushes the value ev begins or completes; 0 for a null member that is
+ * dropped (nothing pushed). */
+static int push_value(lua_State *L, const partial_ud *u, const jp_event *ev) {
+  switch (ev->type) {
+  case JP_STRING: lua_pushlstring(L, ev->s, ev->n); break;
+  case JP_OBJECT: lua_createtable(L, 0, hint_size(ev)); break;
+  case JP_ARRAY:
+    lua_createtable(L, hint_size(ev), 0);
+    luaL_getmetatable(L, BT_JSON_ARRAY_MT); /* as the decoder marks every array */
+    lua_setmetatable(L, -2);
+    break;
+  case JP_NUMBER: bt_json_push_number(L, &ev->num); break;
+  case JP_TRUE: lua_pushboolean(L, 1); break;
+  case JP_FALSE: lua_pushboolean(L, 0); break;
+  default:                                                    /* JP_NULL */
+    if (u->drop && ev->depth > 0 && ev->index == 0) return 0; /* a null member */
+    lua_pushlightuserdata(L, NULL);
+  }
+  return 1;
+}
+
+/* A new container (on top) opens at depth d + 1: it becomes st[2d + 3]. */
+static void open_slot(lua_State *L, int st, const jp_event *ev) {
+  if (ev->type != JP_OBJECT && ev->type != JP_ARRAY) return;
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, st, 2 * ev->depth + 3);
+}
+
+/*
+ * Puts one event into the live value. A string that grows (not fresh)
+ * only replaces its text: the container and its key are at st[2d + 1],
+ * st[2d + 2], and no path bookkeeping changes.
+ */
+static void apply(lua_State *L, partial_ud *u, int st, const jp_event *ev) {
+  int d = ev->depth, fresh = ev->type != JP_STRING || ev->fresh;
+  u->path_ver += (unsigned long)fresh;
+  if (ev->type == JP_KEY) {
+    lua_pushlstring(L, ev->s, ev->n);
+    lua_rawseti(L, st, 2 * d + 2);
+    return;
+  }
+  if (ev->type == JP_END) {
+    lua_pushnil(L);
+    lua_rawseti(L, st, 2 * d + 1);
+    lua_pushnil(L);
+    lua_rawseti(L, st, 2 * d + 2);
+    return;
+  }
   if (d == 0) {
-    lua_pushvalue(L, -1);
-    set_slot(L, st, 1);
+    if (!push_value(L, u, ev)) return;
+    open_slot(L, st, ev);
+    lua_rawseti(L, LUA_REGISTRYINDEX, u->root);
+    u->has_root = 1;
     return;
   }
   lua_rawgeti(L, st, 2 * d + 1); /* the container */
   if (ev->index > 0) {
-    lua_pushvalue(L, -2);
-    lua_rawseti(L, -2, (int)ev->index);
-    lua_pushinteger(L, (lua_Integer)ev->index);
-    set_slot(L, st, 2 * d + 2);
+    if (fresh) { /* the path's index at this depth */
+      lua_pushinteger(L, (lua_Integer)ev->index);
+      lua_rawseti(L, st, 2 * d + 2);
+    }
+    if (push_value(L, u, ev)) {
+      open_slot(L, st, ev);
+      lua_rawseti(L, -2, (int)ev->index);
+    }
   } else {
     lua_rawgeti(L, st, 2 * d + 2); /* the member's name */
-    lua_pushvalue(L, -3);
-    lua_rawset(L, -3);
+    if (push_value(L, u, ev)) {
+      open_slot(L, st, ev);
+      lua_rawset(L, -3);
+    } else {
+      lua_pop(L, 1);
+    }
   }
   lua_pop(L, 1);
-  (void)u;
-}
-
-static void apply(lua_State *L, partial_ud *u, int st, const jp_event *ev) {
-  if (ev->type != JP_STRING || ev->fresh) u->path_ver++;
-  switch (ev->type) {
-  case JP_KEY:
-    lua_pushlstring(L, ev->s, ev->n);
-    set_slot(L, st, 2 * ev->depth + 2);
-    return;
-  case JP_END:
-    lua_pushnil(L);
-    set_slot(L, st, 2 * ev->depth + 1);
-    lua_pushnil(L);
-    set_slot(L, st, 2 * ev->depth + 2);
-    return;
-  case JP_OBJECT: lua_createtable(L, 0, 0); break;
-  case JP_ARRAY:
-    lua_createtable(L, 0, 0);
-    luaL_getmetatable(L, BT_JSON_ARRAY_MT); /* as the decoder marks every array */
-    lua_setmetatable(L, -2);
-    break;
-  case JP_STRING: lua_pushlstring(L, ev->s, ev->n); break;
-  case JP_NUMBER: bt_json_push_number(L, &ev->num); break;
-  case JP_TRUE: lua_pushboolean(L, 1); break;
-  case JP_FALSE: lua_pushboolean(L, 0); break;
-  case JP_NULL:
-    if (u->drop && ev->depth > 0 && ev->index == 0) return; /* a null member */
-    lua_pushlightuserdata(L, NULL);
-    break;
-  }
-  place(L, u, st, ev);
-  if (ev->type == JP_OBJECT || ev->type == JP_ARRAY) {
-    set_slot(L, st, 2 * (ev->depth + 1) + 1);
-    lua_pushnil(L);
-    set_slot(L, st, 2 * (ev->depth + 1) + 2);
-  } else {
-    lua_pop(L, 1);
-  }
 }
 
 static int push_error(lua_State *L, const jp_parser *p) {
@@ -131,38 +168,56 @@ static int push_error(lua_State *L, const jp_parser *p) {
   return 2;
 }
 
-/*
- * p:feed(text). The parser is marked busy while events go into Lua (any
- * push can run a GC step and so a __gc that feeds this parser: that feed
- * raises instead of moving the buffers under this one). No lua_pcall per
- * feed (it cost more than a small piece's parse): only a memory error can
- * raise between the mark and its clearing, and it leaves the mark set, so
- * the parser, whose live value would now lag its state, refuses every
- * later feed.
- */
-static int partial_feed(lua_State *L) {
-  partial_ud *u = (partial_ud *)lua_touserdata(L, 1);
-  size_t n;
-  const char *s;
-  jp_event ev;
-  int rc, st;
-  if (u == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
-    luaL_checkudata(L, 1, JP_MT); /* raises the usual message */
-  s = luaL_checklstring(L, 2, &n);
+/* Puts ev and every later event of the piece into the live value; returns
+ * what jp_next said last (JP_EVENT if a close inside a push stopped it).
+ * The parser is marked busy meanwhile: a push can run a GC step and so a
+ * __gc that feeds this parser (that feed raises instead of moving the
+ * buffers under this one) or closes it (the close waits for the feed).
+ * Leaves the state table on the stack: the feed returns only its top. */
+static int apply_all(lua_State *L, partial_ud *u, jp_event *ev) {
+  int rc = JP_EVENT, st;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
+  st = lua_gettop(L);
+  u->busy = 1;
+  do apply(L, u, st, ev);
+  while (!u->closing && (rc = jp_next(&u->p, ev)) == JP_EVENT);
+  u->busy = 0;
+  return rc;
+}
+
+/* Why a feed cannot run: raises, or gives the parser's sticky error. */
+static int feed_refused(lua_State *L, partial_ud *u) {
   if (!u->open || u->closing) return luaL_error(L, "json.partial: attempt to use a closed parser");
   if (u->busy)
     return luaL_error(
         L, "json.partial: feed while this parser is feeding (or after it ran out of memory)");
-  if (u->p.code != BT_JSON_OK) return push_error(L, &u->p);
-  lua_settop(L, 2); /* s stays alive at 2 while it is read */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
-  st = lua_gettop(L);
-  luaL_checkstack(L, 8, "json.partial");
-  u->busy = 1;
+  return push_error(L, &u->p);
+}
+
+/*
+ * p:feed(text). A piece that shows nothing new (space, punctuation, a
+ * name, a number or literal not yet complete, half a UTF-8 sequence)
+ * touches no Lua value: one lookup returns the snapshot. No lua_pcall per
+ * feed (it cost more than a small piece's parse): only a memory error can
+ * raise while the busy mark is set, and it leaves it set, so the parser,
+ * whose live value would now lag its state, refuses every later feed. The
+ * text at 2 stays alive (and unmoved) on the stack while it is read, and
+ * is not held past the call. Lua gives a C function LUA_MINSTACK free
+ * slots; a feed uses six (what it returns is on top of the state table).
+ */
+static int partial_feed(lua_State *L) {
+  partial_ud *u = to_partial(L);
+  size_t n;
+  /* a number becomes its text, as luaL_checklstring does */
+  const char *s = lua_tolstring(L, 2, &n);
+  jp_event ev;
+  int rc;
+  if (s == NULL) s = luaL_checklstring(L, 2, &n);
+  if (u->busy || !u->open || u->closing || u->p.code != BT_JSON_OK) return feed_refused(L, u);
   jp_input(&u->p, s, n);
-  while ((rc = jp_next(&u->p, &ev)) == JP_EVENT && !u->closing) apply(L, u, st, &ev);
-  jp_input(&u->p, NULL, 0); /* s is not held past the call */
-  u->busy = 0;
+  rc = jp_next(&u->p, &ev);
+  if (rc == JP_EVENT) rc = apply_all(L, u, &ev);
+  jp_input(&u->p, NULL, 0);
   if (u->closing) { /* p:close() ran inside a push (a __gc): free what it left */
     u->closing = 0;
     release(L, u);
@@ -171,7 +226,8 @@ static int partial_feed(lua_State *L) {
     return 2;
   }
   if (rc == JP_ERROR) return push_error(L, &u->p);
-  lua_rawgeti(L, st, 1);
+  if (u->has_root) lua_rawgeti(L, LUA_REGISTRYINDEX, u->root);
+  else lua_pushnil(L);
   return 1;
 }
 
@@ -191,10 +247,9 @@ static int partial_result(lua_State *L) {
     pushed = 1;
   }
   if (rc == JP_ERROR) return push_error(L, &end);
-  if (!pushed) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
-    lua_rawgeti(L, -1, 1);
-  }
+  if (pushed) return 1;
+  if (u->has_root) lua_rawgeti(L, LUA_REGISTRYINDEX, u->root);
+  else lua_pushnil(L);
   return 1;
 }
 
@@ -230,7 +285,7 @@ static int partial_path(lua_State *L) {
  * __gc run by one of its pushes), as that feed ends: the feed's buffers
  * are not freed under it. Idempotent. */
 static int partial_close(lua_State *L) {
-  partial_ud *u = (partial_ud *)luaL_checkudata(L, 1, JP_MT);
+  partial_ud *u = to_partial(L);
   if (u->busy) u->closing = u->open;
   else release(L, u);
   return 0;
@@ -285,10 +340,13 @@ static int json_partial(lua_State *L) {
   partial_options(L, &drop, &flags, &max_depth);
   u = (partial_ud *)lua_newuserdata(L, sizeof *u);
   memset(u, 0, sizeof *u);
-  u->ref = LUA_NOREF;
+  u->ref = u->root = LUA_NOREF;
   luaL_setmetatable(L, JP_MT);
   lua_newtable(L);
   u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushboolean(L, 0); /* a placeholder (nil gets no ref), read once has_root is set */
+  u->root = luaL_ref(L, LUA_REGISTRYINDEX);
+  u->tag = &partial_tag;
   jp_init(&u->p, flags, max_depth);
   u->drop = drop;
   u->open = 1;

@@ -24,7 +24,8 @@ for g in "$@"; do
     windows) PKGS+=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine64 dpkg-dev xz-utils) ;;
     # a machine may already have Node.js from elsewhere (its own npm inside):
     # Debian's npm would conflict with it
-    bench) PKGS+=(libcjson-dev); command -v nginx >/dev/null 2>&1 || PKGS+=(nginx-light); command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm) ;;
+    # valgrind: callgrind counts and its client-request header (bench/partial_floor.c)
+    bench) PKGS+=(libcjson-dev valgrind); command -v nginx >/dev/null 2>&1 || PKGS+=(nginx-light); command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm) ;;
     # the real MCP servers the MCP specs run (spec/mcp_npm_spec.lua): Node 18
     # or later (Debian 12's nodejs is 18.19), then mcp_servers below
     mcp) command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm) ;;

@@ -101,6 +101,50 @@ describe("baseten.partial in the client", function()
       assert.is_truthy(client:json({ messages = msgs("x"), schema = NPC })) -- the client is usable
     end)
 
+    it("the value is the last snapshot, equal to the value without on_partial", function()
+      local pieces = { '{"mood":"ha', 'ppy","say":"hi ', 'there","n":[1,2.5,', 'true,{"k":"v"}]}' }
+      srv:enqueue(sse_reply(pieces))
+      local last
+      local v = assert(client:json({ messages = msgs("x") }, { on_partial = function(snap) last = snap end }))
+      srv:enqueue(sse_reply(pieces))
+      local plain = assert(client:json({ messages = msgs("x"), stream = true }))
+      assert.are.same(plain, v)
+      assert.are.same(json.decode(table.concat(pieces)), v)
+      assert.equal(last, v) -- the live table itself: its parse is not done twice
+      assert.equal(getmetatable(plain.n), getmetatable(v.n)) -- arrays marked as the decoder marks them
+    end)
+
+    it("nulls: dropped from objects, kept in arrays, and a required nullable member validates, as without", function()
+      local pieces = { '{"a":nu', 'll,"b":[1,null],', '"c":"x"}' }
+      local schema = { type = "object", required = { "a", "c" },
+                       properties = { a = { type = { "string", "null" } }, c = { type = "string" } } }
+      srv:enqueue(sse_reply(pieces))
+      local v = assert(client:json({ messages = msgs("x"), schema = schema }, { on_partial = function() end }))
+      srv:enqueue(sse_reply(pieces))
+      local plain = assert(client:json({ messages = msgs("x"), schema = schema, stream = true }))
+      assert.are.same(plain, v)
+      assert.is_nil(v.a)
+      assert.equal(json.null, v.b[2])
+    end)
+
+    it("a stream that fails midway returns nil, err as without on_partial, and does not raise", function()
+      local body = sse({ '{"mood":"happy",', '"say":"hel' }):gsub("data: %[DONE%]\n\n$", "")
+      body = body:gsub('data: {[^\n]*"finish_reason":"stop"[^\n]*}\n\n', "")
+        .. 'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n'
+      local reply = { chunks = { body }, headers = { ["Content-Type"] = "text/event-stream" } }
+      srv:enqueue(reply)
+      local n = 0
+      local v, err = client:json({ messages = msgs("x"), schema = NPC }, { on_partial = function() n = n + 1 end })
+      srv:enqueue(reply)
+      local v2, err2 = client:json({ messages = msgs("x"), schema = NPC, stream = true })
+      assert.is_nil(v)
+      assert.is_nil(v2)
+      assert.is_table(err)
+      assert.equal(err2.kind, err.kind)
+      assert.equal(err2.message, err.message)
+      assert.is_true(n > 0)
+    end)
+
     it("a bad on_partial raises at the caller", function()
       assert.has_error(function() client:json({ messages = msgs("x") }, { on_partial = 1 }) end)
     end)

@@ -161,14 +161,16 @@ local function run(client, how)
         pieces[#pieces + 1] = piece
         pieces[#pieces + 1] = kind
       end
-    else
+    elseif how == "text" then
       for piece in s:text() do text[#text + 1] = piece end
     end
   end)
   local out = { pieces = pieces, text = text, chunks = chunks }
-  if ok then
-    out.final = assert(s:final())
-  else
+  if ok then -- "final": final() alone reads the stream, and returns a failure
+    local final, ferr = s:final()
+    if how == "final" and not final then ok, err = false, ferr else out.final = assert(final, ferr) end
+  end
+  if not ok then
     assert.is_table(err, tostring(err))
     out.kind, out.partial = err.kind, err.partial
   end
@@ -176,11 +178,12 @@ local function run(client, how)
   return out
 end
 
--- The three paths over the same body, which must agree; returns how many
+-- The four paths (chunks, pieces(), text(), final() alone) over the same
+-- body, which must agree; returns how many
 -- chunks the fast path took.
 local function check(srv, client, body, what)
   local resp = { chunks = { body }, headers = { ["Content-Type"] = "text/event-stream" } }
-  srv:enqueue(resp, resp, resp, resp)
+  srv:enqueue(resp, resp, resp, resp, resp) -- chunks without and with the sink, pieces, text, final
   local before = rows
   no_sink = true -- every chunk through accumulate.add
   local ok, ref = pcall(run, client, "chunks")
@@ -194,9 +197,12 @@ local function check(srv, client, body, what)
   local fast = run(client, "pieces")
   local fast_rows = rows - before
   local text = run(client, "text")
+  before = rows
+  local final = run(client, "final") -- final() alone takes the fast path too
+  assert.are.equal(fast_rows, rows - before, "final() did not take the fast path: " .. what)
   assert.are.same(full.pieces, fast.pieces, "pieces differ: " .. what)
   assert.are.same(full.text, text.text, "text() differs: " .. what)
-  for _, o in ipairs({ fast, text }) do
+  for _, o in ipairs({ fast, text, final }) do
     assert.are.same(full.final, o.final, "final() differs: " .. what)
     assert.are.equal(full.kind, o.kind, "failure kind differs: " .. what)
     assert.are.same(full.partial, o.partial, "partial differs: " .. what)

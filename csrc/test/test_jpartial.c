@@ -298,6 +298,29 @@ static void check_indices(void) {
   jp_free(&p);
 }
 
+/* A container's hint is the size of the one of its kind last closed at its
+ * depth: the members of the record before, the elements of the list
+ * before; 0 when the one before there was of the other kind. */
+static void check_hints(void) {
+  static const char text[] = "[{\"a\":1,\"b\":[1,2,3]},{\"b\":[4,5],\"c\":{}},{}]";
+  jp_parser p;
+  jp_event ev;
+  size_t obj[4], arr[4];
+  int no = 0, na = 0;
+  jp_init(&p, 0, 10);
+  jp_input(&p, text, sizeof text - 1);
+  jp_end(&p);
+  while (jp_next(&p, &ev) == JP_EVENT) {
+    if (ev.type == JP_OBJECT && no < 4) obj[no++] = ev.hint;
+    if (ev.type == JP_ARRAY && na < 4) arr[na++] = ev.hint;
+  }
+  ok(no == 4 && obj[0] == 0 && obj[1] == 2 && obj[2] == 0 && obj[3] == 2,
+     "an object's hint: the members of the object last closed at its depth", NULL);
+  ok(na == 3 && arr[0] == 0 && arr[1] == 0 && arr[2] == 3,
+     "an array's hint: the elements of the array last closed at its depth", NULL);
+  jp_free(&p);
+}
+
 int main(int argc, char **argv) {
   size_t i;
   int a;
@@ -308,6 +331,7 @@ int main(int argc, char **argv) {
   check_growing_string();
   check_depth();
   check_indices();
+  check_hints();
   printf("test_jpartial: %d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

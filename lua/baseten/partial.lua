@@ -16,6 +16,15 @@ local json = core.json
 
 local M = {}
 
+-- json.partial's feed and path, looked up once: a call through the
+-- parser's metatable per delta is a tenth of a small delta's cost.
+local FEED, PATH
+do
+  local proto = json.partial()
+  FEED, PATH = proto.feed, proto.path
+  proto:close()
+end
+
 -- The longest language tag (and space) a leading fence may carry before
 -- its newline: past it the text is fed as it is (and fails as JSON).
 local MAX_FENCE = 64
@@ -60,6 +69,7 @@ local function unfence_head(self, piece)
       end
     else
       self._head = nil
+      self._fenced = true
       return head:sub(nl + 1)
     end
   end
@@ -103,7 +113,8 @@ function Watcher:feed(piece)
     piece = unfence_head(self, piece)
     if not piece then return nil end
   end
-  local snap, err = self._p:feed(piece)
+  local p = self._p
+  local snap, err = FEED(p, piece)
   if err then
     local root = after_root(self, err, piece)
     if root ~= nil then return root, {} end
@@ -118,14 +129,14 @@ function Watcher:feed(piece)
   end
   self._nfed = self._nfed + #piece
   if snap == nil then return nil end
-  return snap, self._p:path()
+  return snap, PATH(p)
 end
 
 -- Watcher:feed once the fence is behind and the root is a table: the
 -- parser alone, until it says something (then the whole path above).
 function Watcher:_feed_table(piece)
   local p = self._p
-  local snap, err = p:feed(piece)
+  local snap, err = FEED(p, piece)
   if err then
     self.feed = nil -- back to the method
     local root = after_root(self, err, piece)
@@ -134,8 +145,9 @@ function Watcher:_feed_table(piece)
     return nil, err
   end
   self._nfed = self._nfed + #piece
-  return snap, p:path()
+  return snap, PATH(p)
 end
+local feed_table = Watcher._feed_table
 
 --- The JSON error so far, or nil.
 function Watcher:error()
@@ -245,27 +257,61 @@ end
 -- feeds each content delta to a watcher and calls `fn(snapshot, path)`
 -- when there is something to show. Content that stops being JSON stops
 -- the calls; the whole reply is still judged as `client:json` judges it.
--- A raise in `fn` closes the stream and raises on.
+-- The deltas come through `stream:text()`, the stream's fast path (a
+-- chunk of the common shape is read without a table). A raise in `fn`
+-- closes the stream and raises on; a failure of the stream is returned.
 -- @return the accumulated response, or nil, err
-function M.drain(stream, fn, content_of)
-  local w = M.watcher()
+-- @return the value the watcher parsed, when it can stand for
+--   `json.decode` of the whole content (see Watcher:value), else nil
+-- @treturn number the bytes of content fed to the watcher
+function M.drain(stream, fn)
+  return M.watcher():drain(stream, fn)
+end
+
+-- M.drain's loop, a method so that it reads this watcher's fields as its own.
+function Watcher:drain(stream, fn)
+  local reading, fed = false, 0
   local ok, resp, err = pcall(function()
+    local next_piece = stream:text()
     while true do
-      local chunk, err = stream:next()
-      if err then return nil, err end
-      if chunk == nil then return stream:final() end
-      if not w:error() then
-        local piece = content_of(chunk)
-        if piece then
-          local snap, path = w:feed(piece)
-          if snap ~= nil then fn(snap, path) end
+      reading = true
+      local piece = next_piece()
+      reading = false
+      if piece == nil then break end
+      if not self._err then
+        fed = fed + #piece
+        local snap, path
+        if self.feed == feed_table then -- Watcher:_feed_table inline, as long as
+          local p = self._p              -- the parser says no more than the root
+          snap = FEED(p, piece)
+          if snap ~= nil then
+            self._nfed = self._nfed + #piece
+            path = PATH(p)
+          else -- an error (sticky): the method takes it again
+            snap, path = feed_table(self, piece)
+          end
+        else
+          snap, path = self:feed(piece)
         end
+        if snap ~= nil then fn(snap, path) end
       end
     end
+    return stream:final()
   end)
   stream:close()
-  if not ok then error(resp, 0) end
-  return resp, err
+  if not ok then
+    if reading then return nil, resp end -- text() raises the stream's failure: next() returns it
+    error(resp, 0)
+  end
+  return resp, err, self:value(), fed
+end
+
+--- The whole value, when the content was one JSON object or array with
+-- only space around it (no fence) and the parser holds it complete:
+-- `json.decode` of that content with `drop_nulls` gives the same. Else nil.
+function Watcher:value()
+  if self._err or self._tail or self._fenced or self._head ~= nil or self._root == nil then return nil end
+  return (self._p:result())
 end
 
 -- Keys of a json request that are the client's, never sent.

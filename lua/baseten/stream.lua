@@ -393,6 +393,8 @@ end
 
 -- read_text for the iterators, as next() waits (wait: 0 first, then 1),
 -- raising a failure: returns wait, then what read_text gave, nil at the end.
+local function perform(self, wait) self._rt:perform(wait) end
+
 local function read_waiting(self, wait)
   while true do
     local v, x, rc, r, f = read_text(self)
@@ -400,7 +402,7 @@ local function read_waiting(self, wait)
       if v == nil and x then error(x, 0) end
       return wait, v, x, rc, r, f
     end
-    self._rt:perform(wait)
+    perform(self, wait)
     wait = 1
   end
 end
@@ -421,7 +423,7 @@ end
 --- An iterator over the non-empty content deltas of choice 0.
 -- A failure raises the error value. Returns the stream as a fourth value.
 function Stream:text()
-  return stream_text.text(read_waiting, self), nil, nil, self
+  return stream_text.text(read_text, perform, self), nil, nil, self
 end
 
 --- An iterator over the content parsed as JSON while it streams: yields
@@ -447,6 +449,18 @@ end
 --- Reads the rest of the stream and returns the accumulated response, a
 -- chat.completion-shaped table; or nil, err (with `err.partial`).
 function Stream:final()
+  if not self._on_chunk then -- nobody sees the chunks: the text fast path (read_text)
+    local wait = 0           -- reads them, as next() would (what is buffered first)
+    while true do
+      local v, err = read_text(self)
+      if v == nil then
+        if err then return nil, err end
+        return self._acc:result()
+      end
+      if v == false then perform(self, wait) end
+      wait = v == false and 1 or 0
+    end
+  end
   while true do
     local chunk, err = self:next()
     if err then return nil, err end

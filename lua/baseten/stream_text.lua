@@ -46,19 +46,26 @@ function M.pieces(read, state)
 end
 
 --- The iterator of `stream:text()`: the non-empty content deltas of
--- choice 0.
-function M.text(read, state)
+-- choice 0. It reads with `read_text(state)` itself (one Lua call less
+-- per delta than `read`): that gives a fast-path row, a chunk, `false`
+-- when nothing is buffered (then `perform(state, wait)` waits, 0 first,
+-- then 1) or nil and the failure, which it raises.
+function M.text(read_text, perform, state)
   return function()
-    local wait, v, x = 0
+    local wait = 0
     while true do
-      wait, v, x = read(state, wait)
+      local v, x = read_text(state)
       if v == true then
         if x and x ~= "" then return x end
       elseif v then
         local piece = content_of(v)
         if piece then return piece end
-      else
+      elseif v == nil then
+        if x then error(x, 0) end
         return nil
+      else
+        perform(state, wait)
+        wait = 1
       end
     end
   end

@@ -19,11 +19,12 @@ local runtime = require("baseten.runtime")
 local schema_mod = require("baseten.schema")
 local request = require("baseten.request")
 local partial = require("baseten.partial")
-local stream_mod = require("baseten.stream")
 
 local json = core.json
 
 local M = {}
+
+local judge -- M.judge, with a value already parsed (below)
 
 --- The `json_schema.name` sent when `req.schema_name` is not given.
 M.DEFAULT_SCHEMA_NAME = "response"
@@ -139,15 +140,16 @@ function M.json(self, req, opts)
   local body = request.chat_body(self, req, over, STRIP, "json", 2)
   local copts = options.call(self, opts, "json", 2)
   local resp, err = request.new(self, "POST", "/chat/completions", body, stream, copts):run()
+  local parsed, fed
   if resp and on_partial then
-    resp, err = partial.drain(resp, on_partial, stream_mod.content_of)
+    resp, err, parsed, fed = partial.drain(resp, on_partial)
   elseif resp and stream then
     local st = resp
     resp, err = st:final()
     st:close()
   end
   if not resp then return nil, err end
-  return M.judge(self, resp, schema)
+  return judge(self, resp, schema, parsed, fed)
 end
 
 local function fail(client, fields)
@@ -163,6 +165,14 @@ end
 -- @return the decoded value, or nil
 -- @treturn table `resp`, or the error
 function M.judge(client, resp, schema)
+  return judge(client, resp, schema)
+end
+
+-- M.judge; `parsed` is the value the stream's watcher parsed from `fed`
+-- bytes of content (partial.drain), or nil. When those bytes are the
+-- whole content and hold no null, it is what both decodes below give, so
+-- they are skipped: the value is validated and returned the same.
+judge = function(client, resp, schema, parsed, fed)
   local choice = type(resp.choices) == "table" and resp.choices[1] or nil
   local msg = type(choice) == "table" and choice.message or nil
   if type(msg) ~= "table" then
@@ -180,7 +190,9 @@ function M.judge(client, resp, schema)
                           message = "the response has no content" .. cut })
   end
   local body = unfence(text)
-  local value, why = json.decode(body)
+  local value, why
+  local same = parsed ~= nil and fed == #text and not body:find("null", 1, true)
+  if same then value = parsed else value, why = json.decode(body) end
   if value == nil then
     return fail(client, { kind = "invalid_json", response = resp, content = text,
                           message = "the content is not JSON (" .. tostring(why) .. ")" .. cut
@@ -199,7 +211,9 @@ function M.judge(client, resp, schema)
   end
   -- validated with its nulls (so `required` with a nullable type holds),
   -- returned without null members, as every other value the client returns
-  if type(value) == "table" and body:find("null", 1, true) then value = json.decode(body, request.DECODE_OPTS) end
+  if not same and type(value) == "table" and body:find("null", 1, true) then
+    value = json.decode(body, request.DECODE_OPTS)
+  end
   return value, resp
 end
 
