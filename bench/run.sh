@@ -17,7 +17,11 @@ mkdir -p bench/out
 if [ ! -f bench/node_modules/openai/package.json ] ||
    [ ! -f bench/node_modules/@basetenlabs/performance-client-linux-x64-gnu/package.json ] ||
    [ bench/package-lock.json -nt bench/node_modules/.package-lock.json ]; then
-  (cd bench && npm ci --no-audit --no-fund --loglevel=error)
+  # npm install, not npm ci: the performance client lists its other
+  # platforms' bindings as optional dependencies with no version, which
+  # npm 10/11's ci counts as "missing from lock file" and refuses; install
+  # still takes the lock file's pinned versions
+  (cd bench && npm install --no-audit --no-fund --loglevel=error)
 fi
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_consumer bench/c_consumer.c -lcurl -lcjson
 ${CC:-cc} -std=c99 -O2 -Wall -Wextra -Wpedantic -o bench/out/c_batch bench/c_batch.c -lcurl -lcjson
