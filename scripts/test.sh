@@ -23,11 +23,25 @@ trap 'rm -rf "$tmp"' EXIT
 
 mapfile -t files < <(spec_files "finalizer hosts async faults")
 
+# Each busted run is bounded (TEST_TIMEOUT seconds, default 600: the
+# slowest spec file takes about 40 s idle and under 3 minutes with the CPUs
+# busy), so a hang fails the run and names itself instead of holding CI
+# until its own limit. Each run also keeps a trail of the tests it starts
+# (spec/support/trail.lua; not when the arguments name another --helper),
+# whose last line is shown when a run is killed.
+limit=${TEST_TIMEOUT:-600}
+
 # run_one INTERP V OUT busted-args...: one busted run, its output in OUT
 run_one() {
   local interp=$1 v=$2 out=$3 rc=0
   shift 3
-  ( source scripts/env.sh "$v"; "$interp" /usr/bin/busted "$@" ) >"$out" 2>&1 || rc=$?
+  case " $* " in *" --helper"*) ;; *) set -- --helper=spec/support/trail.lua "$@" ;; esac
+  ( source scripts/env.sh "$v"
+    BASETEN_TEST_TRAIL=$out.trail timeout -k 10 "$limit" "$interp" /usr/bin/busted "$@" ) >"$out" 2>&1 || rc=$?
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    # the trail's last line is the test still running when it was killed
+    printf "\nkilled after %s s (exit %s), %s busted %s, at: %s\n" "$limit" "$rc" "$interp" "$*" "$(tail -1 "$out.trail" 2>/dev/null)" >>"$out"
+  fi
   echo "$rc" >"$out.rc"
 }
 run_file() { run_one "$INTERP" "$V" "$tmp/$INTERP-$(basename "$1" .lua)" "$1"; }
@@ -53,7 +67,7 @@ for pair in $interps; do
     rc=$(cat "$out.rc")
     read -r _ f e pe missing <<<"$(busted_counts "$out")"
     if [ "$missing" != 0 ]; then
-      echo "== $INTERP ${out##*/}: busted printed no summary (exit $rc)"; tail -40 "$out"; bad=$((bad + 1))
+      echo "== $INTERP ${out##*/}: busted printed no summary (exit $rc)"; tail -40 "$out"; bad=$((bad + 1)); failed_outs+=("$out")
     elif [ "$f" != 0 ] || [ "$e" != 0 ] || [ "$rc" -ne 0 ]; then
       grep -vE '^[●◼✱◌]+$' "$out" | tail -80; bad=$((bad + 1))
       failed_outs+=("$out")
