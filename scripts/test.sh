@@ -26,28 +26,51 @@ mapfile -t files < <(spec_files "finalizer hosts async faults")
 # Each busted run is bounded (TEST_TIMEOUT seconds, default 600: the
 # slowest spec file takes about 40 s idle and under 3 minutes with the CPUs
 # busy), so a hang fails the run and names itself instead of holding CI
-# until its own limit. Each run also keeps a trail of the tests it starts
-# (spec/support/trail.lua; not when the arguments name another --helper),
-# whose last line is shown when a run is killed.
+# until its own limit. Each run keeps a trail of the tests it starts
+# (spec/support/trail.lua; not when the arguments name another --helper):
+# a killed run's output ends with the test it was in and the processes
+# that were running a second before. A spec file killed for hanging runs
+# once more (TEST_RERUN_HUNG=0: not); the hang is reported above the
+# closing line either way, and a second hang fails the run.
 limit=${TEST_TIMEOUT:-600}
 
 # run_one INTERP V OUT busted-args...: one busted run, its output in OUT
 run_one() {
-  local interp=$1 v=$2 out=$3 rc=0
+  local interp=$1 v=$2 out=$3 rc=0 spy
   shift 3
   case " $* " in *" --helper"*) ;; *) set -- --helper=spec/support/trail.lua "$@" ;; esac
+  # the processes a second before the limit: what the run was waiting for
+  ( trap 'kill "$s" 2>/dev/null; exit 0' TERM
+    sleep "$((limit > 1 ? limit - 1 : 1))" & s=$!
+    wait "$s" && ps -eo pid,ppid,etimes,stat,wchan:20,args --forest >"$out.ps" ) &
+  spy=$!
   ( source scripts/env.sh "$v"
     BASETEN_TEST_TRAIL=$out.trail timeout -k 10 "$limit" "$interp" /usr/bin/busted "$@" ) >"$out" 2>&1 || rc=$?
+  kill "$spy" 2>/dev/null; wait "$spy" 2>/dev/null
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     # the trail's last line is the test still running when it was killed
-    printf "\nkilled after %s s (exit %s), %s busted %s, at: %s\n" "$limit" "$rc" "$interp" "$*" "$(tail -1 "$out.trail" 2>/dev/null)" >>"$out"
+    printf "\nkilled after %s s (exit %s), %s busted %s, at: %s\n" "$limit" "$rc" "$interp" "$*" \
+      "$(tail -1 "$out.trail" 2>/dev/null)" >>"$out"
+    if [ -s "$out.ps" ]; then
+      echo "the processes a second before (ps --forest):"
+      grep -vE ' \[[^]]*\]$' "$out.ps" | cut -c1-200 | head -60
+    fi >>"$out"
   fi
   echo "$rc" >"$out.rc"
 }
-run_file() { run_one "$INTERP" "$V" "$tmp/$INTERP-$(basename "$1" .lua)" "$1"; }
+run_file() {
+  local out=$tmp/$INTERP-$(basename "$1" .lua) rc
+  run_one "$INTERP" "$V" "$out" "$1"
+  rc=$(cat "$out.rc")
+  if { [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; } && [ "${TEST_RERUN_HUNG:-1}" != 0 ]; then
+    mv "$out" "$out.hung"
+    run_one "$INTERP" "$V" "$out" "$1"
+    echo "$INTERP $1: $(grep -m1 '^killed after' "$out.hung"); run again: exit $(cat "$out.rc")" >"$out.hungnote"
+  fi
+}
 
 passed=0; failed=0; status=0
-failed_outs=()
+failed_outs=() hung=()
 for pair in $interps; do
   INTERP=${pair%%:*}; V=${pair##*:}
   t0=$SECONDS
@@ -64,6 +87,11 @@ for pair in $interps; do
   fi
   bad=0
   for out in "${outs[@]}"; do
+    if [ -f "$out.hungnote" ]; then # killed for hanging, then run again (run_file)
+      hung+=("$(cat "$out.hungnote")")
+      echo "== $INTERP ${out##*/}: killed for hanging, then run again; the hung run's end:"
+      grep -vE '^[●◼✱◌]+$' "$out.hung" | tail -40
+    fi
     rc=$(cat "$out.rc")
     read -r _ f e pe missing <<<"$(busted_counts "$out")"
     if [ "$missing" != 0 ]; then
@@ -87,5 +115,9 @@ for pair in $interps; do
 done
 # the failures again, just before the closing line: CI shows only the tail
 [ ${#failed_outs[@]} = 0 ] || recap "make test" "${failed_outs[@]}"
+if [ ${#hung[@]} != 0 ]; then
+  echo "== make test: ${#hung[@]} spec run(s) killed for hanging and run again (TEST_RERUN_HUNG):"
+  printf '%s\n' "${hung[@]}"
+fi
 echo "busted: $passed passed, $failed failed"
 exit $status
