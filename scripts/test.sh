@@ -69,7 +69,7 @@ run_file() {
   fi
 }
 
-passed=0; failed=0; status=0
+passed=0; failed=0; status=0 T_START=$SECONDS
 failed_outs=() hung=()
 for pair in $interps; do
   INTERP=${pair%%:*}; V=${pair##*:}
@@ -118,6 +118,10 @@ done
 if [ ${#hung[@]} != 0 ]; then
   echo "== make test: ${#hung[@]} spec run(s) killed for hanging and run again (TEST_RERUN_HUNG):"
   printf '%s\n' "${hung[@]}"
+fi
+# under .ci/run: the time of each step before this one
+if [ -n "${CI_TIMES:-}" ] && [ -s "$CI_TIMES" ]; then
+  echo "== ci steps before make test: $(cat "$CI_TIMES")make test $((SECONDS - T_START)) s"
 fi
 echo "busted: $passed passed, $failed failed"
 exit $status
