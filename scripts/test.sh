@@ -8,6 +8,8 @@
 #   LUA_INTERPS="lua5.4:5.4" bash scripts/test.sh     one Lua
 #   TEST_JOBS=1 bash scripts/test.sh        one spec file at a time (default 2:
 #                                           the suite mostly waits on servers)
+#   TEST_TIMEOUT=300 bash scripts/test.sh   each busted run's limit (default 600 s)
+#   TEST_RERUN_HUNG=0 bash scripts/test.sh  a file killed for hanging is not run again
 #
 # Each spec file runs in its own interpreter, so no file pays for another's
 # heap: the finalizer spec collects without pause, and after the rest of the

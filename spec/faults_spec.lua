@@ -630,10 +630,7 @@ describe("the core's request options", function()
   end)
   after_each(function() e:close() end)
 
-  local function finish(t)
-    while t:state() == "running" do e:perform(0.1) end
-    return t
-  end
+  local function finish(t) return util.finish(e, t) end
 
   local function raises(f, ...)
     local ok, err = pcall(f)

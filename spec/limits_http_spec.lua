@@ -7,6 +7,7 @@ local baseten = require("baseten")
 local core = require("baseten.core")
 local tls = require("spec.support.tls")
 local fixture = require("spec.support.fixture")
+local util = require("spec.support.util")
 
 local KEY = "sk-limits-KEY-0a1b2c3d"
 
@@ -162,11 +163,7 @@ describe("an engine", function()
         e:perform(0.05)
       end
     end
-    -- [DONE] can come before curl has read the end of the response
-    for _ = 1, 600 do
-      if t:state() ~= "running" then break end
-      e:perform(0.05)
-    end
+    util.finish(e, t)
     -- the child's calls refuse at once, so it exits at once; never wait
     -- on it without a bound (a child stuck in a lock it inherited would
     -- hold the whole run): 30 s, then it is killed and the test fails

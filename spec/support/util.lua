@@ -16,6 +16,7 @@
 --   util.alive(pid)                -- whether a process runs (and is no zombie)
 --   util.completion(text, opts)    -- a whole chat.completion body (a table) for the test server
 --   util.drain(client, limit)      -- polls a client until nothing is pending
+--   util.finish(engine, t, limit)  -- performs a core engine until transfer t is no longer running
 --   util.json_same(a, b, numbers)  -- deep equality that tells JSON arrays from objects
 local M = {}
 
@@ -224,6 +225,19 @@ function M.drain(client, limit)
     assert(now() < deadline, "requests did not finish in time")
     client:poll(0.05)
   end
+end
+
+--- Performs a core engine until its transfer `t` is no longer running
+-- (an SSE `[DONE]` can be read before curl has the end of the response);
+-- fails after `limit` seconds (default 30). Returns `t`.
+function M.finish(engine, t, limit)
+  local now = require("baseten.core").now
+  local deadline = now() + (limit or 30)
+  while t:state() == "running" do
+    assert(now() < deadline, "the transfer did not finish in time")
+    engine:perform(0.05)
+  end
+  return t
 end
 
 --- Deep equality that also tells the JSON array mark apart from none
