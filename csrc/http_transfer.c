@@ -65,9 +65,17 @@ static int transfer_header(lua_State *L) {
 }
 
 /* t:result() -> nil while running; true when curl finished cleanly;
- * false, kind, message, curl_code when it failed. */
+ * false, kind, message, curl_code when it failed; false, "canceled",
+ * message once closed (a finalizer can close it between two calls of the
+ * code reading it, which then ends as canceled, not with a raise). */
 static int transfer_result(lua_State *L) {
-  bt_transfer *t = check_transfer(L, 1);
+  bt_transfer *t = luaL_checkudata(L, 1, TRANSFER_MT);
+  if (t->state == T_CLOSED) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "canceled");
+    lua_pushliteral(L, "the transfer was closed");
+    return 3;
+  }
   if (t->state == T_RUNNING) return 0;
   if (t->result == CURLE_OK && t->failure == F_NONE) {
     lua_pushboolean(L, 1);
@@ -198,10 +206,14 @@ static int read_next_text(lua_State *L) { return read_events(L, 1); }
  *     as "text", choice, content, ... (ldelta.c; id, model, created if head)
  *   t:body() -> every unread response byte (drains the buffer)
  *   t:pending() -> the data of an event cut off by the end of the stream
- *     (so a last "data: [DONE]" without its blank line still counts), or nil */
+ *     (so a last "data: [DONE]" without its blank line still counts), or nil
+ * A closed transfer reads as nothing, as a read it was closed under gives:
+ * a finalizer can close it between two reads of the code that owns it,
+ * which sees state() "closed" and ends the read (canceled), not a raise. */
 static int transfer_read(lua_State *L) {
-  bt_transfer *t = check_transfer(L, 1);
+  bt_transfer *t = luaL_checkudata(L, 1, TRANSFER_MT);
   int rc;
+  if (t->state == T_CLOSED) return 0;
   maybe_unpause(t); /* curl may hand over what it held back */
   rc = bt_lend_read(L, &t->lend);
   if (t->state != T_CLOSED) maybe_unpause(t);

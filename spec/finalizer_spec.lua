@@ -97,6 +97,69 @@ describe("a finalizer during a read", function()
     client:close()
   end)
 
+  -- A finalizer runs wherever an allocation does, and a hook anywhere: a
+  -- close at any instruction of a read must end it as canceled (or not at
+  -- all, after its end), never as a raw "attempt to use a closed transfer"
+  -- (the sanitizer's GC pass once caught a finalizer closing the stream
+  -- between two reads of its transfer). Every instruction of a short
+  -- stream's read is tried in turn, with a count hook, in both readers.
+  it("that closes the stream at any step of its read ends it as canceled", function()
+    local client = baseten.new{ api_key = "k", base_url = srv.url, model = "m", max_retries = 0 }
+    local small = {}
+    for i = 1, 3 do
+      small[i] = 'data: {"choices":[{"index":0,"delta":{"content":"p' .. i .. '"}}]}\n\n'
+    end
+    small[4] = 'data: {"choices":[{"index":0,"delta":{"role":"x","tool_calls":[]}}]}\n\n' -- the full path
+    small[5] = "event: ping\ndata: {}\n\n" -- an event that carries nothing: the loop goes on
+    small[6] = "data: [DONE]\n\n"
+    local jit = rawget(_G, "jit")
+    if jit then jit.off() end -- count hooks do not fire in compiled code
+    local hook, mask, count = debug.gethook() -- the GC-torture pass's own hook
+    local function read_all(s, how)
+      if how == "chunks" then
+        for _ in s do end -- luacheck: ignore 512
+      else
+        for _ in s:text() do end -- luacheck: ignore 512
+      end
+    end
+    local function run(how, at) -- at: the instruction to close at; nil counts them
+      srv:enqueue({ chunks = small })
+      local s = assert(client:stream{ messages = { { role = "user", content = "hi" } } })
+      local steps, fired = 0, false
+      if at then
+        debug.sethook(function() debug.sethook(); fired = true; s:close() end, "", at)
+      else
+        debug.sethook(function() steps = steps + 1 end, "", 1)
+      end
+      local ok, err = pcall(read_all, s, how)
+      debug.sethook()
+      s:close()
+      return ok, err, steps, fired
+    end
+    local tried = 0
+    local ok_all, why = pcall(function()
+      for _, how in ipairs({ "chunks", "text" }) do
+        local _, _, steps = run(how)
+        assert(steps > 50, "the read took " .. steps .. " instructions")
+        for at = 1, steps + 10 do
+          local ok, err, _, fired = run(how, at)
+          tried = tried + 1
+          if not ok then
+            if type(err) ~= "table" or err.kind ~= "canceled" then
+              error(how .. ": a close at instruction " .. at .. " of " .. steps .. " gave " .. tostring(err), 0)
+            end
+            if not fired then error(how .. ": canceled without a close: " .. tostring(err), 0) end
+          end
+        end
+      end
+    end)
+    if hook then debug.sethook(hook, mask, count) end
+    if jit then jit.on() end
+    assert(ok_all, why)
+    assert.is_true(tried > 100)
+    client:close()
+  end)
+
   it("that performs the engine or reads the transfer again leaves the read intact", function()
     srv:enqueue({ chunks = chunks(), write_delay = 0.0002 })
     local e = core.engine()

@@ -142,6 +142,13 @@ local function fail(self, fields)
   return nil, err
 end
 
+-- The stream was closed while it was being read: a finalizer (or a hook)
+-- can run between any two steps of a read and close it. The read ends as
+-- canceled, as a read of a closed stream does.
+local function closed_under(self)
+  return fail(self, { kind = "canceled", message = "the stream was closed" })
+end
+
 function Stream:_release()
   if self._t then
     self._t:close()
@@ -187,7 +194,9 @@ local function collect_body(self)
   local t = self._t
   local raw = self._raw or {}
   self._raw = raw
-  raw[#raw + 1] = t:body()
+  local body = t:body() -- nothing: closed meanwhile
+  if body == nil or self._t ~= t then return closed_under(self) end
+  raw[#raw + 1] = body
   raw.n = (raw.n or 0) + #raw[#raw]
   if t:state() == "running" and raw.n < 1048576 then return false end
   return not_sse(self, table.concat(raw))
@@ -205,11 +214,11 @@ end
 -- How t:next_event() decodes chunks (csrc/ldelta.c, DELTA_FLAGS).
 local CHUNK_OPTS = { drop_nulls = true, lone_surrogates = "wtf8" }
 
--- The stream's body has ended: cleanly, or not. Returns the last event, as
--- the parser would: "chunk" (a last event without its blank line, once),
--- "done", or "failed", err.
-local function at_end(self)
-  local t = self._t
+-- The stream's body (transfer t) has ended: cleanly, or not, or t was
+-- closed under the read (its result is then "canceled"). Returns the last
+-- event, as the parser would: "chunk" (a last event without its blank
+-- line, once), "done", or "failed", err.
+local function at_end(self, t)
   local ok, kind, message = t:result()
   if not ok then
     local e = request.net_error_of(self._rt:secret(), kind, message)
@@ -218,6 +227,10 @@ local function at_end(self)
     return "failed", err
   end
   local pending = not self._took_last and t:pending()
+  if self._t ~= t then
+    local _, err = closed_under(self)
+    return "failed", err
+  end
   if not pending or pending == "[DONE]" then return "done" end
   self._took_last = true
   -- a last event without its blank line: take it when it is whole JSON
@@ -276,7 +289,7 @@ function Stream:read_buffered()
     if kind == nil then
       if a then return fail(self, { kind = "invalid_response", message = a }) end -- nil, why
       if t:state() == "running" then return false end
-      kind, a, b = at_end(self)
+      kind, a, b = at_end(self, t) -- also when a finalizer closed t: canceled
     end
     if kind == "chunk" then -- the per-token path: the common case inline
       if b == true then return a end -- added by the core
@@ -324,7 +337,7 @@ local function read_text(self)
     if kind == nil then
       if a then return fail(self, { kind = "invalid_response", message = a }) end -- nil, why
       if t:state() == "running" then return false end
-      kind, a, b = at_end(self)
+      kind, a, b = at_end(self, t) -- also when a finalizer closed t: canceled
     end
     if kind == "chunk" then -- as in read_buffered
       if type(a) ~= "table" or a.error ~= nil then return bad_chunk(self, a) end
