@@ -12,10 +12,12 @@
 
 #include "http.h"
 
+/* A closed transfer raises nothing: it answers as canceled (result), with
+ * no status, headers or bytes. A finalizer (or a hook) can close one
+ * between any two calls of the code driving it, which must then see a
+ * canceled request, not a raise it cannot expect. */
 static bt_transfer *check_transfer(lua_State *L, int i) {
-  bt_transfer *t = luaL_checkudata(L, i, TRANSFER_MT);
-  if (t->state == T_CLOSED) luaL_error(L, "attempt to use a closed transfer");
-  return t;
+  return luaL_checkudata(L, i, TRANSFER_MT);
 }
 
 void bt_http_rx_free(void *p) {
@@ -44,8 +46,9 @@ static int transfer_close(lua_State *L) {
 /* t:status() -> HTTP status (0 until known), whether the final headers are in */
 static int transfer_status(lua_State *L) {
   bt_transfer *t = check_transfer(L, 1);
-  lua_pushinteger(L, t->headers_done ? t->status : 0);
-  lua_pushboolean(L, t->headers_done);
+  int known = t->headers_done && t->state != T_CLOSED;
+  lua_pushinteger(L, known ? t->status : 0);
+  lua_pushboolean(L, known);
   return 2;
 }
 
@@ -59,7 +62,7 @@ static int transfer_header(lua_State *L) {
   else if (strcmp(name, "content-type") == 0) v = t->ctype;
   else if (strcmp(name, "mcp-session-id") == 0) v = t->session_id;
   else return luaL_argerror(L, 2, "header not captured");
-  if (*v) lua_pushstring(L, v);
+  if (*v) lua_pushstring(L, v); /* kept after close */
   else lua_pushnil(L);
   return 1;
 }
@@ -69,7 +72,7 @@ static int transfer_header(lua_State *L) {
  * message once closed (a finalizer can close it between two calls of the
  * code reading it, which then ends as canceled, not with a raise). */
 static int transfer_result(lua_State *L) {
-  bt_transfer *t = luaL_checkudata(L, 1, TRANSFER_MT);
+  bt_transfer *t = check_transfer(L, 1);
   if (t->state == T_CLOSED) {
     lua_pushboolean(L, 0);
     lua_pushliteral(L, "canceled");
@@ -211,7 +214,7 @@ static int read_next_text(lua_State *L) { return read_events(L, 1); }
  * a finalizer can close it between two reads of the code that owns it,
  * which sees state() "closed" and ends the read (canceled), not a raise. */
 static int transfer_read(lua_State *L) {
-  bt_transfer *t = luaL_checkudata(L, 1, TRANSFER_MT);
+  bt_transfer *t = check_transfer(L, 1);
   int rc;
   if (t->state == T_CLOSED) return 0;
   maybe_unpause(t); /* curl may hand over what it held back */
@@ -232,11 +235,13 @@ static int transfer_info(lua_State *L) {
   bt_transfer *t = check_transfer(L, 1);
   double total = 0, ttfb = 0, conn = 0;
   long nconn = 0, ver = 0;
-  curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
-  curl_easy_getinfo(t->easy, CURLINFO_STARTTRANSFER_TIME, &ttfb);
-  curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME, &conn);
-  curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &nconn);
-  curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &ver);
+  if (t->easy != NULL) { /* closed: zeros */
+    curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
+    curl_easy_getinfo(t->easy, CURLINFO_STARTTRANSFER_TIME, &ttfb);
+    curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME, &conn);
+    curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &nconn);
+    curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &ver);
+  }
   lua_createtable(L, 0, 6);
   lua_pushnumber(L, total);
   lua_setfield(L, -2, "total_time");

@@ -79,12 +79,14 @@ end
 
 -- A streaming handle: hand every buffered chunk to on_chunk.
 function Handle:_pump()
-  while not self.ended do -- on_chunk may cancel its own request
-    local chunk, err = self._stream:read_buffered()
+  while true do -- on_chunk (or a finalizer, anywhere) may cancel its own request
+    local s = self._stream
+    if self.ended or not s then return nil end
+    local chunk, err = s:read_buffered()
     if chunk == false then return nil end
     if chunk == nil then
       if err then return self:_complete(nil, err) end
-      return self:_complete(self._stream:snapshot(), nil)
+      return self:_complete(s:snapshot(), nil)
     end
     self.rt:touch()
     if self._on_chunk then
@@ -95,7 +97,6 @@ function Handle:_pump()
       end
     end
   end
-  return nil
 end
 
 -- (Re)launches the call: a closed client ends the request as canceled.
@@ -124,6 +125,11 @@ function Handle:step()
   if self._phase == "waiting" then
     if not call:settled() then return nil end
     local what, v = call:judge()
+    -- a finalizer (or a hook) may have canceled the request meanwhile
+    if self.ended then
+      if what == "ok" then v:close() end
+      return nil
+    end
     if what == "retry" then
       self.attempts = call.attempt -- retries made so far
       self._phase = "retry"
@@ -131,6 +137,10 @@ function Handle:step()
     end
     if what == "fail" then return self:_complete(nil, v) end
     local resp, err = call:result(v)
+    if self.ended then -- canceled while the result was being made
+      if call.stream and resp then resp:close() end
+      return nil
+    end
     if not call.stream or not resp then return self:_complete(resp, err) end
     self._stream = resp
     self._phase = "streaming"

@@ -185,6 +185,13 @@ function Batch:_finish(i, resp, err, request_id)
   return nil
 end
 
+-- A cancel inside a step (Batch:cancel) is taken at these points, between
+-- two requests: a finalizer (or a hook) can call cancel anywhere, even
+-- between reading `_next` and moving it on.
+local function stopping(self)
+  return self.ended or self._stop ~= nil
+end
+
 -- The next call to launch: a due retry first, else the next fresh request
 -- (one whose body cannot be encoded ends here, as a bad_request). Returns
 -- the call, or nil (with a boxed error when on_result raised).
@@ -192,7 +199,7 @@ function Batch:_take()
   if self._ready[1] then return table.remove(self._ready, 1) end
   local call
   local client = self.client
-  while self._next <= self._n do
+  while self._next <= self._n and not stopping(self) do
     local i = self._next
     self._next = i + 1
     if self._refusal then
@@ -287,8 +294,23 @@ end
 --- Advances the batch as far as it can go without waiting (task
 -- interface: poll calls it; the blocking `batch` calls it in a loop).
 -- Returns a boxed error when a callback raised.
+local step
+
 function Batch:step()
   if self.ended then return nil end
+  self._in_step = true
+  local e = step(self)
+  self._in_step = false
+  local why = self._stop -- a cancel while the step ran
+  if why and not self.ended then
+    self._stop = nil
+    local e2 = self:abort(why)
+    e = e or e2
+  end
+  return e
+end
+
+step = function(self)
   if self.rt:closed() then return self:abort("the client was closed") end
   local active = self._active
   -- the attempts that ended (swap-remove: order in `active` is no matter)
@@ -300,7 +322,7 @@ function Batch:step()
       active[n] = nil
       n = n - 1
       local e = self:_judge(call)
-      if e or self.ended then return e end -- on_result may cancel the batch
+      if e or stopping(self) then return e end -- on_result may cancel the batch
     else
       i = i + 1
     end
@@ -329,10 +351,13 @@ function Batch:step()
   if t >= self._pause_until then
     while #active < self._window do
       local call, e = self:_take()
-      if e or self.ended then return e end
+      if e or stopping(self) then
+        if call then self._ready[#self._ready + 1] = call end -- abort ends it
+        return e
+      end
       if not call then break end
       e = self:_launch(call)
-      if e or self.ended then return e end
+      if e or stopping(self) then return e end
     end
   end
   if self._done == self._n then return self:_complete() end
@@ -405,6 +430,10 @@ end
 -- each such request ends with `err.kind == "canceled"` (on_result runs for
 -- it). Idempotent. A callback that raises raises out of cancel.
 function Batch:cancel()
+  if self._in_step then -- taken when the step reaches a safe point
+    if not self.ended and self._stop == nil then self._stop = "the batch was canceled" end
+    return
+  end
   local e = self:abort("the batch was canceled")
   if e ~= nil then error(e.err, 0) end
 end

@@ -149,7 +149,7 @@ end
 -- for a stream its 2xx headers are in.
 function Call:settled()
   local t = self.t
-  if t:state() ~= "running" then return true end
+  if t == nil or t:state() ~= "running" then return true end -- nil: canceled meanwhile
   if not self.stream then return false end
   local status, known = t:status()
   return known and status >= 200 and status < 300
@@ -227,7 +227,11 @@ end
 -- `attempts` and `elapsed` (seconds since the first attempt started).
 function Call:judge()
   local rt = self.rt
-  local t, err = outcome_of(self.client, self.t, self.stream)
+  -- canceled since it settled (a finalizer, or a hook, can cancel it
+  -- anywhere): nothing to judge
+  local attempt = self.t
+  if attempt == nil then return "fail", self:canceled("the request was canceled") end
+  local t, err = outcome_of(self.client, attempt, self.stream)
   self.t = nil
   if t then
     if rt:logging() then
