@@ -49,6 +49,7 @@ function M.new(client, fields)
     usage_totals = M.zero_usage(),
     tasks = {},      -- what poll drives, in start order
     lingering = {},  -- transfers finishing after their stream's [DONE]
+    deferred = {},   -- what finalizers left to run (see `defer`)
     activity = 0,    -- a count of chunks and completions, to see whether a poll served anything
     is_closed = false,
     prices = fields.prices, -- model -> {prompt, completion, cached} per million tokens, or nil
@@ -144,6 +145,7 @@ M.BORROWED_WAIT = 0.01
 --- Runs the engine: reads what the sockets hold, waiting at most `wait`
 -- seconds for something to arrive. Does nothing on a closed client.
 function Runtime:perform(wait)
+  self:run_deferred()
   if self.is_closed then return end
   if next(self.borrowed) == nil then return self.engine:perform(wait) end
   self.engine:perform(math.min(wait, M.BORROWED_WAIT))
@@ -206,6 +208,7 @@ end
 
 --- A copy of the usage totals; `reset` zeroes them after reading.
 function Runtime:usage(reset)
+  self:run_deferred()
   local copy = {}
   for k, v in pairs(self.usage_totals) do copy[k] = v end
   if reset then
@@ -231,8 +234,26 @@ function Runtime:linger(t)
   list[#list + 1] = { t = t, deadline = core.now() + M.LINGER }
 end
 
+--- Runs `f` at the runtime's next call (sweep, perform, usage, close),
+-- not now: for finalizers, which on LuaJIT must run no compiled pairs()
+-- loop and no user callback (see `baseten.stream`). No loop and no call here.
+function Runtime:defer(f)
+  local list = self.deferred
+  list[#list + 1] = f
+end
+
+--- Runs what finalizers deferred, in order (a raising one does not stop
+-- the others).
+function Runtime:run_deferred()
+  local list = self.deferred
+  if list[1] == nil then return end
+  self.deferred = {} -- a finalizer run meanwhile defers into the new list
+  for i = 1, #list do pcall(list[i]) end
+end
+
 --- Closes the lingering transfers that have ended (or waited too long).
 function Runtime:sweep()
+  self:run_deferred()
   local list = self.lingering
   if #list == 0 then return end
   local now = core.now()
@@ -381,6 +402,7 @@ end
 --- Closes the engine and every transfer on it. Idempotent. Tasks still
 -- pending end as canceled at the next poll.
 function Runtime:close()
+  self:run_deferred()
   if self.is_closed then return end
   self.is_closed = true
   self.lingering = {}

@@ -54,9 +54,43 @@ M.Stream = Stream
 local newproxy = rawget(_G, "newproxy")
 local NEEDS_SENTINEL = _VERSION == "Lua 5.1" and newproxy ~= nil
 
+-- On LuaJIT the finalizer runs no more Lua than it must. Inside a
+-- finalizer LuaJIT records no trace, and a pairs() loop the JIT compiled
+-- whose end is first reached there (the stream_end event's scrub in the
+-- runtime's logger, a user's logger, the mending of held chunks) spins
+-- forever: LuaJIT 2.1 before upstream's fix in lj_trace_exit (a JLOOP of an
+-- ITERN trace dispatches to the original instruction "to ensure forward
+-- progress"; Debian 12's 2.1.0~beta3+git20220320 lacks it) re-enters the
+-- trace at every exit. This hung the specs about once in 20 runs. So there
+-- the finalizer only closes the transfer (the core's close, in C) and hands
+-- the rest of `close` (held chunks, on_end and its usage, the stream_end
+-- event) to the runtime, which runs it at the client's next call (a
+-- stream, a poll, usage(), close(); see `Runtime:defer`), by a function
+-- that holds no reference to the stream, so that it is still collected.
+-- Lua 5.1 has no JIT: it closes the stream at once, as 5.2+ do.
+local DEFER_END = rawget(_G, "jit") ~= nil
+
+local function collected(stream)
+  if not DEFER_END then return stream:close() end
+  stream:_release()
+  local on_end = stream._on_end
+  if not on_end then return end -- it had ended
+  stream._on_end = nil
+  local rt, acc, q, request_id = stream._rt, stream._acc, stream._q, stream.request_id
+  rt:defer(function()
+    if q then
+      mend.settle(q)
+      for i = q.added + 1, q.tail do acc_add(acc, q[i]) end
+      q.added = q.tail
+    end
+    on_end(acc.usage)
+    if rt:logging() then rt:emit({ event = "stream_end", how = "closed", request_id = request_id }) end
+  end)
+end
+
 local function sentinel(stream)
   local p = newproxy(true)
-  getmetatable(p).__gc = function() stream:close() end
+  getmetatable(p).__gc = function() collected(stream) end
   return p
 end
 
