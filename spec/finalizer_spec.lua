@@ -178,13 +178,15 @@ describe("a finalizer during a read", function()
     small[4] = "data: [DONE]\n\n"
     local function msgs(text) return { { role = "user", content = text } } end
     local kinds = {
-      request = function() srv:enqueue(reply); return client:start({ messages = msgs("a") }) end,
+      -- twice what a run needs: a request of a canceled run may reach the
+      -- server after the next run's reset, and take one
+      request = function() srv:enqueue(reply, reply); return client:start({ messages = msgs("a") }) end,
       stream = function()
-        srv:enqueue({ chunks = small })
+        srv:enqueue({ chunks = small }, { chunks = small })
         return client:start({ messages = msgs("a"), stream = true }, { on_chunk = function() end })
       end,
       batch = function()
-        srv:enqueue(reply, reply, reply)
+        srv:enqueue(reply, reply, reply, reply, reply, reply)
         return client:start_batch({ { messages = msgs("a") }, { messages = msgs("b") }, { messages = msgs("c") } },
                                   { concurrency = 2 })
       end,

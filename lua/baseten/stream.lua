@@ -70,13 +70,13 @@ local NEEDS_SENTINEL = _VERSION == "Lua 5.1" and newproxy ~= nil
 -- Lua 5.1 has no JIT: it closes the stream at once, as 5.2+ do.
 local DEFER_END = rawget(_G, "jit") ~= nil
 
-local function collected(stream)
-  if not DEFER_END then return stream:close() end
-  stream:_release()
-  local on_end = stream._on_end
+local function collected(self)
+  if not DEFER_END then return self:close() end
+  self:_release()
+  local on_end = self._on_end
   if not on_end then return end -- it had ended
-  stream._on_end = nil
-  local rt, acc, q, request_id = stream._rt, stream._acc, stream._q, stream.request_id
+  self._on_end = nil
+  local rt, acc, q, request_id = self._rt, self._acc, self._q, self.request_id
   rt:defer(function()
     if q then
       mend.settle(q)
