@@ -299,8 +299,9 @@ local step
 function Batch:step()
   if self.ended then return nil end
   self._in_step = true
-  local e = step(self)
+  local ok, e = pcall(step, self) -- a raise must not leave cancel deferred forever
   self._in_step = false
+  if not ok then error(e, 0) end
   local why = self._stop -- a cancel while the step ran
   if why and not self.ended then
     self._stop = nil
