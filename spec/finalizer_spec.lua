@@ -97,13 +97,46 @@ describe("a finalizer during a read", function()
     client:close()
   end)
 
+  -- Sweeps a count hook over what `run(name, arm)` does, for each name:
+  -- first it counts the instructions run does once it calls arm(); then,
+  -- for each instruction `at` of those (every `stride`th) and a few more,
+  -- runs it again with arm(act) making the hook call act() at `at`. run
+  -- clears the hook when its work is done and returns what goes to
+  -- check(where, state, ...) (state.fired: act ran). Returns the runs made.
+  local function sweep(names, stride, run, check)
+    local jit = rawget(_G, "jit")
+    if jit then jit.off() end -- count hooks do not fire in compiled code
+    local hook, mask, count = debug.gethook() -- the GC-torture pass's own hook
+    local tried = 0
+    local ok, why = pcall(function()
+      for _, name in ipairs(names) do
+        local steps = 0
+        run(name, function() debug.sethook(function() steps = steps + 1 end, "", 1) end)
+        assert(steps > 50, name .. " took " .. steps .. " instructions")
+        for at = 1, steps + 10, stride do
+          local state = { fired = false }
+          local function arm(act)
+            debug.sethook(function() debug.sethook(); state.fired = true; act() end, "", at)
+          end
+          check(name .. ": at instruction " .. at .. " of " .. steps, state, run(name, arm))
+          tried = tried + 1
+        end
+      end
+    end)
+    debug.sethook()
+    if hook then debug.sethook(hook, mask, count) end
+    if jit then jit.on() end
+    assert(ok, why)
+    return tried
+  end
+  local STRIDE = VALGRIND and 29 or 1 -- valgrind and the GC-torture pass: fewer
+
   -- A finalizer runs wherever an allocation does, and a hook anywhere: a
   -- close at any instruction of a read must end it as canceled (or not at
   -- all, after its end), never as a raw error (it was "attempt to use a
-  -- closed transfer")
-  -- (the sanitizer's GC pass once caught a finalizer closing the stream
-  -- between two reads of its transfer). Every instruction of a short
-  -- stream's read is tried in turn, with a count hook, in both readers.
+  -- closed transfer": the sanitizer's GC pass once caught a finalizer
+  -- closing the stream between two reads of its transfer). Every
+  -- instruction of a short stream's read, in both readers.
   it("that closes the stream at any step of its read ends it as canceled", function()
     local client = baseten.new{ api_key = "k", base_url = srv.url, model = "m", max_retries = 0 }
     local small = {}
@@ -113,9 +146,6 @@ describe("a finalizer during a read", function()
     small[4] = 'data: {"choices":[{"index":0,"delta":{"role":"x","tool_calls":[]}}]}\n\n' -- the full path
     small[5] = "event: ping\ndata: {}\n\n" -- an event that carries nothing: the loop goes on
     small[6] = "data: [DONE]\n\n"
-    local jit = rawget(_G, "jit")
-    if jit then jit.off() end -- count hooks do not fire in compiled code
-    local hook, mask, count = debug.gethook() -- the GC-torture pass's own hook
     local function read_all(s, how)
       if how == "chunks" then
         for _ in s do end -- luacheck: ignore 512
@@ -123,40 +153,19 @@ describe("a finalizer during a read", function()
         for _ in s:text() do end -- luacheck: ignore 512
       end
     end
-    local function run(how, at) -- at: the instruction to close at; nil counts them
+    local tried = sweep({ "chunks", "text" }, STRIDE, function(how, arm)
       srv:enqueue({ chunks = small })
       local s = assert(client:stream{ messages = { { role = "user", content = "hi" } } })
-      local steps, fired = 0, false
-      if at then
-        debug.sethook(function() debug.sethook(); fired = true; s:close() end, "", at)
-      else
-        debug.sethook(function() steps = steps + 1 end, "", 1)
-      end
+      arm(function() s:close() end)
       local ok, err = pcall(read_all, s, how)
       debug.sethook()
       s:close()
-      return ok, err, steps, fired
-    end
-    local tried = 0
-    local ok_all, why = pcall(function()
-      for _, how in ipairs({ "chunks", "text" }) do
-        local _, _, steps = run(how)
-        assert(steps > 50, "the read took " .. steps .. " instructions")
-        for at = 1, steps + 10, VALGRIND and 29 or 1 do
-          local ok, err, _, fired = run(how, at)
-          tried = tried + 1
-          if not ok then
-            if type(err) ~= "table" or err.kind ~= "canceled" then
-              error(how .. ": a close at instruction " .. at .. " of " .. steps .. " gave " .. tostring(err), 0)
-            end
-            if not fired then error(how .. ": canceled without a close: " .. tostring(err), 0) end
-          end
-        end
-      end
+      return ok, err
+    end, function(where, state, ok, err)
+      if ok then return end
+      if type(err) ~= "table" or err.kind ~= "canceled" then error(where .. ": " .. tostring(err), 0) end
+      if not state.fired then error(where .. ": canceled without a close: " .. tostring(err), 0) end
     end)
-    if hook then debug.sethook(hook, mask, count) end
-    if jit then jit.on() end
-    assert(ok_all, why)
     assert.is_true(tried > 100)
     client:close()
   end)
@@ -166,7 +175,7 @@ describe("a finalizer during a read", function()
   -- every instruction of a poll that runs a request, a streamed request
   -- and a batch, a cancel ends it as canceled (or finds it ended): poll
   -- never raises, and a batch answers for every request. (Every 2nd
-  -- instruction; every 29th under valgrind and the GC-torture pass.)
+  -- instruction.)
   it("that cancels a request, a stream or a batch at any step of poll ends it as canceled", function()
     local client = baseten.new{ api_key = "k", base_url = srv.url, model = "m", max_retries = 0 }
     local reply = { json = { choices = { { index = 0, finish_reason = "stop",
@@ -191,18 +200,10 @@ describe("a finalizer during a read", function()
                                   { concurrency = 2 })
       end,
     }
-    local jit = rawget(_G, "jit")
-    if jit then jit.off() end -- count hooks do not fire in compiled code
-    local hook, mask, count = debug.gethook() -- the GC-torture pass's own hook
-    local function run(start, at) -- at: the instruction to cancel at; nil counts them
+    local tried = sweep({ "request", "stream", "batch" }, STRIDE * 2, function(name, arm)
       srv:reset() -- what a canceled run left queued
-      local h = start()
-      local steps = 0
-      if at then
-        debug.sethook(function() debug.sethook(); h:cancel() end, "", at)
-      else
-        debug.sethook(function() steps = steps + 1 end, "", 1)
-      end
+      local h = kinds[name]()
+      arm(function() h:cancel() end)
       local ok, err = pcall(function()
         for _ = 1, 400 do
           if h:done() then return end
@@ -211,35 +212,20 @@ describe("a finalizer during a read", function()
         error("not done after 400 polls")
       end)
       debug.sethook()
-      return ok, err, steps, h
-    end
-    local stride = VALGRIND and 29 or 2
-    local tried = 0
-    local ok_all, why = pcall(function()
-      for _, name in ipairs({ "request", "stream", "batch" }) do
-        local _, _, steps = run(kinds[name])
-        assert(steps > 50, name .. " took " .. steps .. " instructions")
-        for at = 1, steps + 10, stride do
-          local ok, err, _, h = run(kinds[name], at)
-          tried = tried + 1
-          local where = name .. ": a cancel at instruction " .. at .. " of " .. steps
-          if not ok then error(where .. " raised " .. tostring(err), 0) end
-          local resps, errs = h:result()
-          if name == "batch" then
-            for i = 1, 3 do
-              local e = errs[i]
-              if not (resps[i] or e) then error(where .. ": request " .. i .. " has no answer", 0) end
-              if e and e.kind ~= "canceled" then error(where .. ": request " .. i .. " " .. tostring(e), 0) end
-            end
-          elseif errs and errs.kind ~= "canceled" then
-            error(where .. " gave " .. tostring(errs), 0)
-          end
+      return name, h, ok, err
+    end, function(where, _, name, h, ok, err)
+      if not ok then error(where .. " raised " .. tostring(err), 0) end
+      local resps, errs = h:result()
+      if name == "batch" then
+        for i = 1, 3 do
+          local e = errs[i]
+          if not (resps[i] or e) then error(where .. ": request " .. i .. " has no answer", 0) end
+          if e and e.kind ~= "canceled" then error(where .. ": request " .. i .. " " .. tostring(e), 0) end
         end
+      elseif errs and errs.kind ~= "canceled" then
+        error(where .. " gave " .. tostring(errs), 0)
       end
     end)
-    if hook then debug.sethook(hook, mask, count) end
-    if jit then jit.on() end
-    assert(ok_all, why)
     assert.is_true(tried > 100)
     client:close()
   end)
