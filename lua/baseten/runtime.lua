@@ -235,8 +235,15 @@ function Runtime:linger(t)
 end
 
 --- Runs `f` at the runtime's next call (sweep, perform, usage, close),
--- not now: for finalizers, which on LuaJIT must run no compiled pairs()
--- loop and no user callback (see `baseten.stream`). No loop and no call here.
+-- not now: for finalizers on LuaJIT, which must run no pairs() loop and
+-- no user callback. Inside a finalizer LuaJIT records no trace, and a
+-- pairs() loop the JIT compiled whose end is first reached there (the
+-- logger's scrub of an event, a user's logger, the mending of held
+-- chunks) spins forever: before upstream's fix in lj_trace_exit (a JLOOP
+-- dispatches to the original instruction "to ensure forward progress"),
+-- which Debian 12's 2.1.0~beta3+git20220320 lacks, every exit of that
+-- trace enters it again. It hung issue 22's spec of a stream left by
+-- `break` about once in 20 runs. No loop and no call here.
 function Runtime:defer(f)
   local list = self.deferred
   list[#list + 1] = f

@@ -45,48 +45,66 @@ local Stream = {}
 Stream.__index = Stream
 M.Stream = Stream
 
--- On Lua 5.1 and LuaJIT `__gc` on a table does nothing: a stream left by
--- `break` (and never closed) would only lose its connection when the
--- core's transfer is collected, and its own close (usage totals) would
--- never run. There the stream holds a userdata sentinel whose finalizer
--- closes it. (The sentinel and its closure are reachable only from the
--- stream, so they do not keep it alive.)
-local newproxy = rawget(_G, "newproxy")
-local NEEDS_SENTINEL = _VERSION == "Lua 5.1" and newproxy ~= nil
+-- Chunks held in queue q to mend a split pair go into acc, their halves
+-- made U+FFFD (the stream ended, failed or was closed).
+local function settle_into(q, acc)
+  mend.settle(q)
+  for i = q.added + 1, q.tail do acc_add(acc, q[i]) end
+  q.added = q.tail
+end
 
--- On LuaJIT the finalizer runs no more Lua than it must. Inside a
--- finalizer LuaJIT records no trace, and a pairs() loop the JIT compiled
--- whose end is first reached there (the stream_end event's scrub in the
--- runtime's logger, a user's logger, the mending of held chunks) spins
--- forever: LuaJIT 2.1 before upstream's fix in lj_trace_exit (a JLOOP of an
--- ITERN trace dispatches to the original instruction "to ensure forward
--- progress"; Debian 12's 2.1.0~beta3+git20220320 lacks it) re-enters the
--- trace at every exit. This hung the specs about once in 20 runs. So there
--- the finalizer only closes the transfer (the core's close, in C) and hands
--- the rest of `close` (held chunks, on_end and its usage, the stream_end
--- event) to the runtime, which runs it at the client's next call (a
--- stream, a poll, usage(), close(); see `Runtime:defer`), by a function
--- that holds no reference to the stream, so that it is still collected.
--- Lua 5.1 has no JIT: it closes the stream at once, as 5.2+ do.
+-- The end's report: on_end with the usage, then the stream_end event.
+local function report(rt, on_end, acc, event, q)
+  if q then settle_into(q, acc) end
+  on_end(acc.usage)
+  if event then rt:emit(event) end
+end
+
+-- The stream has ended (any way): report it once (a collected one too);
+-- `later`: at the runtime's next call (see `collected`), by a function
+-- that holds no reference to the stream.
+local function ended(self, later)
+  local f = self._on_end
+  if not f then return end
+  self._on_end = nil
+  local rt, acc, err = self._rt, self._acc, self._err
+  local event = rt:logging() and { event = "stream_end", how = err and "failed" or (self._done and "done" or "closed"),
+                                   kind = err and err.kind or nil, request_id = self.request_id }
+  if not later then return report(rt, f, acc, event) end
+  local q = self._q
+  rt:defer(function() report(rt, f, acc, event, q) end)
+end
+
+-- Chunks held to mend a split pair go into the accumulator now. Returns the
+-- queue, whose chunks may still be handed out.
+local function settle(self)
+  local q = self._q
+  if not q then return nil end
+  settle_into(q, self._acc)
+  return q
+end
+
+-- Collected without a close. On LuaJIT a pairs() loop the JIT compiled
+-- spins forever when its end is first reached inside a finalizer (the
+-- logger's, a user's: see `Runtime:defer`), so there the collector closes
+-- the transfer (in C) and leaves the rest of the end to the client's next
+-- call. Lua 5.1 has no JIT: it closes at once, as 5.2+ do.
 local DEFER_END = rawget(_G, "jit") ~= nil
 
 local function collected(self)
   if not DEFER_END then return self:close() end
   self:_release()
-  local on_end = self._on_end
-  if not on_end then return end -- it had ended
-  self._on_end = nil
-  local rt, acc, q, request_id = self._rt, self._acc, self._q, self.request_id
-  rt:defer(function()
-    if q then
-      mend.settle(q)
-      for i = q.added + 1, q.tail do acc_add(acc, q[i]) end
-      q.added = q.tail
-    end
-    on_end(acc.usage)
-    if rt:logging() then rt:emit({ event = "stream_end", how = "closed", request_id = request_id }) end
-  end)
+  ended(self, true)
 end
+
+-- On Lua 5.1 and LuaJIT `__gc` on a table does nothing: a stream left by
+-- `break` (and never closed) would only lose its connection when the
+-- core's transfer is collected, and its own end would never be reported.
+-- There the stream holds a userdata sentinel whose finalizer ends it.
+-- (The sentinel and its closure are reachable only from the stream, so
+-- they do not keep it alive.)
+local newproxy = rawget(_G, "newproxy")
+local NEEDS_SENTINEL = _VERSION == "Lua 5.1" and newproxy ~= nil
 
 local function sentinel(stream)
   local p = newproxy(true)
@@ -112,33 +130,6 @@ function M.new(client, transfer, on_end)
   }, Stream)
   if NEEDS_SENTINEL then self._sentinel = sentinel(self) end
   return self
-end
-
--- The stream has ended (any way): report it once.
-local function ended(self)
-  local f = self._on_end
-  if f then
-    self._on_end = nil
-    f(self._acc.usage)
-    local rt = self._rt
-    if rt:logging() then -- once per stream, however it ended (a collected one too)
-      local err = self._err
-      rt:emit({ event = "stream_end", how = err and "failed" or (self._done and "done" or "closed"),
-                kind = err and err.kind or nil, request_id = self.request_id })
-    end
-  end
-end
-
--- Chunks held to mend a split pair go into the accumulator now, their
--- halves made U+FFFD (the stream ended, failed or was closed). Returns the
--- queue, whose chunks may still be handed out.
-local function settle(self)
-  local q = self._q
-  if not q then return nil end
-  mend.settle(q)
-  for i = q.added + 1, q.tail do acc_add(self._acc, q[i]) end
-  q.added = q.tail
-  return q
 end
 
 -- The next held chunk, if it is ready (its split pairs are mended).
