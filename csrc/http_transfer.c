@@ -13,9 +13,9 @@
 #include "http.h"
 
 /* A closed transfer raises nothing: it answers as canceled (result), with
- * no status, headers or bytes. A finalizer (or a hook) can close one
- * between any two calls of the code driving it, which must then see a
- * canceled request, not a raise it cannot expect. */
+ * no status and no bytes (the headers it captured stay). A finalizer (or a
+ * hook) can close one between any two calls of the code driving it, which
+ * must then see a canceled request, not a raise it cannot expect. */
 static bt_transfer *check_transfer(lua_State *L, int i) {
   return luaL_checkudata(L, i, TRANSFER_MT);
 }

@@ -219,8 +219,8 @@ local function collect_body(self)
   local t = self._t
   local raw = self._raw or {}
   self._raw = raw
-  local body = t:body() -- nothing: closed meanwhile
-  if body == nil or self._t ~= t then return closed_under(self) end
+  local body = t:body()
+  if body == nil then return closed_under(self) end -- closed meanwhile
   raw[#raw + 1] = body
   raw.n = (raw.n or 0) + #raw[#raw]
   if t:state() == "running" and raw.n < 1048576 then return false end
